@@ -15,6 +15,7 @@
  */
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto'
 import { CryptoError } from '../errors.js'
+import { CryptoErrorCode } from './error-codes.js'
 import { readU32, writeU32 } from '../protocol/header.js'
 import type { RandomSource } from '../random.js'
 import { SESSION_KEY_SIZE, agreeSessionKey, type KdfVariant, type KeyPurpose, type X25519KeyPair } from './key-agreement.js'
@@ -47,7 +48,7 @@ export class TunnelCipher {
    */
   constructor(key: Uint8Array, variant: KdfVariant) {
     if (key.length !== SESSION_KEY_SIZE) {
-      throw new CryptoError('PT_CRYPTO_BAD_KEY', `AES-256 key must be 32 bytes, got ${key.length}`)
+      throw new CryptoError(CryptoErrorCode.BAD_KEY, `AES-256 key must be 32 bytes, got ${key.length}`)
     }
     this.key = createSecretKey(key)
     this.variant = variant
@@ -168,7 +169,7 @@ export class NonceSequence {
   /** Writes the next 12-byte nonce at `out[offset]` and returns its counter. */
   next(out: Uint8Array, offset = 0): number {
     if (this.last >= MAX_NONCE_COUNTER) {
-      throw new CryptoError('PT_CRYPTO_NONCE_EXHAUSTED', 'nonce counter exhausted for this session key', {
+      throw new CryptoError(CryptoErrorCode.NONCE_EXHAUSTED, 'nonce counter exhausted for this session key', {
         hint: 're-key the session (new key exchange) before sending more',
       })
     }

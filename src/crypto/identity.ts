@@ -22,6 +22,7 @@ import {
 import { mkdir, open, rename, unlink } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { CryptoError } from '../errors.js'
+import { CryptoErrorCode } from './error-codes.js'
 
 export const ED25519_SEED_SIZE = 32
 export const ED25519_PUBLIC_KEY_SIZE = 32
@@ -53,7 +54,7 @@ export class Identity {
   /** The identity for a 32-byte seed (RFC 8032 "private key"). */
   static fromSeed(seed: Uint8Array): Identity {
     if (seed.length !== ED25519_SEED_SIZE) {
-      throw new CryptoError('PT_CRYPTO_BAD_KEY', `Ed25519 seed must be 32 bytes, got ${seed.length}`)
+      throw new CryptoError(CryptoErrorCode.BAD_KEY, `Ed25519 seed must be 32 bytes, got ${seed.length}`)
     }
     const der = Buffer.concat([PKCS8_PREFIX, seed])
     try {
@@ -94,7 +95,7 @@ function rawPublicKey(publicKey: KeyObject): Uint8Array {
 /** A `KeyObject` for a raw 32-byte Ed25519 public key. Throws `CryptoError` on a bad length. */
 export function ed25519PublicKeyObject(publicKey: Uint8Array): KeyObject {
   if (publicKey.length !== ED25519_PUBLIC_KEY_SIZE) {
-    throw new CryptoError('PT_CRYPTO_BAD_KEY', `Ed25519 public key must be 32 bytes, got ${publicKey.length}`)
+    throw new CryptoError(CryptoErrorCode.BAD_KEY, `Ed25519 public key must be 32 bytes, got ${publicKey.length}`)
   }
   return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' })
 }
@@ -145,7 +146,7 @@ export function formatIdentityFile(identity: Identity): string {
 }
 
 function malformed(path: string, problem: string): CryptoError {
-  return new CryptoError('PT_CRYPTO_KEY_FILE_MALFORMED', `identity file ${path}: ${problem}`, {
+  return new CryptoError(CryptoErrorCode.KEY_FILE_MALFORMED, `identity file ${path}: ${problem}`, {
     hint: `fix or remove ${path} (a new identity means a new node ID unless the registry owner string reclaims it)`,
   })
 }
@@ -182,7 +183,7 @@ export function parseIdentityFile(text: string, path = '<identity>'): Identity {
     const identity = Identity.fromSeed(both.subarray(0, ED25519_SEED_SIZE))
     const derived = Buffer.from(identity.publicKey)
     if (!derived.equals(both.subarray(ED25519_SEED_SIZE)) || !derived.equals(storedPublic)) {
-      throw new CryptoError('PT_CRYPTO_KEY_MISMATCH', `identity file ${path}: public key does not match the private key`, {
+      throw new CryptoError(CryptoErrorCode.KEY_MISMATCH, `identity file ${path}: public key does not match the private key`, {
         hint: `the file is damaged or was edited by hand; restore ${path} from a backup`,
       })
     }
@@ -238,9 +239,9 @@ export async function loadIdentityFile(path: string): Promise<Identity> {
     handle = await open(path, 'r')
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new CryptoError('PT_CRYPTO_KEY_FILE_MISSING', `identity file ${path} does not exist`, { cause: err })
+      throw new CryptoError(CryptoErrorCode.KEY_FILE_MISSING, `identity file ${path} does not exist`, { cause: err })
     }
-    throw new CryptoError('PT_CRYPTO_KEY_FILE_UNREADABLE', `cannot open identity file ${path}`, { cause: err })
+    throw new CryptoError(CryptoErrorCode.KEY_FILE_UNREADABLE, `cannot open identity file ${path}`, { cause: err })
   }
   try {
     // fstat on the open descriptor: the mode checked is the mode of the bytes read.
@@ -248,7 +249,7 @@ export async function loadIdentityFile(path: string): Promise<Identity> {
     if (!info.isFile()) throw malformed(path, 'not a regular file')
     if ((info.mode & 0o077) !== 0) {
       const mode = (info.mode & 0o777).toString(8).padStart(4, '0')
-      throw new CryptoError('PT_CRYPTO_KEY_FILE_MODE', `identity file ${path} has mode ${mode}: group or others can access the private key`, {
+      throw new CryptoError(CryptoErrorCode.KEY_FILE_MODE, `identity file ${path} has mode ${mode}: group or others can access the private key`, {
         hint: `chmod 600 ${path}`,
       })
     }
@@ -269,7 +270,7 @@ export async function loadOrCreateIdentity(path: string): Promise<{ identity: Id
   try {
     return { identity: await loadIdentityFile(path), created: false }
   } catch (err) {
-    if (!(err instanceof CryptoError) || err.code !== 'PT_CRYPTO_KEY_FILE_MISSING') throw err
+    if (!(err instanceof CryptoError) || err.code !== CryptoErrorCode.KEY_FILE_MISSING) throw err
   }
   const identity = Identity.generate()
   await saveIdentityFile(path, identity)

@@ -1,4 +1,5 @@
 /** Public API of crypto/: identities, key agreement, AEAD, nonces, replay windows, PILA signatures. */
+export { CryptoErrorCode } from './error-codes.js'
 export {
   Identity,
   ED25519_PUBLIC_KEY_SIZE,

@@ -11,6 +11,7 @@
  */
 import { createHash, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, type KeyObject } from 'node:crypto'
 import { CryptoError } from '../errors.js'
+import { CryptoErrorCode } from './error-codes.js'
 
 export type KdfVariant = 'legacy' | 'hkdf'
 export const KDF_VARIANTS: readonly KdfVariant[] = ['legacy', 'hkdf']
@@ -50,7 +51,7 @@ export class X25519KeyPair {
   /** The key pair for a raw 32-byte private scalar (tests and vectors). */
   static fromPrivateKey(raw: Uint8Array): X25519KeyPair {
     if (raw.length !== X25519_KEY_SIZE) {
-      throw new CryptoError('PT_CRYPTO_BAD_KEY', `X25519 private key must be 32 bytes, got ${raw.length}`)
+      throw new CryptoError(CryptoErrorCode.BAD_KEY, `X25519 private key must be 32 bytes, got ${raw.length}`)
     }
     const der = Buffer.concat([PKCS8_PREFIX, raw])
     try {
@@ -68,7 +69,7 @@ export class X25519KeyPair {
    */
   sharedSecret(peerPublicKey: Uint8Array): Buffer {
     if (peerPublicKey.length !== X25519_KEY_SIZE) {
-      throw new CryptoError('PT_CRYPTO_BAD_PEER_KEY', `X25519 public key must be 32 bytes, got ${peerPublicKey.length}`)
+      throw new CryptoError(CryptoErrorCode.BAD_PEER_KEY, `X25519 public key must be 32 bytes, got ${peerPublicKey.length}`)
     }
     let shared: Buffer
     try {
@@ -76,10 +77,10 @@ export class X25519KeyPair {
       shared = diffieHellman({ privateKey: this.privateKey, publicKey: peer })
     } catch (err) {
       // OpenSSL itself refuses some low-order points; report them like the all-zero case.
-      throw new CryptoError('PT_CRYPTO_WEAK_PEER_KEY', 'X25519 key agreement failed for the peer key', { cause: err })
+      throw new CryptoError(CryptoErrorCode.WEAK_PEER_KEY, 'X25519 key agreement failed for the peer key', { cause: err })
     }
     if (isAllZero(shared)) {
-      throw new CryptoError('PT_CRYPTO_WEAK_PEER_KEY', 'peer X25519 key is of low order: shared secret is all zero')
+      throw new CryptoError(CryptoErrorCode.WEAK_PEER_KEY, 'peer X25519 key is of low order: shared secret is all zero')
     }
     return shared
   }

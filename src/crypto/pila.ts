@@ -5,6 +5,7 @@
  */
 import type { KeyObject } from 'node:crypto'
 import { CryptoError } from '../errors.js'
+import { CryptoErrorCode } from './error-codes.js'
 import { writeU32 } from '../protocol/header.js'
 import { ED25519_PUBLIC_KEY_SIZE, ED25519_SIGNATURE_SIZE, verifyEd25519, type Identity } from './identity.js'
 import { X25519_KEY_SIZE } from './key-agreement.js'
@@ -18,9 +19,9 @@ function isNodeId(n: number): boolean {
 
 /** The 40 signed bytes. Throws `CryptoError` for a bad node ID or key length. */
 export function pilaSignedMessage(nodeId: number, x25519PublicKey: Uint8Array): Uint8Array {
-  if (!isNodeId(nodeId)) throw new CryptoError('PT_CRYPTO_BAD_INPUT', `node ID must be a u32, got ${nodeId}`)
+  if (!isNodeId(nodeId)) throw new CryptoError(CryptoErrorCode.BAD_INPUT, `node ID must be a u32, got ${nodeId}`)
   if (x25519PublicKey.length !== X25519_KEY_SIZE) {
-    throw new CryptoError('PT_CRYPTO_BAD_KEY', `X25519 public key must be 32 bytes, got ${x25519PublicKey.length}`)
+    throw new CryptoError(CryptoErrorCode.BAD_KEY, `X25519 public key must be 32 bytes, got ${x25519PublicKey.length}`)
   }
   const message = new Uint8Array(PILA_SIGNED_MESSAGE_SIZE)
   message.set(AUTH_LABEL, 0)
