@@ -16,7 +16,7 @@
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from 'node:crypto'
 import { CryptoError } from '../errors.js'
 import { CryptoErrorCode } from './error-codes.js'
-import { readU32, writeU32 } from '../protocol/header.js'
+import { readU32, writeU32 } from '../bytes.js'
 import type { RandomSource } from '../random.js'
 import { SESSION_KEY_SIZE, agreeSessionKey, type KdfVariant, type KeyPurpose, type X25519KeyPair } from './key-agreement.js'
 

@@ -6,7 +6,7 @@
 import type { KeyObject } from 'node:crypto'
 import { CryptoError } from '../errors.js'
 import { CryptoErrorCode } from './error-codes.js'
-import { writeU32 } from '../protocol/header.js'
+import { writeU32 } from '../bytes.js'
 import { ED25519_PUBLIC_KEY_SIZE, ED25519_SIGNATURE_SIZE, verifyEd25519, type Identity } from './identity.js'
 import { X25519_KEY_SIZE } from './key-agreement.js'
 

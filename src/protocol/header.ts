@@ -17,6 +17,9 @@
 import { crc32 } from 'node:zlib'
 import { DecodeError } from '../errors.js'
 import type { PilotAddress } from './address.js'
+import { readU32, writeU32 } from '../bytes.js'
+
+export { readU32, writeU32 }
 
 export const HEADER_SIZE = 34
 export const PROTOCOL_VERSION = 1
@@ -198,17 +201,6 @@ export function decodePacket(buf: Uint8Array, offset: number, into: PacketHeader
 /** The payload of a packet decoded from `buf` at `offset`: a view, not a copy. */
 export function packetPayload(buf: Uint8Array, offset: number, h: PacketHeader): Uint8Array {
   return buf.subarray(offset + HEADER_SIZE, offset + HEADER_SIZE + h.payloadLength)
-}
-
-export function readU32(buf: Uint8Array, o: number): number {
-  return ((buf[o]! << 24) | (buf[o + 1]! << 16) | (buf[o + 2]! << 8) | buf[o + 3]!) >>> 0
-}
-
-export function writeU32(out: Uint8Array, o: number, v: number): void {
-  out[o] = (v >>> 24) & 0xff
-  out[o + 1] = (v >>> 16) & 0xff
-  out[o + 2] = (v >>> 8) & 0xff
-  out[o + 3] = v & 0xff
 }
 
 function hex8(n: number): string {
