@@ -15,6 +15,7 @@
  * allocating. Text helpers use the `ip-address` package and print the
  * RFC 5952 compressed form (node 0:0000.0000.002A -> `fd50:494c:4f54::2a`).
  */
+import { isIPv6 } from 'node:net'
 import { Address6 } from 'ip-address'
 import { DecodeError } from '../errors.js'
 import { makeAddress, type PilotAddress } from './address.js'
@@ -24,10 +25,11 @@ export const IPV6_SIZE = 16
 export const OVERLAY_PREFIX_LENGTH = 48
 export const DEFAULT_OVERLAY_PREFIX_TEXT = 'fd50:494c:4f54::/48'
 
-/** A parsed /48 overlay prefix. Immutable; the numbers make the hot-path compare cheap. */
+/**
+ * A parsed /48 overlay prefix. Frozen, and held as numbers (not a shared byte
+ * array anyone could write to), which also keeps the hot-path compare cheap.
+ */
 export interface OverlayPrefix {
-  /** The 6 prefix bytes. */
-  readonly bytes: Uint8Array
   /** Bytes 0..3 as a u32. */
   readonly high32: number
   /** Bytes 4..5 as a u16. */
@@ -52,18 +54,20 @@ export function parseOverlayPrefix(text: string): OverlayPrefix {
   for (let i = 6; i < IPV6_SIZE; i++) {
     if (bytes[i] !== 0) throw new DecodeError('bad-value', `overlay prefix "${clip(text)}" has bits set past /48`)
   }
-  return makePrefix(bytes.slice(0, 6))
-}
-
-function makePrefix(bytes: Uint8Array): OverlayPrefix {
-  const full = new Uint8Array(IPV6_SIZE)
-  full.set(bytes)
   return Object.freeze({
-    bytes,
     high32: readU32(bytes, 0),
     low16: (bytes[4]! << 8) | bytes[5]!,
-    text: `${formatIpv6(full)}/${OVERLAY_PREFIX_LENGTH}`,
+    text: `${formatIpv6(bytes)}/${OVERLAY_PREFIX_LENGTH}`,
   })
+}
+
+/** The 6 prefix bytes, as a new array. */
+export function overlayPrefixBytes(prefix: OverlayPrefix): Uint8Array {
+  const out = new Uint8Array(6)
+  writeU32(out, 0, prefix.high32)
+  out[4] = prefix.low16 >>> 8
+  out[5] = prefix.low16 & 0xff
+  return out
 }
 
 export const DEFAULT_OVERLAY_PREFIX: OverlayPrefix = parseOverlayPrefix(DEFAULT_OVERLAY_PREFIX_TEXT)
@@ -97,7 +101,9 @@ export function mapPilotToIpv6(
 ): Uint8Array {
   checkRoom(out, offset)
   makeAddress(addr.network, addr.node) // validates the ranges; throws bad-address
-  out.set(prefix.bytes, offset)
+  writeU32(out, offset, prefix.high32)
+  out[offset + 4] = prefix.low16 >>> 8
+  out[offset + 5] = prefix.low16 & 0xff
   out[offset + 6] = addr.network >>> 8
   out[offset + 7] = addr.network & 0xff
   writeU32(out, offset + 8, 0)
@@ -133,7 +139,8 @@ export function ipv6TextToPilot(text: string, prefix: OverlayPrefix = DEFAULT_OV
 
 /** IPv6 text (any valid form, no prefix length, no zone) to 16 bytes. */
 export function parseIpv6(text: string): Uint8Array {
-  if (typeof text !== 'string' || text.includes('/') || text.includes('%')) {
+  // node:net decides what is IPv6 text (it agrees with ip-address, and refuses zones and lengths here).
+  if (typeof text !== 'string' || !isIPv6(text) || text.includes('%')) {
     throw new DecodeError('bad-address', `"${clip(String(text))}" is not a plain IPv6 address`)
   }
   let parsed: Address6

@@ -1,4 +1,5 @@
 import { test } from 'node:test'
+import { isIPv6 } from 'node:net'
 import assert from 'node:assert/strict'
 import {
   DEFAULT_OVERLAY_PREFIX,
@@ -12,6 +13,7 @@ import {
   parseIpv6,
   formatIpv6,
   reflectorIpv6,
+  overlayPrefixBytes,
 } from '../../src/protocol/ipv6-mapping.js'
 import { parseAddress } from '../../src/protocol/address.js'
 import { DecodeError } from '../../src/errors.js'
@@ -38,7 +40,8 @@ test('layout: prefix : network : 0 : 0 : node high : node low', () => {
 
 test('default prefix text and parsing', () => {
   assert.equal(DEFAULT_OVERLAY_PREFIX.text, 'fd50:494c:4f54::/48')
-  assert.equal(hex(DEFAULT_OVERLAY_PREFIX.bytes), 'fd50494c4f54')
+  assert.equal(hex(overlayPrefixBytes(DEFAULT_OVERLAY_PREFIX)), 'fd50494c4f54')
+  assert.ok(Object.isFrozen(DEFAULT_OVERLAY_PREFIX))
   assert.equal(parseOverlayPrefix('FD50:494C:4F54:0::/48').text, 'fd50:494c:4f54::/48')
 })
 
@@ -128,4 +131,26 @@ test('random nodes, networks and prefixes round-trip both ways (3,000 seeded cas
     bytes[pbit >> 3]! ^= 0x80 >> (pbit & 7)
     assert.equal(classifyOverlayIpv6(bytes, p), 'outside-prefix')
   }
+})
+
+test('IPv6 text parser agrees with node:net on random address-like strings, and only throws DecodeError', () => {
+  const rnd = new SeededRandom(6)
+  const alphabet = '0123456789abcdefABCDEF:::...g%/ '
+  let accepted = 0
+  for (let i = 0; i < 20_000; i++) {
+    let s = ''
+    for (let n = 1 + rnd.int(24); n > 0; n--) s += alphabet[rnd.int(alphabet.length)]
+    let ok: boolean
+    try {
+      const b = parseIpv6(s)
+      assert.deepEqual(parseIpv6(formatIpv6(b)), b)
+      ok = true
+    } catch (e) {
+      assert.ok(e instanceof DecodeError && e.reason === 'bad-address', `${JSON.stringify(s)}: ${String(e)}`)
+      ok = false
+    }
+    assert.equal(ok, isIPv6(s) && !s.includes('%'), JSON.stringify(s))
+    if (ok) accepted++
+  }
+  assert.ok(accepted > 50)
 })
