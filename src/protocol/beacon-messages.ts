@@ -17,7 +17,7 @@
  * 5-byte header into headroom with `writeRelayHeader`/`writeRelayDeliverHeader`.
  */
 import { DecodeError } from '../errors.js'
-import { readU32, writeU32 } from './header.js'
+import { readU32, writeU32 } from '../bytes.js'
 import { formatIpv6, isIpv4Mapped, parseIpv6 } from './ipv6-mapping.js'
 
 export const BeaconType = {

@@ -19,7 +19,7 @@ import { isIPv6 } from 'node:net'
 import { Address6 } from 'ip-address'
 import { DecodeError } from '../errors.js'
 import { makeAddress, type PilotAddress } from './address.js'
-import { readU32, writeU32 } from './header.js'
+import { readU32, writeU32 } from '../bytes.js'
 
 export const IPV6_SIZE = 16
 export const OVERLAY_PREFIX_LENGTH = 48

@@ -16,7 +16,8 @@
  * to PILA, and the Go receiver checks minimum lengths only.
  */
 import { DecodeError } from '../errors.js'
-import { HEADER_SIZE, readU32, writeU32 } from './header.js'
+import { readU32, writeU32 } from '../bytes.js'
+import { HEADER_SIZE } from './header.js'
 
 export const MAGIC_SIZE = 4
 /** Magics as big-endian u32s: compare with `readU32(buf, 0)`. */
