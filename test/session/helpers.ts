@@ -37,3 +37,49 @@ export function runTransfer(options: SimPairOptions & { bytesAB: number; bytesBA
   const baw = ba as OneWay
   return { sim, client, server, ab: abw, ba: baw, completed, digests: { ab: abw.digests(), ba: baw.digests() } }
 }
+
+import { PacketHeader, decodePacket, encodePacket, HEADER_SIZE } from '../../src/protocol/header.js'
+import type { SessionEndpoint } from '../../src/session/endpoint.js'
+
+export interface Captured {
+  h: PacketHeader
+  payload: Uint8Array
+  bytes: Uint8Array
+}
+
+/** Everything the endpoint wants to send now, decoded. */
+export function drain(ep: SessionEndpoint, now: number): Captured[] {
+  const out: Captured[] = []
+  const buf = new Uint8Array(70_000)
+  for (;;) {
+    const n = ep.pollTransmit(now, buf, 0)
+    if (n === 0) return out
+    const bytes = buf.slice(0, n)
+    const h = decodePacket(bytes, 0, new PacketHeader())
+    out.push({ h, payload: bytes.subarray(HEADER_SIZE), bytes })
+  }
+}
+
+/** Encodes a packet from fields (through the real codec) and hands it to the endpoint. */
+export function feed(ep: SessionEndpoint, now: number, fields: Partial<PacketHeader>, payload: Uint8Array = new Uint8Array(0)) {
+  const bytes = encodePacket(PacketHeader.from({ version: 1, ...fields }), payload)
+  const h = decodePacket(bytes, 0, new PacketHeader())
+  return ep.handlePacket(now, h, bytes.subarray(HEADER_SIZE))
+}
+
+export function hex(b: Uint8Array): string {
+  return Buffer.from(b).toString('hex')
+}
+
+/** A packet log for SimPair.trace. */
+export interface TraceEntry {
+  from: 0 | 1
+  at: number
+  flags: number
+  seq: number
+  ack: number
+  window: number
+  len: number
+  sack: boolean
+  protocol: number
+}
