@@ -138,11 +138,11 @@ test('random round trips encode -> decode -> encode (3,000 seeded messages)', ()
   }
 })
 
-test('fuzz: the beacon decoder gives a value or a DecodeError (30k inputs)', () => {
+test('fuzz: the beacon decoder gives a value or a DecodeError (100k inputs)', () => {
   const rnd = new SeededRandom(10)
   const corpus = [...EXAMPLES.map(([hex]) => h2b(hex)), ...Array.from({ length: 30 }, () => encodeBeaconMessage(randomMessage(rnd)))]
   const report = fuzzDecoder({
-    iterations: 30_000,
+    iterations: 100_000,
     seed: 12,
     corpus,
     maxRandomLength: 64,

@@ -130,11 +130,11 @@ test('random messages in random splits: encode -> decode -> encode (2,000 seeded
   for (let i = 0; i < got.length; i++) assert.ok(encodeRegistryMessage(got[i]!).equals(encoded[i]!))
 })
 
-test('fuzz: the decoder gives objects or a DecodeError (20k inputs, random splits)', () => {
+test('fuzz: the decoder gives objects or a DecodeError (100k inputs, random splits)', () => {
   const rnd = new SeededRandom(21)
   const corpus = [Buffer.from(LOOKUP_HEX, 'hex'), ...Array.from({ length: 20 }, () => encodeRegistryMessage(randomObject(rnd)))]
   const report = fuzzDecoder({
-    iterations: 20_000,
+    iterations: 100_000,
     seed: 22,
     corpus,
     maxRandomLength: 64,

@@ -7,7 +7,7 @@
  * such as "re-encodes to the same bytes".
  */
 import assert from 'node:assert/strict'
-import { DecodeError } from '../../src/errors.js'
+import { DecodeError, PilotError } from '../../src/errors.js'
 import { SeededRandom } from '../../src/random.js'
 
 export interface FuzzOptions<T> {
@@ -20,6 +20,8 @@ export interface FuzzOptions<T> {
   maxRandomLength?: number
   decode(input: Uint8Array): T
   onDecoded?(value: T, input: Uint8Array): void
+  /** Which exceptions count as a clean refusal. Default: `DecodeError`. */
+  isRefusal?(err: unknown): boolean
 }
 
 export interface FuzzReport {
@@ -41,11 +43,13 @@ export function fuzzDecoder<T>(opts: FuzzOptions<T>): FuzzReport {
     try {
       value = opts.decode(input)
     } catch (err) {
-      if (!(err instanceof DecodeError)) {
-        assert.fail(`decoder threw ${String(err)} (not a DecodeError) on input ${Buffer.from(input).toString('hex')}`)
+      const refused = opts.isRefusal ? opts.isRefusal(err) : err instanceof DecodeError
+      if (!refused) {
+        assert.fail(`decoder threw ${String(err)} (not a typed refusal) on input ${Buffer.from(input).toString('hex')}`)
       }
+      const reason = err instanceof DecodeError ? err.reason : err instanceof PilotError ? err.code : 'other'
       report.rejected++
-      report.reasons.set(err.reason, (report.reasons.get(err.reason) ?? 0) + 1)
+      report.reasons.set(reason, (report.reasons.get(reason) ?? 0) + 1)
       continue
     }
     report.accepted++
