@@ -273,6 +273,7 @@ export class StreamConnection {
   private rstPending = false
 
   private lastRecv: Millis
+  private pollNow: Millis = 0
   private readonly sackPairs = new Uint32Array(2 * MAX_SACK_BLOCKS)
   private readonly sackOut = new Uint32Array(2 * MAX_SACK_BLOCKS)
 
@@ -569,6 +570,7 @@ export class StreamConnection {
    * `out[offset]` and returns its size; 0 when there is nothing to send now.
    */
   pollTransmit(now: Millis, out: Uint8Array, offset: number): number {
+    this.pollNow = now
     if (this.rstPending) {
       this.rstPending = false
       return this.emit(out, offset, Flag.RST, this.seqOfSnd(this.sndNxt), this.rcvAckSeq(), 0, 0)
@@ -1194,7 +1196,9 @@ export class StreamConnection {
 
   private armIdleTimers(now: Millis): void {
     this.timers[Timer.Idle] = now + this.cfg.idleTimeout
-    this.timers[Timer.Keepalive] = now + this.cfg.keepalive
+    // Keepalive counts from our last transmission (see emit), so both sides
+    // send one every 30 s on an idle connection and each refreshes the other.
+    if (this.timers[Timer.Keepalive] === Number.POSITIVE_INFINITY) this.timers[Timer.Keepalive] = now + this.cfg.keepalive
   }
 
   private cancelDelayedAck(): void {
@@ -1272,7 +1276,6 @@ export class StreamConnection {
     }
     this.st.dataSegmentsSent++
     if (this.timers[Timer.Retransmit] === Number.POSITIVE_INFINITY) this.timers[Timer.Retransmit] = now + this.currentRto()
-    this.timers[Timer.Keepalive] = now + this.cfg.keepalive
     this.ackNow = false
     this.unackedSegments = 0
     this.cancelDelayedAck()
@@ -1375,6 +1378,7 @@ export class StreamConnection {
     h.ack = ack >>> 0
     h.window = window
     const n = encodePacketInPlace(h, out, offset, len)
+    if (this.timers[Timer.Keepalive] !== Number.POSITIVE_INFINITY) this.timers[Timer.Keepalive] = this.pollNow + this.cfg.keepalive
     this.st.packetsSent++
     this.st.bytesSent += n
     if ((flags & Flag.ACK) !== 0) this.lastAdvertised = window
