@@ -1,0 +1,138 @@
+/**
+ * `PacketBind`: the one UDP socket of a daemon (or a beacon), as an edge
+ * interface with an in-memory twin beside it (testing/memory-bind.ts), after
+ * wireguard-go's conn.Bind. Everything above it sends and receives datagrams
+ * through this interface only.
+ */
+import dgram from 'node:dgram'
+import { isIPv6 } from 'node:net'
+import { PilotError } from '../errors.js'
+
+export interface UdpEndpoint {
+  readonly host: string
+  readonly port: number
+}
+
+/** Called once per received datagram. `data` is owned by the handler. */
+export type DatagramHandler = (data: Buffer, host: string, port: number) => void
+
+export interface BindStats {
+  datagramsSent: number
+  datagramsReceived: number
+  bytesSent: number
+  bytesReceived: number
+  sendErrors: number
+}
+
+export interface PacketBind {
+  /** The address and port actually bound. */
+  readonly local: UdpEndpoint
+  readonly stats: BindStats
+  /**
+   * Sends one datagram whose bytes are `parts` concatenated (gather send, no
+   * copy). The bind takes ownership of `parts`: node's dgram reads them on a
+   * later tick, so the caller must not modify them after this call.
+   */
+  send(parts: Uint8Array | readonly Uint8Array[], host: string, port: number): void
+  /** Sets the receiver; one per bind. */
+  onDatagram(handler: DatagramHandler): void
+  close(): Promise<void>
+}
+
+export function newBindStats(): BindStats {
+  return { datagramsSent: 0, datagramsReceived: 0, bytesSent: 0, bytesReceived: 0, sendErrors: 0 }
+}
+
+export interface UdpBindOptions {
+  host?: string
+  port?: number
+  /** SO_RCVBUF request; the kernel caps it at net.core.rmem_max (reported in `bufferSizes`). */
+  receiveBufferSize?: number
+  sendBufferSize?: number
+}
+
+/** Large buffers by default: the reference loses most of its throughput to receive-buffer overflow. */
+const DEFAULT_SOCKET_BUFFER = 8 * 1024 * 1024
+
+export class UdpBind implements PacketBind {
+  readonly stats = newBindStats()
+  private handler: DatagramHandler | null = null
+  private closed = false
+
+  private constructor(
+    private readonly socket: dgram.Socket,
+    readonly local: UdpEndpoint,
+  ) {
+    socket.on('message', (msg, rinfo) => {
+      this.stats.datagramsReceived++
+      this.stats.bytesReceived += msg.length
+      this.handler?.(msg, rinfo.address, rinfo.port)
+    })
+    // Send failures (unreachable, no route) arrive here when send() has no callback.
+    socket.on('error', () => {
+      this.stats.sendErrors++
+    })
+  }
+
+  static async open(opts: UdpBindOptions = {}): Promise<UdpBind> {
+    const host = opts.host ?? '0.0.0.0'
+    const socket = dgram.createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4', reuseAddr: false })
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => {
+        reject(
+          new PilotError('PT_TUNNEL_BIND_FAILED', `cannot bind UDP ${host}:${opts.port ?? 0}: ${err.message}`, {
+            hint: err.code === 'EADDRINUSE' ? 'another process uses this port; pick another with --listen' : undefined,
+            cause: err,
+          }),
+        )
+      }
+      socket.once('error', onError)
+      socket.bind(opts.port ?? 0, host, () => {
+        socket.off('error', onError)
+        resolve()
+      })
+    })
+    trySetBuffers(socket, opts.receiveBufferSize ?? DEFAULT_SOCKET_BUFFER, opts.sendBufferSize ?? DEFAULT_SOCKET_BUFFER)
+    const a = socket.address()
+    return new UdpBind(socket, { host: a.address, port: a.port })
+  }
+
+  /** What the kernel actually granted (Linux reports double the requested value). */
+  bufferSizes(): { receive: number; send: number } {
+    return { receive: this.socket.getRecvBufferSize(), send: this.socket.getSendBufferSize() }
+  }
+
+  send(parts: Uint8Array | readonly Uint8Array[], host: string, port: number): void {
+    if (this.closed) return
+    let n = 0
+    if (Array.isArray(parts)) for (const p of parts as readonly Uint8Array[]) n += p.length
+    else n = (parts as Uint8Array).length
+    this.stats.datagramsSent++
+    this.stats.bytesSent += n
+    this.socket.send(parts as Uint8Array | Uint8Array[], port, host)
+  }
+
+  onDatagram(handler: DatagramHandler): void {
+    this.handler = handler
+  }
+
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve()
+    this.closed = true
+    return new Promise((resolve) => this.socket.close(() => resolve()))
+  }
+}
+
+function trySetBuffers(socket: dgram.Socket, recv: number, send: number): void {
+  // Above rmem_max the kernel silently caps; a failure here is not fatal.
+  try {
+    socket.setRecvBufferSize(recv)
+  } catch {
+    /* keep the default */
+  }
+  try {
+    socket.setSendBufferSize(send)
+  } catch {
+    /* keep the default */
+  }
+}
