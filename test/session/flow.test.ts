@@ -73,8 +73,11 @@ test('zero window: a slow reader bounds memory, slows the writer, probes keep it
   drainEvents(c)
   // Phase 2: the reader drains at 64 KiB per step; everything arrives.
   reading = true
-  const ok = sim.run(() => f.done && c.isClosed && s.isClosed, 600_000, app)
-  assert.ok(ok)
+  const ok = sim.run(() => f.done && c.isClosed && s.isClosed, 600_000, () => {
+    app()
+    if (f.done) s.finish(sim.now) // B has nothing to send: close its side too
+  })
+  assert.ok(ok, `written ${f.written} read ${f.readBytes} states ${c.state}/${s.state} ${c.error?.code} ${s.error?.code} now ${sim.now} ${JSON.stringify(c.stats())}`)
   const [w, r] = f.digests()
   assert.equal(r, w)
   assert.ok(drainEvents(c).includes(StreamEvent.Writable))
