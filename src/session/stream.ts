@@ -1239,12 +1239,11 @@ export class StreamConnection {
     if (this.peerWindow > 0 && this.peerWindow < wnd) wnd = this.peerWindow
     // The peer's window is counted from its cumulative ACK, SACKed bytes included.
     const peerRoom = this.peerWindow > 0 ? this.peerWindow - (this.sndNxt - this.sndUna) : Number.POSITIVE_INFINITY
-    let avail = Math.min(wnd - flight, peerRoom)
+    const avail = Math.min(wnd - flight, peerRoom)
     if (avail < len) {
-      if (flight > 0 || avail <= 0) {
-        if (avail <= 0 && flight === 0 && peerRoom <= 0 && this.segCount === 0) avail = 0
-        return 0 // window-limited: ACKs (or the RTO probe) will reopen it
-      }
+      // Window-limited: ACKs (or the RTO probe of a full receiver) reopen it.
+      // With nothing in flight, send what fits rather than deadlock.
+      if (flight > 0 || avail <= 0) return 0
       len = avail
     }
     // Nagle: hold a small segment while data is unacknowledged (≤ 40 ms).
