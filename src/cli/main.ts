@@ -5,12 +5,14 @@
 import yargs from 'yargs'
 import { PilotError } from '../errors.js'
 import { identityCommand } from './commands/identity.js'
+import { addressCommand } from './commands/address.js'
 
 export async function main(argv: string[]): Promise<number> {
   let exitCode = 0
   const parser = yargs(argv)
     .scriptName('pilot-tun')
     .usage('$0 <command> [options]\n\nPilot Protocol overlay network with a Linux TUN front door.')
+    .command(addressCommand)
     .command(identityCommand)
     .strict()
     .demandCommand(1, 'Name a command; `pilot-tun --help` lists them.')
