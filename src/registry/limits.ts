@@ -1,0 +1,41 @@
+/** Tunables of the registry server; defaults are the Go reference's (WIRE.md §18) unless noted. */
+import { REGISTRY_MAX_MESSAGE } from '../protocol/registry-framing.js'
+
+export interface RegistryLimits {
+  /** Registrations of unknown keys per source IP per minute. */
+  registrationsPerMinute: number
+  /** update/set_polo_score per source IP per minute (ours: Go has no limit). */
+  scoreChangesPerMinute: number
+  /** beacon_register per source IP per minute (ours: Go has no limit). */
+  beaconRegistrationsPerMinute: number
+  /** A node without heartbeat for this long goes offline. */
+  staleAfterMs: number
+  /** How often the reaper looks for stale nodes. */
+  reapIntervalMs: number
+  /** A connection without a request for this long is closed. */
+  idleTimeoutMs: number
+  /** Unpolled handshake requests per target. */
+  handshakeInboxSize: number
+  /** Beacons not heard from for this long are not listed. */
+  beaconTtlMs: number
+  /** Polled handshake requests that were never answered are forgotten after this long (ours). */
+  unansweredRequestTtlMs: number
+  /** Simultaneous TCP connections (ours). */
+  maxConnections: number
+  /** Largest JSON body in either direction. */
+  maxMessageSize: number
+}
+
+export const DEFAULT_REGISTRY_LIMITS: Readonly<RegistryLimits> = Object.freeze({
+  registrationsPerMinute: 10,
+  scoreChangesPerMinute: 60,
+  beaconRegistrationsPerMinute: 30,
+  staleAfterMs: 3 * 60_000,
+  reapIntervalMs: 60_000,
+  idleTimeoutMs: 5 * 60_000,
+  handshakeInboxSize: 100,
+  beaconTtlMs: 60_000,
+  unansweredRequestTtlMs: 7 * 24 * 3600_000,
+  maxConnections: 4096,
+  maxMessageSize: REGISTRY_MAX_MESSAGE,
+})

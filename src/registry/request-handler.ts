@@ -1,0 +1,480 @@
+/**
+ * The registry's request → response logic (WIRE.md §10.5), without sockets:
+ * the server feeds it decoded JSON objects and the client's address, and
+ * writes back what it returns. Each request runs to completion synchronously
+ * (better-sqlite3), which is what gives every connection its strict order.
+ *
+ * Differences from the Go reference, all wire-compatible (§17 item 11):
+ *   - errors say why (`"signature invalid"`, `"not found"` ...) instead of
+ *     `"request failed"`; Go clients only look for the `error` key;
+ *   - a new key registering with a known `owner` gets a fresh node ID (Go
+ *     hands the owner's ID over without any proof);
+ *   - a trust pair needs both nodes' consent (trust-rules.ts);
+ *   - `punch` returns endpoints only to a node allowed to resolve the other;
+ *   - a relayed accept is queued only when it answers a request (Go daemons
+ *     trust any relayed accept unconditionally, §11.2);
+ *   - `update/set_polo_score` and `beacon_register` stay unsigned but are
+ *     rate limited per source IP;
+ *   - IDs must be integers in range (Go maps junk to node 0).
+ */
+import { verifyChallenge, decodeStdBase64, ED25519_PUBLIC_KEY_SIZE } from '../crypto/identity.js'
+import { formatAddress } from '../protocol/address.js'
+import type { JsonObject } from '../protocol/registry-framing.js'
+import { nullLogger, type Logger } from '../logger.js'
+import { RegistryChallenge } from './challenges.js'
+import { formatHostPort, isHostPort, portOf } from './endpoints.js'
+import type { RegistryLimits } from './limits.js'
+import { KeyedRateLimiter } from './rate-limiter.js'
+import {
+  MAX_NODE_ID,
+  RequestRejected,
+  badField,
+  hostnameProblem,
+  readBoolean,
+  readInteger,
+  readNodeId,
+  readOptionalString,
+  readSignature,
+  readString,
+  readTags,
+  type RejectReason,
+} from './request-fields.js'
+import type { NodeRecord, RegistryStore } from './store.js'
+import { establishIfMutual, mayResolve } from './trust-rules.js'
+
+/** Where a request came from: the TCP peer of its connection. */
+export interface RequestOrigin {
+  ip: string
+  port: number
+}
+
+export interface HandledRequest {
+  response: JsonObject
+  /** Null when the request succeeded. */
+  rejected: RejectReason | null
+}
+
+const POLO_SCORE_LIMIT = 0x7fffffff
+
+type Handler = (req: JsonObject, origin: RequestOrigin) => JsonObject
+
+export class RegistryRequestHandler {
+  private readonly store: RegistryStore
+  private readonly now: () => number
+  private readonly limits: RegistryLimits
+  private readonly logger: Logger
+  private readonly registrations: KeyedRateLimiter
+  private readonly scoreChanges: KeyedRateLimiter
+  private readonly beaconRegistrations: KeyedRateLimiter
+  private readonly handlers: ReadonlyMap<string, Handler>
+
+  constructor(options: { store: RegistryStore; now: () => number; limits: RegistryLimits; logger?: Logger }) {
+    this.store = options.store
+    this.now = options.now
+    this.limits = options.limits
+    this.logger = options.logger ?? nullLogger
+    const minute = 60_000
+    this.registrations = new KeyedRateLimiter({ capacity: this.limits.registrationsPerMinute, periodMs: minute })
+    this.scoreChanges = new KeyedRateLimiter({ capacity: this.limits.scoreChangesPerMinute, periodMs: minute })
+    this.beaconRegistrations = new KeyedRateLimiter({ capacity: this.limits.beaconRegistrationsPerMinute, periodMs: minute })
+    this.handlers = new Map<string, Handler>([
+      ['register', (r, o) => this.register(r, o)],
+      ['heartbeat', (r) => this.heartbeat(r)],
+      ['lookup', (r) => this.lookup(r)],
+      ['resolve', (r) => this.resolve(r)],
+      ['set_visibility', (r) => this.setVisibility(r)],
+      ['set_hostname', (r) => this.setHostname(r)],
+      ['resolve_hostname', (r) => this.resolveHostname(r)],
+      ['set_tags', (r) => this.setTags(r)],
+      ['set_task_exec', (r) => this.setTaskExec(r)],
+      ['deregister', (r) => this.deregister(r)],
+      ['report_trust', (r) => this.reportTrust(r)],
+      ['revoke_trust', (r) => this.revokeTrust(r)],
+      ['request_handshake', (r) => this.requestHandshake(r)],
+      ['poll_handshakes', (r) => this.pollHandshakes(r)],
+      ['respond_handshake', (r) => this.respondHandshake(r)],
+      ['punch', (r) => this.punch(r)],
+      ['get_polo_score', (r) => this.getPoloScore(r)],
+      ['update_polo_score', (r, o) => this.updatePoloScore(r, o)],
+      ['set_polo_score', (r, o) => this.setPoloScore(r, o)],
+      ['beacon_register', (r, o) => this.beaconRegister(r, o)],
+      ['beacon_list', () => this.beaconList()],
+      ['list_networks', () => this.listNetworks()],
+      ['list_nodes', (r) => this.listNodes(r)],
+      ['create_network', () => networksUnsupported()],
+      ['join_network', () => networksUnsupported()],
+      ['leave_network', () => networksUnsupported()],
+      ['rotate_key', (r) => this.rotateKey(r)],
+      ['subscribe_replication', () => {
+        throw new RequestRejected('unsupported', 'replication not configured')
+      }],
+    ])
+  }
+
+  /** Answers one request. Never throws. */
+  handle(req: JsonObject, origin: RequestOrigin): HandledRequest {
+    const type = req.type
+    try {
+      if (typeof type !== 'string') throw badField('type')
+      const handler = this.handlers.get(type)
+      if (handler === undefined) throw new RequestRejected('unknown-type', 'unknown request type')
+      return { response: handler(req, origin), rejected: null }
+    } catch (err) {
+      if (err instanceof RequestRejected) return { response: errorResponse(err.message), rejected: err.reason }
+      this.logger.error('registry request failed', { type: String(type).slice(0, 40), error: (err as Error).message })
+      return { response: errorResponse('internal error'), rejected: 'internal' }
+    }
+  }
+
+  /** Takes stale nodes offline and forgets expired beacons and requests. */
+  reap(): { nodes: number[]; beacons: number; requests: number } {
+    const now = this.now()
+    const nodes = this.store.reapStale(now - this.limits.staleAfterMs)
+    const beacons = this.store.pruneBeacons(now - this.limits.beaconTtlMs)
+    const requests = this.store.pruneAnsweredlessRequests(now - this.limits.unansweredRequestTtlMs)
+    return { nodes, beacons, requests }
+  }
+
+  // --- nodes -----------------------------------------------------------------
+
+  private register(req: JsonObject, origin: RequestOrigin): JsonObject {
+    const publicKey = readPublicKey(req, 'public_key')
+    const listenAddr = readOptionalString(req, 'listen_addr', 300) ?? ''
+    const owner = nonEmpty(readOptionalString(req, 'owner', 255))
+    const hostname = nonEmpty(readOptionalString(req, 'hostname', 255))
+    const now = this.now()
+    const listenPort = portOf(listenAddr)
+    const realAddr = formatHostPort(origin.ip, listenPort ?? origin.port)
+
+    const known = this.store.findKey(publicKey)
+    if (known?.retired) throw new RequestRejected('conflict', 'public key was rotated out')
+    // Only unknown keys cost a token: a known node re-registering after a network hiccup is never locked out.
+    if (known === null && !this.registrations.tryTake(origin.ip, now)) {
+      throw new RequestRejected('rate-limited', 'rate limited')
+    }
+    // Hardening: `owner` never selects the ID. A known key keeps its ID; a new key always gets a
+    // fresh one, even when another node registered with the same owner string (Go hands that ID over).
+    const node = this.store.transaction(() =>
+      known === null
+        ? this.store.createNode({ publicKey, owner: owner ?? null, realAddr, now })
+        : this.store.reviveNode(known.nodeId, { owner: owner ?? null, realAddr, now }),
+    )
+
+    const response: JsonObject = {
+      type: 'register_ok',
+      node_id: node.id,
+      network_id: 0,
+      address: nodeAddress(node.id),
+      public_key: publicKey,
+    }
+    if (hostname !== undefined) {
+      const problem = hostnameProblem(hostname)
+      if (problem !== null) response.hostname_error = problem
+      else if (this.store.setHostname(node.id, hostname)) response.hostname = hostname
+      // else: held by another online node; not applied, as in Go.
+    }
+    return response
+  }
+
+  private heartbeat(req: JsonObject): JsonObject {
+    const node = this.authenticate(req, 'node_id', RegistryChallenge.heartbeat)
+    const now = this.now()
+    this.store.touchNode(node.id, now)
+    return { type: 'heartbeat_ok', time: Math.floor(now / 1000) }
+  }
+
+  private lookup(req: JsonObject): JsonObject {
+    const node = this.onlineNode(readNodeId(req, 'node_id'))
+    const response: JsonObject = {
+      type: 'lookup_ok',
+      node_id: node.id,
+      address: nodeAddress(node.id),
+      networks: [0],
+      public_key: node.publicKey,
+      public: node.isPublic,
+      polo_score: node.poloScore,
+    }
+    if (node.hostname !== null) response.hostname = node.hostname
+    if (node.tags.length > 0) response.tags = node.tags
+    if (node.taskExec) response.task_exec = true
+    if (node.isPublic && node.realAddr !== null) response.real_addr = node.realAddr
+    return response
+  }
+
+  private resolve(req: JsonObject): JsonObject {
+    const targetId = readNodeId(req, 'node_id')
+    const requester = this.authenticate(req, 'requester_id', (id) => RegistryChallenge.resolve(id, targetId))
+    const target = this.onlineNode(targetId)
+    if (!mayResolve(this.store, requester.id, target.id, target.isPublic)) {
+      throw new RequestRejected('not-authorised', 'not authorised')
+    }
+    return { type: 'resolve_ok', node_id: target.id, real_addr: target.realAddr ?? '' }
+  }
+
+  private setVisibility(req: JsonObject): JsonObject {
+    const isPublic = readBoolean(req, 'public')
+    const node = this.authenticate(req, 'node_id', RegistryChallenge.setVisibility)
+    this.store.setVisibility(node.id, isPublic)
+    return { type: 'set_visibility_ok', node_id: node.id, visibility: isPublic ? 'public' : 'private' }
+  }
+
+  private setHostname(req: JsonObject): JsonObject {
+    const hostname = readString(req, 'hostname', 255)
+    const node = this.authenticate(req, 'node_id', RegistryChallenge.setHostname)
+    if (hostname !== '') {
+      const problem = hostnameProblem(hostname)
+      if (problem !== null) throw new RequestRejected('bad-field', problem)
+    }
+    if (!this.store.setHostname(node.id, hostname === '' ? null : hostname)) {
+      throw new RequestRejected('conflict', 'hostname taken')
+    }
+    return { type: 'set_hostname_ok', node_id: node.id, hostname }
+  }
+
+  private resolveHostname(req: JsonObject): JsonObject {
+    const hostname = readString(req, 'hostname', 255)
+    const node = hostname === '' ? null : this.store.findOnlineByHostname(hostname)
+    if (node === null) throw new RequestRejected('not-found', 'not found')
+    return { type: 'resolve_hostname_ok', node_id: node.id, address: nodeAddress(node.id), public: node.isPublic, hostname }
+  }
+
+  private setTags(req: JsonObject): JsonObject {
+    const tags = readTags(req)
+    const node = this.authenticate(req, 'node_id', RegistryChallenge.setTags)
+    this.store.setTags(node.id, tags)
+    return { type: 'set_tags_ok', node_id: node.id, tags }
+  }
+
+  private setTaskExec(req: JsonObject): JsonObject {
+    const enabled = readBoolean(req, 'enabled')
+    const node = this.authenticate(req, 'node_id', RegistryChallenge.setTaskExec)
+    this.store.setTaskExec(node.id, enabled)
+    return { type: 'set_task_exec_ok', node_id: node.id, task_exec: enabled }
+  }
+
+  private deregister(req: JsonObject): JsonObject {
+    const id = readNodeId(req, 'node_id')
+    const node = this.store.getNode(id)
+    // Unknown IDs succeed quietly, as in Go; a known node must prove it is itself.
+    if (node !== null) {
+      this.verify(node, RegistryChallenge.deregister(id), readSignature(req))
+      this.store.markOffline(id)
+    }
+    return { type: 'deregister_ok' }
+  }
+
+  // --- trust and the handshake relay -----------------------------------------
+
+  private reportTrust(req: JsonObject): JsonObject {
+    const peerId = readNodeId(req, 'peer_id')
+    const node = this.authenticate(req, 'node_id', (id) => RegistryChallenge.reportTrust(id, peerId))
+    const peer = this.knownPeer(node, peerId)
+    const now = this.now()
+    this.store.transaction(() => {
+      this.store.addTrustReport(node.id, peer.id, now)
+      establishIfMutual(this.store, node.id, peer.id, now)
+    })
+    return { type: 'report_trust_ok' }
+  }
+
+  private revokeTrust(req: JsonObject): JsonObject {
+    const peerId = readNodeId(req, 'peer_id')
+    const node = this.authenticate(req, 'node_id', (id) => RegistryChallenge.revokeTrust(id, peerId))
+    const peer = this.knownPeer(node, peerId)
+    if (!this.store.removeTrust(node.id, peer.id)) throw new RequestRejected('not-found', 'no trust to revoke')
+    return { type: 'revoke_trust_ok' }
+  }
+
+  private requestHandshake(req: JsonObject): JsonObject {
+    const toId = readNodeId(req, 'to_node_id')
+    const justification = readOptionalString(req, 'justification') ?? ''
+    const from = this.authenticate(req, 'from_node_id', (id) => RegistryChallenge.requestHandshake(id, toId))
+    const to = this.onlineNode(toId)
+    if (to.id === from.id) throw badField('to_node_id')
+    const now = this.now()
+    this.store.transaction(() => {
+      if (this.store.countUnpolledRequests(to.id, from.id) >= this.limits.handshakeInboxSize) {
+        throw new RequestRejected('inbox-full', 'handshake inbox full')
+      }
+      this.store.putHandshakeRequest(from.id, to.id, justification, Math.floor(now / 1000), now)
+      // If `to` already trusts `from`, this request completes the pair (Go daemons call that "mutual").
+      establishIfMutual(this.store, from.id, to.id, now)
+    })
+    return { type: 'request_handshake_ok', status: 'delivered' }
+  }
+
+  private pollHandshakes(req: JsonObject): JsonObject {
+    const node = this.authenticate(req, 'node_id', RegistryChallenge.pollHandshakes)
+    const requests = this.store.takeHandshakeRequests(node.id)
+    const responses = this.store.takeHandshakeResponses(node.id)
+    return {
+      type: 'poll_handshakes_ok',
+      requests: requests.map((r) => ({ from_node_id: r.fromNodeId, justification: r.justification, timestamp: r.timestamp })),
+      responses: responses.map((r) => ({ from_node_id: r.fromNodeId, accept: r.accept, timestamp: r.timestamp })),
+    }
+  }
+
+  private respondHandshake(req: JsonObject): JsonObject {
+    const peerId = readNodeId(req, 'peer_id')
+    const accept = readBoolean(req, 'accept')
+    const node = this.authenticate(req, 'node_id', (id) => RegistryChallenge.respondHandshake(id, peerId))
+    const peer = this.knownPeer(node, peerId)
+    const now = this.now()
+    const timestamp = Math.floor(now / 1000)
+    this.store.transaction(() => {
+      const answersRequest = this.store.hasHandshakeRequest(peer.id, node.id)
+      if (accept) {
+        this.store.addTrustReport(node.id, peer.id, now)
+        const trusted = establishIfMutual(this.store, node.id, peer.id, now)
+        // An unsolicited accept is not relayed: Go requesters would trust it blindly.
+        if (answersRequest || trusted) this.store.putHandshakeResponse(node.id, peer.id, true, timestamp)
+      } else if (answersRequest) {
+        this.store.putHandshakeResponse(node.id, peer.id, false, timestamp)
+      }
+      if (answersRequest) this.store.deleteHandshakeRequest(peer.id, node.id)
+    })
+    return { type: 'respond_handshake_ok', accept, peer_id: peer.id }
+  }
+
+  private punch(req: JsonObject): JsonObject {
+    const aId = readNodeId(req, 'node_a')
+    const bId = readNodeId(req, 'node_b')
+    const requester = this.authenticate(req, 'requester_id', () => RegistryChallenge.punch(aId, bId))
+    if (requester.id !== aId && requester.id !== bId) throw new RequestRejected('not-authorised', 'not authorised')
+    const a = this.onlineNode(aId)
+    const b = this.onlineNode(bId)
+    // Hardening: Go returns both endpoints to anyone; we only to a node that may resolve the other.
+    const other = requester.id === a.id ? b : a
+    if (!mayResolve(this.store, requester.id, other.id, other.isPublic)) {
+      throw new RequestRejected('not-authorised', 'not authorised')
+    }
+    return { type: 'punch_ok', node_a: a.id, node_a_addr: a.realAddr ?? '', node_b: b.id, node_b_addr: b.realAddr ?? '' }
+  }
+
+  // --- reputation --------------------------------------------------------------
+
+  private getPoloScore(req: JsonObject): JsonObject {
+    return scoreResponse('get_polo_score_ok', this.onlineNode(readNodeId(req, 'node_id')))
+  }
+
+  private updatePoloScore(req: JsonObject, origin: RequestOrigin): JsonObject {
+    const delta = readInteger(req, 'delta', -POLO_SCORE_LIMIT, POLO_SCORE_LIMIT)
+    const node = this.onlineNode(readNodeId(req, 'node_id'))
+    this.takeScoreToken(origin)
+    const score = Math.max(-POLO_SCORE_LIMIT, Math.min(POLO_SCORE_LIMIT, node.poloScore + delta))
+    this.store.setPoloScore(node.id, score)
+    return scoreResponse('update_polo_score_ok', { ...node, poloScore: score })
+  }
+
+  private setPoloScore(req: JsonObject, origin: RequestOrigin): JsonObject {
+    const score = readInteger(req, 'polo_score', -POLO_SCORE_LIMIT, POLO_SCORE_LIMIT)
+    const node = this.onlineNode(readNodeId(req, 'node_id'))
+    this.takeScoreToken(origin)
+    this.store.setPoloScore(node.id, score)
+    return scoreResponse('set_polo_score_ok', { ...node, poloScore: score })
+  }
+
+  /** Go leaves score changes unsigned (its daemons send them so); we at least rate limit them. */
+  private takeScoreToken(origin: RequestOrigin): void {
+    if (!this.scoreChanges.tryTake(origin.ip, this.now())) throw new RequestRejected('rate-limited', 'rate limited')
+  }
+
+  // --- beacons and networks ------------------------------------------------------
+
+  private beaconRegister(req: JsonObject, origin: RequestOrigin): JsonObject {
+    const id = readInteger(req, 'beacon_id', 1, MAX_NODE_ID)
+    const addr = readString(req, 'addr', 262)
+    if (!isHostPort(addr)) throw badField('addr')
+    if (!this.beaconRegistrations.tryTake(origin.ip, this.now())) throw new RequestRejected('rate-limited', 'rate limited')
+    this.store.putBeacon(id, addr, this.now())
+    return { type: 'beacon_register_ok', beacon_id: id }
+  }
+
+  private beaconList(): JsonObject {
+    const beacons = this.store.listBeacons(this.now() - this.limits.beaconTtlMs)
+    return { type: 'beacon_list_ok', beacons: beacons.map((b) => ({ id: b.id, addr: b.addr })) }
+  }
+
+  private listNetworks(): JsonObject {
+    return {
+      type: 'list_networks_ok',
+      networks: [{ id: 0, name: 'backbone', members: this.store.countOnline(), join_rule: 'open' }],
+    }
+  }
+
+  private listNodes(req: JsonObject): JsonObject {
+    const networkId = readInteger(req, 'network_id', 0, 0xffff)
+    // Listing the backbone would enumerate every node: refused, as in Go.
+    if (networkId === 0) throw new RequestRejected('not-authorised', 'listing network 0 is not allowed')
+    throw new RequestRejected('not-found', 'no such network')
+  }
+
+  private rotateKey(req: JsonObject): JsonObject {
+    const newKey = readPublicKey(req, 'new_public_key')
+    const node = this.authenticate(req, 'node_id', RegistryChallenge.rotateKey)
+    if (this.store.findKey(newKey) !== null) throw new RequestRejected('conflict', 'public key already in use')
+    this.store.rotateKey(node.id, newKey, this.now())
+    return { type: 'rotate_key_ok', node_id: node.id, address: nodeAddress(node.id), public_key: newKey }
+  }
+
+  // --- helpers -----------------------------------------------------------------
+
+  /** The online node named by `req[idKey]`, after checking its signature over `challenge(id)`. */
+  private authenticate(req: JsonObject, idKey: string, challenge: (id: number) => string): NodeRecord {
+    const id = readNodeId(req, idKey)
+    const signature = readSignature(req)
+    const node = this.onlineNode(id)
+    this.verify(node, challenge(id), signature)
+    return node
+  }
+
+  private verify(node: NodeRecord, challenge: string, signature: string): void {
+    const key = decodeStdBase64(node.publicKey)
+    if (key === null || !verifyChallenge(key, challenge, signature)) {
+      throw new RequestRejected('bad-signature', 'signature invalid')
+    }
+  }
+
+  /** Reaped and deregistered nodes are gone as far as clients can tell (Go deletes them). */
+  private onlineNode(id: number): NodeRecord {
+    const node = this.store.getNode(id)
+    if (node === null || !node.online) throw new RequestRejected('not-found', 'not found')
+    return node
+  }
+
+  /** A peer for trust operations: any node ever registered (revoking trust in an offline node must work). */
+  private knownPeer(node: NodeRecord, peerId: number): NodeRecord {
+    if (peerId === node.id) throw badField('peer_id')
+    const peer = this.store.getNode(peerId)
+    if (peer === null) throw new RequestRejected('not-found', 'not found')
+    return peer
+  }
+}
+
+export function errorResponse(text: string): JsonObject {
+  return { type: 'error', error: text }
+}
+
+function networksUnsupported(): never {
+  throw new RequestRejected('unsupported', 'custom networks are not supported')
+}
+
+function nodeAddress(id: number): string {
+  return formatAddress({ network: 0, node: id })
+}
+
+function nonEmpty(text: string | undefined): string | undefined {
+  return text === undefined || text === '' ? undefined : text
+}
+
+/** Standard base64 of exactly 32 bytes, returned in canonical form. */
+function readPublicKey(req: JsonObject, key: string): string {
+  const text = readString(req, key, 64)
+  const bytes = decodeStdBase64(text)
+  if (bytes === null || bytes.length !== ED25519_PUBLIC_KEY_SIZE) throw badField(key)
+  return bytes.toString('base64')
+}
+
+function scoreResponse(type: string, node: NodeRecord): JsonObject {
+  return { type, node_id: node.id, address: nodeAddress(node.id), polo_score: node.poloScore }
+}

@@ -1,0 +1,181 @@
+/**
+ * The registry's TCP edge (WIRE.md §10.1): length-prefixed JSON, one request
+ * answered before the next is read from the same connection. The logic lives
+ * in RegistryRequestHandler; this file owns sockets, timers and counters.
+ *
+ * Bad input never stops the server:
+ *   - a length prefix above the limit: error response, then the connection is
+ *     closed (the body that follows cannot be skipped safely);
+ *   - a body that is not a JSON object: error response, then close (the shared
+ *     frame decoder does not resume after a bad body);
+ *   - wrong or missing fields, bad signatures: error response, connection stays;
+ *   - a client that vanishes mid-frame: its decoder goes with its socket.
+ * Each refusal is counted by reason in `stats()`.
+ */
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
+import { DecodeError } from '../errors.js'
+import { nullLogger, type Logger } from '../logger.js'
+import { encodeRegistryMessage, RegistryFrameDecoder, type JsonObject } from '../protocol/registry-framing.js'
+import { normalizeRemoteIp } from './endpoints.js'
+import { withSortedKeys } from './json-order.js'
+import { DEFAULT_REGISTRY_LIMITS, type RegistryLimits } from './limits.js'
+import { errorResponse, RegistryRequestHandler, type RequestOrigin } from './request-handler.js'
+import type { RejectReason } from './request-fields.js'
+import type { RegistryStore } from './store.js'
+
+export interface RegistryServerOptions {
+  store: RegistryStore
+  logger?: Logger
+  /** Wall clock in ms; tests pass a fake one. */
+  now?: () => number
+  limits?: Partial<RegistryLimits>
+}
+
+export interface RegistryServerStats {
+  /** Connections open now. */
+  connections: number
+  connectionsAccepted: number
+  /** Connections closed because of bad framing or the idle limit. */
+  connectionsClosedForInput: number
+  connectionsClosedIdle: number
+  requests: number
+  /** Refused requests (and refused frames) by reason. */
+  rejected: Partial<Record<RejectReason, number>>
+  nodesReaped: number
+}
+
+export class RegistryServer {
+  private readonly store: RegistryStore
+  private readonly logger: Logger
+  private readonly limits: RegistryLimits
+  private readonly handler: RegistryRequestHandler
+  private readonly sockets = new Set<Socket>()
+  private readonly counters: Omit<RegistryServerStats, 'connections' | 'rejected'> = {
+    connectionsAccepted: 0,
+    connectionsClosedForInput: 0,
+    connectionsClosedIdle: 0,
+    requests: 0,
+    nodesReaped: 0,
+  }
+  private readonly rejected: Partial<Record<RejectReason, number>> = {}
+  private server: Server | null = null
+  private reapTimer: NodeJS.Timeout | null = null
+
+  constructor(options: RegistryServerOptions) {
+    this.store = options.store
+    this.logger = (options.logger ?? nullLogger).child({ component: 'registry' })
+    this.limits = { ...DEFAULT_REGISTRY_LIMITS, ...options.limits }
+    this.handler = new RegistryRequestHandler({
+      store: this.store,
+      now: options.now ?? Date.now,
+      limits: this.limits,
+      logger: this.logger,
+    })
+  }
+
+  /** Starts accepting connections and the reaper. Resolves with the bound address (port 0 picks one). */
+  async listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    if (this.server !== null) throw new Error('registry server is already listening')
+    const server = createServer({ noDelay: true }, (socket) => this.accept(socket))
+    server.maxConnections = this.limits.maxConnections
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, host, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    server.on('error', (err) => this.logger.error('listener error', { error: err.message }))
+    this.server = server
+    this.reapTimer = setInterval(() => this.reapNow(), this.limits.reapIntervalMs)
+    this.reapTimer.unref()
+    const bound = server.address() as AddressInfo
+    return { host: bound.address, port: bound.port }
+  }
+
+  /** Stops listening, closes every connection and the reaper. The store stays open (the caller owns it). */
+  async close(): Promise<void> {
+    if (this.reapTimer !== null) clearInterval(this.reapTimer)
+    this.reapTimer = null
+    const server = this.server
+    this.server = null
+    for (const socket of this.sockets) socket.destroy()
+    this.sockets.clear()
+    if (server !== null) await new Promise<void>((resolve) => server.close(() => resolve()))
+  }
+
+  /** One reaper pass now (the timer calls this every `reapIntervalMs`). */
+  reapNow(): { nodes: number[]; beacons: number; requests: number } {
+    try {
+      const result = this.handler.reap()
+      this.counters.nodesReaped += result.nodes.length
+      if (result.nodes.length > 0) this.logger.info('nodes went offline', { nodes: result.nodes })
+      return result
+    } catch (err) {
+      this.logger.error('reaper failed', { error: (err as Error).message })
+      return { nodes: [], beacons: 0, requests: 0 }
+    }
+  }
+
+  stats(): RegistryServerStats {
+    return { connections: this.sockets.size, ...this.counters, rejected: { ...this.rejected } }
+  }
+
+  private accept(socket: Socket): void {
+    this.counters.connectionsAccepted++
+    this.sockets.add(socket)
+    const origin: RequestOrigin = { ip: normalizeRemoteIp(socket.remoteAddress ?? '0.0.0.0'), port: socket.remotePort ?? 0 }
+    const decoder = new RegistryFrameDecoder(this.limits.maxMessageSize)
+    let closing = false
+
+    const closeAfter = (frame: Buffer): void => {
+      closing = true
+      this.counters.connectionsClosedForInput++
+      socket.end(frame, () => socket.destroy())
+    }
+
+    socket.setTimeout(this.limits.idleTimeoutMs)
+    socket.on('timeout', () => {
+      this.counters.connectionsClosedIdle++
+      socket.destroy()
+    })
+    socket.on('error', () => {}) // resets and the like; 'close' follows and cleans up
+    socket.on('close', () => this.sockets.delete(socket))
+    socket.on('drain', () => socket.resume())
+    socket.on('data', (chunk: Buffer) => {
+      if (closing) return
+      decoder.push(chunk)
+      // Requests run synchronously in arrival order, so answers leave in the same order.
+      for (;;) {
+        let request: JsonObject | null
+        try {
+          request = decoder.next()
+        } catch (err) {
+          const reason: RejectReason = err instanceof DecodeError && err.reason === 'too-large' ? 'too-large' : 'bad-json'
+          this.count(reason)
+          closeAfter(encodeRegistryMessage(errorResponse(reason === 'too-large' ? 'message too large' : 'invalid json')))
+          return
+        }
+        if (request === null) return
+        this.counters.requests++
+        const { response, rejected } = this.handler.handle(request, origin)
+        if (rejected !== null) this.count(rejected)
+        // A client that pipelines without reading gets no more work done until it reads.
+        if (!socket.write(this.encodeResponse(response))) socket.pause()
+      }
+    })
+  }
+
+  private encodeResponse(response: JsonObject): Buffer {
+    try {
+      return encodeRegistryMessage(withSortedKeys(response), this.limits.maxMessageSize)
+    } catch {
+      this.count('internal')
+      return encodeRegistryMessage(errorResponse('response too large'))
+    }
+  }
+
+  private count(reason: RejectReason): void {
+    this.rejected[reason] = (this.rejected[reason] ?? 0) + 1
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * When does a trust pair exist? (Hardening of WIRE.md §17 item 11.)
+ *
+ * In the Go reference one node's `report_trust` alone creates the pair that
+ * lets it `resolve` the other's endpoint. Here a pair needs the consent of
+ * both nodes, each given by a request that node signed:
+ *
+ *   - `report_trust(node → peer)`, or an accepting `respond_handshake` from
+ *     node to peer, records "node trusts peer" (a trust report);
+ *   - an outstanding `request_handshake(node → peer)` is node's consent too,
+ *     for as long as it is not answered.
+ *
+ * What real Go daemons send still ends in a pair: the approving side sends
+ * `respond_handshake(accept)` (answering the requester's pending request) and
+ * `report_trust`; two daemons that approve each other directly on port 444
+ * both send `report_trust`. Either side's `revoke_trust` removes the pair and
+ * both reports, so one side re-reporting afterwards is unilateral again.
+ */
+import type { RegistryStore, TrustOrigin } from './store.js'
+
+/** True if `from` has consented to trust `to`. */
+export function hasConsented(store: RegistryStore, from: number, to: number): boolean {
+  return store.hasTrustReport(from, to) || store.hasHandshakeRequest(from, to)
+}
+
+/** Creates the pair if both sides have consented. Returns whether a pair exists afterwards. */
+export function establishIfMutual(store: RegistryStore, a: number, b: number, now: number): boolean {
+  if (store.hasTrustPair(a, b)) return true
+  if (!hasConsented(store, a, b) || !hasConsented(store, b, a)) return false
+  const origin: TrustOrigin =
+    store.hasHandshakeRequest(a, b) || store.hasHandshakeRequest(b, a) ? 'handshake' : 'mutual-report'
+  store.addTrustPair(a, b, origin, now)
+  return true
+}
+
+/**
+ * May `requester` learn `target`'s endpoint? Yes for itself, for public
+ * targets and for trusted pairs (§10.5.4; custom networks do not exist here).
+ */
+export function mayResolve(store: RegistryStore, requester: number, target: number, targetIsPublic: boolean): boolean {
+  return requester === target || targetIsPublic || store.hasTrustPair(requester, target)
+}
