@@ -1,0 +1,78 @@
+/** `pilot-tun registry`: run a registry server in the foreground until SIGINT/SIGTERM. */
+import type { CommandModule } from 'yargs'
+import { isIP } from 'node:net'
+import { ConfigError, PilotError } from '../../errors.js'
+import { RegistryError, RegistryErrorCode } from '../../registry/errors.js'
+import { startRegistry, type RunningRegistry } from '../../registry/start.js'
+import { createCliLogger, LOG_LEVELS, type LogFormat, type LogLevel } from '../logging.js'
+
+export { startRegistry, type RunningRegistry, type StartRegistryOptions } from '../../registry/start.js'
+
+export const DEFAULT_REGISTRY_LISTEN = '0.0.0.0:9000'
+export const DEFAULT_REGISTRY_STORE = '/var/lib/pilot-tun/registry.db'
+
+interface RegistryArgs {
+  listen: string
+  store: string
+  'log-level': LogLevel
+  'log-format': LogFormat
+}
+
+/** `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all IPv4 interfaces). */
+export function parseListenAddress(text: string): { host: string; port: number } {
+  const colon = text.lastIndexOf(':')
+  const portText = colon < 0 ? '' : text.slice(colon + 1)
+  let host = colon < 0 ? text : text.slice(0, colon)
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1)
+  if (host === '') host = '0.0.0.0'
+  const port = /^[0-9]{1,5}$/.test(portText) ? Number(portText) : -1
+  if (port < 0 || port > 65535 || (isIP(host) === 0 && host !== 'localhost')) {
+    throw new ConfigError(`--listen "${text}" is not HOST:PORT`, 'for example 0.0.0.0:9000 or [::]:9000')
+  }
+  return { host, port }
+}
+
+export const registryCommand: CommandModule<object, RegistryArgs> = {
+  command: 'registry',
+  describe: 'run a registry server (node directory, trust pairs, handshake relay) in the foreground',
+  builder: (y) =>
+    y
+      .option('listen', { type: 'string', default: DEFAULT_REGISTRY_LISTEN, describe: 'TCP address to listen on (HOST:PORT)' })
+      .option('store', { type: 'string', default: DEFAULT_REGISTRY_STORE, describe: 'SQLite database file (created if missing)' })
+      .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'log verbosity' })
+      .option('log-format', {
+        choices: ['auto', 'text', 'json'] as const,
+        default: 'auto' as LogFormat,
+        describe: 'log lines as text or JSON (auto: JSON when stderr is not a terminal)',
+      }),
+  handler: async (args) => {
+    const { host, port } = parseListenAddress(args.listen)
+    const logger = createCliLogger(args['log-level'], args['log-format'])
+    let registry: RunningRegistry
+    try {
+      registry = await startRegistry({ host, port, storePath: args.store, logger })
+    } catch (err) {
+      if (err instanceof PilotError) throw err
+      throw new RegistryError(RegistryErrorCode.LISTEN, `cannot listen on ${args.listen}: ${(err as Error).message}`, {
+        hint: 'is another registry already running there, or does the port need privileges?',
+      })
+    }
+    logger.info(`listening on ${args.listen}`, { port: registry.address.port, store: args.store })
+    await waitForSignal()
+    logger.info('shutting down')
+    await registry.close()
+  },
+}
+
+/** Resolves on the first SIGINT or SIGTERM. */
+function waitForSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+      resolve(signal)
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+  })
+}

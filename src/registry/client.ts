@@ -1,0 +1,409 @@
+/**
+ * The daemon's registry client (WIRE.md §10): one long-lived connection,
+ * requests queued and sent one at a time, each with a timeout. A lost
+ * connection is re-dialled with backoff (0.5 s doubling to 10 s, 5 tries,
+ * 5 s per dial) and the request that was interrupted is retried once.
+ *
+ * Requests are built exactly as Go daemons build them: same keys (sorted, as
+ * Go's maps emit them), IDs as JSON numbers, signatures over the §10.3
+ * challenges in standard base64.
+ */
+import type { Identity } from '../crypto/identity.js'
+import { nullLogger, type Logger } from '../logger.js'
+import { REGISTRY_MAX_MESSAGE, type JsonObject } from '../protocol/registry-framing.js'
+import { RegistryChallenge } from './challenges.js'
+import { ConnectionLost, RegistryClientConnection } from './client-connection.js'
+import { RegistryError, RegistryErrorCode } from './errors.js'
+import { withSortedKeys } from './json-order.js'
+
+export interface ReconnectPolicy {
+  /** Dial attempts per (re)connection before requests fail as unreachable. */
+  maxAttempts: number
+  initialDelayMs: number
+  maxDelayMs: number
+  dialTimeoutMs: number
+}
+
+export const DEFAULT_RECONNECT_POLICY: Readonly<ReconnectPolicy> = Object.freeze({
+  maxAttempts: 5,
+  initialDelayMs: 500,
+  maxDelayMs: 10_000,
+  dialTimeoutMs: 5_000,
+})
+
+export interface RegistryClientOptions {
+  host: string
+  port: number
+  identity: Identity
+  logger?: Logger
+  /** Per request, from the moment it is queued. Default 15 s. */
+  timeoutMs?: number
+  reconnect?: Partial<ReconnectPolicy>
+}
+
+export interface RegisterResult {
+  nodeId: number
+  address: string
+  publicKey: string
+  hostname?: string
+  hostnameError?: string
+}
+
+export interface LookupResult {
+  nodeId: number
+  address: string
+  publicKey: string
+  isPublic: boolean
+  networks: number[]
+  poloScore: number
+  hostname?: string
+  tags?: string[]
+  taskExec?: boolean
+  /** Only for public nodes. */
+  realAddr?: string
+}
+
+export interface HandshakeInbox {
+  requests: Array<{ fromNodeId: number; justification: string; timestamp: number }>
+  responses: Array<{ fromNodeId: number; accept: boolean; timestamp: number }>
+}
+
+interface PendingRequest {
+  message: JsonObject
+  resolve(response: JsonObject): void
+  reject(err: Error): void
+  timer: NodeJS.Timeout
+  settled: boolean
+  retried: boolean
+}
+
+export class RegistryClient {
+  private readonly host: string
+  private readonly port: number
+  private readonly identity: Identity
+  private readonly logger: Logger
+  private readonly timeoutMs: number
+  private readonly policy: ReconnectPolicy
+  private readonly queue: PendingRequest[] = []
+  private connection: RegistryClientConnection | null = null
+  private inFlight: PendingRequest | null = null
+  private pumping = false
+  private closed = false
+  /** Why the last dial failed, while a dial sequence is running. */
+  private dialError: string | null = null
+  private wakeSleeper: (() => void) | null = null
+  private sleepTimer: NodeJS.Timeout | null = null
+
+  constructor(options: RegistryClientOptions) {
+    this.host = options.host
+    this.port = options.port
+    this.identity = options.identity
+    this.logger = (options.logger ?? nullLogger).child({ component: 'registry-client' })
+    this.timeoutMs = options.timeoutMs ?? 15_000
+    this.policy = { ...DEFAULT_RECONNECT_POLICY, ...options.reconnect }
+  }
+
+  /** `host:port` of the registry, as used in messages and hints. */
+  get address(): string {
+    return this.host.includes(':') ? `[${this.host}]:${this.port}` : `${this.host}:${this.port}`
+  }
+
+  // --- operations --------------------------------------------------------------
+
+  async register(options: { listenAddr: string; owner?: string; hostname?: string }): Promise<RegisterResult> {
+    const message: JsonObject = {
+      type: 'register',
+      listen_addr: options.listenAddr,
+      public_key: Buffer.from(this.identity.publicKey).toString('base64'),
+    }
+    if (options.owner !== undefined && options.owner !== '') message.owner = options.owner
+    if (options.hostname !== undefined && options.hostname !== '') message.hostname = options.hostname
+    const r = await this.request(message)
+    const result: RegisterResult = { nodeId: num(r, 'node_id'), address: str(r, 'address'), publicKey: str(r, 'public_key') }
+    if (typeof r.hostname === 'string') result.hostname = r.hostname
+    if (typeof r.hostname_error === 'string') result.hostnameError = r.hostname_error
+    return result
+  }
+
+  /** Returns the registry's clock (Unix seconds). */
+  async heartbeat(nodeId: number): Promise<{ time: number }> {
+    const r = await this.signed({ type: 'heartbeat', node_id: nodeId }, RegistryChallenge.heartbeat(nodeId))
+    return { time: num(r, 'time') }
+  }
+
+  async lookup(nodeId: number): Promise<LookupResult> {
+    const r = await this.request({ type: 'lookup', node_id: nodeId })
+    const result: LookupResult = {
+      nodeId: num(r, 'node_id'),
+      address: str(r, 'address'),
+      publicKey: str(r, 'public_key'),
+      isPublic: r.public === true,
+      networks: Array.isArray(r.networks) ? r.networks.filter((n): n is number => typeof n === 'number') : [],
+      poloScore: typeof r.polo_score === 'number' ? r.polo_score : 0,
+    }
+    if (typeof r.hostname === 'string') result.hostname = r.hostname
+    if (Array.isArray(r.tags)) result.tags = r.tags.filter((t): t is string => typeof t === 'string')
+    if (r.task_exec === true) result.taskExec = true
+    if (typeof r.real_addr === 'string') result.realAddr = r.real_addr
+    return result
+  }
+
+  /** The endpoint of `nodeId`, if the registry lets `requesterId` see it. */
+  async resolve(requesterId: number, nodeId: number): Promise<{ nodeId: number; realAddr: string }> {
+    const r = await this.signed(
+      { type: 'resolve', node_id: nodeId, requester_id: requesterId },
+      RegistryChallenge.resolve(requesterId, nodeId),
+    )
+    return { nodeId: num(r, 'node_id'), realAddr: str(r, 'real_addr') }
+  }
+
+  async setVisibility(nodeId: number, isPublic: boolean): Promise<{ visibility: 'public' | 'private' }> {
+    const r = await this.signed({ type: 'set_visibility', node_id: nodeId, public: isPublic }, RegistryChallenge.setVisibility(nodeId))
+    return { visibility: str(r, 'visibility') === 'public' ? 'public' : 'private' }
+  }
+
+  /** An empty hostname clears it. */
+  async setHostname(nodeId: number, hostname: string): Promise<{ hostname: string }> {
+    const r = await this.signed({ type: 'set_hostname', node_id: nodeId, hostname }, RegistryChallenge.setHostname(nodeId))
+    return { hostname: str(r, 'hostname') }
+  }
+
+  async resolveHostname(hostname: string): Promise<{ nodeId: number; address: string; isPublic: boolean; hostname: string }> {
+    const r = await this.request({ type: 'resolve_hostname', hostname })
+    return { nodeId: num(r, 'node_id'), address: str(r, 'address'), isPublic: r.public === true, hostname: str(r, 'hostname') }
+  }
+
+  async setTags(nodeId: number, tags: string[]): Promise<{ tags: string[] }> {
+    const r = await this.signed({ type: 'set_tags', node_id: nodeId, tags }, RegistryChallenge.setTags(nodeId))
+    return { tags: Array.isArray(r.tags) ? r.tags.filter((t): t is string => typeof t === 'string') : [] }
+  }
+
+  async setTaskExec(nodeId: number, enabled: boolean): Promise<{ taskExec: boolean }> {
+    const r = await this.signed({ type: 'set_task_exec', node_id: nodeId, enabled }, RegistryChallenge.setTaskExec(nodeId))
+    return { taskExec: r.task_exec === true }
+  }
+
+  async deregister(nodeId: number): Promise<void> {
+    await this.signed({ type: 'deregister', node_id: nodeId }, RegistryChallenge.deregister(nodeId))
+  }
+
+  async reportTrust(nodeId: number, peerId: number): Promise<void> {
+    await this.signed({ type: 'report_trust', node_id: nodeId, peer_id: peerId }, RegistryChallenge.reportTrust(nodeId, peerId))
+  }
+
+  async revokeTrust(nodeId: number, peerId: number): Promise<void> {
+    await this.signed({ type: 'revoke_trust', node_id: nodeId, peer_id: peerId }, RegistryChallenge.revokeTrust(nodeId, peerId))
+  }
+
+  async requestHandshake(fromNodeId: number, toNodeId: number, justification: string): Promise<{ status: string }> {
+    const r = await this.signed(
+      { type: 'request_handshake', from_node_id: fromNodeId, to_node_id: toNodeId, justification },
+      RegistryChallenge.requestHandshake(fromNodeId, toNodeId),
+    )
+    return { status: str(r, 'status') }
+  }
+
+  /** Returns and clears this node's relayed handshake requests and answers. */
+  async pollHandshakes(nodeId: number): Promise<HandshakeInbox> {
+    const r = await this.signed({ type: 'poll_handshakes', node_id: nodeId }, RegistryChallenge.pollHandshakes(nodeId))
+    const list = (key: string): JsonObject[] =>
+      Array.isArray(r[key]) ? (r[key] as unknown[]).filter((e): e is JsonObject => typeof e === 'object' && e !== null) : []
+    return {
+      requests: list('requests').map((e) => ({
+        fromNodeId: num(e, 'from_node_id'),
+        justification: typeof e.justification === 'string' ? e.justification : '',
+        timestamp: typeof e.timestamp === 'number' ? e.timestamp : 0,
+      })),
+      responses: list('responses').map((e) => ({
+        fromNodeId: num(e, 'from_node_id'),
+        accept: e.accept === true,
+        timestamp: typeof e.timestamp === 'number' ? e.timestamp : 0,
+      })),
+    }
+  }
+
+  /** `nodeId` answers `peerId`'s relayed request. */
+  async respondHandshake(nodeId: number, peerId: number, accept: boolean): Promise<void> {
+    await this.signed(
+      { type: 'respond_handshake', node_id: nodeId, peer_id: peerId, accept },
+      RegistryChallenge.respondHandshake(nodeId, peerId),
+    )
+  }
+
+  /** Sends any request as is and resolves with the answer (rejects with PT_REGISTRY_ERROR on `error`). */
+  request(message: JsonObject): Promise<JsonObject> {
+    if (this.closed) return Promise.reject(closedError())
+    return new Promise((resolve, reject) => {
+      const pending: PendingRequest = {
+        message: withSortedKeys(message),
+        resolve,
+        reject,
+        timer: setTimeout(() => this.onTimeout(pending), this.timeoutMs),
+        settled: false,
+        retried: false,
+      }
+      this.queue.push(pending)
+      void this.pump()
+    })
+  }
+
+  /** Fails queued requests with PT_REGISTRY_CLOSED and drops the connection. */
+  close(): void {
+    if (this.closed) return
+    this.closed = true
+    for (const pending of this.queue) this.settle(pending, closedError())
+    this.queue.length = 0
+    this.connection?.destroy()
+    this.connection = null
+    if (this.sleepTimer !== null) clearTimeout(this.sleepTimer)
+    this.wakeSleeper?.()
+  }
+
+  // --- queue and connection ------------------------------------------------------
+
+  private signed(message: JsonObject, challenge: string): Promise<JsonObject> {
+    return this.request({ ...message, signature: this.identity.signChallenge(challenge) })
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping) return
+    this.pumping = true
+    try {
+      while (!this.closed) {
+        while (this.queue.length > 0 && this.queue[0]!.settled) this.queue.shift()
+        const pending = this.queue[0]
+        if (pending === undefined) break
+        let connection: RegistryClientConnection
+        try {
+          connection = await this.connect()
+        } catch (err) {
+          this.settle(pending, err as Error)
+          continue
+        }
+        if (pending.settled) continue
+        this.inFlight = pending
+        try {
+          const response = await connection.exchange(pending.message)
+          this.settleWithResponse(pending, response)
+        } catch (err) {
+          if (pending.settled || this.closed) continue
+          if (!pending.retried) {
+            // The connection broke under this request: reconnect and send it once more (as Go does).
+            pending.retried = true
+            this.logger.debug('registry connection lost; retrying request', { type: pending.message.type, error: (err as Error).message })
+            continue
+          }
+          this.settle(pending, this.unreachable((err as Error).message))
+        } finally {
+          this.inFlight = null
+        }
+      }
+    } finally {
+      this.pumping = false
+    }
+  }
+
+  /** The open connection, dialling with backoff if there is none. */
+  private async connect(): Promise<RegistryClientConnection> {
+    if (this.connection?.isOpen) return this.connection
+    this.connection = null
+    let delay = this.policy.initialDelayMs
+    for (let attempt = 1; attempt <= this.policy.maxAttempts; attempt++) {
+      if (attempt > 1) {
+        await this.sleep(delay)
+        delay = Math.min(delay * 2, this.policy.maxDelayMs)
+      }
+      if (this.closed) throw closedError()
+      try {
+        const connection = await RegistryClientConnection.open(this.host, this.port, this.policy.dialTimeoutMs, REGISTRY_MAX_MESSAGE)
+        if (this.closed) {
+          connection.destroy()
+          throw closedError()
+        }
+        this.dialError = null
+        this.connection = connection
+        this.logger.debug('connected to registry', { registry: this.address })
+        return connection
+      } catch (err) {
+        if (!(err instanceof ConnectionLost)) throw err
+        this.dialError = err.message
+        this.logger.debug('registry dial failed', { registry: this.address, attempt, error: err.message })
+      }
+    }
+    const reason = this.dialError ?? 'no connection'
+    this.dialError = null
+    throw this.unreachable(reason)
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.wakeSleeper = resolve
+      this.sleepTimer = setTimeout(resolve, ms)
+    }).then(() => {
+      this.sleepTimer = null
+      this.wakeSleeper = null
+    })
+  }
+
+  private onTimeout(pending: PendingRequest): void {
+    if (pending.settled) return
+    if (pending === this.inFlight) {
+      this.settle(pending, new RegistryError(RegistryErrorCode.TIMEOUT, `registry ${this.address} did not answer ${String(pending.message.type)} within ${this.timeoutMs} ms`, {
+        hint: 'the registry may be overloaded or the network path lossy',
+      }))
+      // A late answer would be taken for the next request's: start over on a fresh connection.
+      this.connection?.destroy('request timed out')
+      this.connection = null
+    } else if (this.dialError !== null) {
+      this.settle(pending, this.unreachable(this.dialError))
+    } else {
+      this.settle(pending, new RegistryError(RegistryErrorCode.TIMEOUT, `${String(pending.message.type)} to registry ${this.address} timed out in the queue after ${this.timeoutMs} ms`))
+    }
+  }
+
+  private settleWithResponse(pending: PendingRequest, response: JsonObject): void {
+    if (typeof response.error === 'string') {
+      this.settle(pending, new RegistryError(RegistryErrorCode.ERROR, `registry refused ${String(pending.message.type)}: ${response.error}`, {
+        serverError: response.error,
+      }))
+      return
+    }
+    if (pending.settled) return
+    pending.settled = true
+    clearTimeout(pending.timer)
+    pending.resolve(response)
+  }
+
+  private settle(pending: PendingRequest, err: Error): void {
+    if (pending.settled) return
+    pending.settled = true
+    clearTimeout(pending.timer)
+    pending.reject(err)
+  }
+
+  private unreachable(reason: string): RegistryError {
+    return new RegistryError(RegistryErrorCode.UNREACHABLE, `registry ${this.address} unreachable: ${reason}`, {
+      hint: `check that a registry listens on ${this.address} and that this host can reach it over TCP`,
+    })
+  }
+}
+
+function closedError(): RegistryError {
+  return new RegistryError(RegistryErrorCode.CLOSED, 'registry client closed')
+}
+
+function num(r: JsonObject, key: string): number {
+  const v = r[key]
+  if (typeof v !== 'number') throw badResponse(r, key)
+  return v
+}
+
+function str(r: JsonObject, key: string): string {
+  const v = r[key]
+  if (typeof v !== 'string') throw badResponse(r, key)
+  return v
+}
+
+function badResponse(r: JsonObject, key: string): RegistryError {
+  return new RegistryError(RegistryErrorCode.BAD_RESPONSE, `registry answer ${String(r.type)} lacks "${key}"`)
+}

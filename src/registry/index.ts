@@ -1,0 +1,28 @@
+/** The registry: server, SQLite store, and the client the daemon uses. */
+export { RegistryServer, type RegistryServerOptions, type RegistryServerStats } from './server.js'
+export {
+  RegistryStore,
+  type RegistryStoreOptions,
+  type NodeRecord,
+  type TrustPairRecord,
+  type TrustOrigin,
+  type HandshakeRequestRecord,
+  type HandshakeResponseRecord,
+  type BeaconRecord,
+} from './store.js'
+export { SCHEMA_VERSION } from './schema.js'
+export {
+  RegistryClient,
+  DEFAULT_RECONNECT_POLICY,
+  type RegistryClientOptions,
+  type ReconnectPolicy,
+  type RegisterResult,
+  type LookupResult,
+  type HandshakeInbox,
+} from './client.js'
+export { RegistryError, RegistryErrorCode } from './errors.js'
+export { RegistryChallenge } from './challenges.js'
+export { DEFAULT_REGISTRY_LIMITS, type RegistryLimits } from './limits.js'
+export { RegistryRequestHandler, type RequestOrigin, type HandledRequest } from './request-handler.js'
+export type { RejectReason } from './request-fields.js'
+export { startRegistry, type RunningRegistry, type StartRegistryOptions } from './start.js'

@@ -1,0 +1,52 @@
+/**
+ * Opens a store and starts a server on it: what `pilot-tun registry` and
+ * `pilot-tun rendezvous` run. `close()` stops the server, then the store.
+ */
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { nullLogger, type Logger } from '../logger.js'
+import type { RegistryLimits } from './limits.js'
+import { RegistryServer } from './server.js'
+import { RegistryStore } from './store.js'
+
+export interface StartRegistryOptions {
+  host: string
+  port: number
+  /** SQLite file (its directory is created, mode 0700), or ':memory:'. */
+  storePath: string
+  logger?: Logger
+  limits?: Partial<RegistryLimits>
+  now?: () => number
+}
+
+export interface RunningRegistry {
+  server: RegistryServer
+  store: RegistryStore
+  /** The bound address (port 0 resolved). */
+  address: { host: string; port: number }
+  close(): Promise<void>
+}
+
+export async function startRegistry(options: StartRegistryOptions): Promise<RunningRegistry> {
+  const logger = options.logger ?? nullLogger
+  if (options.storePath !== ':memory:') mkdirSync(dirname(options.storePath), { recursive: true, mode: 0o700 })
+  const store = new RegistryStore({ path: options.storePath })
+  const server = new RegistryServer({ store, logger, ...(options.now ? { now: options.now } : {}), ...(options.limits ? { limits: options.limits } : {}) })
+  let address: { host: string; port: number }
+  try {
+    address = await server.listen(options.host, options.port)
+  } catch (err) {
+    store.close()
+    throw err
+  }
+  let closing: Promise<void> | null = null
+  return {
+    server,
+    store,
+    address,
+    close: () => {
+      closing ??= server.close().finally(() => store.close())
+      return closing
+    },
+  }
+}
