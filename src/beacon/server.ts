@@ -1,0 +1,292 @@
+/**
+ * The beacon (WIRE.md §9): tells daemons the UDP endpoint it sees them at,
+ * introduces two nodes for hole punching, and relays tunnel frames between
+ * nodes that cannot reach each other directly. One UDP socket, no timers.
+ *
+ * Inputs, per datagram (`handleDatagram`, called by the bind):
+ *   Discover(id)            → DiscoverReply(observed endpoint); id ≠ 0 is recorded.
+ *   PunchRequest(req, tgt)  → records req; PunchCommand(tgt's endpoint) to req and
+ *                             PunchCommand(req's endpoint) to tgt; unknown tgt is dropped.
+ *   Relay(snd, dst, frame)  → RelayDeliver(snd, frame) to dst's endpoint, only when the
+ *                             datagram comes from the endpoint snd last announced
+ *                             (hardening of §17 item 12: the reference relays for anyone).
+ *   anything else           → dropped and counted; nothing throws out of the handler.
+ *
+ * Order per datagram: size, per-source rate limit, parse, state lookups, send.
+ * Expired nodes and idle rate buckets are swept at most once a second from the
+ * same path, so the server owns no timer and a test can run several.
+ */
+import { readU32 } from '../bytes.js'
+import { DecodeError } from '../errors.js'
+import { nullLogger, type Logger } from '../logger.js'
+import {
+  BeaconType,
+  RELAY_DELIVER_HEADER_SIZE,
+  RELAY_HEADER_SIZE,
+  decodeBeaconMessage,
+  writeRelayDeliverHeader,
+} from '../protocol/beacon-messages.js'
+import type { DatagramHandler, PacketBind, UdpEndpoint } from '../tunnel/bind.js'
+import { BeaconError, BeaconErrorCode } from './errors.js'
+import { resolveBeaconLimits, type BeaconLimits } from './limits.js'
+import { NodeTable, encodeEndpointMessages, type NodeEntry } from './node-table.js'
+import { SourceRateLimiter } from './rate-limiter.js'
+import { BeaconCounters, type BeaconDropReason, type BeaconStats } from './stats.js'
+
+export interface BeaconServerOptions {
+  /** The UDP socket; the server owns it from here on and closes it in `close()`. */
+  bind: PacketBind
+  logger?: Logger
+  /** Monotonic milliseconds. Default `performance.now()`. */
+  now?: () => number
+  limits?: Partial<BeaconLimits>
+}
+
+const SWEEP_INTERVAL_MS = 1000
+/** RelayDeliver is written over the tail of the Relay header: `05 sss ddd frame` → `.... 06 sss frame`. */
+const RELAY_DELIVER_OFFSET = RELAY_HEADER_SIZE - RELAY_DELIVER_HEADER_SIZE
+
+function monotonicNow(): number {
+  return performance.now()
+}
+
+export class BeaconServer {
+  readonly limits: Readonly<BeaconLimits>
+  private readonly bind: PacketBind
+  private readonly logger: Logger
+  private readonly now: () => number
+  private readonly nodes: NodeTable
+  private readonly limiter: SourceRateLimiter
+  private readonly counters = new BeaconCounters()
+  /** Bound once: the bind calls it per datagram. */
+  private readonly onDatagram: DatagramHandler
+  private lastSweep: number
+  private state: 'new' | 'running' | 'closed' = 'new'
+
+  constructor(opts: BeaconServerOptions) {
+    this.limits = Object.freeze(resolveBeaconLimits(opts.limits))
+    this.bind = opts.bind
+    this.logger = (opts.logger ?? nullLogger).child({ component: 'beacon' })
+    this.now = opts.now ?? monotonicNow
+    this.nodes = new NodeTable(this.limits.maxNodes, this.limits.nodeTtlMs)
+    this.limiter = new SourceRateLimiter(this.limits)
+    this.onDatagram = this.handleDatagram.bind(this)
+    this.lastSweep = this.now()
+  }
+
+  /** The endpoint the socket is bound to. */
+  get local(): UdpEndpoint {
+    return this.bind.local
+  }
+
+  /** Starts answering datagrams from the bind. */
+  start(): void {
+    if (this.state !== 'new') throw new BeaconError(BeaconErrorCode.BAD_STATE, `cannot start a beacon that is ${this.state}`)
+    this.state = 'running'
+    this.bind.onDatagram(this.onDatagram)
+  }
+
+  /** Stops answering and closes the bind. Idempotent. */
+  async close(): Promise<void> {
+    if (this.state === 'closed') return
+    this.state = 'closed'
+    await this.bind.close()
+  }
+
+  stats(): BeaconStats {
+    this.nodes.sweep(this.now())
+    const c = this.counters
+    return {
+      datagrams: c.datagrams,
+      received: { ...c.received },
+      sent: { ...c.sent },
+      dropped: { ...c.dropped },
+      nodes: this.nodes.size,
+      nodesEvicted: this.nodes.evicted,
+      nodesExpired: this.nodes.expired,
+      sources: this.limiter.size,
+      sourcesEvicted: this.limiter.evicted,
+      relayedPackets: c.relayedPackets,
+      relayedBytes: c.relayedBytes,
+    }
+  }
+
+  /**
+   * One received datagram from `host:port`. Takes ownership of `data` (a Relay
+   * is rewritten into a RelayDeliver in place). Never throws.
+   */
+  handleDatagram(data: Uint8Array, host: string, port: number): void {
+    if (this.state === 'closed') return
+    this.counters.datagrams++
+    if (data.length === 0) {
+      this.drop('empty')
+      return
+    }
+    const now = this.now()
+    if (now - this.lastSweep >= SWEEP_INTERVAL_MS) {
+      this.lastSweep = now
+      this.nodes.sweep(now)
+      this.limiter.sweep(now)
+    }
+    try {
+      if (data[0] === BeaconType.RELAY) this.handleRelay(data, host, port, now)
+      else this.handleControl(data, host, port, now)
+    } catch (err) {
+      if (err instanceof DecodeError) {
+        this.drop('malformed')
+      } else {
+        this.drop('internal-error')
+        this.logger.error('beacon handler failed', { error: err instanceof Error ? err.message : String(err), from: host, port })
+      }
+    }
+  }
+
+  private handleControl(data: Uint8Array, host: string, port: number, now: number): void {
+    const r = this.counters.received
+    if (!this.limiter.allowControl(host, now)) {
+      this.drop('rate-limited-control')
+      return
+    }
+    switch (data[0]) {
+      case BeaconType.DISCOVER: {
+        r.discover++
+        const msg = decodeBeaconMessage(data)
+        if (msg.type === BeaconType.DISCOVER) this.handleDiscover(msg.nodeId, host, port, now)
+        return
+      }
+      case BeaconType.PUNCH_REQUEST: {
+        r.punchRequest++
+        const msg = decodeBeaconMessage(data)
+        if (msg.type === BeaconType.PUNCH_REQUEST) this.handlePunchRequest(msg.requesterId, msg.targetId, host, port, now)
+        return
+      }
+      case BeaconType.DISCOVER_REPLY:
+        r.discoverReply++
+        this.drop('not-for-beacon')
+        return
+      case BeaconType.PUNCH_COMMAND:
+        r.punchCommand++
+        this.drop('not-for-beacon')
+        return
+      case BeaconType.RELAY_DELIVER:
+        r.relayDeliver++
+        this.drop('not-for-beacon')
+        return
+      case BeaconType.SYNC:
+        r.sync++
+        this.drop('sync-unsupported')
+        return
+      default:
+        r.other++
+        this.drop(data[0]! >= 0x10 ? 'tunnel-frame' : 'unknown-type')
+    }
+  }
+
+  private handleDiscover(nodeId: number, host: string, port: number, now: number): void {
+    let reply: Uint8Array
+    if (nodeId === 0) {
+      // Pre-registration discovery from a temporary socket (§9.3 step 2): answer, remember nothing.
+      const messages = encodeEndpointMessages(host, port)
+      if (messages === null) {
+        this.drop('bad-source-address')
+        return
+      }
+      reply = messages.discoverReply
+    } else {
+      const entry = this.record(nodeId, host, port, now)
+      if (entry === null) return
+      reply = entry.discoverReply
+    }
+    this.bind.send(reply, host, port)
+    this.counters.sent.discoverReply++
+  }
+
+  private handlePunchRequest(requesterId: number, targetId: number, host: string, port: number, now: number): void {
+    if (requesterId === 0) {
+      this.drop('punch-bad-requester')
+      return
+    }
+    const requester = this.record(requesterId, host, port, now)
+    if (requester === null) return
+    if (targetId === requesterId) {
+      this.drop('punch-self')
+      return
+    }
+    const target = this.nodes.lookup(targetId, now)
+    if (target === undefined) {
+      this.drop('punch-unknown-target')
+      return
+    }
+    this.bind.send(target.punchCommand, requester.host, requester.port)
+    this.bind.send(requester.punchCommand, target.host, target.port)
+    this.counters.sent.punchCommand += 2
+  }
+
+  /** The hot path: two map lookups, a 5-byte header written in place, one send. */
+  private handleRelay(data: Uint8Array, host: string, port: number, now: number): void {
+    this.counters.received.relay++
+    if (!this.limiter.allowRelay(host, data.length, now)) {
+      this.drop('rate-limited-relay')
+      return
+    }
+    if (data.length <= RELAY_HEADER_SIZE) {
+      this.drop('malformed')
+      return
+    }
+    const senderId = readU32(data, 1)
+    const sender = senderId === 0 ? undefined : this.nodes.lookup(senderId, now)
+    if (sender === undefined) {
+      this.drop('relay-unknown-sender')
+      return
+    }
+    if (sender.port !== port || sender.host !== host) {
+      this.drop('spoofed-relay')
+      if (this.logger.debugEnabled) {
+        this.logger.debug('relay refused: sender ID announced from another endpoint', {
+          sender: senderId, from: `${host}:${port}`, recorded: `${sender.host}:${sender.port}`,
+        })
+      }
+      return
+    }
+    const dest = this.nodes.lookup(readU32(data, 5), now)
+    if (dest === undefined) {
+      this.drop('relay-unknown-dest')
+      return
+    }
+    // The handler owns `data`: overwrite the Relay header's tail with the
+    // RelayDeliver header and send the view, so the frame is never copied.
+    writeRelayDeliverHeader(data, RELAY_DELIVER_OFFSET, senderId)
+    const out = data.subarray(RELAY_DELIVER_OFFSET)
+    this.bind.send(out, dest.host, dest.port)
+    const c = this.counters
+    c.sent.relayDeliver++
+    c.relayedPackets++
+    c.relayedBytes += out.length - RELAY_DELIVER_HEADER_SIZE
+  }
+
+  /** Records `nodeId` at `host:port` (refresh, new node or moved node); null = unrepresentable source, dropped. */
+  private record(nodeId: number, host: string, port: number, now: number): NodeEntry | null {
+    const existing = this.nodes.lookup(nodeId, now)
+    if (existing !== undefined && existing.port === port && existing.host === host) {
+      this.nodes.refresh(nodeId, existing, now)
+      return existing
+    }
+    const messages = encodeEndpointMessages(host, port)
+    if (messages === null) {
+      this.drop('bad-source-address')
+      return null
+    }
+    if (this.logger.debugEnabled) {
+      this.logger.debug(existing === undefined ? 'node announced' : 'node moved', {
+        node: nodeId, endpoint: `${host}:${port}`,
+        ...(existing === undefined ? {} : { previous: `${existing.host}:${existing.port}` }),
+      })
+    }
+    return this.nodes.set(nodeId, host, port, messages, now)
+  }
+
+  private drop(reason: BeaconDropReason): void {
+    this.counters.dropped[reason]++
+  }
+}
+
