@@ -124,6 +124,7 @@ function main(): void {
   const rows: string[] = []
   rows.push('| link | MSS | MB | wall s | MB/s | CPU s/MB | packets | retransmits |')
   rows.push('|------|----:|---:|-------:|-----:|---------:|--------:|------------:|')
+  for (const r of rows) console.log(r)
   run(4096, 0, 64 << 20) // warm-up (JIT)
   for (const loss of [0, 0.01]) {
     for (const mss of mssValues) {
