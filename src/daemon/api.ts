@@ -1,0 +1,99 @@
+/**
+ * What the control socket can ask of a running daemon. The daemon implements
+ * `DaemonControl`; the control server exposes each method as a request type;
+ * the CLI prints the results (as-is with --json). Field names are snake_case
+ * because they are the JSON users see.
+ *
+ * TARGET arguments accept a hostname, a Pilot address (N:NNNN.HHHH.LLLL) or a
+ * mapped IPv6 address.
+ */
+
+export type PathKind = 'direct' | 'punched' | 'relay' | 'none'
+
+export interface DaemonStatus {
+  version: string
+  node_id: number
+  address: string
+  ipv6: string
+  hostname: string | null
+  public: boolean
+  uptime_s: number
+  /** Our UDP socket. */
+  listen: string
+  /** Our endpoint as the beacon sees it, when known. */
+  public_endpoint: string | null
+  registry: { address: string; connected: boolean; last_heartbeat_s_ago: number | null }
+  beacon: { address: string | null }
+  kdf: 'auto' | 'hkdf' | 'legacy'
+  auto_accept: boolean
+  peers: number
+  connections: number
+  /** Filled in by the TUN front door; null with --no-tun. */
+  tun: { interface: string; address: string; prefix: string; mtu: number; dns: string } | null
+}
+
+export interface PeerStatus {
+  node_id: number
+  address: string
+  hostname: string | null
+  path: PathKind
+  endpoint: string | null
+  rtt_ms: number | null
+  kdf: 'hkdf' | 'legacy' | null
+  authenticated: boolean
+  trusted: boolean
+  bytes_in: number
+  bytes_out: number
+  last_seen_s_ago: number | null
+}
+
+export interface PingReply {
+  address: string
+  hostname: string | null
+  rtt_ms: number
+  path: PathKind
+}
+
+export interface ResolveResult {
+  address: string
+  node_id: number
+  ipv6: string
+  hostname: string | null
+}
+
+export interface TrustedPeer {
+  node_id: number
+  address: string
+  approved_at: string
+  mutual: boolean
+}
+
+export interface PendingRequest {
+  node_id: number
+  address: string
+  justification: string
+  received_at: string
+}
+
+export interface TrustList {
+  trusted: TrustedPeer[]
+  pending: PendingRequest[]
+  /** Requests we sent that were not answered yet. */
+  outgoing: Array<{ node_id: number; address: string; sent_at: string }>
+}
+
+export interface DaemonControl {
+  status(): Promise<DaemonStatus>
+  peers(): Promise<PeerStatus[]>
+  /** One echo round trip; rejects with PT_PING_TIMEOUT after `timeoutMs`. */
+  ping(target: string, timeoutMs: number): Promise<PingReply>
+  resolve(target: string): Promise<ResolveResult>
+  trustRequest(target: string, reason: string): Promise<{ status: 'sent' | 'trusted'; node_id: number }>
+  trustApprove(target: string): Promise<{ status: 'approved'; node_id: number }>
+  trustReject(target: string, reason: string): Promise<{ status: 'rejected'; node_id: number }>
+  trustRevoke(target: string): Promise<{ status: 'revoked'; node_id: number }>
+  trustList(): Promise<TrustList>
+  setHostname(name: string): Promise<{ hostname: string }>
+  /** Starts a clean shutdown; resolves once it has begun. */
+  shutdown(): Promise<void>
+}
