@@ -1,0 +1,158 @@
+/**
+ * Per-peer tunnel state: keys, nonces, replay windows, path and counters.
+ * One object per remote node ID, every field set in the constructor (stable
+ * shape for the hot path). Only `Tunnel` mutates it.
+ */
+import { NONCE_SIZE, NonceSequence, ReplayWindows, type KdfVariant, type TunnelCipher } from '../crypto/index.js'
+import type { UdpEndpoint } from './bind.js'
+import type { CandidateEndpoint } from './endpoints.js'
+
+export type PathKind = 'direct' | 'punched' | 'relay' | 'none'
+
+/** What `Tunnel.peers()` reports for one peer. */
+export interface PeerInfo {
+  nodeId: number
+  path: PathKind
+  /** Direct endpoint we send to (null on relay without one, or before any is known). */
+  endpoint: UdpEndpoint | null
+  /** Variant we encrypt with; null before keys exist. */
+  kdf: KdfVariant | null
+  /** True once the peer's variant was confirmed by a frame that opened with it (or forced). */
+  kdfConfirmed: boolean
+  /** Keys exist both ways: we hold the peer's verified key and have sent ours. */
+  authenticated: boolean
+  /** Clock value of the last authenticated frame from the peer, 0 = never. */
+  lastReceiveMs: number
+  /** Key-exchange round trip (our PILA → the peer's), when measured. */
+  rttMs?: number
+  bytesIn: number
+  bytesOut: number
+  packetsIn: number
+  packetsOut: number
+  queued: number
+  dropped: { replay: number; authFailed: number; badPacket: number; sourceMismatch: number; queueOverflow: number }
+}
+
+/** Emitted whenever a peer's path or direct endpoint changes. */
+export interface PathChangeEvent {
+  nodeId: number
+  from: PathKind
+  to: PathKind
+  endpoint: UdpEndpoint | null
+  reason: 'confirmed' | 'relay-timeout' | 'relay-reachable' | 'upgrade' | 'roam' | 'key-change'
+}
+
+export const MAX_CANDIDATES = 4
+
+export class Peer {
+  readonly nodeId: number
+
+  // --- keys
+  /** The peer's X25519 public key (copy), null before its first verified PILA. */
+  peerX25519: Uint8Array | null = null
+  legacy: TunnelCipher | null = null
+  hkdf: TunnelCipher | null = null
+  /** Ciphers under our previous X25519 key (after a rotation), tried when the current ones fail. */
+  prevLegacy: TunnelCipher | null = null
+  prevHkdf: TunnelCipher | null = null
+  /** Variant we send with (and try first on receive). */
+  kdf: KdfVariant = 'legacy'
+  kdfConfirmed = false
+  /** The peer's PILA carried trailing capability bytes (a newer, HKDF-speaking daemon). */
+  peerAdvertisesHkdf = false
+  sendSeq: NonceSequence | null = null
+  readonly nonce = new Uint8Array(NONCE_SIZE)
+  readonly replay = new ReplayWindows()
+  /** We have sent our current key frame to this peer (clock value, 0 = not yet). */
+  keySentMs = 0
+  /** We hold a peer key verified since our current key pair was made. */
+  peerKeyCurrent = false
+  /** Clock value of the first PILA we sent while waiting for the peer's key, for the RTT estimate. */
+  keyProbeMs = 0
+  gotPils = false
+
+  // --- path
+  path: PathKind = 'none'
+  endpoint: UdpEndpoint | null = null
+  readonly candidates: CandidateEndpoint[] = []
+  /** Set-up started (first send or first key frame), 0 = not started. */
+  setupStartedMs = 0
+  resolveStarted = false
+  punchRequestedMs = 0
+  lastDirectAuthMs = 0
+  nextProbeMs = 0
+  /** First PILS sent on the direct path since the last direct authenticated frame, 0 = none. */
+  unansweredSinceMs = 0
+  probeIntervalMs = 0
+
+  // --- outgoing queue until keys exist
+  readonly queue: Uint8Array[] = []
+
+  // --- counters
+  lastReceiveMs = 0
+  rttMs = -1
+  bytesIn = 0
+  bytesOut = 0
+  packetsIn = 0
+  packetsOut = 0
+  dropReplay = 0
+  dropAuthFailed = 0
+  dropBadPacket = 0
+  dropSourceMismatch = 0
+  dropQueueOverflow = 0
+
+  constructor(nodeId: number) {
+    this.nodeId = nodeId
+  }
+
+  /** PILS may be sent: ciphers exist, the peer's key is current and ours has gone out. */
+  get ready(): boolean {
+    return this.sendSeq !== null && this.peerKeyCurrent && this.keySentMs !== 0
+  }
+
+  /** Adds or refreshes a direct endpoint candidate (bounded; the oldest goes). */
+  addCandidate(host: string, port: number, fromPunch: boolean, fromResolve: boolean): CandidateEndpoint {
+    for (const c of this.candidates) {
+      if (c.port === port && c.host === host) {
+        if (fromPunch) c.fromPunch = true
+        if (fromResolve) c.fromResolve = true
+        return c
+      }
+    }
+    const c: CandidateEndpoint = { host, port, fromPunch, fromResolve }
+    this.candidates.push(c)
+    if (this.candidates.length > MAX_CANDIDATES) this.candidates.shift()
+    return c
+  }
+
+  findCandidate(host: string, port: number): CandidateEndpoint | null {
+    for (const c of this.candidates) if (c.port === port && c.host === host) return c
+    return null
+  }
+
+  info(): PeerInfo {
+    const info: PeerInfo = {
+      nodeId: this.nodeId,
+      path: this.path,
+      endpoint: this.endpoint === null ? null : { host: this.endpoint.host, port: this.endpoint.port },
+      kdf: this.sendSeq === null ? null : this.kdf,
+      kdfConfirmed: this.kdfConfirmed,
+      authenticated: this.ready,
+      lastReceiveMs: this.lastReceiveMs,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      packetsIn: this.packetsIn,
+      packetsOut: this.packetsOut,
+      queued: this.queue.length,
+      dropped: {
+        replay: this.dropReplay,
+        authFailed: this.dropAuthFailed,
+        badPacket: this.dropBadPacket,
+        sourceMismatch: this.dropSourceMismatch,
+        queueOverflow: this.dropQueueOverflow,
+      },
+    }
+    if (this.rttMs >= 0) info.rttMs = this.rttMs
+    return info
+  }
+}

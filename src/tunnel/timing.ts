@@ -1,0 +1,49 @@
+/**
+ * Timing knobs and the clock/timer edge of the tunnel. Everything runs off one
+ * periodic tick (undici habit: one coarse timer, no timer per peer or packet);
+ * the clock is injected so tests can run fast with short intervals.
+ */
+export interface TunnelTiming {
+  /** Period of the housekeeping tick. */
+  tickMs: number
+  /** No authenticated direct frame this long after set-up began → relay (Go waits ≈ 7 s). */
+  relayAfterMs: number
+  /** First interval between direct probes while a peer is on relay; doubles up to `probeMaxMs`. */
+  probeIntervalMs: number
+  probeMaxMs: number
+  /** Beacon Discover (NAT keepalive) period; Go re-sends every 30 s, we stay under 25 s. */
+  beaconKeepaliveMs: number
+  /** Our key frame is re-sent this often while a peer has packets queued and no keys. */
+  keyRetryMs: number
+  /** A registry key refetch (after a mismatching PILA) happens at most this often per node. */
+  keyRefetchMs: number
+  /** How long "no key registered" is remembered. */
+  negativeKeyCacheMs: number
+  /** A PunchCommand is matched to peers whose PunchRequest is at most this old. */
+  punchMatchMs: number
+}
+
+export const DEFAULT_TIMING: Readonly<TunnelTiming> = Object.freeze({
+  tickMs: 100,
+  relayAfterMs: 1_500,
+  probeIntervalMs: 5_000,
+  probeMaxMs: 30_000,
+  beaconKeepaliveMs: 20_000,
+  keyRetryMs: 1_000,
+  keyRefetchMs: 10_000,
+  negativeKeyCacheMs: 5_000,
+  punchMatchMs: 10_000,
+})
+
+/** Timer edge: swap in a fake for deterministic tests; defaults to the global timers. */
+export interface TunnelScheduler {
+  now(): number
+  setInterval(fn: () => void, ms: number): unknown
+  clearInterval(handle: unknown): void
+}
+
+export const systemScheduler: TunnelScheduler = {
+  now: () => performance.now(),
+  setInterval: (fn, ms) => setInterval(fn, ms),
+  clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
+}
