@@ -1,0 +1,122 @@
+/** The SQLite store: restarts lose nothing, schema versioning, key index. */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import Database from 'better-sqlite3'
+import { Identity } from '../../src/crypto/identity.js'
+import { RegistryStore } from '../../src/registry/store.js'
+import { SCHEMA_VERSION } from '../../src/registry/schema.js'
+import { RegistryError, RegistryErrorCode } from '../../src/registry/errors.js'
+import { FakeClock, startTestRegistry, testClient } from './helpers.js'
+
+function tempDir(): { dir: string; cleanup(): void } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'pilot-registry-'))
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) }
+}
+
+test('registry restart on the same file keeps nodes, key index, hostnames, trust, inboxes and next_node', async () => {
+  const { dir, cleanup } = tempDir()
+  const storePath = path.join(dir, 'registry.db')
+  const clock = new FakeClock()
+  const ida = Identity.generate()
+  const idb = Identity.generate()
+  const idc = Identity.generate()
+  try {
+    let registry = await startTestRegistry({ storePath, clock })
+    let a = testClient(registry.port, ida)
+    let b = testClient(registry.port, idb)
+    const c = testClient(registry.port, idc)
+    try {
+      await a.register({ listenAddr: '127.0.0.1:4001', hostname: 'alpha', owner: 'ops' })
+      await b.register({ listenAddr: '127.0.0.1:4002' })
+      await c.register({ listenAddr: '127.0.0.1:4003' })
+      await a.setVisibility(1, true)
+      await a.setTags(1, ['gpu'])
+      await a.requestHandshake(1, 2, 'please')
+      await b.respondHandshake(2, 1, true) // trust pair 1-2, response queued for node 1
+      await c.requestHandshake(3, 2, 'me too') // pending in node 2's inbox
+      await c.deregister(3)
+    } finally {
+      a.close()
+      b.close()
+      c.close()
+      await registry.close()
+    }
+
+    registry = await startTestRegistry({ storePath, clock })
+    a = testClient(registry.port, ida)
+    b = testClient(registry.port, idb)
+    const d = testClient(registry.port)
+    try {
+      const lookup = await b.lookup(1)
+      assert.equal(lookup.hostname, 'alpha')
+      assert.equal(lookup.isPublic, true)
+      assert.deepEqual(lookup.tags, ['gpu'])
+      assert.equal(lookup.realAddr, '127.0.0.1:4001')
+      assert.equal((await b.resolveHostname('alpha')).nodeId, 1)
+      assert.equal((await b.resolve(2, 1)).realAddr, '127.0.0.1:4001')
+      assert.equal((await a.resolve(1, 2)).realAddr, '127.0.0.1:4002', 'trust pair survived')
+      assert.deepEqual((await a.pollHandshakes(1)).responses.map((r) => r.fromNodeId), [2])
+      assert.deepEqual((await b.pollHandshakes(2)).requests.map((r) => r.fromNodeId), [3])
+      const c2 = testClient(registry.port, idc)
+      assert.equal((await c2.register({ listenAddr: ':1' }).finally(() => c2.close())).nodeId, 3, 'key index')
+      assert.equal((await d.register({ listenAddr: ':1' })).nodeId, 4, 'next_node continues')
+      assert.equal(registry.store.getNode(1)?.owner, 'ops')
+    } finally {
+      a.close()
+      b.close()
+      d.close()
+      await registry.close()
+    }
+  } finally {
+    cleanup()
+  }
+})
+
+test('schema: created at the current version, WAL mode, reopened without migration, newer versions refused', () => {
+  const { dir, cleanup } = tempDir()
+  const file = path.join(dir, 'r.db')
+  try {
+    const store = new RegistryStore({ path: file })
+    store.close()
+    const db = new Database(file)
+    assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION)
+    assert.equal(db.pragma('journal_mode', { simple: true }), 'wal')
+    db.pragma(`user_version = ${SCHEMA_VERSION + 1}`)
+    db.close()
+    assert.throws(
+      () => new RegistryStore({ path: file }),
+      (e: unknown) => e instanceof RegistryError && e.code === RegistryErrorCode.STORE && /schema version/.test(e.message),
+    )
+    assert.throws(
+      () => new RegistryStore({ path: path.join(dir, 'missing-dir', 'r.db') }),
+      (e: unknown) => e instanceof RegistryError && e.code === RegistryErrorCode.STORE && e.hint !== undefined,
+    )
+  } finally {
+    cleanup()
+  }
+})
+
+test('store: IDs are never reused, hostnames unique among online nodes, trust pairs unordered', () => {
+  const store = new RegistryStore({ path: ':memory:' })
+  try {
+    const n1 = store.createNode({ publicKey: 'k1', owner: null, realAddr: '1.2.3.4:1', now: 1 })
+    const n2 = store.createNode({ publicKey: 'k2', owner: null, realAddr: '1.2.3.4:2', now: 1 })
+    assert.deepEqual([n1.id, n2.id], [1, 2])
+    assert.equal(store.setHostname(1, 'x'), true)
+    assert.equal(store.setHostname(2, 'x'), false)
+    store.markOffline(1)
+    assert.equal(store.setHostname(2, 'x'), true, 'freed when node 1 went offline')
+    assert.deepEqual(store.findKey('k1'), { nodeId: 1, retired: false })
+    store.addTrustPair(2, 1, 'mutual-report', 5)
+    assert.equal(store.hasTrustPair(1, 2), true)
+    assert.deepEqual(store.listTrustPairs(), [{ nodeA: 1, nodeB: 2, origin: 'mutual-report', created: 5 }])
+    assert.equal(store.removeTrust(1, 2), true)
+    assert.equal(store.removeTrust(1, 2), false)
+    assert.equal(store.createNode({ publicKey: 'k3', owner: null, realAddr: '1.2.3.4:3', now: 1 }).id, 3)
+  } finally {
+    store.close()
+  }
+})
