@@ -1,11 +1,11 @@
 /** Hostile and broken input: the server answers or closes that one connection, and keeps serving everyone else. */
-import { test } from 'node:test'
+import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { connect } from 'node:net'
 import { Identity } from '../../src/crypto/identity.js'
 import { encodeRegistryMessage, type JsonObject } from '../../src/protocol/registry-framing.js'
 import { SeededRandom } from '../../src/random.js'
-import { RawConnection, startTestRegistry, type TestRegistry } from './helpers.js'
+import { RawConnection, startTestRegistry, type TestRegistry, leakedHandles } from './helpers.js'
 
 async function withRegistry(body: (r: TestRegistry) => Promise<void>): Promise<void> {
   const registry = await startTestRegistry()
@@ -221,4 +221,8 @@ test('fuzz: thousands of random and mutated streams split at random points; the 
     witness.destroy()
     fresh.destroy()
   })
+})
+
+after(async () => {
+  assert.deepEqual(await leakedHandles(), [], 'sockets, servers or timers left open')
 })

@@ -8,13 +8,13 @@
  *
  * Intended differences (our hardening, §17): error texts say why.
  */
-import { test } from 'node:test'
+import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { JsonObject } from '../../src/protocol/registry-framing.js'
-import { FakeClock, RawConnection, startTestRegistry } from './helpers.js'
+import { FakeClock, RawConnection, startTestRegistry, leakedHandles } from './helpers.js'
 
 interface CapturedMessage {
   time: string
@@ -117,4 +117,8 @@ test('Go capture: the trust pair exists after the approving side answered, and c
     for (const c of connections.values()) c.destroy()
     await registry.close()
   }
+})
+
+after(async () => {
+  assert.deepEqual(await leakedHandles(), [], 'sockets, servers or timers left open')
 })

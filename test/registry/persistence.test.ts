@@ -1,5 +1,5 @@
 /** The SQLite store: restarts lose nothing, schema versioning, key index. */
-import { test } from 'node:test'
+import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -9,7 +9,7 @@ import { Identity } from '../../src/crypto/identity.js'
 import { RegistryStore } from '../../src/registry/store.js'
 import { SCHEMA_VERSION } from '../../src/registry/schema.js'
 import { RegistryError, RegistryErrorCode } from '../../src/registry/errors.js'
-import { FakeClock, startTestRegistry, testClient } from './helpers.js'
+import { FakeClock, startTestRegistry, testClient, leakedHandles } from './helpers.js'
 
 function tempDir(): { dir: string; cleanup(): void } {
   const dir = mkdtempSync(path.join(tmpdir(), 'pilot-registry-'))
@@ -119,4 +119,8 @@ test('store: IDs are never reused, hostnames unique among online nodes, trust pa
   } finally {
     store.close()
   }
+})
+
+after(async () => {
+  assert.deepEqual(await leakedHandles(), [], 'sockets, servers or timers left open')
 })

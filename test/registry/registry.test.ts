@@ -1,11 +1,11 @@
 /** Registry behaviour through the real client: nodes, hostnames, trust, hardening, reaper, limits. */
-import { test } from 'node:test'
+import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Identity } from '../../src/crypto/identity.js'
 import { RegistryError, RegistryErrorCode } from '../../src/registry/errors.js'
 import type { RegistryClient } from '../../src/registry/client.js'
 import { RegistryChallenge } from '../../src/registry/challenges.js'
-import { startTestRegistry, testClient, RawConnection, type TestRegistry } from './helpers.js'
+import { startTestRegistry, testClient, RawConnection, type TestRegistry, leakedHandles } from './helpers.js'
 
 /** Runs `body` with a fresh registry; closes everything it opened. */
 async function withRegistry(
@@ -354,4 +354,8 @@ test('the reaper runs on its own timer', async () => {
     },
     { limits: { reapIntervalMs: 30, staleAfterMs: 5_000 } },
   )
+})
+
+after(async () => {
+  assert.deepEqual(await leakedHandles(), [], 'sockets, servers or timers left open')
 })
