@@ -162,6 +162,12 @@ export class Tunnel {
   }
   private readonly rxHeader = new PacketHeader()
   private queuedPeers = 0
+  /**
+   * Highest send counter retired under our current key pair. New sequences start above it, so
+   * a session re-created with the same keys (after forget(), or a peer key flipping back) never
+   * repeats a nonce even if the random prefixes collide (§17 item 5).
+   */
+  private counterFloor = 0
   private rotatePending = false
   private publicEp: UdpEndpoint | null = null
   private timer: unknown = null
@@ -286,6 +292,7 @@ export class Tunnel {
   forget(peerNodeId: number): void {
     const peer = this.peerTable.get(peerNodeId)
     if (peer !== undefined) {
+      this.retireSequence(peer)
       if (peer.queue.length > 0) this.queuedPeers--
       this.peerTable.delete(peerNodeId)
     }
@@ -304,13 +311,14 @@ export class Tunnel {
     this.x25519 = X25519KeyPair.generate()
     this.pila = this.buildPila()
     this.counters.keyRotations++
+    this.counterFloor = 0 // new key pair: new AES keys with every peer
     const now = this.scheduler.now()
     for (const peer of this.peerTable.values()) {
       if (peer.peerX25519 === null) continue
       peer.prevLegacy = peer.legacy
       peer.prevHkdf = peer.hkdf
       if (!this.installCiphers(peer, peer.peerX25519)) continue
-      peer.sendSeq = new NonceSequence(this.random)
+      peer.sendSeq = new NonceSequence(this.random, 0)
       peer.peerKeyCurrent = false
       peer.keySentMs = 0
       this.sendKeyFrame(peer, now)
@@ -544,7 +552,8 @@ export class Tunnel {
       if (!this.installCiphers(peer, x)) return
       peer.peerX25519 = Uint8Array.from(x)
       // New peer key: new key material, so a fresh sequence and fresh replay state are safe.
-      peer.sendSeq = new NonceSequence(this.random)
+      this.retireSequence(peer)
+      peer.sendSeq = new NonceSequence(this.random, this.counterFloor)
       peer.replay.reset()
       peer.prevLegacy = null
       peer.prevHkdf = null
@@ -562,13 +571,19 @@ export class Tunnel {
     let upgraded = false
     if (relayed) this.noteRelayed(peer, now)
     else upgraded = this.noteDirectPila(peer, host, port, changed, now)
-    // Reply when the peer is new, its key changed, our key changed since its last frame, a relayed
-    // path just became direct; or (rate-limited) when it repeats its PILA but has never sent us a
-    // PILS, which is how a Go peer that missed our key frame behaves.
-    if (changed || !wasCurrent || upgraded || (!peer.gotPils && now - peer.keySentMs >= this.timing.keyRetryMs)) {
+    // Reply when the peer is new, its key changed, our key changed since its last frame, or a relayed
+    // path just became direct. A repeated PILA with an unchanged key is answered too, but at most
+    // once per keyRetryMs: senders repeat key frames only while they lack ours (Go: one per packet
+    // while it has no session; us: retries, or after forget()), so one answer un-sticks them, and
+    // the rate limit ends the Go-style three-frame exchange and makes replayed PILAs cheap.
+    if (changed || !wasCurrent || upgraded || now - peer.keySentMs >= this.timing.keyRetryMs) {
       this.sendKeyFrame(peer, now)
     }
     if (peer.ready && peer.queue.length > 0) this.flush(peer)
+  }
+
+  private retireSequence(peer: Peer): void {
+    if (peer.sendSeq !== null && peer.sendSeq.lastCounter > this.counterFloor) this.counterFloor = peer.sendSeq.lastCounter
   }
 
   private installCiphers(peer: Peer, peerX25519: Uint8Array): boolean {
