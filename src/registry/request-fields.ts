@@ -31,8 +31,8 @@ export class RequestRejected extends Error {
 }
 
 export const MAX_NODE_ID = 0xffffffff
-/** Free-text fields (owner, justification) longer than this are refused. */
-export const MAX_TEXT_LENGTH = 1024
+/** Free-text fields longer than this are refused (a port-444 handshake message is at most 4096 bytes in all). */
+export const MAX_TEXT_LENGTH = 4096
 /** A base64 Ed25519 signature is 88 characters; anything much longer is junk. */
 const MAX_SIGNATURE_LENGTH = 128
 

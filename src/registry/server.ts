@@ -159,7 +159,12 @@ export class RegistryServer {
         if (request === null) return
         this.counters.requests++
         const { response, rejected } = this.handler.handle(request, origin)
-        if (rejected !== null) this.count(rejected)
+        if (rejected !== null) {
+          this.count(rejected)
+          if (this.logger.debugEnabled) {
+            this.logger.debug('request refused', { type: String(request.type).slice(0, 40), reason: rejected, peer: origin.ip })
+          }
+        }
         // A client that pipelines without reading gets no more work done until it reads.
         if (!socket.write(this.encodeResponse(response))) socket.pause()
       }
