@@ -1,0 +1,101 @@
+// SessionDriver + PilotStream over an in-process link (no tunnel): byte-exact
+// transfers with back-pressure, admission refusal, reset, datagrams and pings.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { SessionEndpoint, type StreamConnection } from '../../src/session/index.js'
+import { SeededRandom } from '../../src/random.js'
+import { SessionDriver, type AdmitPolicy, type PacketSink } from '../../src/daemon/session-driver.js'
+import { PilotStream } from '../../src/daemon/pilot-stream.js'
+import { readStream, writeAll, pattern } from './helpers.js'
+
+class Link implements PacketSink {
+  peer: SessionDriver | null = null
+  sent = 0
+  send(_node: number, packet: Uint8Array): void {
+    this.sent++
+    const copy = Buffer.from(packet)
+    const peer = this.peer!
+    setImmediate(() => peer.receive(copy))
+  }
+}
+
+function pair(admitB: AdmitPolicy = () => true): { a: SessionDriver; b: SessionDriver; close(): void } {
+  const la = new Link()
+  const lb = new Link()
+  const a = new SessionDriver({ endpoint: new SessionEndpoint({ local: { network: 0, node: 1 }, random: new SeededRandom(1) }), sink: la, admit: () => true })
+  const b = new SessionDriver({ endpoint: new SessionEndpoint({ local: { network: 0, node: 2 }, random: new SeededRandom(2) }), sink: lb, admit: admitB })
+  la.peer = b
+  lb.peer = a
+  return {
+    a,
+    b,
+    close: () => {
+      a.close()
+      b.close()
+    },
+  }
+}
+
+function acceptInto(driver: SessionDriver, port: number, out: PilotStream[]): void {
+  driver.listen(port, (conn: StreamConnection) => {
+    out.push(new PilotStream(driver, conn))
+  })
+}
+
+test('4 MB both ways byte-exact through two drivers, then a clean close', async () => {
+  const { a, b, close } = pair()
+  const accepted: PilotStream[] = []
+  acceptInto(b, 80, accepted)
+  const client = new PilotStream(a, a.connect({ network: 0, node: 2 }, 80))
+  await new Promise<void>((r) => client.once('connect', () => r()))
+  while (accepted.length === 0) await new Promise((r) => setImmediate(r))
+  const server = accepted[0]!
+  const size = 4 * 1024 * 1024
+  const ab = pattern(size, 11)
+  const ba = pattern(size, 23)
+  const [gotB, gotA] = await Promise.all([readStream(server), readStream(client), writeAll(client, ab), writeAll(server, ba)])
+  assert.equal(createHash('sha256').update(gotB).digest('hex'), createHash('sha256').update(ab).digest('hex'))
+  assert.equal(createHash('sha256').update(gotA).digest('hex'), createHash('sha256').update(ba).digest('hex'))
+  // Both sides closed cleanly: the connections go to TIME_WAIT/CLOSED without RST.
+  await new Promise((r) => setTimeout(r, 50))
+  assert.equal(client.errored, null)
+  assert.equal(server.errored, null)
+  close()
+})
+
+test('a refused SYN (admit says no) fails the dial with PT_SESSION_REFUSED and is counted', async () => {
+  const { a, b, close } = pair(() => false)
+  b.listen(80, () => assert.fail('must not accept'))
+  const client = new PilotStream(a, a.connect({ network: 0, node: 2 }, 80))
+  const err = await new Promise<Error>((r) => client.once('error', r))
+  assert.equal((err as { code?: string }).code, 'PT_SESSION_REFUSED')
+  assert.equal(b.stats().synRefused, 1)
+  close()
+})
+
+test('destroy() resets the peer (PT_SESSION_RESET), datagrams and pings flow', async () => {
+  const { a, b, close } = pair((_node, port, proto) => proto === 'stream' || port === 5)
+  const accepted: PilotStream[] = []
+  acceptInto(b, 80, accepted)
+  const client = new PilotStream(a, a.connect({ network: 0, node: 2 }, 80))
+  await new Promise<void>((r) => client.once('connect', () => r()))
+  while (accepted.length === 0) await new Promise((r) => setImmediate(r))
+  const server = accepted[0]!
+  const serverErr = new Promise<Error>((r) => server.once('error', r))
+  server.resume()
+  client.destroy()
+  assert.equal(((await serverErr) as { code?: string }).code, 'PT_SESSION_RESET')
+
+  const got: string[] = []
+  b.onDatagram((ev) => got.push(`${ev.localPort}:${Buffer.from(ev.data).toString()}`))
+  a.sendDatagram({ network: 0, node: 2 }, 5, Buffer.from('ok'))
+  a.sendDatagram({ network: 0, node: 2 }, 6, Buffer.from('refused'))
+  const pong = new Promise<number>((r) => a.onPong((ev) => r(ev.rtt)))
+  a.sendPing({ network: 0, node: 2 }, Buffer.from('x'))
+  assert.ok((await pong) >= 0)
+  await new Promise((r) => setTimeout(r, 20))
+  assert.deepEqual(got, ['5:ok'])
+  assert.equal(b.stats().datagramsRefused, 1)
+  close()
+})
