@@ -816,7 +816,9 @@ export class Tunnel {
         // Direct key frame: the set-up attempt, or the first probe of a relayed peer.
         this.bind.send(Buffer.from(this.pila), host, ep.port)
         this.counters.keyFramesSent++
-        if (peer.keySentMs === 0 || peer.path === 'none') this.markKeySent(peer, now)
+        // Counts as "our key went out" only when direct is the path we are trying; a probe of a
+        // relayed peer proves nothing about the relay path.
+        if (peer.path === 'none') this.markKeySent(peer, now)
       }
     } catch (err) {
       this.drops['internal-error']++

@@ -82,9 +82,12 @@ export class World {
     return node
   }
 
+  /** Closes every tunnel and the beacon, then fails if a timer or socket is still alive (STYLE.md §1). */
   async close(): Promise<void> {
     for (const n of this.nodes) await n.tunnel.close()
     await this.beacon?.close()
+    const left = await leakedHandles()
+    if (left.length > 0) throw new Error(`leaked handles after the test: ${left.join(', ')}`)
   }
 }
 
@@ -153,4 +156,15 @@ export function firstWord(data: Uint8Array): string {
   if (data.length === 0) return ''
   if (data[0]! < 0x10) return `beacon:${data[0]}`
   return Buffer.from(data.subarray(0, 4)).toString('latin1')
+}
+
+/** Timers and UDP sockets still alive; closed ones may take a tick to disappear. */
+export async function leakedHandles(): Promise<string[]> {
+  const watched = (r: string): boolean => r === 'Timeout' || r === 'UDPWrap'
+  for (let i = 0; i < 40; i++) {
+    if (process.getActiveResourcesInfo().filter(watched).length === 0) return []
+    await new Promise((r) => setImmediate(r))
+    if (i > 10) await new Promise((r) => setTimeout(r, 5).unref())
+  }
+  return process.getActiveResourcesInfo().filter(watched)
 }

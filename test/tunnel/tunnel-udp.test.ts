@@ -6,7 +6,7 @@ import { BeaconServer } from '../../src/beacon/server.js'
 import { UdpBind } from '../../src/tunnel/bind.js'
 import { MemoryPeerDirectory } from '../../src/tunnel/testing/memory-directory.js'
 import { Tunnel } from '../../src/tunnel/tunnel.js'
-import { FAST, packet, waitFor } from './helpers.js'
+import { FAST, leakedHandles, packet, waitFor } from './helpers.js'
 
 test('UdpBind on 127.0.0.1: key exchange and packets both ways through real sockets', async () => {
   const beacon = new BeaconServer({ bind: await UdpBind.open({ host: '127.0.0.1' }) })
@@ -37,4 +37,5 @@ test('UdpBind on 127.0.0.1: key exchange and packets both ways through real sock
     await b.t.close()
     await beacon.close()
   }
+  assert.deepEqual(await leakedHandles(), [])
 })
