@@ -39,7 +39,7 @@ export interface PathChangeEvent {
   from: PathKind
   to: PathKind
   endpoint: UdpEndpoint | null
-  reason: 'confirmed' | 'relay-timeout' | 'relay-reachable' | 'upgrade' | 'roam' | 'key-change'
+  reason: 'confirmed' | 'relay-timeout' | 'relay-reachable' | 'direct-stale' | 'upgrade' | 'roam' | 'key-change'
 }
 
 export const MAX_CANDIDATES = 4

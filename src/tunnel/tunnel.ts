@@ -451,6 +451,11 @@ export class Tunnel {
     let n = (expectHkdf ? peer.hkdf! : peer.legacy!).openFrame(sender, nonce, sealed, frame, DATA_OFFSET)
     if (n >= 0) {
       peer.kdfConfirmed = true
+      if (peer.prevLegacy !== null) {
+        // The peer uses our rotated key now: stop trying the old one.
+        peer.prevLegacy = null
+        peer.prevHkdf = null
+      }
       return n
     }
     if (this.kdfMode === 'auto' && !peer.kdfConfirmed) {
@@ -942,7 +947,7 @@ export class Tunnel {
           if (peer.candidates.length > 0 && now >= peer.nextProbeMs) this.probe(peer, now)
         } else if (peer.unansweredSinceMs !== 0 && this.beacon !== null && now - peer.unansweredSinceMs >= this.directStaleMs) {
           // Direct path went quiet while we kept sending: fall back to the relay (and probe).
-          this.setRelay(peer, 'relay-timeout', now)
+          this.setRelay(peer, 'direct-stale', now)
         }
       }
     } catch (err) {

@@ -53,6 +53,7 @@ test('a direct path that goes quiet falls back to relay, then comes back', async
     const timer = setInterval(() => a.tunnel.send(2, packet(1, 2, `retry-${i++}`)), 50)
     try {
       await waitFor(() => a.tunnel.peer(2)!.path === 'relay', 'fallback to relay', 3_000)
+      assert.ok(a.paths.some((e) => e.to === 'relay' && e.reason === 'direct-stale'))
       await waitFor(() => payloads(b, 1).some((p) => p.startsWith('retry-')), 'a packet over the relay', 3_000)
     } finally {
       clearInterval(timer)
