@@ -1,0 +1,13 @@
+{
+  "targets": [
+    {
+      "target_name": "pilot_tun_native",
+      "sources": ["native/tun.c"],
+      "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "defines": ["NAPI_VERSION=8"],
+      "conditions": [
+        ["OS!='linux'", { "type": "none", "sources!": ["native/tun.c"] }]
+      ]
+    }
+  ]
+}
