@@ -1,0 +1,301 @@
+/**
+ * The daemon's standing with the registry (WIRE.md §10.8), and the
+ * `PeerDirectory` the tunnel asks for keys and endpoints.
+ *
+ * `RegistrySession`: register → set_visibility (when public) → set_hostname;
+ * then every `heartbeatMs` a heartbeat followed by `poll_handshakes`. After
+ * `maxFailures` heartbeats fail in a row it registers again and re-applies
+ * visibility and hostname, then tells the daemon (which re-reports trust).
+ * If the endpoint we should announce changes (the beacon reported our public
+ * endpoint), the next heartbeat re-registers with it. Nothing here blocks the
+ * data path: an unreachable registry only means failed heartbeats.
+ *
+ * `RegistryDirectory`: `lookup` → Ed25519 key, `resolve` → endpoint, each
+ * cached for a short TTL (failures are not cached long, so a peer that
+ * becomes resolvable after trust is found quickly).
+ */
+import { isIP } from 'node:net'
+import type { HandshakeInbox, LookupResult, RegisterResult, RegistryClient } from '../registry/client.js'
+import { decodeStdBase64 } from '../crypto/identity.js'
+import type { PeerDirectory } from '../tunnel/peer-directory.js'
+import type { UdpEndpoint } from '../tunnel/bind.js'
+import { nullLogger, type Logger } from '../logger.js'
+
+export interface RegistrySessionOptions {
+  client: RegistryClient
+  logger?: Logger
+  heartbeatMs: number
+  /** Consecutive heartbeat failures before registering again (Go: 3). */
+  maxFailures?: number
+  /** The `listen_addr` to register now ("host:port"); re-read before each heartbeat. */
+  listenAddr: () => string
+  hostname: string | null
+  isPublic: boolean
+  /** Registry `owner` string, if configured. */
+  owner?: string | undefined
+  /** Relayed handshake requests and answers, after each successful heartbeat. */
+  onInbox: (inbox: HandshakeInbox) => Promise<void>
+  /** Called after a re-registration (not the first one): re-report trust pairs. */
+  onReregistered: () => Promise<void>
+  /** Monotonic clock. */
+  clock?: () => number
+}
+
+export class RegistrySession {
+  private readonly client: RegistryClient
+  private readonly logger: Logger
+  private readonly heartbeatMs: number
+  private readonly maxFailures: number
+  private readonly listenAddr: () => string
+  private readonly isPublic: boolean
+  private readonly owner: string | undefined
+  private readonly onInbox: (inbox: HandshakeInbox) => Promise<void>
+  private readonly onReregistered: () => Promise<void>
+  private readonly clock: () => number
+  private hostnameWanted: string | null
+  private hostnameApplied: string | null = null
+  private registeredListenAddr = ''
+  private nodeIdValue = 0
+  private addressValue = ''
+  private failures = 0
+  private lastHeartbeat: number | null = null
+  private timer: NodeJS.Timeout | null = null
+  private running: Promise<void> | null = null
+  private stopped = false
+  registrations = 0
+  heartbeatsOk = 0
+  heartbeatsFailed = 0
+
+  private readonly tickBound = (): void => {
+    this.timer = null
+    this.running = this.heartbeatOnce().finally(() => {
+      this.running = null
+      this.arm()
+    })
+  }
+
+  constructor(options: RegistrySessionOptions) {
+    this.client = options.client
+    this.logger = options.logger ?? nullLogger
+    this.heartbeatMs = options.heartbeatMs
+    this.maxFailures = options.maxFailures ?? 3
+    this.listenAddr = options.listenAddr
+    this.hostnameWanted = options.hostname
+    this.isPublic = options.isPublic
+    this.owner = options.owner
+    this.onInbox = options.onInbox
+    this.onReregistered = options.onReregistered
+    this.clock = options.clock ?? (() => performance.now())
+  }
+
+  get nodeId(): number {
+    return this.nodeIdValue
+  }
+
+  get address(): string {
+    return this.addressValue
+  }
+
+  /** The hostname the registry accepted for us, null if none. */
+  get hostname(): string | null {
+    return this.hostnameApplied
+  }
+
+  /** True while the last heartbeat (or registration) succeeded. */
+  get connected(): boolean {
+    return this.nodeIdValue !== 0 && this.failures === 0
+  }
+
+  /** Milliseconds since the last good heartbeat or registration, null before any. */
+  lastHeartbeatAgoMs(): number | null {
+    return this.lastHeartbeat === null ? null : this.clock() - this.lastHeartbeat
+  }
+
+  /** register, then set_visibility and set_hostname. Throws the registry's typed error. */
+  async register(): Promise<RegisterResult> {
+    const listenAddr = this.listenAddr()
+    const result = await this.client.register(this.owner === undefined ? { listenAddr } : { listenAddr, owner: this.owner })
+    if (this.nodeIdValue !== 0 && result.nodeId !== this.nodeIdValue) {
+      // Same key, different ID: the registry lost its state. Our tunnel keeps the old ID; say so loudly.
+      this.logger.error('registry assigned a different node ID on re-registration; restart the daemon', {
+        before: this.nodeIdValue,
+        after: result.nodeId,
+      })
+    }
+    this.nodeIdValue = result.nodeId
+    this.addressValue = result.address
+    this.registeredListenAddr = listenAddr
+    this.registrations++
+    this.failures = 0
+    this.lastHeartbeat = this.clock()
+    if (this.isPublic) await this.client.setVisibility(result.nodeId, true)
+    if (this.hostnameWanted !== null && this.hostnameWanted !== '') {
+      try {
+        const r = await this.client.setHostname(result.nodeId, this.hostnameWanted)
+        this.hostnameApplied = r.hostname === '' ? null : r.hostname
+      } catch (err) {
+        // Go's behaviour: a taken or invalid hostname does not stop the node.
+        this.logger.warn('hostname not applied', { hostname: this.hostnameWanted, error: (err as Error).message })
+      }
+    }
+    return result
+  }
+
+  async setHostname(name: string): Promise<string> {
+    const r = await this.client.setHostname(this.nodeIdValue, name)
+    this.hostnameWanted = r.hostname === '' ? null : r.hostname
+    this.hostnameApplied = this.hostnameWanted
+    return r.hostname
+  }
+
+  /** Starts the heartbeat timer. */
+  start(): void {
+    this.arm()
+  }
+
+  /** One heartbeat round now (tests, and after the daemon's endpoint changed). */
+  async heartbeatOnce(): Promise<void> {
+    if (this.stopped) return
+    try {
+      if (this.failures >= this.maxFailures) {
+        await this.register()
+        this.logger.info('re-registered with the registry', { node: this.nodeIdValue })
+        await this.onReregistered().catch((err: unknown) => this.logger.warn('re-applying trust failed', { error: String(err) }))
+      } else {
+        await this.client.heartbeat(this.nodeIdValue)
+        this.failures = 0
+        this.lastHeartbeat = this.clock()
+        this.heartbeatsOk++
+        if (this.listenAddr() !== this.registeredListenAddr) await this.register()
+      }
+    } catch (err) {
+      if (this.stopped) return
+      this.failures++
+      this.heartbeatsFailed++
+      this.logger.warn('registry heartbeat failed', { failures: this.failures, error: (err as Error).message })
+      return
+    }
+    try {
+      const inbox = await this.client.pollHandshakes(this.nodeIdValue)
+      if (inbox.requests.length > 0 || inbox.responses.length > 0) await this.onInbox(inbox)
+    } catch (err) {
+      if (!this.stopped) this.logger.warn('poll_handshakes failed', { error: (err as Error).message })
+    }
+  }
+
+  /** Stops heartbeats, waits for a running one, then deregisters (best effort, bounded). */
+  async stop(deregisterTimeoutMs: number): Promise<void> {
+    this.stopped = true
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.timer = null
+    if (this.running !== null) await this.running.catch(() => {})
+    if (this.nodeIdValue === 0) return
+    let timer: NodeJS.Timeout | null = null
+    await Promise.race([
+      this.client.deregister(this.nodeIdValue).catch((err: unknown) => {
+        this.logger.debug('deregister failed', { error: String(err) })
+      }),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, deregisterTimeoutMs)
+      }),
+    ])
+    if (timer !== null) clearTimeout(timer)
+  }
+
+  private arm(): void {
+    if (this.stopped || this.timer !== null) return
+    this.timer = setTimeout(this.tickBound, this.heartbeatMs)
+  }
+}
+
+interface CacheEntry<T> {
+  value: T
+  expires: number
+}
+
+export interface RegistryDirectoryOptions {
+  client: RegistryClient
+  /** Our node ID (the requester of `resolve`). */
+  selfId: () => number
+  /** How long answers are kept. Default 10 s. */
+  ttlMs?: number
+  /** How long failures are kept. Default 1 s. */
+  negativeTtlMs?: number
+  logger?: Logger
+  clock?: () => number
+}
+
+/** `PeerDirectory` over the registry client, with a short cache. */
+export class RegistryDirectory implements PeerDirectory {
+  private readonly client: RegistryClient
+  private readonly selfId: () => number
+  private readonly ttlMs: number
+  private readonly negativeTtlMs: number
+  private readonly logger: Logger
+  private readonly clock: () => number
+  private readonly lookups = new Map<number, CacheEntry<LookupResult | null>>()
+  private readonly endpoints = new Map<number, CacheEntry<UdpEndpoint | null>>()
+
+  constructor(options: RegistryDirectoryOptions) {
+    this.client = options.client
+    this.selfId = options.selfId
+    this.ttlMs = options.ttlMs ?? 10_000
+    this.negativeTtlMs = options.negativeTtlMs ?? 1_000
+    this.logger = options.logger ?? nullLogger
+    this.clock = options.clock ?? (() => performance.now())
+  }
+
+  /** The registry's `lookup` answer for `nodeId`, or null if it has none (cached). */
+  async lookup(nodeId: number): Promise<LookupResult | null> {
+    const now = this.clock()
+    const hit = this.lookups.get(nodeId)
+    if (hit !== undefined && hit.expires > now) return hit.value
+    let value: LookupResult | null = null
+    try {
+      value = await this.client.lookup(nodeId)
+    } catch (err) {
+      this.logger.debug('lookup failed', { node: nodeId, error: (err as Error).message })
+    }
+    this.lookups.set(nodeId, { value, expires: this.clock() + (value === null ? this.negativeTtlMs : this.ttlMs) })
+    return value
+  }
+
+  async lookupKey(nodeId: number): Promise<Uint8Array | null> {
+    const r = await this.lookup(nodeId)
+    if (r === null) return null
+    const key = decodeStdBase64(r.publicKey)
+    return key !== null && key.length === 32 ? new Uint8Array(key) : null
+  }
+
+  async resolveEndpoint(nodeId: number): Promise<UdpEndpoint | null> {
+    const now = this.clock()
+    const hit = this.endpoints.get(nodeId)
+    if (hit !== undefined && hit.expires > now) return hit.value
+    let value: UdpEndpoint | null = null
+    try {
+      const r = await this.client.resolve(this.selfId(), nodeId)
+      value = parseHostPort(r.realAddr)
+    } catch (err) {
+      this.logger.debug('resolve refused or failed', { node: nodeId, error: (err as Error).message })
+    }
+    this.endpoints.set(nodeId, { value, expires: this.clock() + (value === null ? this.negativeTtlMs : this.ttlMs) })
+    return value
+  }
+
+  /** Drops cached answers for `nodeId` (trust changed: resolve may now succeed or fail). */
+  invalidate(nodeId: number): void {
+    this.lookups.delete(nodeId)
+    this.endpoints.delete(nodeId)
+  }
+}
+
+/** "1.2.3.4:5", "[::1]:5" → endpoint; null if it is not an IP literal with a port. */
+export function parseHostPort(text: string): UdpEndpoint | null {
+  const i = text.lastIndexOf(':')
+  if (i <= 0) return null
+  let host = text.slice(0, i)
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1)
+  const port = Number(text.slice(i + 1))
+  if (!Number.isInteger(port) || port <= 0 || port > 0xffff || isIP(host) === 0) return null
+  return { host, port }
+}

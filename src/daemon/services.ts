@@ -1,0 +1,107 @@
+/**
+ * Built-in stream services (WIRE.md §13.1, §11.1):
+ *
+ *  - echo, port 7: every byte received is written back (pipe with
+ *    back-pressure); the remote FIN ends our side too. `pilot-tun ping` and
+ *    Go's ping/bench use it.
+ *  - trust handshake, port 444: read the first JSON object (Go sends exactly
+ *    one, in one segment, then closes 500 ms later) within 10 s, hand it to
+ *    the trust service, close our side.
+ */
+import type { StreamConnection } from '../session/index.js'
+import type { Logger } from '../logger.js'
+import { PilotStream } from './pilot-stream.js'
+import type { SessionDriver } from './session-driver.js'
+import { MAX_HANDSHAKE_MESSAGE, TRUST_PORT } from './trust-service.js'
+
+export const ECHO_PORT = 7
+
+function ignoreError(): void {}
+
+export function startEchoService(driver: SessionDriver): void {
+  driver.listen(ECHO_PORT, (conn: StreamConnection) => {
+    const stream = new PilotStream(driver, conn)
+    stream.on('error', ignoreError) // the peer's reset ends the echo; nothing to report
+    stream.pipe(stream)
+  })
+}
+
+export interface HandshakeServiceOptions {
+  /** Receives the message bytes and the stream's (tunnel-authenticated) source node. */
+  onMessage: (remoteNode: number, bytes: Buffer) => void
+  readTimeoutMs: number
+  logger: Logger
+}
+
+/** Accepts streams on port 444 (from anyone: the admission policy lets this port through). */
+export function startHandshakeService(driver: SessionDriver, options: HandshakeServiceOptions): void {
+  driver.listen(TRUST_PORT, (conn: StreamConnection) => {
+    const stream = new PilotStream(driver, conn)
+    new HandshakeReader(stream, options)
+  })
+}
+
+/** Collects one JSON object from a port-444 stream (control plane: a closure or two is fine here). */
+class HandshakeReader {
+  private readonly chunks: Buffer[] = []
+  private size = 0
+  private done = false
+  private readonly timer: NodeJS.Timeout
+
+  constructor(
+    private readonly stream: PilotStream,
+    private readonly options: HandshakeServiceOptions,
+  ) {
+    this.timer = setTimeout(() => this.finish(false), options.readTimeoutMs)
+    stream.on('error', ignoreError)
+    stream.on('data', (chunk: Buffer) => this.onData(chunk))
+    stream.on('end', () => this.finish(true))
+    stream.on('close', () => this.finish(false))
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.done) return
+    this.chunks.push(chunk)
+    this.size += chunk.length
+    if (this.size > MAX_HANDSHAKE_MESSAGE * 4) {
+      this.finish(false)
+      return
+    }
+    // One object in one segment: try as soon as the bytes look complete.
+    if (chunk[chunk.length - 1] === 0x7d /* } */ && isCompleteJson(this.bytes())) this.finish(true)
+  }
+
+  private bytes(): Buffer {
+    return this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks)
+  }
+
+  private finish(deliver: boolean): void {
+    if (this.done) return
+    this.done = true
+    clearTimeout(this.timer)
+    const stream = this.stream
+    if (deliver && this.size > 0) {
+      try {
+        this.options.onMessage(stream.remoteAddress.node, this.bytes())
+      } catch (err) {
+        this.options.logger.error('handshake handler threw', { error: String(err) })
+      }
+    }
+    if (!stream.destroyed) {
+      stream.resume() // discard anything after the object
+      stream.end()
+    }
+    // The sender closes within ~500 ms; do not keep a silent stream around.
+    const reaper = setTimeout(() => stream.destroy(), 5_000)
+    stream.once('close', () => clearTimeout(reaper))
+  }
+}
+
+function isCompleteJson(bytes: Buffer): boolean {
+  try {
+    JSON.parse(bytes.toString('utf8'))
+    return true
+  } catch {
+    return false
+  }
+}
