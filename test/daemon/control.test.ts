@@ -8,77 +8,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PilotError } from '../../src/errors.js'
 import { MemoryLogger } from '../../src/logger.js'
-import type { DaemonControl, DaemonStatus, PeerStatus, TrustList } from '../../src/daemon/api.js'
+import { FakeDaemon, PEER, STATUS, TRUST } from './fake-daemon.js'
 import { ControlClient } from '../../src/daemon/control/client.js'
 import { ControlServer } from '../../src/daemon/control/server.js'
 import { CONTROL_MAX_MESSAGE, CONTROL_METHODS } from '../../src/daemon/control/protocol.js'
-
-const STATUS: DaemonStatus = {
-  version: '0.1.0',
-  node_id: 42,
-  address: '0:0000.0000.002A',
-  ipv6: 'fd50:494c:4f54::2a',
-  hostname: 'alice',
-  public: false,
-  uptime_s: 12,
-  listen: '0.0.0.0:4000',
-  public_endpoint: '203.0.113.7:4000',
-  registry: { address: '127.0.0.1:9000', connected: true, last_heartbeat_s_ago: 3 },
-  beacon: { address: '127.0.0.1:9001' },
-  kdf: 'auto',
-  auto_accept: false,
-  peers: 1,
-  connections: 0,
-  tun: null,
-}
-
-const PEER: PeerStatus = {
-  node_id: 43,
-  address: '0:0000.0000.002B',
-  hostname: 'bob',
-  path: 'direct',
-  endpoint: '198.51.100.2:4000',
-  rtt_ms: 1.25,
-  kdf: 'hkdf',
-  authenticated: true,
-  trusted: true,
-  bytes_in: 1234,
-  bytes_out: 5678,
-  last_seen_s_ago: 1,
-}
-
-const TRUST: TrustList = {
-  trusted: [{ node_id: 43, address: '0:0000.0000.002B', approved_at: '2026-01-01T00:00:00Z', mutual: true }],
-  pending: [{ node_id: 44, address: '0:0000.0000.002C', justification: 'hi', received_at: '2026-01-01T00:00:00Z' }],
-  outgoing: [],
-}
-
-/** Records calls; behaviour per method can be swapped by tests. */
-class FakeDaemon implements DaemonControl {
-  calls: Array<[string, ...unknown[]]> = []
-  pingDelayMs = 0
-  shutdownCalled = false
-  async status() { this.calls.push(['status']); return STATUS }
-  async peers() { this.calls.push(['peers']); return [PEER] }
-  async ping(target: string, timeoutMs: number) {
-    this.calls.push(['ping', target, timeoutMs])
-    if (target === 'nobody') throw new PilotError('PT_PING_TIMEOUT', 'no echo reply from nobody', { hint: 'is it up?' })
-    if (target === 'boom') throw new Error('kaboom')
-    if (this.pingDelayMs > 0) await new Promise((r) => setTimeout(r, this.pingDelayMs))
-    return { address: PEER.address, hostname: target, rtt_ms: 0.5, path: 'direct' as const }
-  }
-  async resolve(target: string) {
-    this.calls.push(['resolve', target])
-    return { address: PEER.address, node_id: 43, ipv6: 'fd50:494c:4f54::2b', hostname: target }
-  }
-  async trustRequest(target: string, reason: string) { this.calls.push(['trustRequest', target, reason]); return { status: 'sent' as const, node_id: 43 } }
-  async trustApprove(target: string) { this.calls.push(['trustApprove', target]); return { status: 'approved' as const, node_id: 43 } }
-  async trustReject(target: string, reason: string) { this.calls.push(['trustReject', target, reason]); return { status: 'rejected' as const, node_id: 43 } }
-  async trustRevoke(target: string) { this.calls.push(['trustRevoke', target]); return { status: 'revoked' as const, node_id: 43 } }
-  async trustList() { this.calls.push(['trustList']); return TRUST }
-  async setHostname(name: string) { this.calls.push(['setHostname', name]); return { hostname: name } }
-  async shutdown() { this.calls.push(['shutdown']); this.shutdownCalled = true }
-}
 
 async function withServer(
   fn: (ctx: { server: ControlServer; daemon: FakeDaemon; path: string; dir: string }) => Promise<void>,

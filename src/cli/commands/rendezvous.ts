@@ -1,0 +1,67 @@
+/**
+ * `pilot-tun rendezvous`: a registry (TCP) and a beacon (UDP) in one process,
+ * everything a new Pilot network needs besides its nodes. Foreground until
+ * SIGINT/SIGTERM; both are closed cleanly.
+ */
+import type { Argv, CommandModule } from 'yargs'
+import { PilotError } from '../../errors.js'
+import { RegistryError, RegistryErrorCode } from '../../registry/errors.js'
+import { createCliLogger, LOG_LEVELS, type LogFormat, type LogLevel } from '../logging.js'
+import { startBeacon, parseListenAddress as parseUdpListen, waitForShutdownSignal, DEFAULT_BEACON_LISTEN } from './beacon.js'
+import { startRegistry, parseListenAddress as parseTcpListen, DEFAULT_REGISTRY_LISTEN, DEFAULT_REGISTRY_STORE } from './registry.js'
+
+interface RendezvousArgs {
+  'registry-listen': string
+  'beacon-listen': string
+  store: string
+  'log-level': LogLevel
+  'log-format': LogFormat
+}
+
+export const rendezvousCommand: CommandModule<object, RendezvousArgs> = {
+  command: 'rendezvous',
+  describe: 'run a registry and a beacon together in the foreground (a whole rendezvous point)',
+  builder: (y) =>
+    y
+      .option('registry-listen', { type: 'string', default: DEFAULT_REGISTRY_LISTEN, describe: 'registry TCP HOST:PORT' })
+      .option('beacon-listen', { type: 'string', default: DEFAULT_BEACON_LISTEN, describe: 'beacon UDP HOST:PORT' })
+      .option('store', { type: 'string', default: DEFAULT_REGISTRY_STORE, describe: 'registry SQLite database (created if missing)' })
+      .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'log verbosity' })
+      .option('log-format', {
+        choices: ['auto', 'text', 'json'] as const,
+        default: 'auto' as LogFormat,
+        describe: 'log lines as text or JSON (auto: JSON when stderr is not a terminal)',
+      }) as Argv<RendezvousArgs>,
+  handler: async (args) => {
+    // Check both addresses before taking either port.
+    const tcp = parseTcpListen(args['registry-listen'])
+    const udp = parseUdpListen(args['beacon-listen'])
+    const logger = createCliLogger(args['log-level'], args['log-format'])
+    const signal = waitForShutdownSignal()
+    let registry
+    try {
+      registry = await startRegistry({ host: tcp.host, port: tcp.port, storePath: args.store, logger: logger.child({ component: 'registry' }) })
+    } catch (err) {
+      if (err instanceof PilotError) throw err
+      throw new RegistryError(RegistryErrorCode.LISTEN, `cannot listen on ${args['registry-listen']}: ${(err as Error).message}`, {
+        hint: 'is another registry already running there, or does the port need privileges?',
+      })
+    }
+    let beacon
+    try {
+      beacon = await startBeacon({ listen: udp, logger: logger.child({ component: 'beacon' }) })
+    } catch (err) {
+      await registry.close()
+      throw err
+    }
+    logger.info('rendezvous running', {
+      registry: `${registry.address.host}:${registry.address.port}`,
+      beacon: `${beacon.local.host}:${beacon.local.port}`,
+      store: args.store,
+    })
+    const sig = await signal
+    logger.info(`${sig}: shutting down`)
+    await Promise.all([beacon.close(), registry.close()])
+    logger.info('rendezvous stopped')
+  },
+}

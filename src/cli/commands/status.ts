@@ -1,0 +1,40 @@
+/** `pilot-tun status`: the running daemon's own address, name, registry/beacon state and endpoint. */
+import type { CommandModule } from 'yargs'
+import type { DaemonStatus } from '../../daemon/api.js'
+import { withDaemon, withDaemonOptions, type DaemonClientArgs } from '../daemon-options.js'
+import { formatFields, formatSeconds, printResult } from '../output.js'
+
+export const statusCommand: CommandModule<object, DaemonClientArgs> = {
+  command: 'status',
+  describe: 'show the running daemon: address, hostname, registry and beacon, public endpoint',
+  builder: (y) => withDaemonOptions(y),
+  handler: async (args) => {
+    const status = await withDaemon(args, (c) => c.call('status', {}))
+    printResult(args, status, formatStatus)
+  },
+}
+
+export function formatStatus(s: DaemonStatus): string {
+  const reg = s.registry
+  const regState = reg.connected
+    ? `connected${reg.last_heartbeat_s_ago === null ? '' : `, heartbeat ${formatSeconds(reg.last_heartbeat_s_ago)} ago`}`
+    : 'NOT CONNECTED'
+  const fields: Array<[string, string | number]> = [
+    ['address', s.address],
+    ['ipv6', s.ipv6],
+    ['hostname', s.hostname ?? '-'],
+    ['visibility', s.public ? 'public' : 'private'],
+    ['listen', s.listen],
+    ['public endpoint', s.public_endpoint ?? 'unknown'],
+    ['registry', `${reg.address} (${regState})`],
+    ['beacon', s.beacon.address ?? 'none'],
+    ['tun', s.tun ? `${s.tun.interface} ${s.tun.address} (${s.tun.prefix}, mtu ${s.tun.mtu})` : 'none (--no-tun)'],
+    ['kdf', s.kdf],
+    ['auto-accept', s.auto_accept ? 'yes' : 'no'],
+    ['peers', s.peers],
+    ['connections', s.connections],
+    ['uptime', formatSeconds(s.uptime_s)],
+    ['version', s.version],
+  ]
+  return formatFields(fields)
+}

@@ -1,0 +1,228 @@
+/**
+ * `pilot-tun up`: runs the daemon in the foreground until SIGINT/SIGTERM or
+ * `pilot-tun down`. Settings come from flags, then the JSON config file
+ * (config.ts), then defaults.
+ *
+ * Order: the control socket is taken first (a second daemon fails fast with
+ * PT_CONTROL_IN_USE before touching the registry), then the daemon starts and
+ * the socket starts answering. Shutdown is the reverse: the daemon closes (the
+ * socket answers PT_DAEMON_CLOSED meanwhile), then the socket file goes, which
+ * is what `pilot-tun down` waits for. A second SIGINT/SIGTERM exits at once.
+ */
+import type { Argv, CommandModule } from 'yargs'
+import type { DaemonControl } from '../../daemon/api.js'
+import { ControlServer } from '../../daemon/control/server.js'
+import { DEFAULT_CONTROL_SOCKET } from '../../daemon/control/client.js'
+import { daemonClosedError } from '../../daemon/errors.js'
+import { ConfigError, PilotError } from '../../errors.js'
+import type { Logger } from '../../logger.js'
+import { DEFAULT_CONFIG_PATH, loadConfigFile, mergeConfig, type ConfigValues } from '../config.js'
+import { createCliLogger, LOG_LEVELS, type LogFormat, type LogLevel } from '../logging.js'
+
+export const DEFAULT_STATE_DIR = '/var/lib/pilot-tun'
+export const DEFAULT_LISTEN = ':4000'
+
+interface UpArgs {
+  tun?: boolean
+  registry?: string
+  beacon?: string
+  listen?: string
+  'state-dir'?: string
+  'control-socket'?: string
+  hostname?: string
+  'auto-accept'?: boolean
+  public?: boolean
+  kdf?: 'auto' | 'hkdf' | 'legacy'
+  config?: string
+  'log-level'?: LogLevel
+  'log-format'?: LogFormat
+}
+
+/** Everything `up` runs with, after flags, file and defaults. */
+export interface UpSettings {
+  tun: boolean
+  registry: string
+  beacon: string | null
+  listen: string
+  stateDir: string
+  controlSocket: string
+  hostname: string | null
+  autoAccept: boolean
+  public: boolean
+  kdf: 'auto' | 'hkdf' | 'legacy'
+  logLevel: LogLevel
+  logFormat: LogFormat
+}
+
+/** What `up` needs from the daemon module. */
+interface RunningDaemon extends DaemonControl {
+  close(): Promise<void>
+}
+
+export const upCommand: CommandModule<object, UpArgs> = {
+  command: 'up',
+  describe: 'run the pilot-tun daemon in the foreground (until Ctrl-C, SIGTERM or `pilot-tun down`)',
+  builder: (y) =>
+    y
+      .option('tun', { type: 'boolean', describe: 'create the TUN interface; --no-tun runs tunnel, sessions, echo and trust only', defaultDescription: 'true' })
+      .option('registry', { type: 'string', describe: 'registry HOST:PORT (required, here or in the config file)' })
+      .option('beacon', { type: 'string', describe: 'beacon HOST:PORT for NAT traversal and relay' })
+      .option('listen', { type: 'string', describe: 'UDP [HOST]:PORT of the tunnel socket', defaultDescription: DEFAULT_LISTEN })
+      .option('state-dir', { type: 'string', describe: 'identity and trust state (created 0700)', defaultDescription: DEFAULT_STATE_DIR })
+      .option('control-socket', { type: 'string', describe: 'Unix socket the CLI talks to (mode 0600)', defaultDescription: DEFAULT_CONTROL_SOCKET })
+      .option('hostname', { type: 'string', describe: 'register this hostname' })
+      .option('auto-accept', { type: 'boolean', describe: 'approve every incoming trust request', defaultDescription: 'false' })
+      .option('public', { type: 'boolean', describe: 'let any node look this node up and connect', defaultDescription: 'false' })
+      .option('kdf', { choices: ['auto', 'hkdf', 'legacy'] as const, describe: 'tunnel key derivation', defaultDescription: 'auto' })
+      .option('config', { type: 'string', describe: 'JSON config file; flags win over it', defaultDescription: DEFAULT_CONFIG_PATH })
+      .option('log-level', { choices: LOG_LEVELS, describe: 'log verbosity', defaultDescription: 'info' })
+      .option('log-format', { choices: ['auto', 'text', 'json'] as const, describe: 'text or JSON log lines (auto: JSON when stderr is not a terminal)', defaultDescription: 'auto' }) as Argv<UpArgs>,
+  handler: async (args) => {
+    const settings = await resolveUpSettings(args)
+    if (settings.tun) {
+      throw new PilotError('PT_TUN_UNAVAILABLE', 'this build of pilot-tun cannot create a TUN interface yet', {
+        hint: 'run with --no-tun (or "tun": false in the config file): tunnel, sessions, echo and trust work without the interface',
+      })
+    }
+    const logger = createCliLogger(settings.logLevel, settings.logFormat)
+    await runDaemon(settings, logger)
+  },
+}
+
+/** Flags over the config file over defaults; PT_CONFIG_* on anything wrong. */
+export async function resolveUpSettings(args: UpArgs): Promise<UpSettings> {
+  const file = await loadConfigFile(args.config ?? DEFAULT_CONFIG_PATH, args.config !== undefined)
+  const flags: ConfigValues = {
+    tun: args.tun,
+    registry: args.registry,
+    beacon: args.beacon,
+    listen: args.listen,
+    'state-dir': args['state-dir'],
+    'control-socket': args['control-socket'],
+    hostname: args.hostname,
+    'auto-accept': args['auto-accept'],
+    public: args.public,
+    kdf: args.kdf,
+    'log-level': args['log-level'],
+    'log-format': args['log-format'],
+  }
+  const c = mergeConfig(file, flags)
+  if (c.registry === undefined || c.registry === '') {
+    throw new ConfigError('no registry given', 'pass --registry HOST:PORT or set "registry" in the config file (a registry of your own: `pilot-tun rendezvous`)')
+  }
+  return {
+    tun: c.tun ?? true,
+    registry: c.registry,
+    beacon: c.beacon ?? null,
+    listen: c.listen ?? DEFAULT_LISTEN,
+    stateDir: c['state-dir'] ?? DEFAULT_STATE_DIR,
+    controlSocket: c['control-socket'] ?? DEFAULT_CONTROL_SOCKET,
+    hostname: c.hostname ?? null,
+    autoAccept: c['auto-accept'] ?? false,
+    public: c.public ?? false,
+    kdf: c.kdf ?? 'auto',
+    logLevel: c['log-level'] ?? 'info',
+    logFormat: c['log-format'] ?? 'auto',
+  }
+}
+
+/** Starts control socket and daemon, waits for a stop, closes both. */
+async function runDaemon(settings: UpSettings, logger: Logger): Promise<void> {
+  let daemon: RunningDaemon | null = null
+  let requestStop: (why: string) => void = () => {}
+  const stopped = new Promise<string>((resolve) => {
+    requestStop = resolve
+  })
+  const control = controlFacade(() => daemon, () => requestStop('shutdown requested over the control socket'))
+  const server = new ControlServer({ path: settings.controlSocket, control, logger })
+  await server.listen()
+
+  let signals = 0
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++
+    if (signals === 1) {
+      requestStop(signal)
+      return
+    }
+    logger.warn(`${signal} again: exiting without a clean shutdown`)
+    process.exit(130)
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  try {
+    try {
+      daemon = await startDaemon(settings, logger)
+    } catch (err) {
+      await server.close()
+      throw err
+    }
+    const s = await daemon.status()
+    logger.info('pilot-tun up', {
+      address: s.address,
+      ipv6: s.ipv6,
+      hostname: s.hostname ?? '-',
+      registry: settings.registry,
+      beacon: settings.beacon ?? '-',
+      listen: s.listen,
+      control: settings.controlSocket,
+      tun: 'none (--no-tun)',
+    })
+    const why = await stopped
+    logger.info(`${why}: shutting down`)
+    await daemon.close()
+    await server.close()
+    logger.info('pilot-tun stopped')
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
+  // A clean shutdown leaves nothing running; if something still holds the
+  // event loop, do not hang the service manager.
+  setTimeout(() => {
+    logger.warn('handles still open 2 s after shutdown; exiting anyway')
+    process.exit(0)
+  }, 2000).unref()
+}
+
+/**
+ * The DaemonControl the socket serves: forwards to the daemon once it runs,
+ * answers PT_DAEMON_CLOSED before and after, and turns `shutdown` into a stop
+ * of this process (the daemon is closed by `runDaemon`, in order).
+ */
+function controlFacade(get: () => RunningDaemon | null, stop: () => void): DaemonControl {
+  const d = (): RunningDaemon => {
+    const daemon = get()
+    if (daemon === null) throw daemonClosedError()
+    return daemon
+  }
+  return {
+    status: async () => d().status(),
+    peers: async () => d().peers(),
+    ping: async (target, timeoutMs) => d().ping(target, timeoutMs),
+    resolve: async (target) => d().resolve(target),
+    trustRequest: async (target, reason) => d().trustRequest(target, reason),
+    trustApprove: async (target) => d().trustApprove(target),
+    trustReject: async (target, reason) => d().trustReject(target, reason),
+    trustRevoke: async (target) => d().trustRevoke(target),
+    trustList: async () => d().trustList(),
+    setHostname: async (name) => d().setHostname(name),
+    shutdown: async () => stop(),
+  }
+}
+
+/** Builds the daemon from src/daemon/daemon.ts (loaded when `up` runs). */
+async function startDaemon(settings: UpSettings, logger: Logger): Promise<RunningDaemon> {
+  const specifier = '../../daemon/daemon.js'
+  const mod = (await import(specifier)) as { Daemon: { start(options: Record<string, unknown>): Promise<RunningDaemon> } }
+  return mod.Daemon.start({
+    registry: settings.registry,
+    beacon: settings.beacon,
+    listen: settings.listen,
+    stateDir: settings.stateDir,
+    hostname: settings.hostname,
+    autoAccept: settings.autoAccept,
+    public: settings.public,
+    kdf: settings.kdf,
+    logger,
+  })
+}
