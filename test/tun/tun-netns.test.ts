@@ -1,0 +1,46 @@
+// Runs the TUN tests that need a kernel (netns-child.ts) inside a network
+// namespace created here and always deleted, so the host's interfaces and
+// routes are never touched. Skips, saying why, without root or /dev/net/tun.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+
+function skipReason(): string | null {
+  if (process.platform !== 'linux') return 'TUN tests need Linux'
+  if (process.getuid?.() !== 0) return 'TUN tests need root (they create a network namespace)'
+  if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing'
+  if (spawnSync('ip', ['-V'], { stdio: 'ignore' }).status !== 0) return 'iproute2 (`ip`) is not installed'
+  if (!existsSync(fileURLToPath(new URL('../../../build/Release/pilot_tun_native.node', import.meta.url)))) {
+    return 'the addon is not built (npm run build:native)'
+  }
+  return null
+}
+
+const reason = skipReason()
+
+test('native TUN inside a throwaway network namespace (conformance suite and set-up)', { skip: reason ?? false, timeout: 25_000 }, () => {
+  const ns = `pilot-test-${randomBytes(4).toString('hex')}`
+  const add = spawnSync('ip', ['netns', 'add', ns], { encoding: 'utf8' })
+  if (add.status !== 0) {
+    assert.fail(`ip netns add ${ns} failed: ${add.stderr}`)
+  }
+  try {
+    const lo = spawnSync('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up'], { encoding: 'utf8' })
+    assert.equal(lo.status, 0, lo.stderr)
+    const child = fileURLToPath(new URL('./netns-child.js', import.meta.url))
+    const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '--test-reporter=spec', child], {
+      encoding: 'utf8',
+      env: { ...process.env, PILOT_TUN_NETNS_CHILD: ns },
+      timeout: 20_000,
+    })
+    const out = `${r.stdout}\n${r.stderr}`
+    assert.equal(r.status, 0, `child failed (status ${r.status}, signal ${r.signal}):\n${out}`)
+    assert.match(out, /native tun: a hand-built IPv6\/UDP packet/, `the child ran no native test:\n${out}`)
+    assert.doesNotMatch(out, /^# fail [1-9]/m, out)
+  } finally {
+    spawnSync('ip', ['netns', 'del', ns])
+  }
+})
