@@ -1,0 +1,26 @@
+/** Named topology specs for the CLI (`up --spec NAME`) and tests. */
+import type { TopologySpec } from './plan.js'
+
+export const SPECS: Record<string, TopologySpec> = {
+  /** rendezvous + public a + one node behind each NAT kind. */
+  default: {
+    nodes: [
+      { name: 'a', kind: 'public' },
+      { name: 'b', kind: 'nat', nat: 'full-cone' },
+      { name: 'c', kind: 'nat', nat: 'port-restricted' },
+      { name: 'd', kind: 'nat', nat: 'symmetric' },
+    ],
+  },
+  /** rendezvous + two public hosts + one node behind each NAT kind (the topology test: e is the "third host"). */
+  full: {
+    nodes: [
+      { name: 'a', kind: 'public' },
+      { name: 'b', kind: 'nat', nat: 'full-cone' },
+      { name: 'c', kind: 'nat', nat: 'port-restricted' },
+      { name: 'd', kind: 'nat', nat: 'symmetric' },
+      { name: 'e', kind: 'public' },
+    ],
+  },
+  /** rendezvous + one public host: the smallest useful internet. */
+  minimal: { nodes: [{ name: 'a', kind: 'public' }] },
+}
