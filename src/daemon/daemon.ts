@@ -49,6 +49,10 @@ import { TRUST_PORT, TrustService, type TrustServiceStats } from './trust-servic
 import { ECHO_PORT, startEchoService, startHandshakeService } from './services.js'
 import { DaemonError, DaemonErrorCode, daemonClosedError } from './errors.js'
 
+/** A peer silent this long while our SYN goes unanswered is presumed to have lost our session. */
+const STALE_SESSION_MS = 900
+const REKEY_INTERVAL_MS = 3_000
+
 export interface DaemonTiming {
   /** Registry heartbeat (then poll_handshakes). Go: 30 s. */
   heartbeatMs: number
@@ -72,6 +76,8 @@ export interface DaemonTiming {
   directoryTtlMs: number
   /** Tunnel knobs (relay fallback, probes, beacon keepalive…). */
   tunnel: Partial<TunnelTiming>
+  /** A direct path whose packets go unanswered this long falls back to the relay. */
+  directStaleMs: number
   /** Stream defaults for every connection of this node. */
   stream: Partial<StreamConfig>
 }
@@ -89,6 +95,7 @@ export const DEFAULT_DAEMON_TIMING: Readonly<DaemonTiming> = Object.freeze({
   deregisterTimeoutMs: 2_000,
   directoryTtlMs: 10_000,
   tunnel: {},
+  directStaleMs: 15_000,
   stream: {},
 })
 
@@ -155,6 +162,8 @@ export class Daemon implements DaemonControl {
   private readonly version: string
   private readonly startedAt = performance.now()
   private readonly openPorts = new Set<number>()
+  /** When we last forgot a silent peer's tunnel session (see onSynUnanswered). */
+  private readonly rekeyedAt = new Map<number, number>()
   private datagramHandler: ((d: ReceivedDatagram) => void) | null = null
   private closing: Promise<void> | null = null
   private resolveClosed!: () => void
@@ -255,6 +264,7 @@ export class Daemon implements DaemonControl {
       random,
       logger: logger.child({ component: 'tunnel' }),
       timing: timing.tunnel,
+      directStaleMs: timing.directStaleMs,
     })
     this.endpoint = new SessionEndpoint({ local: this.address, random, stream: { connectTimeout: timing.dialTimeoutMs, ...timing.stream } })
     this.driver = new SessionDriver({
@@ -262,6 +272,7 @@ export class Daemon implements DaemonControl {
       sink: this.tunnel,
       admit: (node, port, protocol) => this.admit(node, port, protocol),
       logger: logger.child({ component: 'session' }),
+      onSynRetransmitted: (conn) => this.onSynUnanswered(conn.remoteAddress.node),
     })
     this.tunnel.onPacket(this.driver.onPacket)
     this.driver.onDatagram((ev) => {
@@ -555,6 +566,25 @@ export class Daemon implements DaemonControl {
   private admit(node: number, port: number, protocol: 'stream' | 'datagram'): boolean {
     if (protocol === 'stream' && (port === TRUST_PORT || this.openPorts.has(port))) return true
     return this.store.isTrusted(node)
+  }
+
+  /**
+   * A dial's SYN went unanswered. If the peer has sent us nothing for a while
+   * although we hold keys, it probably restarted and dropped our session
+   * (it then discards our PILS silently, as Go does): forget it so the tunnel
+   * re-resolves and re-keys. Rate-limited per peer.
+   */
+  private onSynUnanswered(node: number): void {
+    const info = this.tunnel.peer(node)
+    if (info === null || !info.authenticated) return
+    const now = performance.now()
+    if (now - info.lastReceiveMs < STALE_SESSION_MS) return
+    const last = this.rekeyedAt.get(node) ?? -Infinity
+    if (now - last < REKEY_INTERVAL_MS) return
+    this.rekeyedAt.set(node, now)
+    this.logger.info('peer silent while we dial: re-keying the tunnel session', { node })
+    this.directory.invalidate(node)
+    this.tunnel.forget(node)
   }
 
   private onTrustChanged(node: number, trusted: boolean): void {

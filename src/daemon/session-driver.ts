@@ -66,6 +66,8 @@ export interface SessionDriverOptions {
   maxTransmitPerWake?: number
   /** Monotonic clock; default `performance.now()`. */
   clock?: () => number
+  /** A dial's SYN went unanswered and was sent again (the peer may have lost our tunnel session). */
+  onSynRetransmitted?: (connection: StreamConnection) => void
 }
 
 export interface SessionDriverStats {
@@ -97,6 +99,7 @@ export class SessionDriver {
   private readonly logger: Logger
   private readonly maxTransmit: number
   private readonly clock: () => number
+  private readonly onSynRetransmitted: ((connection: StreamConnection) => void) | null
   private readonly handles = new Map<StreamConnection, StreamHandle>()
   private dirtyList: StreamHandle[] = []
   private spareDirty: StreamHandle[] = []
@@ -146,6 +149,7 @@ export class SessionDriver {
     this.logger = options.logger ?? nullLogger
     this.maxTransmit = options.maxTransmitPerWake ?? 1024
     this.clock = options.clock ?? performanceNow
+    this.onSynRetransmitted = options.onSynRetransmitted ?? null
     this.localNetwork = options.endpoint.local.network
     this.localNode = options.endpoint.local.node
   }
@@ -350,6 +354,7 @@ export class SessionDriver {
           const ev = conn.pollEvent()
           if (ev === StreamEvent.None) break
           try {
+            if (ev === StreamEvent.SynRetransmitted && this.onSynRetransmitted !== null) this.onSynRetransmitted(conn)
             handle.onStreamEvent(ev)
           } catch (err) {
             this.st.handlerErrors++

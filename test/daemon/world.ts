@@ -22,6 +22,7 @@ export const FAST_TIMING: Partial<DaemonTiming> = {
   closeGraceMs: 300,
   deregisterTimeoutMs: 500,
   directoryTtlMs: 200,
+  directStaleMs: 1_000,
   tunnel: {
     tickMs: 20,
     relayAfterMs: 300,
