@@ -1,30 +1,61 @@
 /**
  * The `pilot-tun` command line. Commands are registered from their own
  * modules; this file only builds the yargs parser and maps errors to exit codes.
+ *
+ * The long-running commands (up, registry, beacon, rendezvous) pull in winston,
+ * SQLite and the whole daemon; their modules are loaded only when one of them
+ * is the command, so `status`, `ping` & co. start in a fraction of the time.
+ * Otherwise a stub with the same name and description stands in for the help.
  */
-import yargs from 'yargs'
+import yargs, { type CommandModule } from 'yargs'
 import { PilotError } from '../errors.js'
 import { CliExit } from './output.js'
 import { addressCommand } from './commands/address.js'
-import { beaconCommand } from './commands/beacon.js'
 import { downCommand } from './commands/down.js'
 import { hostnameCommand } from './commands/hostname.js'
 import { identityCommand } from './commands/identity.js'
 import { peersCommand } from './commands/peers.js'
 import { pingCommand } from './commands/ping.js'
-import { registryCommand } from './commands/registry.js'
-import { rendezvousCommand } from './commands/rendezvous.js'
 import { resolveCommand } from './commands/resolve.js'
 import { statusCommand } from './commands/status.js'
 import { trustCommand } from './commands/trust.js'
-import { upCommand } from './commands/up.js'
+
+/** Loaders and help lines of the commands loaded on demand. Keep `describe` in step with the modules. */
+const SERVER_COMMANDS: Record<string, { load: () => Promise<CommandModule<object, any>>; describe: string }> = {
+  up: {
+    load: async () => (await import('./commands/up.js')).upCommand,
+    describe: 'run the pilot-tun daemon in the foreground (until Ctrl-C, SIGTERM or `pilot-tun down`)',
+  },
+  registry: {
+    load: async () => (await import('./commands/registry.js')).registryCommand,
+    describe: 'run a registry server (node directory, trust pairs, handshake relay) in the foreground',
+  },
+  beacon: {
+    load: async () => (await import('./commands/beacon.js')).beaconCommand,
+    describe: 'run a beacon: endpoint discovery, hole-punch coordination and relay (UDP, foreground)',
+  },
+  rendezvous: {
+    load: async () => (await import('./commands/rendezvous.js')).rendezvousCommand,
+    describe: 'run a registry and a beacon together in the foreground (a whole rendezvous point)',
+  },
+}
+
+async function serverCommand(name: string, argv: string[]): Promise<CommandModule<object, any>> {
+  const entry = SERVER_COMMANDS[name]!
+  // Anywhere in argv, not only first: options may come before the command, and loading too much is merely slower.
+  if (argv.includes(name)) return entry.load()
+  return { command: name, describe: entry.describe, handler: () => {} }
+}
 
 export async function main(argv: string[]): Promise<number> {
   let exitCode = 0
+  const [upCommand, registryCommand, beaconCommand, rendezvousCommand] = await Promise.all(
+    ['up', 'registry', 'beacon', 'rendezvous'].map((n) => serverCommand(n, argv)),
+  )
   const parser = yargs(argv)
     .scriptName('pilot-tun')
     .usage('$0 <command> [options]\n\nPilot Protocol overlay network with a Linux TUN front door.')
-    .command(upCommand)
+    .command(upCommand!)
     .command(downCommand)
     .command(statusCommand)
     .command(peersCommand)
@@ -32,9 +63,9 @@ export async function main(argv: string[]): Promise<number> {
     .command(resolveCommand)
     .command(trustCommand)
     .command(hostnameCommand)
-    .command(registryCommand)
-    .command(beaconCommand)
-    .command(rendezvousCommand)
+    .command(registryCommand!)
+    .command(beaconCommand!)
+    .command(rendezvousCommand!)
     .command(addressCommand)
     .command(identityCommand)
     .strict()

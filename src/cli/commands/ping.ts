@@ -111,7 +111,8 @@ export const pingCommand: CommandModule<object, PingArgs> = {
         process.off('SIGINT', onSigint)
       }
       finish(s)
-      if (human) printSummary(s, name, (performance.now() - started) / 1000)
+      // An error before any reply or loss (no trust, unknown node) is reported alone, like ping(8)'s "unknown host".
+      if (human && s.replies.length > 0) printSummary(s, name, (performance.now() - started) / 1000)
       return s
     })
     if (args.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`)

@@ -36,6 +36,7 @@ interface UpArgs {
   config?: string
   'log-level'?: LogLevel
   'log-format'?: LogFormat
+  'heartbeat-interval'?: number
 }
 
 /** Everything `up` runs with, after flags, file and defaults. */
@@ -52,11 +53,14 @@ export interface UpSettings {
   kdf: 'auto' | 'hkdf' | 'legacy'
   logLevel: LogLevel
   logFormat: LogFormat
+  /** Hidden test knob (--heartbeat-interval): registry heartbeat period, null = the daemon's default. */
+  heartbeatMs: number | null
 }
 
 /** What `up` needs from the daemon module. */
 interface RunningDaemon extends DaemonControl {
   close(): Promise<void>
+  readonly closed: Promise<void>
 }
 
 export const upCommand: CommandModule<object, UpArgs> = {
@@ -76,7 +80,8 @@ export const upCommand: CommandModule<object, UpArgs> = {
       .option('kdf', { choices: ['auto', 'hkdf', 'legacy'] as const, describe: 'tunnel key derivation', defaultDescription: 'auto' })
       .option('config', { type: 'string', describe: 'JSON config file; flags win over it', defaultDescription: DEFAULT_CONFIG_PATH })
       .option('log-level', { choices: LOG_LEVELS, describe: 'log verbosity', defaultDescription: 'info' })
-      .option('log-format', { choices: ['auto', 'text', 'json'] as const, describe: 'text or JSON log lines (auto: JSON when stderr is not a terminal)', defaultDescription: 'auto' }) as Argv<UpArgs>,
+      .option('log-format', { choices: ['auto', 'text', 'json'] as const, describe: 'text or JSON log lines (auto: JSON when stderr is not a terminal)', defaultDescription: 'auto' })
+      .option('heartbeat-interval', { type: 'number', hidden: true, describe: 'registry heartbeat period in seconds (tests)' }) as Argv<UpArgs>,
   handler: async (args) => {
     const settings = await resolveUpSettings(args)
     if (settings.tun) {
@@ -123,7 +128,14 @@ export async function resolveUpSettings(args: UpArgs): Promise<UpSettings> {
     kdf: c.kdf ?? 'auto',
     logLevel: c['log-level'] ?? 'info',
     logFormat: c['log-format'] ?? 'auto',
+    heartbeatMs: heartbeatMs(args['heartbeat-interval']),
   }
+}
+
+function heartbeatMs(seconds: number | undefined): number | null {
+  if (seconds === undefined) return null
+  if (!(seconds >= 0.05 && seconds <= 3600)) throw new ConfigError(`--heartbeat-interval ${seconds} is out of range`, 'use 0.05..3600 seconds')
+  return Math.round(seconds * 1000)
 }
 
 /** Starts control socket and daemon, waits for a stop, closes both. */
@@ -156,6 +168,7 @@ async function runDaemon(settings: UpSettings, logger: Logger): Promise<void> {
       await server.close()
       throw err
     }
+    void daemon.closed.then(() => requestStop('the daemon closed'))
     const s = await daemon.status()
     logger.info('pilot-tun up', {
       address: s.address,
@@ -210,19 +223,31 @@ function controlFacade(get: () => RunningDaemon | null, stop: () => void): Daemo
   }
 }
 
-/** Builds the daemon from src/daemon/daemon.ts (loaded when `up` runs). */
+/** Builds the daemon (src/daemon/daemon.ts, loaded only when `up` runs so client commands start fast). */
 async function startDaemon(settings: UpSettings, logger: Logger): Promise<RunningDaemon> {
-  const specifier = '../../daemon/daemon.js'
-  const mod = (await import(specifier)) as { Daemon: { start(options: Record<string, unknown>): Promise<RunningDaemon> } }
-  return mod.Daemon.start({
-    registry: settings.registry,
-    beacon: settings.beacon,
-    listen: settings.listen,
-    stateDir: settings.stateDir,
-    hostname: settings.hostname,
-    autoAccept: settings.autoAccept,
-    public: settings.public,
-    kdf: settings.kdf,
-    logger,
-  })
+  const { Daemon } = await import('../../daemon/daemon.js')
+  try {
+    return await Daemon.start({
+      registry: settings.registry,
+      beacon: settings.beacon,
+      listen: settings.listen,
+      stateDir: settings.stateDir,
+      hostname: settings.hostname,
+      autoAccept: settings.autoAccept,
+      public: settings.public,
+      kdf: settings.kdf,
+      logger,
+      ...(settings.heartbeatMs === null ? {} : { timing: { heartbeatMs: settings.heartbeatMs } }),
+    })
+  } catch (err) {
+    if (err instanceof PilotError) throw err
+    const code = (err as NodeJS.ErrnoException).code
+    throw new PilotError('PT_DAEMON_START_FAILED', `the daemon could not start: ${(err as Error).message}`, {
+      hint:
+        code === 'EACCES' || code === 'EPERM'
+          ? `run as root (sudo), or point --state-dir (now ${settings.stateDir}) somewhere this user may write`
+          : 'see the log lines above',
+      cause: err,
+    })
+  }
 }
