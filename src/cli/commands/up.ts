@@ -162,6 +162,7 @@ async function runDaemon(settings: UpSettings, logger: Logger): Promise<void> {
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
   try {
+    logger.info(`starting: registering with ${settings.registry}`, { stateDir: settings.stateDir, listen: settings.listen })
     try {
       daemon = await startDaemon(settings, logger)
     } catch (err) {
