@@ -537,8 +537,9 @@ export class Daemon implements DaemonControl {
     const now = this.driver.now()
     for (const h of this.driver.streamHandles()) {
       const c = h.connection
-      if (c.state === StreamState.Established || c.state === StreamState.CloseWait) c.finish(now)
-      else if (c.state === StreamState.SynSent || c.state === StreamState.SynReceived) c.reset(now)
+      // A half-open accepted stream (SYN_RECV) finishes too: its FIN follows the peer's ACK.
+      if (c.state === StreamState.Established || c.state === StreamState.CloseWait || c.state === StreamState.SynReceived) c.finish(now)
+      else if (c.state === StreamState.SynSent) c.reset(now)
     }
     this.driver.flushNow()
     const graceEnd = performance.now() + this.timing.closeGraceMs
@@ -552,7 +553,11 @@ export class Daemon implements DaemonControl {
     // Whatever is still open ends here: its users see PT_SESSION_CLOSING.
     const closingError = new SessionError('closing', 'the daemon is shutting down', false)
     for (const h of this.driver.streamHandles()) {
-      if (h instanceof PilotStream && !h.destroyed) h.destroy(closingError)
+      if (!(h instanceof PilotStream) || h.destroyed) continue
+      const s = h.connection.state
+      // Our FIN is out (or theirs and ours crossed): end quietly. Anything else is cut off with RST.
+      if (s === StreamState.FinWait || s === StreamState.Closing || s === StreamState.TimeWait) h.abandon()
+      else h.destroy(closingError)
     }
     this.driver.flushNow()
     this.driver.close()

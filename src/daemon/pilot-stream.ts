@@ -38,6 +38,8 @@ export class PilotStream extends Duplex implements StreamHandle {
   private pendingCallback: WriteCallback | null = null
   private wantRead = false
   private isConnected: boolean
+  /** Set by `abandon`: end locally without telling the peer. */
+  private silent = false
 
   constructor(driver: SessionDriver, connection: StreamConnection) {
     super({ allowHalfOpen: true, readableHighWaterMark: HIGH_WATER_MARK, writableHighWaterMark: HIGH_WATER_MARK, decodeStrings: true })
@@ -104,7 +106,7 @@ export class PilotStream extends Duplex implements StreamHandle {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     const conn = this.connection
-    if (!conn.isClosed) {
+    if (!conn.isClosed && !this.silent) {
       // The automatic destroy after 'end' + 'finish' must not cut off our FIN and the data before it.
       const graceful = error === null && this.writableFinished && conn.readEnded
       if (!graceful) {
@@ -119,6 +121,16 @@ export class PilotStream extends Duplex implements StreamHandle {
       pending(error ?? this.closeError())
     }
     callback(error)
+  }
+
+  /**
+   * Closes the stream locally and sends nothing (daemon shutdown after our
+   * FIN went out: an RST now would turn the peer's clean end into an error).
+   * Users see 'close' without an error.
+   */
+  abandon(): void {
+    this.silent = true
+    this.destroy()
   }
 
   // ───────────────────────── driver events ─────────────────────────

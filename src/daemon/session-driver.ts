@@ -136,8 +136,7 @@ export class SessionDriver {
   readonly onPacket = (packet: Uint8Array, _peerNodeId: number, header?: PacketHeader): void => this.receive(packet, header)
   private readonly flushBound = (): void => this.flush()
   private readonly onTimerBound = (): void => {
-    this.timer = null
-    this.timerDeadline = Number.POSITIVE_INFINITY
+    this.timer = null // timerDeadline stays: runTimers compares the clock with it
     this.st.timerWakeups++
     this.flush()
   }
@@ -325,7 +324,9 @@ export class SessionDriver {
   }
 
   private runTimers(now: number): void {
-    if (this.endpoint.connectionCount === 0) return
+    // Every deadline set since the last flush was set inside a flush and seen by rearm(),
+    // so nothing can be due before timerDeadline: skip the scan on most wake-ups.
+    if (now < this.timerDeadline || this.endpoint.connectionCount === 0) return
     const conns = this.endpoint.connections()
     let due = false
     for (let i = 0; i < conns.length; i++) {
@@ -430,8 +431,12 @@ export class SessionDriver {
 
   private rearm(now: number): void {
     const next = this.endpoint.pollTimeout()
-    if (next === null) return // a timer that fires early is harmless; leave it
-    if (next >= this.timerDeadline) return // the armed timer fires first and re-arms then
+    if (next === null) {
+      // A timer that fires early is harmless; leave an armed one alone.
+      if (this.timer === null) this.timerDeadline = Number.POSITIVE_INFINITY
+      return
+    }
+    if (this.timer !== null && next >= this.timerDeadline) return // the armed timer fires first and re-arms then
     if (this.timer !== null) clearTimeout(this.timer)
     this.timerDeadline = next
     this.timer = setTimeout(this.onTimerBound, Math.max(0, Math.ceil(next - now)))

@@ -125,9 +125,9 @@ export class TrustStore {
     return entry
   }
 
-  /** Returns false if the request was already pending (nothing changes). */
+  /** Returns false if the request was already pending or the node is trusted (nothing changes). */
   addPending(node: number, justification: string, publicKey: string): boolean {
-    if (this.pending.has(node)) return false
+    if (this.pending.has(node) || this.trusted.has(node)) return false
     const entry: PendingEntry = { node_id: node, received_at: new Date().toISOString() }
     if (publicKey !== '') entry.public_key = publicKey
     if (justification !== '') entry.justification = justification

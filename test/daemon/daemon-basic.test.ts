@@ -2,6 +2,8 @@
 // hostnames, resolve, refusal of untrusted nodes, trust on 444 and via the
 // registry relay, ping, reject, revoke.
 import { test } from 'node:test'
+import { stat } from 'node:fs/promises'
+import { join } from 'node:path'
 import assert from 'node:assert/strict'
 import { RegistryClient } from '../../src/registry/client.js'
 import { formatAddress } from '../../src/protocol/address.js'
@@ -30,6 +32,9 @@ test('register, hostname, resolve by name / address / IPv6; registry resolve ref
     const a = await w.daemon('a', { hostname: 'alpha' })
     const b = await w.daemon('b')
     assert.ok(a.nodeId > 0 && b.nodeId > 0 && a.nodeId !== b.nodeId)
+    const modes = await Promise.all([stat(join(w.dir, 'a')), stat(join(w.dir, 'a', 'identity.json'))])
+    assert.equal(modes[0].mode & 0o777, 0o700)
+    assert.equal(modes[1].mode & 0o777, 0o600)
     const st = await a.status()
     assert.equal(st.hostname, 'alpha')
     assert.equal(st.address, addr(a))

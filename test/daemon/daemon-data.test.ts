@@ -1,12 +1,12 @@
 // Data path through whole daemons: a 20 MB byte-exact stream both ways, a
 // forced relay that upgrades to direct, beacon restart, peer restart.
-import { test } from 'node:test'
+import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import type { Daemon } from '../../src/daemon/daemon.js'
 import type { PilotStream } from '../../src/daemon/pilot-stream.js'
 import type { UdpEndpoint } from '../../src/tunnel/index.js'
-import { World } from './world.js'
+import { World, activeResources } from './world.js'
 import { pattern, readStream, waitFor, writeAll } from './helpers.js'
 
 function sha(b: Buffer): string {
@@ -100,8 +100,16 @@ test('a peer restarted with the same identity keeps its address and trust, and i
     const b = await w.daemon('b', { autoAccept: true, hostname: 'bravo' })
     await trustPair(a, b)
     await a.ping('bravo', 5_000)
+    // A stream open at shutdown ends with a FIN at the peer, not a reset.
+    let gotByte = false
+    b.listenStreams(80, (s) => s.once('data', () => (gotByte = true)))
+    const open = await a.openStream(b.nodeId, 80)
+    const ended = readStream(open)
+    open.write('x')
+    await waitFor(() => gotByte, 'b reads from the stream')
     const id = b.nodeId
     await b.close()
+    assert.equal((await ended).length, 0)
     const b2 = await w.daemon('b', { autoAccept: true, hostname: 'bravo' })
     assert.equal(b2.nodeId, id)
     assert.ok((await b2.trustList()).trusted.some((t) => t.node_id === a.nodeId), 'trust.json survived the restart')
@@ -110,4 +118,10 @@ test('a peer restarted with the same identity keeps its address and trust, and i
   } finally {
     await w.close()
   }
+})
+
+const baseline = activeResources().length
+after(async () => {
+  // node --test must exit by itself: every timer, socket and server is gone.
+  await waitFor(() => activeResources().length <= baseline, `resources released (${activeResources().join(', ')})`)
 })

@@ -1,12 +1,12 @@
 // Registry outages and restarts, and hostile trust-handshake messages on port 444.
-import { test } from 'node:test'
+import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Identity } from '../../src/crypto/identity.js'
 import { RegistryClient } from '../../src/registry/client.js'
 import { formatAddress } from '../../src/protocol/address.js'
 import { encodeHandshakeMessage, handshakeChallenge } from '../../src/daemon/trust-service.js'
 import type { Daemon } from '../../src/daemon/daemon.js'
-import { World } from './world.js'
+import { World, activeResources } from './world.js'
 import { waitFor } from './helpers.js'
 
 async function trustPair(a: Daemon, b: Daemon): Promise<void> {
@@ -130,4 +130,10 @@ test('hostile handshakes: unsolicited accept, foreign keys, no signature, impers
   } finally {
     await w.close()
   }
+})
+
+const baseline = activeResources().length
+after(async () => {
+  // node --test must exit by itself: every timer, socket and server is gone.
+  await waitFor(() => activeResources().length <= baseline, `resources released (${activeResources().join(', ')})`)
 })
