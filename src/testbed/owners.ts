@@ -15,7 +15,7 @@
 import { mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, closeSync } from 'node:fs'
 import { join } from 'node:path'
 import { run } from './run.js'
-import type { TopologyLayout } from './plan.js'
+import type { NatKind, TopologyLayout } from './plan.js'
 
 export const NAME_PREFIX = 'ptb-'
 export const OWNER_DIR = '/run/pilot-tun-testbed'
@@ -30,6 +30,8 @@ export interface OwnerRecord {
   createdAt: string
   /** The resolved layout, so `Topology.attach(id)` can drive a test bed another process built. */
   layout: TopologyLayout | null
+  /** Current knobs, so a process that attaches sees what another one set. */
+  state?: { loss: number; duplication: number; nat: Record<string, NatKind> }
 }
 
 export interface CleanupReport {

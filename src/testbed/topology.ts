@@ -152,7 +152,20 @@ export class Topology {
     if (rec === null || rec.layout === null) {
       throw new TestbedError(TestbedErrorCode.NOT_FOUND, `no test bed with id ${id}`, { hint: 'list them with `node dist/src/testbed/cli.js status`' })
     }
-    return new Topology(rec.layout, false, false)
+    const t = new Topology(rec.layout, false, false)
+    if (rec.state !== undefined) {
+      t.loss = rec.state.loss
+      t.duplication = rec.state.duplication
+      for (const [name, kind] of Object.entries(rec.state.nat)) t.natKinds.set(name, kind)
+    }
+    return t
+  }
+
+  /** Records the knobs in the owner record (best effort: a destroyed test bed has none). */
+  private persist(): void {
+    const rec = readOwner(this.id)
+    if (rec === null) return
+    writeOwner({ ...rec, state: { loss: this.loss, duplication: this.duplication, nat: Object.fromEntries(this.natKinds) } })
   }
 
   /** Removes every prefixed namespace/link whose owner process is dead. */
@@ -179,6 +192,7 @@ export class Topology {
       this.nft(L.hub.namespace, impairRuleset(this.loss, this.duplication)),
       ...L.nodes.filter((n) => n.router !== null).map((n) => this.nft(n.router!.namespace, natRuleset(n, n.nat!))),
     ])
+    this.persist()
   }
 
   private nft(namespace: string, ruleset: string): Promise<RunResult> {
@@ -265,6 +279,7 @@ export class Topology {
     checkPercent('loss', percent)
     await this.nft(this.layout.hub.namespace, impairRuleset(percent, this.duplication))
     this.loss = percent
+    this.persist()
   }
 
   /** Random duplication of forwarded packets on the hub, in percent (nftables `dup to ip daddr device oif`). */
@@ -273,6 +288,7 @@ export class Topology {
     checkPercent('duplication', percent)
     await this.nft(this.layout.hub.namespace, impairRuleset(this.loss, percent))
     this.duplication = percent
+    this.persist()
   }
 
   get impairments(): { loss: number; duplication: number } {
@@ -291,6 +307,7 @@ export class Topology {
     if (n.router === null) throw this.unknown(name, 'a node behind NAT')
     await this.nft(n.router.namespace, natRuleset(n, kind))
     this.natKinds.set(name, kind)
+    this.persist()
     if (opts.flush !== false) await this.flushConntrack(name)
   }
 
@@ -374,12 +391,6 @@ export class Topology {
       hint: `names: ${names.join(', ')}`,
     })
   }
-}
-
-/** Writes a changed owner record (the CLI marks a test bed detached this way). */
-export function markDetached(id: string): void {
-  const rec = readOwner(id)
-  if (rec !== null) writeOwner({ ...rec, detached: true })
 }
 
 /** Removes the test bed `id` whatever its owner's state (CLI `down --id`). */
