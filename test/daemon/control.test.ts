@@ -13,6 +13,9 @@ import { ControlClient } from '../../src/daemon/control/client.js'
 import { ControlServer } from '../../src/daemon/control/server.js'
 import { CONTROL_MAX_MESSAGE, CONTROL_METHODS } from '../../src/daemon/control/protocol.js'
 
+/** Resources before any test ran (the runner's own stdout/stderr pipes). */
+const BASELINE_RESOURCES = process.getActiveResourcesInfo()
+
 async function withServer(
   fn: (ctx: { server: ControlServer; daemon: FakeDaemon; path: string; dir: string }) => Promise<void>,
   opts: { maxPipelined?: number } = {},
@@ -31,7 +34,7 @@ async function withServer(
 }
 
 /** Raw connection helper: write bytes, collect responses until the server closes or `count` arrive. */
-function rawExchange(path: string, bytes: Buffer[], opts: { expect?: number; timeoutMs?: number } = {}): Promise<{ messages: any[]; closed: boolean }> {
+function rawExchange(path: string, bytes: Buffer[], opts: { expect?: number; timeoutMs?: number; end?: boolean } = {}): Promise<{ messages: any[]; closed: boolean }> {
   return new Promise((resolve, reject) => {
     const s = createConnection({ path })
     let buf = Buffer.alloc(0)
@@ -43,7 +46,10 @@ function rawExchange(path: string, bytes: Buffer[], opts: { expect?: number; tim
       resolve({ messages, closed })
     }
     const timer = setTimeout(finish, opts.timeoutMs ?? 1500)
-    s.on('connect', () => { for (const b of bytes) s.write(b) })
+    s.on('connect', () => {
+      for (const b of bytes) s.write(b)
+      if (opts.end) s.end()
+    })
     s.on('data', (d) => {
       buf = Buffer.concat([buf, d])
       while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
@@ -311,4 +317,43 @@ test('closing the server answers the request in flight, then closes the connecti
     c.close()
     assert.equal(existsSync(path), false)
   })
+})
+
+test('fuzz: 300 random and mutated messages, each on its own connection; the server keeps answering', async () => {
+  await withServer(async ({ path }) => {
+    let seed = 0x2545f491
+    const rand = (n: number): number => {
+      seed ^= seed << 13
+      seed ^= seed >>> 17
+      seed ^= seed << 5
+      return (seed >>> 0) % n
+    }
+    const valid = frame({ id: 1, method: 'ping', params: { target: 'bob', timeout_ms: 100 } })
+    for (let i = 0; i < 300; i++) {
+      let bytes: Buffer
+      if (i % 2 === 0) {
+        bytes = Buffer.alloc(rand(64))
+        for (let j = 0; j < bytes.length; j++) bytes[j] = rand(256)
+      } else {
+        bytes = Buffer.from(valid)
+        for (let k = 0; k < 1 + rand(4); k++) bytes[rand(bytes.length)] = rand(256)
+      }
+      const r = await rawExchange(path, [bytes], { timeoutMs: 1000, end: true })
+      assert.equal(r.closed, true)
+      for (const m of r.messages) assert.equal(typeof m.ok, 'boolean')
+    }
+    const c = await ControlClient.connect(path)
+    assert.equal((await c.call('status', {})).node_id, 42)
+    c.close()
+  })
+})
+
+test('no sockets or timers are left behind', async () => {
+  await new Promise((r) => setTimeout(r, 50))
+  const count = (list: string[]): Record<string, number> => {
+    const out: Record<string, number> = {}
+    for (const x of list) if (/Pipe|TCP|Timeout/.test(x)) out[x] = (out[x] ?? 0) + 1
+    return out
+  }
+  assert.deepEqual(count(process.getActiveResourcesInfo()), count(BASELINE_RESOURCES))
 })
