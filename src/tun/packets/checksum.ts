@@ -39,8 +39,8 @@ export function sumWords(buf: Uint8Array, start: number, end: number, initial = 
 
 /** Folds an unfolded sum to 16 bits with end-around carry. */
 export function foldSum(sum: number): number {
-  // Two 32-bit folds cover any sum below 2^48; larger ones (never seen in practice) take the slow path.
-  if (sum > 0xffffffff) sum = (sum % 0x1_0000_0000) + Math.floor(sum / 0x1_0000_0000)
+  // Sums past 32 bits (over 64 KiB of words, never on the TUN path) fold 32 bits at a time first.
+  while (sum > 0xffffffff) sum = (sum % 0x1_0000_0000) + Math.floor(sum / 0x1_0000_0000)
   sum = (sum >>> 16) + (sum & 0xffff)
   sum = (sum >>> 16) + (sum & 0xffff)
   sum = (sum >>> 16) + (sum & 0xffff)
