@@ -55,7 +55,7 @@
  * before the next call.
  */
 import { readU16, readU32, writeU16 } from '../bytes.js'
-import { DecodeError } from '../errors.js'
+import { ConfigError } from '../errors.js'
 import type { RandomSource } from '../random.js'
 import type { PilotAddress } from '../protocol/address.js'
 import {
@@ -240,6 +240,8 @@ export class TcpReflector {
 
   private readonly decision = new ReflectDecision()
   private readonly view = new Ipv6Packet()
+  /** Control-plane scratch (registerInbound). */
+  private readonly scratchAddr = new Uint8Array(16)
   private readonly drops: Record<ReflectorDropReason, number>
   private flowsCreated = 0
   private flowsExpired = 0
@@ -252,12 +254,12 @@ export class TcpReflector {
     const prefix = config.prefix ?? DEFAULT_OVERLAY_PREFIX
     this.prefix = prefix
     if (!(config.localAddress instanceof Uint8Array) || config.localAddress.length !== 16 || classifyOverlayIpv6(config.localAddress, prefix) !== 'node') {
-      throw new DecodeError('bad-address', 'reflector: the local address must be a node address of the overlay prefix')
+      throw new ConfigError('reflector: the local address must be a node address of the overlay prefix')
     }
     this.local.set(config.localAddress)
     const r = config.reflectorAddress ?? reflectorIpv6(prefix, readU16(config.localAddress, 6))
     if (r.length !== 16 || classifyOverlayIpv6(r, prefix) !== 'not-a-node') {
-      throw new DecodeError('bad-address', 'reflector: the reflector address must be inside the prefix and not a node')
+      throw new ConfigError('reflector: the reflector address must be inside the prefix and not a node')
     }
     this.reflector.set(r)
     this.reflectorText = formatIpv6(this.reflector)
@@ -269,7 +271,7 @@ export class TcpReflector {
     checkPort('portMax', this.portMax, this.portMin)
     const n = this.portMax - this.portMin + 1
     this.maxFlows = config.maxFlows ?? Math.min(16384, n)
-    if (!Number.isInteger(this.maxFlows) || this.maxFlows < 1) throw new DecodeError('bad-value', 'reflector: maxFlows must be a positive integer')
+    if (!Number.isInteger(this.maxFlows) || this.maxFlows < 1) throw new ConfigError('reflector: maxFlows must be a positive integer')
     this.timeouts = { ...DEFAULT_REFLECTOR_TIMEOUTS, ...config.timeouts }
     this.resetUnknown = config.resetUnknown ?? true
 
@@ -690,8 +692,6 @@ export class TcpReflector {
     this.quarantineCount++
   }
 
-  private readonly scratchAddr = new Uint8Array(16)
-
   /**
    * Checks every structural invariant (tests and fuzzing; O(ports)). Throws an
    * Error naming the first broken one.
@@ -747,5 +747,5 @@ function isPort(v: number, min: number): boolean {
 }
 
 function checkPort(name: string, v: number, min: number): void {
-  if (!isPort(v, min)) throw new DecodeError('bad-port', `reflector: ${name} ${v} must be an integer in ${min}..65535`)
+  if (!isPort(v, min)) throw new ConfigError(`reflector: ${name} ${v} must be an integer in ${min}..65535`)
 }

@@ -6,6 +6,7 @@ import { Ipv6Packet, parseIpv6Into } from '../../src/tun/packets/ipv6.js'
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, tcpAck, tcpFlags, tcpSeq } from '../../src/tun/packets/tcp.js'
 import { formatIpv6, mapPilotToIpv6, reflectorIpv6 } from '../../src/protocol/ipv6-mapping.js'
 import { readU16 } from '../../src/bytes.js'
+import { ConfigError } from '../../src/errors.js'
 import { SeededRandom } from '../../src/random.js'
 import { mutate, randomBytes } from '../util/fuzz.js'
 import { naivePacket, naiveVerify, tcpHeader, udpHeader } from './packet-oracle.js'
@@ -323,11 +324,12 @@ test('drops: not TCP, fragments, foreign source, outside the prefix, not a node,
 })
 
 test('configuration is checked', () => {
-  assert.throws(() => reflector({ localAddress: R }))
-  assert.throws(() => reflector({ reflectorAddress: P }))
-  assert.throws(() => reflector({ listenerPort: 0 }))
-  assert.throws(() => reflector({ portMin: 5000, portMax: 4000 }))
-  assert.throws(() => reflector({ maxFlows: 0 }))
+  const isConfig = (e: unknown) => e instanceof ConfigError && e.code === 'PT_CONFIG_INVALID'
+  assert.throws(() => reflector({ localAddress: R }), isConfig)
+  assert.throws(() => reflector({ reflectorAddress: P }), isConfig)
+  assert.throws(() => reflector({ listenerPort: 0 }), isConfig)
+  assert.throws(() => reflector({ portMin: 5000, portMax: 4000 }), isConfig)
+  assert.throws(() => reflector({ maxFlows: 0 }), isConfig)
   assert.equal(reflector().reflectorAddress, 'fd50:494c:4f54::1:0:1')
   // R defaults to A's network.
   const other = new TcpReflector({ localAddress: Q, listenerPort: L })
