@@ -1,0 +1,359 @@
+/**
+ * pilot-tun end to end, overlay versus the direct path, side by side in one
+ * run on one topology (so the ratios hold on a noisy machine). Needs root.
+ *
+ *   rendezvous 198.18.0.2   a 198.18.1.2   b 198.18.2.2   c, d, e 198.18.3-5.2   (all public)
+ *        │                     │              │              │
+ *   ┌────┴─────────────────────┴──────────────┴──────────────┴────┐
+ *   │ hub "internet" 198.18.0.0/15 (no loss)                      │
+ *   └─────────────────────────────────────────────────────────────┘
+ *   each node: pilot-tun up (pilot0, fd50:494c:4f54::<node>), --auto-accept;
+ *   a trusts b, c, d, e. Traffic servers (src/testbed/blast.ts) on b..e.
+ *
+ *   direct  = a -> 198.18.2.2 (IPv4 through the hub, kernel TCP end to end)
+ *   overlay = a -> [b's mapped IPv6] (a's kernel -> pilot0 -> daemon a -> PILS/UDP
+ *             through the hub -> daemon b -> pilot0 -> b's kernel)
+ *
+ * Figures: single-flow goodput (256 MB, byte-exact), RTT (ping -6 over the
+ * overlay vs ping on the direct path, 200 at 10 ms), connection set-up
+ * (connect() -> first byte back, to a trusted peer whose tunnel does not
+ * exist yet: every daemon restarted with its state; then with the tunnel
+ * up), 1,000 concurrent echo flows of 64 KB (aggregate goodput, daemon RSS
+ * per flow). Prints a table and writes bench/results.json.
+ *
+ *   npm run bench                                  (or: npx tsc -p . && node dist/bench/netns.bench.js)
+ *   PILOT_BENCH_PROFILE=1 node dist/bench/netns.bench.js
+ *       only the overlay goodput, with daemons a and b under
+ *       `node --cpu-prof --cpu-prof-dir bench/profiles`; prints their top
+ *       self-time functions (bench/cpuprofile-top.ts).
+ *
+ * Knobs (env): PILOT_BENCH_MB (256), PILOT_BENCH_ROUNDS (2 goodput rounds per
+ * path), PILOT_BENCH_FLOWS (1000), PILOT_BENCH_UP_ARGS (extra `up` flags,
+ * e.g. "--mtu 65000").
+ */
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg, release, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { Topology, testbedUnavailable, type TopologySpec } from '../src/testbed/topology.js'
+import { Overlay, TunNotReady, repoRoot, rssBytes, sampleRss, type DaemonInfo } from '../src/testbed/overlay.js'
+import { percentile, type BlastResult, type EchoResult } from '../src/testbed/blast.js'
+import { formatTop, topSelfTime } from './cpuprofile-top.js'
+
+const MB = Number(process.env.PILOT_BENCH_MB ?? 256)
+const ROUNDS = Number(process.env.PILOT_BENCH_ROUNDS ?? 2)
+const FLOWS = Number(process.env.PILOT_BENCH_FLOWS ?? 1000)
+const FLOW_BYTES = 64 * 1024
+const PINGS = 200
+const PROFILE = process.env.PILOT_BENCH_PROFILE === '1'
+const UP_ARGS = (process.env.PILOT_BENCH_UP_ARGS ?? '').split(/\s+/).filter((s) => s !== '')
+const PROFILE_DIR = join(repoRoot, 'bench', 'profiles')
+const SETUP_PEERS = ['c', 'd', 'e', 'b']
+const SETUP_RESTARTS = 2
+const SETUP_WARM = 20
+
+const SPEC: TopologySpec = {
+  nodes: ['a', 'b', 'c', 'd', 'e'].map((name) => ({ name, kind: 'public' as const })),
+}
+
+const TARGETS = { goodput_mb_s: 50, rtt_overhead_ms: 0.3, setup_new_ms: 20 }
+
+function log(s: string): void {
+  process.stderr.write(`[bench] ${s}\n`)
+}
+
+function median(xs: readonly number[]): number {
+  return percentile(
+    xs.slice().sort((a, b) => a - b),
+    0.5,
+  )
+}
+
+function r3(x: number | null): number | null {
+  return x === null || !Number.isFinite(x) ? null : Math.round(x * 1000) / 1000
+}
+
+interface PingStats {
+  sent: number
+  received: number
+  median_ms: number
+  p99_ms: number
+  min_ms: number
+}
+
+async function ping(ov: Overlay, from: string, target: string, v6: boolean): Promise<PingStats> {
+  const args = ['ping', ...(v6 ? ['-6'] : []), '-n', '-c', String(PINGS), '-i', '0.01', '-W', '1', target]
+  await ov.topo.exec(from, ['ping', ...(v6 ? ['-6'] : []), '-n', '-c', '3', '-i', '0.1', '-W', '2', target], { allowFailure: true }) // warm-up
+  const r = await ov.topo.exec(from, args, { allowFailure: true, timeoutMs: 60_000 })
+  const times = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((a, b) => a - b)
+  return { sent: PINGS, received: times.length, median_ms: percentile(times, 0.5), p99_ms: percentile(times, 0.99), min_ms: times[0] ?? NaN }
+}
+
+async function goodput(ov: Overlay, host: string, seed: number): Promise<BlastResult> {
+  const bytes = MB * 1024 * 1024
+  const r = await ov.traffic<BlastResult>('a', ['blast', '--host', host, '--port', '7001', '--bytes', String(bytes), '--seed', String(seed), '--timeout', '300000'], 320_000)
+  if (!r.ok) throw new Error(`goodput to ${host} not byte-exact: ${JSON.stringify(r)}`)
+  return r
+}
+
+interface FlowsResult {
+  echo: EchoResult
+  rss_before: Record<string, number>
+  rss_all_open: Record<string, number>
+  rss_peak: Record<string, number>
+  rss_after: Record<string, number>
+}
+
+async function flows(ov: Overlay, host: string, daemons: string[]): Promise<FlowsResult> {
+  const pids = Object.fromEntries(daemons.map((n) => [n, ov.daemonPid(n)]))
+  const rss = (): Record<string, number> => Object.fromEntries(daemons.map((n) => [n, rssBytes(pids[n]!) ?? NaN]))
+  const before = rss()
+  const samplers = daemons.map((n) => [n, sampleRss(pids[n]!)] as const)
+  let allOpen: Record<string, number> = {}
+  const echo = await ov.traffic<EchoResult>(
+    'a',
+    ['echo', '--host', host, '--port', '7002', '--count', String(FLOWS), '--size', String(FLOW_BYTES), '--timeout', '120000', '--hold', '1500'],
+    150_000,
+    (line) => {
+      if ((line as { all_open?: boolean }).all_open === true) allOpen = rss()
+    },
+  )
+  const peak = Object.fromEntries(samplers.map(([n, s]) => [n, s.stop()]))
+  await new Promise((r) => setTimeout(r, 1000))
+  return { echo, rss_before: before, rss_all_open: allOpen, rss_peak: peak, rss_after: rss() }
+}
+
+async function setupTimes(ov: Overlay): Promise<{ new_ms: number[]; existing_ms: number[]; errors: string[] }> {
+  const newMs: number[] = []
+  const errors: string[] = []
+  for (let round = 0; round < SETUP_RESTARTS; round++) {
+    // Every daemon restarts with its identity and trust: no peer has a tunnel to any other.
+    await Promise.all(['a', ...SETUP_PEERS].map((n) => ov.down(n)))
+    await Promise.all(['a', ...SETUP_PEERS].map((n) => ov.up(n, { keepState: true, extraArgs: UP_ARGS })))
+    await new Promise((r) => setTimeout(r, 1500)) // registry heartbeats settle
+    for (const peer of SETUP_PEERS) {
+      const r = await ov.traffic<{ samples_ms: number[]; errors: string[] }>('a', ['first-byte', '--host', ov.info.get(peer)!.ipv6, '--port', '7002', '--count', '1', '--timeout', '10000'], 20_000)
+      newMs.push(...r.samples_ms)
+      errors.push(...r.errors.map((e) => `new ${peer}: ${e}`))
+    }
+  }
+  const warm = await ov.traffic<{ samples_ms: number[]; errors: string[] }>('a', ['first-byte', '--host', ov.info.get('b')!.ipv6, '--port', '7002', '--count', String(SETUP_WARM), '--timeout', '10000'], 60_000)
+  errors.push(...warm.errors.map((e) => `existing b: ${e}`))
+  return { new_ms: newMs, existing_ms: warm.samples_ms, errors }
+}
+
+function gitCommit(): { commit: string | null; dirty: boolean } {
+  try {
+    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: repoRoot, encoding: 'utf8' }).trim()
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: repoRoot, encoding: 'utf8' }).trim() !== ''
+    return { commit, dirty }
+  } catch {
+    return { commit: null, dirty: false }
+  }
+}
+
+function mbs(x: number | null | undefined): string {
+  return x === null || x === undefined || !Number.isFinite(x) ? '-' : `${x.toFixed(1)} MB/s`
+}
+function ms(x: number | null | undefined): string {
+  return x === null || x === undefined || !Number.isFinite(x) ? '-' : `${x.toFixed(3)} ms`
+}
+function mib(x: number | null | undefined): string {
+  return x === null || x === undefined || !Number.isFinite(x) ? '-' : `${(x / 1048576).toFixed(1)} MiB`
+}
+function kib(x: number | null | undefined): string {
+  return x === null || x === undefined || !Number.isFinite(x) ? '-' : `${(x / 1024).toFixed(1)} KiB`
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
+  return rows.map((r, j) => {
+    const line = r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')
+    return j === 0 ? `${line}\n${widths.map((w) => '-'.repeat(w)).join('-|-')}` : line
+  }).join('\n')
+}
+
+async function main(): Promise<void> {
+  const why = await testbedUnavailable()
+  if (why !== null) {
+    log(`cannot run: ${why}`)
+    process.exit(1)
+  }
+  const t0 = Date.now()
+  log(`building the topology (${SPEC.nodes.length} public nodes + rendezvous)`)
+  const topo = await Topology.create(SPEC)
+  const ov = new Overlay(topo)
+  const notes: string[] = []
+  let overlayReady = true
+  try {
+    await ov.startRendezvous()
+    const nodeArgs = (n: string): string[] =>
+      PROFILE && (n === 'a' || n === 'b') ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `daemon-${n}-${Date.now()}.cpuprofile`] : []
+    if (PROFILE) mkdirSync(PROFILE_DIR, { recursive: true })
+    const names = PROFILE ? ['a', 'b'] : ['a', 'b', ...SETUP_PEERS.filter((p) => p !== 'b')]
+    try {
+      await Promise.all(names.map((n) => ov.up(n, { extraArgs: UP_ARGS, nodeArgs: nodeArgs(n) })))
+      for (const n of names.slice(1)) await ov.trust('a', n)
+    } catch (err) {
+      if (!(err instanceof TunNotReady)) throw err
+      overlayReady = false
+      notes.push(`overlay not measured: ${err.message}`)
+      log(notes[notes.length - 1]!)
+      await Promise.all([...ov.daemons.keys()].map((n) => ov.down(n)))
+    }
+    const info = (n: string): DaemonInfo => ov.info.get(n)!
+    await Promise.all(names.slice(1).map((n) => ov.serveTraffic(n)))
+    const bDirect = topo.address('b')
+
+    if (PROFILE) {
+      if (!overlayReady) throw new Error('profiling needs the overlay (TUN) to run')
+      log(`profile run: ${MB} MB over the overlay with daemons a, b under --cpu-prof`)
+      const g = await goodput(ov, info('b').ipv6, 99)
+      log(`overlay goodput under the profiler: ${g.mb_per_s.toFixed(1)} MB/s`)
+      await Promise.all(['a', 'b'].map((n) => ov.down(n)))
+      const files = readdirSync(PROFILE_DIR).filter((f) => f.endsWith('.cpuprofile')).sort()
+      for (const n of ['a', 'b']) {
+        const f = files.filter((x) => x.startsWith(`daemon-${n}-`)).pop()
+        if (f === undefined) {
+          log(`no profile for daemon ${n}`)
+          continue
+        }
+        const top = topSelfTime(JSON.parse(readFileSync(join(PROFILE_DIR, f), 'utf8')), 20)
+        process.stdout.write(`\n${formatTop(`daemon ${n} (${f})`, top)}\n`)
+      }
+      return
+    }
+
+    // --- single-flow goodput, alternating paths ---
+    const direct: BlastResult[] = []
+    const overlay: BlastResult[] = []
+    for (let i = 0; i < ROUNDS; i++) {
+      log(`goodput round ${i + 1}/${ROUNDS}: ${MB} MB direct`)
+      direct.push(await goodput(ov, bDirect, 1000 + i))
+      log(`  direct ${direct[i]!.mb_per_s.toFixed(1)} MB/s`)
+      if (overlayReady) {
+        log(`goodput round ${i + 1}/${ROUNDS}: ${MB} MB overlay`)
+        overlay.push(await goodput(ov, info('b').ipv6, 2000 + i))
+        log(`  overlay ${overlay[i]!.mb_per_s.toFixed(1)} MB/s`)
+      }
+    }
+    const gDirect = median(direct.map((r) => r.mb_per_s))
+    const gOverlay = overlayReady ? median(overlay.map((r) => r.mb_per_s)) : null
+
+    // --- RTT ---
+    log(`RTT: ${PINGS} pings at 10 ms, direct then overlay`)
+    const pDirect = await ping(ov, 'a', bDirect, false)
+    const pOverlay = overlayReady ? await ping(ov, 'a', info('b').ipv6, true) : null
+
+    // --- 1,000 concurrent flows ---
+    log(`${FLOWS} concurrent flows x 64 KB echo: direct`)
+    const fDirect = await flows(ov, bDirect, overlayReady ? ['a', 'b'] : [])
+    log(`  direct ${fDirect.echo.completed}/${FLOWS} in ${fDirect.echo.ms.toFixed(0)} ms`)
+    let fOverlay: FlowsResult | null = null
+    if (overlayReady) {
+      log(`${FLOWS} concurrent flows x 64 KB echo: overlay`)
+      fOverlay = await flows(ov, info('b').ipv6, ['a', 'b'])
+      log(`  overlay ${fOverlay.echo.completed}/${FLOWS} in ${fOverlay.echo.ms.toFixed(0)} ms`)
+    }
+
+    // --- connection set-up (restarts every daemon: last) ---
+    let setup: Awaited<ReturnType<typeof setupTimes>> | null = null
+    let setupDirect: number[] = []
+    {
+      const r = await ov.traffic<{ samples_ms: number[] }>('a', ['first-byte', '--host', bDirect, '--port', '7002', '--count', String(SETUP_WARM)], 60_000)
+      setupDirect = r.samples_ms
+    }
+    if (overlayReady) {
+      log(`connection set-up: ${SETUP_RESTARTS} restarts of every daemon x ${SETUP_PEERS.length} new peers, then ${SETUP_WARM} with the tunnel up`)
+      setup = await setupTimes(ov)
+      if (setup.errors.length > 0) notes.push(`set-up errors: ${setup.errors.join('; ')}`)
+    }
+
+    // --- report ---
+    const perFlow = (f: FlowsResult | null, n: string): number | null =>
+      f === null || f.rss_all_open[n] === undefined ? null : (f.rss_all_open[n]! - f.rss_before[n]!) / FLOWS
+    const rttOverhead = pOverlay === null ? null : pOverlay.median_ms - pDirect.median_ms
+    const setupNew = setup === null || setup.new_ms.length === 0 ? null : median(setup.new_ms)
+    const setupExisting = setup === null ? null : median(setup.existing_ms)
+    const c = gitCommit()
+    const cpu = cpus()
+    const results = {
+      date: new Date().toISOString(),
+      command: 'npm run bench',
+      machine: { cpu: cpu[0]?.model ?? 'unknown', cores: cpu.length, total_memory_bytes: totalmem(), kernel: release(), load_average_at_end: loadavg().map((x) => r3(x)) },
+      node: process.version,
+      commit: c.commit,
+      dirty_worktree: c.dirty,
+      parameters: { goodput_mb: MB, goodput_rounds: ROUNDS, pings: PINGS, ping_interval_ms: 10, flows: FLOWS, flow_bytes: FLOW_BYTES, up_args: UP_ARGS, setup_restarts: SETUP_RESTARTS, setup_peers_per_restart: SETUP_PEERS.length },
+      goodput: {
+        overlay_mb_s: r3(gOverlay),
+        direct_mb_s: r3(gDirect),
+        overlay_runs: overlay.map((r) => ({ mb_s: r.mb_per_s, ms: r.ms, first_byte_ms: r.first_byte_ms, byte_exact: r.ok })),
+        direct_runs: direct.map((r) => ({ mb_s: r.mb_per_s, ms: r.ms, first_byte_ms: r.first_byte_ms, byte_exact: r.ok })),
+      },
+      rtt: { overlay: pOverlay, direct: pDirect },
+      setup: {
+        new_peer_median_ms: r3(setupNew),
+        new_peer_samples_ms: setup?.new_ms ?? [],
+        existing_tunnel_median_ms: r3(setupExisting),
+        existing_tunnel_samples_ms: setup?.existing_ms ?? [],
+        direct_median_ms: r3(median(setupDirect)),
+      },
+      flows: {
+        overlay: fOverlay === null ? null : { ...fOverlay.echo, rss_before: fOverlay.rss_before, rss_all_open: fOverlay.rss_all_open, rss_peak: fOverlay.rss_peak, rss_after: fOverlay.rss_after, rss_per_flow_bytes: { a: r3(perFlow(fOverlay, 'a')), b: r3(perFlow(fOverlay, 'b')) } },
+        direct: fDirect.echo,
+      },
+      ratios: {
+        goodput_overlay_over_direct: gOverlay === null ? null : r3(gOverlay / gDirect),
+        rtt_median_overlay_over_direct: pOverlay === null ? null : r3(pOverlay.median_ms / pDirect.median_ms),
+        rtt_p99_overlay_over_direct: pOverlay === null ? null : r3(pOverlay.p99_ms / pDirect.p99_ms),
+        flows_goodput_overlay_over_direct: fOverlay === null ? null : r3(fOverlay.echo.mb_per_s / fDirect.echo.mb_per_s),
+        setup_new_over_existing: setupNew === null || setupExisting === null ? null : r3(setupNew / setupExisting),
+      },
+      rtt_overhead_ms: { median: r3(rttOverhead), p99: pOverlay === null ? null : r3(pOverlay.p99_ms - pDirect.p99_ms) },
+      targets: {
+        goodput_mb_s: { target: `>= ${TARGETS.goodput_mb_s}`, met: gOverlay === null ? null : gOverlay >= TARGETS.goodput_mb_s },
+        rtt_overhead_ms: { target: `<= ${TARGETS.rtt_overhead_ms}`, met: rttOverhead === null ? null : rttOverhead <= TARGETS.rtt_overhead_ms },
+        setup_new_ms: { target: `<= ${TARGETS.setup_new_ms}`, met: setupNew === null ? null : setupNew <= TARGETS.setup_new_ms },
+      },
+      notes,
+      duration_s: Math.round((Date.now() - t0) / 1000),
+    }
+    const fo = fOverlay
+    const rows = [
+      ['figure', 'overlay (pilot0)', 'direct (IPv4)', 'ratio / overhead', 'target'],
+      [`single-flow goodput, ${MB} MB (median of ${ROUNDS})`, mbs(gOverlay), mbs(gDirect), results.ratios.goodput_overlay_over_direct === null ? '-' : `x${results.ratios.goodput_overlay_over_direct}`, `>= ${TARGETS.goodput_mb_s} MB/s ${met(results.targets.goodput_mb_s.met)}`],
+      [`RTT median (${PINGS} pings, 10 ms)`, ms(pOverlay?.median_ms), ms(pDirect.median_ms), rttOverhead === null ? '-' : `+${rttOverhead.toFixed(3)} ms`, `<= +${TARGETS.rtt_overhead_ms} ms ${met(results.targets.rtt_overhead_ms.met)}`],
+      ['RTT p99', ms(pOverlay?.p99_ms), ms(pDirect.p99_ms), pOverlay === null ? '-' : `+${(pOverlay.p99_ms - pDirect.p99_ms).toFixed(3)} ms`, ''],
+      ['ping replies', pOverlay === null ? '-' : `${pOverlay.received}/${PINGS}`, `${pDirect.received}/${PINGS}`, '', ''],
+      [`set-up, new peer (median of ${setup?.new_ms.length ?? 0})`, ms(setupNew), '', '', `<= ${TARGETS.setup_new_ms} ms ${met(results.targets.setup_new_ms.met)}`],
+      [`set-up, tunnel up (median of ${setup?.existing_ms.length ?? 0})`, ms(setupExisting), ms(median(setupDirect)), '', ''],
+      [`${FLOWS} flows x 64 KB echo: goodput`, mbs(fo?.echo.mb_per_s), mbs(fDirect.echo.mb_per_s), results.ratios.flows_goodput_overlay_over_direct === null ? '-' : `x${results.ratios.flows_goodput_overlay_over_direct}`, ''],
+      [`${FLOWS} flows: completed, wall time`, fo === null ? '-' : `${fo.echo.completed}/${FLOWS}, ${(fo.echo.ms / 1000).toFixed(2)} s`, `${fDirect.echo.completed}/${FLOWS}, ${(fDirect.echo.ms / 1000).toFixed(2)} s`, '', ''],
+      [`${FLOWS} flows: per-flow latency p50/p99`, fo === null ? '-' : `${fo.echo.latency_ms.p50.toFixed(0)}/${fo.echo.latency_ms.p99.toFixed(0)} ms`, `${fDirect.echo.latency_ms.p50.toFixed(0)}/${fDirect.echo.latency_ms.p99.toFixed(0)} ms`, '', ''],
+      ['daemon RSS idle a / b', fo === null ? '-' : `${mib(fo.rss_before.a)} / ${mib(fo.rss_before.b)}`, '', '', ''],
+      [`daemon RSS, ${FLOWS} flows open a / b`, fo === null ? '-' : `${mib(fo.rss_all_open.a)} / ${mib(fo.rss_all_open.b)}`, '', '', ''],
+      ['daemon RSS per flow a / b', fo === null ? '-' : `${kib(perFlow(fo, 'a'))} / ${kib(perFlow(fo, 'b'))}`, '', '', ''],
+      ['daemon RSS after the flows a / b', fo === null ? '-' : `${mib(fo.rss_after.a)} / ${mib(fo.rss_after.b)}`, '', '', ''],
+    ]
+    process.stdout.write(`\npilot-tun netns benchmark: ${results.machine.cores} x ${results.machine.cpu}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Linux ${release()}, Node ${process.version}, commit ${c.commit?.slice(0, 10) ?? '?'}${c.dirty ? ' (dirty)' : ''}\n\n`)
+    process.stdout.write(table(rows) + '\n')
+    for (const n of notes) process.stdout.write(`note: ${n}\n`)
+    const out = join(repoRoot, 'bench', 'results.json')
+    writeFileSync(out, JSON.stringify(results, null, 2) + '\n')
+    process.stdout.write(`\nwrote ${out} (${results.duration_s} s)\n`)
+  } catch (err) {
+    log(`failed: ${err instanceof Error ? err.message : String(err)}`)
+    log(ov.logs())
+    process.exitCode = 1
+  } finally {
+    await ov.close()
+    await topo.destroy()
+  }
+}
+
+function met(x: boolean | null): string {
+  return x === null ? '' : x ? '(met)' : '(missed)'
+}
+
+await main()

@@ -1,0 +1,102 @@
+// 1,000 concurrent TCP connections through the overlay (issue 6): a client in
+// a opens them all at once to an echo server in b over the mapped IPv6
+// addresses; each sends 64 KiB of its own seeded bytes and reads them back;
+// all must complete byte-exact. Daemon memory (VmRSS of /proc/<pid>/status)
+// is printed before, with every flow open, and after. Root only; skips with
+// the reason otherwise, and when `pilot-tun up` cannot bring the TUN up yet.
+//
+//   rendezvous 198.18.0.2   (pilot-tun rendezvous: registry :9000/tcp, beacon :9001/udp)
+//        │
+//   ┌────┴──────── ptb-<id>-hub "internet" 198.18.0.0/15 (no loss) ───────────┐
+//   └────┬─────────────────────────────────────────────┬──────────────────────┘
+//        │ 198.18.1.2                                  │ 198.18.2.2
+//   a  pilot-tun up --auto-accept                 b  pilot-tun up --auto-accept
+//      pilot0 fd50:494c:4f54::<a>                    pilot0 fd50:494c:4f54::<b>
+//      blast.js echo: 1,000 connections ══▶          blast.js serve: echo [::]:7002
+//        (1,000 reflected flows in daemon a, 1,000 Pilot streams in one
+//         tunnel, 1,000 kernel connections opened by daemon b)
+import { after, before, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { Topology, testbedUnavailable, type TopologySpec } from '../src/testbed/topology.js'
+import { Overlay, TunNotReady, rssBytes, sleep, type DaemonInfo } from '../src/testbed/overlay.js'
+import type { EchoResult } from '../src/testbed/blast.js'
+
+const FLOWS = 1000
+const SIZE = 64 * 1024
+const SPEC: TopologySpec = { nodes: [{ name: 'a', kind: 'public' }, { name: 'b', kind: 'public' }] }
+const skip = (await testbedUnavailable()) ?? false
+
+function mib(bytes: number | null): string {
+  return bytes === null ? '?' : `${(bytes / 1048576).toFixed(1)} MiB`
+}
+
+describe('1,000 concurrent TCP connections through the overlay', { skip, timeout: 240_000 }, () => {
+  let topo: Topology | null = null
+  let ov: Overlay | null = null
+  let notReady: string | null = null
+  let b: DaemonInfo
+
+  before(async () => {
+    topo = await Topology.create(SPEC)
+    ov = new Overlay(topo)
+    await ov.startRendezvous()
+    try {
+      await Promise.all([ov.up('a'), ov.up('b')])
+    } catch (err) {
+      if (err instanceof TunNotReady) {
+        notReady = err.message
+        return
+      }
+      throw err
+    }
+    b = ov.info.get('b')!
+    await ov.trust('a', 'b')
+    await ov.serveTraffic('b')
+  })
+
+  after(async () => {
+    await ov?.close()
+    await topo?.destroy()
+  })
+
+  it('each echoes 64 KiB byte-exact, all complete; daemon RSS before, during and after', async (t) => {
+    if (notReady !== null) return t.skip(notReady)
+    const pids = { a: ov!.daemonPid('a'), b: ov!.daemonPid('b') }
+    const rss = (): { a: number | null; b: number | null } => ({ a: rssBytes(pids.a), b: rssBytes(pids.b) })
+    const baseline = (await ov!.status('a')).connections
+    const before = rss()
+    let open: ReturnType<typeof rss> | null = null
+    const r = await ov!.traffic<EchoResult>(
+      'a',
+      ['echo', '--host', b.ipv6, '--port', '7002', '--count', String(FLOWS), '--size', String(SIZE), '--timeout', '90000', '--hold', '1000'],
+      110_000,
+      (line) => {
+        if ((line as { all_open?: boolean }).all_open === true) open = rss()
+      },
+    )
+    const summary =
+      `${r.completed}/${FLOWS} complete in ${(r.ms / 1000).toFixed(2)} s (${r.mb_per_s.toFixed(1)} MB/s echoed, ` +
+      `per-connection p50 ${r.latency_ms.p50.toFixed(0)} ms, p99 ${r.latency_ms.p99.toFixed(0)} ms)`
+    console.log(`# load test: ${summary}`)
+    assert.equal(r.completed, FLOWS, `${summary}; errors: ${r.errors.join('; ')}\n${ov!.logs()}`)
+    assert.equal(r.bytes, FLOWS * SIZE)
+
+    // The flows end: the daemon's connection count returns to where it was.
+    let conns = -1
+    for (let i = 0; i < 60; i++) {
+      conns = (await ov!.status('a')).connections
+      if (conns <= baseline) break
+      await sleep(250)
+    }
+    const after = rss()
+    const o = open as ReturnType<typeof rss> | null
+    const mem =
+      `daemon RSS a: ${mib(before.a)} before, ${mib(o?.a ?? null)} with ${FLOWS} flows open, ${mib(after.a)} after; ` +
+      `b: ${mib(before.b)} before, ${mib(o?.b ?? null)} open, ${mib(after.b)} after`
+    console.log(`# load test: ${mem}`)
+    t.diagnostic(summary)
+    t.diagnostic(mem)
+    assert.ok(conns <= baseline, `daemon a still reports ${conns} connections 15 s after the clients closed (baseline ${baseline})`)
+    for (const n of ['a', 'b']) assert.ok(ov!.daemons.get(n)!.running, `daemon ${n} exited:\n${ov!.logs()}`)
+  })
+})
