@@ -21,6 +21,22 @@ export const SPECS: Record<string, TopologySpec> = {
       { name: 'e', kind: 'public' },
     ],
   },
+  /**
+   * rendezvous + two nodes of each kind (the NAT matrix: every pair of kinds, including a kind with
+   * itself): a, e public; b, f full cone; c, g port-restricted; d, h symmetric. a–e are `full`'s.
+   */
+  matrix: {
+    nodes: [
+      { name: 'a', kind: 'public' },
+      { name: 'b', kind: 'nat', nat: 'full-cone' },
+      { name: 'c', kind: 'nat', nat: 'port-restricted' },
+      { name: 'd', kind: 'nat', nat: 'symmetric' },
+      { name: 'e', kind: 'public' },
+      { name: 'f', kind: 'nat', nat: 'full-cone' },
+      { name: 'g', kind: 'nat', nat: 'port-restricted' },
+      { name: 'h', kind: 'nat', nat: 'symmetric' },
+    ],
+  },
   /** rendezvous + one public host: the smallest useful internet. */
   minimal: { nodes: [{ name: 'a', kind: 'public' }] },
 }
