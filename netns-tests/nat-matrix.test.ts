@@ -146,7 +146,7 @@ test('NAT matrix: every pair of kinds × who connects first, then a relayed pair
             'tunnel bug (issue 6 report): a relayed peer is probed only at the candidates it had when it went to relay. ' +
             "c's only candidate for d is d's old beacon mapping (from the PunchCommand); d has none for c (its resolve ran " +
             'before trust existed and was refused, and is not retried). Nothing re-resolves or re-punches while relayed, ' +
-            "so d's new endpoint 198.18.4.2:4000 is never tried. Failed in the first run (still relay after 45 s); passes (≈25 s) ' +
+            "so d's new endpoint 198.18.4.2:4000 is never tried. Failed in the first run (still relay after 45 s); passes (≈25 s) " +
             'with the in-progress src/tunnel change that re-resolves relayed peers on the probe schedule: drop the todo when it lands.',
         },
         () => upgrade('c', 'd', 'd'),
@@ -160,7 +160,7 @@ test('NAT matrix: every pair of kinds × who connects first, then a relayed pair
         todo:
           'tunnel bug (issue 6 report): `unansweredSinceMs` is set by the last packet sent (e.g. the final ACK of a stream) ' +
           'and cleared only by a direct PILS, so 15 s after the last exchange an idle, healthy direct path is demoted to ' +
-          "relay (`direct-stale`); it flips back on the next probe or packet. Seen in the first run's logs (d: a and b demoted ' +
+          "relay (`direct-stale`); it flips back on the next probe or packet. Seen in the first run's logs (d: a and b demoted " +
           'to relay while idle); passes with the in-progress src/tunnel silence re-key change: drop the todo when it lands.',
       },
       async () => {
