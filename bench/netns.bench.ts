@@ -63,10 +63,10 @@ function log(s: string): void {
 }
 
 function median(xs: readonly number[]): number {
-  return percentile(
-    xs.slice().sort((a, b) => a - b),
-    0.5,
-  )
+  const s = xs.slice().sort((a, b) => a - b)
+  if (s.length === 0) return NaN
+  const m = s.length >> 1
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
 }
 
 function r3(x: number | null): number | null {
