@@ -33,7 +33,7 @@ export interface SelfTimeRow {
   percent: number
 }
 
-export function topSelfTime(profile: CpuProfile, count = 20): { total_ms: number; rows: SelfTimeRow[] } {
+export function topSelfTime(profile: CpuProfile, count = 20): { total_ms: number; busy_ms: number; rows: SelfTimeRow[] } {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]))
   const selfUs = new Map<number, number>()
   const samples = profile.samples ?? []
@@ -45,11 +45,13 @@ export function topSelfTime(profile: CpuProfile, count = 20): { total_ms: number
   }
   const groups = new Map<string, { fn: string; where: string; us: number }>()
   let total = 0
+  let idle = 0
   for (const [id, us] of selfUs) {
     const n = byId.get(id)
     if (n === undefined) continue
     total += us
     const cf = n.callFrame
+    if (cf.functionName === '(idle)') idle += us
     const fn = cf.functionName === '' ? '(anonymous)' : cf.functionName
     const where = cf.url === '' ? '' : `${shortUrl(cf.url)}:${cf.lineNumber + 1}`
     const key = `${fn}@${where}`
@@ -61,7 +63,7 @@ export function topSelfTime(profile: CpuProfile, count = 20): { total_ms: number
     .sort((a, b) => b.us - a.us)
     .slice(0, count)
     .map((g) => ({ function: g.fn, where: g.where, self_ms: Math.round(g.us / 100) / 10, percent: Math.round((g.us / total) * 1000) / 10 }))
-  return { total_ms: Math.round(total / 1000), rows }
+  return { total_ms: Math.round(total / 1000), busy_ms: Math.round((total - idle) / 1000), rows }
 }
 
 function shortUrl(url: string): string {
@@ -72,8 +74,8 @@ function shortUrl(url: string): string {
   return basename(u)
 }
 
-export function formatTop(name: string, top: { total_ms: number; rows: SelfTimeRow[] }): string {
-  const lines = [`${name}: ${top.total_ms} ms sampled`, '  self ms |      % | function (script:line)']
+export function formatTop(name: string, top: { total_ms: number; busy_ms: number; rows: SelfTimeRow[] }): string {
+  const lines = [`${name}: ${top.total_ms} ms sampled, ${top.busy_ms} ms not idle (% of all samples)`, '  self ms |      % | function (script:line)']
   for (const r of top.rows) lines.push(`${r.self_ms.toFixed(1).padStart(9)} | ${r.percent.toFixed(1).padStart(5)}% | ${r.function}${r.where === '' ? '' : ` (${r.where})`}`)
   return lines.join('\n')
 }
