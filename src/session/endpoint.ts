@@ -129,6 +129,8 @@ export class SessionEndpoint {
   private pendingCount = 0
   private readonly portUse = new Map<number, number>()
   private readonly listeners = new Map<number, ListenerEntry>()
+  /** `listenAny`: SYNs to ports without a listener become IncomingStreams too (the TUN bridge decides). */
+  private anyPort = false
   private readonly ready = new ReadyQueue()
   private readonly control: Uint8Array[] = [] // encoded packets waiting to leave
   private readonly events: EndpointEvent[] = []
@@ -227,6 +229,16 @@ export class SessionEndpoint {
 
   unlisten(port: number): void {
     this.listeners.delete(port)
+  }
+
+  /**
+   * With `on`, a SYN to a port without a listener is reported as an
+   * `IncomingStream` like any other (the caller accepts or refuses it later),
+   * instead of being answered with RST at once. The TUN bridge uses this to
+   * offer every port to the host's kernel servers.
+   */
+  listenAny(on: boolean): void {
+    this.anyPort = on
   }
 
   /** Opens a stream from a fresh ephemeral port; the SYN comes out of pollTransmit. */
@@ -361,7 +373,7 @@ export class SessionEndpoint {
       this.queueRst(h.srcNetwork, h.srcNode, h.dstPort, h.srcPort) // §15.1: no downgrade
       return null
     }
-    if (!this.listeners.has(h.dstPort)) {
+    if (!this.anyPort && !this.listeners.has(h.dstPort)) {
       this.queueRst(h.srcNetwork, h.srcNode, h.dstPort, h.srcPort)
       return null
     }
