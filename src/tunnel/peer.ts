@@ -23,7 +23,12 @@ export interface PeerInfo {
   authenticated: boolean
   /** Clock value of the last authenticated frame from the peer, 0 = never. */
   lastReceiveMs: number
-  /** Key-exchange round trip (our PILA → the peer's), when measured. */
+  /**
+   * Smoothed round trip in ms (EWMA, gain 1/8) of the samples given to `Tunnel.recordRtt`
+   * (the daemon's pings, pongs and stream handshakes); until the first one, the key-exchange
+   * round trip (our PILA → the peer's, which includes the peer's registry lookup). Absent
+   * when nothing was measured.
+   */
   rttMs?: number
   bytesIn: number
   bytesOut: number
@@ -43,6 +48,9 @@ export interface PathChangeEvent {
 }
 
 export const MAX_CANDIDATES = 4
+
+/** EWMA gain of the RTT estimate (RFC 6298's alpha). */
+const RTT_GAIN = 1 / 8
 
 export class Peer {
   readonly nodeId: number
@@ -70,6 +78,8 @@ export class Peer {
   /** Clock value of the first PILA we sent while waiting for the peer's key, for the RTT estimate. */
   keyProbeMs = 0
   gotPils = false
+  /** PILS from the peer that failed authentication since the last one that opened. */
+  authFailStreak = 0
 
   // --- path
   path: PathKind = 'none'
@@ -77,20 +87,32 @@ export class Peer {
   readonly candidates: CandidateEndpoint[] = []
   /** Set-up started (first send or first key frame), 0 = not started. */
   setupStartedMs = 0
+  /** Set-up resolve started and not failed (a later success keeps it set). */
   resolveStarted = false
+  /** A `resolveEndpoint` call is in flight. */
+  resolving = false
+  /** Resolve again when the one in flight settles (trust changed meanwhile). */
+  resolveAgain = false
   punchRequestedMs = 0
   lastDirectAuthMs = 0
   nextProbeMs = 0
   /** First PILS sent on the direct path since the last direct authenticated frame, 0 = none. */
   unansweredSinceMs = 0
   probeIntervalMs = 0
+  /** First PILS sent (any path) since the last authenticated frame from the peer, 0 = none. */
+  silentSinceMs = 0
+  /** Next silence re-key allowed at, and the current back-off. */
+  silenceRekeyAtMs = 0
+  silenceRekeyBackoffMs = 0
 
   // --- outgoing queue until keys exist
   readonly queue: Uint8Array[] = []
 
   // --- counters
   lastReceiveMs = 0
+  /** Smoothed RTT, -1 = none; provisional while it only holds the key-exchange sample. */
   rttMs = -1
+  rttProvisional = false
   bytesIn = 0
   bytesOut = 0
   packetsIn = 0
@@ -123,6 +145,19 @@ export class Peer {
     this.candidates.push(c)
     if (this.candidates.length > MAX_CANDIDATES) this.candidates.shift()
     return c
+  }
+
+  /** One RTT sample. A provisional one (key exchange) never overrides a real estimate. */
+  recordRtt(ms: number, provisional: boolean): void {
+    if (provisional) {
+      if (this.rttMs >= 0) return
+      this.rttMs = ms
+      this.rttProvisional = true
+      return
+    }
+    if (this.rttMs < 0 || this.rttProvisional) this.rttMs = ms
+    else this.rttMs += (ms - this.rttMs) * RTT_GAIN
+    this.rttProvisional = false
   }
 
   findCandidate(host: string, port: number): CandidateEndpoint | null {

@@ -55,4 +55,8 @@ export interface TunnelStats {
   packetsOut: number
   /** Times our X25519 key pair was replaced because a nonce sequence neared its limit. */
   keyRotations: number
+  /** Our PILA sent back for a PILS we could not open (no session, or repeated authentication failures). */
+  recoveryKeyFramesSent: number
+  /** Such answers withheld by the rate limit. */
+  recoveryRateLimited: number
 }

@@ -21,6 +21,20 @@ export interface TunnelTiming {
   negativeKeyCacheMs: number
   /** A PunchCommand is matched to peers whose PunchRequest is at most this old. */
   punchMatchMs: number
+  /** With a direct path, this long with our PILS unanswered by any direct authenticated frame → back to relay. */
+  directStaleMs: number
+  /**
+   * Our PILS unanswered by any authenticated frame this long → our key frame goes out again on the
+   * peer's path, then at most this often while the silence lasts. The peer may have restarted and
+   * lost our key (Go then drops our PILS without a word, WIRE.md §5.10); our PILA makes it derive
+   * a session and answer with its own, new key.
+   */
+  silenceRekeyMs: number
+  /**
+   * Recovery key frames (our PILA answering a PILS we cannot open: no session, or repeated
+   * authentication failures) go to one node ID, and to one source host, at most this often.
+   */
+  recoveryIntervalMs: number
 }
 
 export const DEFAULT_TIMING: Readonly<TunnelTiming> = Object.freeze({
@@ -33,6 +47,9 @@ export const DEFAULT_TIMING: Readonly<TunnelTiming> = Object.freeze({
   keyRefetchMs: 10_000,
   negativeKeyCacheMs: 5_000,
   punchMatchMs: 10_000,
+  directStaleMs: 15_000,
+  silenceRekeyMs: 2_000,
+  recoveryIntervalMs: 1_000,
 })
 
 /** Timer edge: swap in a fake for deterministic tests; defaults to the global timers. */

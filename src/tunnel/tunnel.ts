@@ -25,6 +25,24 @@
  *  - a working direct endpoint moves only on an authenticated PILS (a signed
  *    PILA can be replayed, so it moves it only when it brings a new key).
  *
+ * Restarts (§5.10 leaves them to the application in Go). A restarted daemon
+ * has a new X25519 key and no sessions, and Go drops PILS it cannot open
+ * without a word. Three rules recover without the layers above noticing:
+ *  - a PILS from a node we have no session with is answered with our PILA
+ *    (to its source, or through the relay if it came relayed), and so is a
+ *    peer's PILS after RECOVERY_AUTH_FAILURES authentication failures in a
+ *    row (it holds a key of ours we no longer have); rate-limited per node,
+ *    per source and globally (recovery-limiter.ts). The sender sees a new
+ *    key from a registered node, re-derives and answers with its own PILA;
+ *  - our PILS unanswered by anything authenticated for `silenceRekeyMs` →
+ *    our PILA again on the peer's path (back-off), and a new resolve (a PILA
+ *    to the endpoint if it is new): this reaches a restarted Go peer too,
+ *    which answers a PILA from a node it has no session with;
+ *  - relayed peers re-resolve their endpoint on the probe schedule, so a
+ *    restarted peer on a new port is found again (and a private peer is
+ *    reached directly once trust lets us resolve it; `refreshPeer` does it
+ *    at once).
+ *
  * KDF choice (§5.4, §20 item 5). Both variants' keys are derived for every
  * peer. `kdf: 'legacy' | 'hkdf'` forces one. In `auto` we trial-decrypt an
  * incoming PILS with the variant we expect and then the other, and remember
@@ -73,6 +91,7 @@ import { RegistryKeyCache } from './registry-keys.js'
 import { endpointEquals, formatEndpoint, normalizeHost } from './endpoints.js'
 import { DEFAULT_TIMING, systemScheduler, type TunnelScheduler, type TunnelTiming } from './timing.js'
 import { newDropCounters, type DropCounters, type DropReason, type TunnelStats } from './stats.js'
+import { RecoveryLimiter } from './recovery-limiter.js'
 
 export type KdfMode = 'auto' | 'hkdf' | 'legacy'
 
@@ -96,8 +115,10 @@ export interface TunnelOptions {
   maxQueuedPerPeer?: number
   /** Peers that may hold a queue at once. Go: 256. */
   maxQueuedPeers?: number
-  /** With a direct path, this long with our PILS unanswered by any direct authenticated frame → back to relay. */
+  /** @deprecated use `timing.directStaleMs` (this one wins when both are given). */
   directStaleMs?: number
+  /** Recovery key frames (our PILA answering PILS we cannot open) per second, all peers together. Default 20. */
+  maxRecoveryPerSecond?: number
 }
 
 /**
@@ -110,6 +131,14 @@ export type PathChangeHandler = (event: PathChangeEvent) => void
 
 const DATA_OFFSET = PILS_HEADER_SIZE // plaintext is opened in place at the ciphertext's offset
 const PUNCH_COPIES = 3
+/** Authentication failures in a row from one peer before we send it our key frame again. */
+export const RECOVERY_AUTH_FAILURES = 3
+/** Smallest PILS that can hold a packet; smaller ones are not worth an answer (reflection gain). */
+const RECOVERY_MIN_PILS = PILS_HEADER_SIZE + HEADER_SIZE + TAG_SIZE
+/** Accepted RTT samples (ms); anything else is ignored. */
+const MAX_RTT_SAMPLE_MS = 120_000
+/** Silence re-key back-off cap, as a multiple of `silenceRekeyMs`. */
+const SILENCE_BACKOFF_MAX = 8
 const MAX_PUNCHED_ENDPOINTS = 16
 
 interface ParkedPila {
@@ -138,7 +167,7 @@ export class Tunnel {
   private readonly scheduler: TunnelScheduler
   private readonly maxQueuedPerPeer: number
   private readonly maxQueuedPeers: number
-  private readonly directStaleMs: number
+  private readonly recovery: RecoveryLimiter
 
   private x25519: X25519KeyPair
   /** Our key frame (136 bytes, +1 capability byte unless legacy mode); never modified, copied per send. */
@@ -159,6 +188,8 @@ export class Tunnel {
     packetsIn: 0,
     packetsOut: 0,
     keyRotations: 0,
+    recoveryKeyFramesSent: 0,
+    recoveryRateLimited: 0,
   }
   private readonly rxHeader = new PacketHeader()
   private queuedPeers = 0
@@ -193,10 +224,11 @@ export class Tunnel {
     this.random = opts.random ?? new CryptoRandom()
     this.logger = opts.logger ?? nullLogger
     this.timing = { ...DEFAULT_TIMING, ...opts.timing }
+    if (opts.directStaleMs !== undefined) this.timing.directStaleMs = opts.directStaleMs
     this.scheduler = opts.scheduler ?? systemScheduler
     this.maxQueuedPerPeer = opts.maxQueuedPerPeer ?? 64
     this.maxQueuedPeers = opts.maxQueuedPeers ?? 256
-    this.directStaleMs = opts.directStaleMs ?? 15_000
+    this.recovery = new RecoveryLimiter(this.timing.recoveryIntervalMs, opts.maxRecoveryPerSecond ?? 20)
     this.x25519 = X25519KeyPair.generate()
     this.pila = this.buildPila()
     this.keys = new RegistryKeyCache(this.directory, this.scheduler.now, this.logger)
@@ -286,6 +318,35 @@ export class Tunnel {
 
   stats(): TunnelStats {
     return { drops: { ...this.drops }, ...this.counters }
+  }
+
+  /**
+   * Trust (or visibility) changed for `peerNodeId`: resolve its endpoint again now, and probe
+   * it at once if the peer is relayed, so a peer the registry would not reveal before can move
+   * to a direct path. A resolved endpoint that confirms a punched path relabels it `direct`.
+   * Unknown peers are ignored (their set-up resolves anyway).
+   */
+  refreshPeer(peerNodeId: number): void {
+    if (this.closed) return
+    const peer = this.peerTable.get(peerNodeId)
+    if (peer === undefined) return
+    if (peer.resolving) peer.resolveAgain = true
+    if (peer.path === 'relay') {
+      peer.probeIntervalMs = this.timing.probeIntervalMs
+      this.probe(peer, this.scheduler.now())
+    } else if (!peer.resolving) {
+      this.startResolve(peer)
+    }
+  }
+
+  /**
+   * One round-trip sample for `peerNodeId` in ms (a ping or echo, a stream handshake), folded
+   * into the peer's smoothed `rttMs`. Ignored for unknown peers and implausible values.
+   */
+  recordRtt(peerNodeId: number, ms: number): void {
+    if (!(ms >= 0 && ms <= MAX_RTT_SAMPLE_MS)) return
+    const peer = this.peerTable.get(peerNodeId)
+    if (peer !== undefined) peer.recordRtt(ms, false)
   }
 
   /** Trust revoked: forget the peer's session, endpoint, queue and cached registry key. */
@@ -399,7 +460,9 @@ export class Tunnel {
     }
     const peer = this.peerTable.get(sender)
     if (peer === undefined || peer.sendSeq === null) {
+      // It holds keys for us that we do not (we restarted, or forgot it): tell it ours.
       this.drops['no-session']++
+      this.sendRecoveryKey(sender, frame.length, host, port, relayed)
       return
     }
     const prefix = readU32(frame, 8)
@@ -413,8 +476,11 @@ export class Tunnel {
     if (n < 0) {
       this.drops['auth-failed']++
       peer.dropAuthFailed++
+      // Again and again: the peer may seal with a key of ours from before our restart.
+      if (++peer.authFailStreak >= RECOVERY_AUTH_FAILURES) this.sendRecoveryKey(sender, frame.length, host, port, relayed)
       return
     }
+    peer.authFailStreak = 0
     peer.replay.commit(prefix, counter)
     const plain = frame.subarray(DATA_OFFSET, DATA_OFFSET + n)
     const h = this.rxHeader
@@ -434,6 +500,7 @@ export class Tunnel {
     const now = this.scheduler.now()
     peer.gotPils = true
     peer.lastReceiveMs = now
+    peer.silentSinceMs = 0
     peer.packetsIn++
     peer.bytesIn += n
     this.counters.packetsIn++
@@ -570,9 +637,11 @@ export class Tunnel {
     }
     peer.peerKeyCurrent = true
     peer.lastReceiveMs = now
+    peer.silentSinceMs = 0
+    peer.silenceRekeyBackoffMs = 0
     this.counters.keyFramesAccepted++
     if (peer.setupStartedMs === 0) peer.setupStartedMs = now
-    if (peer.keyProbeMs !== 0 && peer.rttMs < 0) peer.rttMs = now - peer.keyProbeMs
+    if (peer.keyProbeMs !== 0 && peer.rttMs < 0) peer.recordRtt(now - peer.keyProbeMs, true)
     let upgraded = false
     if (relayed) this.noteRelayed(peer, now)
     else upgraded = this.noteDirectPila(peer, host, port, changed, now)
@@ -746,7 +815,8 @@ export class Tunnel {
     peer.probeIntervalMs = this.timing.probeIntervalMs
     peer.nextProbeMs = now + peer.probeIntervalMs
     this.emitPath(peer, from, reason)
-    if (peer.candidates.length === 0 && !peer.resolveStarted) this.startResolve(peer)
+    // The endpoint we knew may be stale (a restart on a new port): ask again.
+    if (!peer.resolving) this.startResolve(peer)
   }
 
   private emitPath(peer: Peer, from: PathKind, reason: PathChangeEvent['reason']): void {
@@ -796,14 +866,22 @@ export class Tunnel {
 
   private startResolve(peer: Peer): void {
     peer.resolveStarted = true
+    peer.resolving = true
+    peer.resolveAgain = false
     const nodeId = peer.nodeId
     this.directory.resolveEndpoint(nodeId).then(
       (ep) => this.onResolved(peer, ep),
       (err: unknown) => {
         peer.resolveStarted = false
         this.logger.warn('tunnel resolve failed', { node: nodeId, error: String(err) })
+        this.afterResolve(peer)
       },
     )
+  }
+
+  private afterResolve(peer: Peer): void {
+    peer.resolving = false
+    if (peer.resolveAgain && !this.closed && this.peerTable.get(peer.nodeId) === peer) this.startResolve(peer)
   }
 
   private onResolved(peer: Peer, ep: UdpEndpoint | null): void {
@@ -814,20 +892,29 @@ export class Tunnel {
         return
       }
       const host = normalizeHost(ep.host)
+      const known = peer.findCandidate(host, ep.port) !== null
       const c = peer.addCandidate(host, ep.port, false, true)
       const now = this.scheduler.now()
       if (peer.path === 'none' && peer.endpoint === null) peer.endpoint = c
-      if (peer.path === 'none' || peer.path === 'relay') {
-        // Direct key frame: the set-up attempt, or the first probe of a relayed peer.
+      if (peer.path === 'none' || !known) {
+        // Direct key frame: the set-up attempt, or the first probe of a new endpoint (a relayed
+        // peer revealed by trust, a restart on a new port; known ones get theirs from probe()).
+        // Only an authenticated answer from there moves the path (noteDirectPils/Pila).
         this.bind.send(Buffer.from(this.pila), host, ep.port)
         this.counters.keyFramesSent++
         // Counts as "our key went out" only when direct is the path we are trying; a probe of a
         // relayed peer proves nothing about the relay path.
         if (peer.path === 'none') this.markKeySent(peer, now)
+      } else if (peer.path === 'punched' && peer.endpoint === c) {
+        // The registry names the endpoint we punched to: it is the peer's own, a direct path.
+        peer.path = 'direct'
+        this.emitPath(peer, 'punched', 'upgrade')
       }
     } catch (err) {
       this.drops['internal-error']++
       this.logger.error('tunnel resolve handling failed', { error: String(err) })
+    } finally {
+      this.afterResolve(peer)
     }
   }
 
@@ -865,7 +952,13 @@ export class Tunnel {
     peer.packetsOut++
     peer.bytesOut += len
     this.counters.packetsOut++
-    if (peer.unansweredSinceMs === 0 && (peer.path === 'direct' || peer.path === 'punched')) peer.unansweredSinceMs = this.scheduler.now()
+    if (peer.silentSinceMs === 0) {
+      const now = this.scheduler.now()
+      peer.silentSinceMs = now
+      if (peer.unansweredSinceMs === 0 && (peer.path === 'direct' || peer.path === 'punched')) peer.unansweredSinceMs = now
+    } else if (peer.unansweredSinceMs === 0 && (peer.path === 'direct' || peer.path === 'punched')) {
+      peer.unansweredSinceMs = this.scheduler.now()
+    }
     this.sendFrame(peer, out)
     if (seq.needsRekey) this.rotatePending = true
   }
@@ -886,6 +979,34 @@ export class Tunnel {
     }
     this.drops['no-path']++
     return false
+  }
+
+  /**
+   * Our PILA back to the sender of a PILS we cannot open, to its source or through the relay
+   * the PILS came by. Rate-limited (RecoveryLimiter); never for frames too small to hold a packet.
+   */
+  private sendRecoveryKey(sender: number, frameLength: number, host: string, port: number, relayed: boolean): void {
+    if (sender === this.nodeId || sender === 0 || frameLength < RECOVERY_MIN_PILS) return
+    if (relayed && this.beacon === null) return
+    const now = this.scheduler.now()
+    if (!this.recovery.allow(sender, relayed ? '' : host, relayed ? 0 : port, now)) {
+      this.counters.recoveryRateLimited++
+      return
+    }
+    const frame = Buffer.from(this.pila)
+    if (relayed) {
+      const beacon = this.beacon!
+      const hdr = Buffer.allocUnsafe(RELAY_HEADER_SIZE)
+      writeRelayHeader(hdr, 0, this.nodeId, sender)
+      this.bind.send([hdr, frame], beacon.host, beacon.port)
+    } else {
+      this.bind.send(frame, host, port)
+    }
+    this.counters.keyFramesSent++
+    this.counters.recoveryKeyFramesSent++
+    this.logger.debug('tunnel recovery key frame', { node: sender, relayed })
+    // Its PILA should follow: have the registry key at hand so it is verified on arrival.
+    if (this.keys.get(sender) === undefined) this.keys.fetch(sender, null)
   }
 
   private sendKeyFrame(peer: Peer, now: number): void {
@@ -944,10 +1065,17 @@ export class Tunnel {
             this.sendKeyFrame(peer, now)
           }
         } else if (peer.path === 'relay') {
-          if (peer.candidates.length > 0 && now >= peer.nextProbeMs) this.probe(peer, now)
-        } else if (peer.unansweredSinceMs !== 0 && this.beacon !== null && now - peer.unansweredSinceMs >= this.directStaleMs) {
+          if (now >= peer.nextProbeMs) this.probe(peer, now)
+        } else if (peer.unansweredSinceMs !== 0 && this.beacon !== null && now - peer.unansweredSinceMs >= t.directStaleMs) {
           // Direct path went quiet while we kept sending: fall back to the relay (and probe).
           this.setRelay(peer, 'direct-stale', now)
+        }
+        if (peer.silentSinceMs !== 0 && peer.ready && now - peer.silentSinceMs >= t.silenceRekeyMs && now >= peer.silenceRekeyAtMs) {
+          // Our PILS go unanswered: the peer may have lost our key (restart), maybe on a new port.
+          if (!peer.resolving) this.startResolve(peer)
+          peer.silenceRekeyBackoffMs = Math.min(Math.max(peer.silenceRekeyBackoffMs * 2, t.silenceRekeyMs), t.silenceRekeyMs * SILENCE_BACKOFF_MAX)
+          peer.silenceRekeyAtMs = now + peer.silenceRekeyBackoffMs
+          this.sendKeyFrame(peer, now)
         }
       }
     } catch (err) {
@@ -956,8 +1084,9 @@ export class Tunnel {
     }
   }
 
-  /** Relayed peer: our PILA to each known direct endpoint; exponential back-off. */
+  /** Relayed peer: resolve again, our PILA to each known direct endpoint; exponential back-off. */
   private probe(peer: Peer, now: number): void {
+    if (!peer.resolving) this.startResolve(peer)
     for (const c of peer.candidates) {
       this.bind.send(Buffer.from(this.pila), c.host, c.port)
       this.counters.keyFramesSent++

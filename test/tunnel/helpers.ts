@@ -12,6 +12,9 @@ import type { DatagramHandler, PacketBind, UdpEndpoint } from '../../src/tunnel/
 
 export const FAST: Partial<TunnelTiming> = {
   tickMs: 10,
+  directStaleMs: 2_000,
+  silenceRekeyMs: 500,
+  recoveryIntervalMs: 200,
   relayAfterMs: 300,
   probeIntervalMs: 100,
   probeMaxMs: 400,
@@ -70,7 +73,7 @@ export class World {
       beacon: this.beacon === null ? null : BEACON,
       kdf: opts.kdf ?? 'auto',
       timing: { ...FAST, ...opts.timing },
-      directStaleMs: opts.directStaleMs ?? 2_000,
+      ...(opts.maxRecoveryPerSecond === undefined ? {} : { maxRecoveryPerSecond: opts.maxRecoveryPerSecond }),
     })
     const node: Node = { id, identity, bind, tunnel, received: [], paths: [] }
     tunnel.onPacket((packet, from) => {

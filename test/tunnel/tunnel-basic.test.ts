@@ -118,3 +118,24 @@ test('auto learns the variant from a peer whose PILA has no capability byte but 
     await w.close()
   }
 })
+
+test('RTT: the key-exchange sample until real ones arrive, then an EWMA (gain 1/8); bad samples ignored', async () => {
+  const w = await World.create({ beacon: false })
+  try {
+    const a = w.node(1, '10.0.0.1')
+    const b = w.node(2, '10.0.0.2')
+    await exchange(a, b, 'hi')
+    const kx = a.tunnel.peer(2)!.rttMs
+    assert.ok(kx !== undefined && kx >= 0, 'key-exchange RTT')
+    a.tunnel.recordRtt(2, 10) // replaces the provisional key-exchange value
+    assert.equal(a.tunnel.peer(2)!.rttMs, 10)
+    a.tunnel.recordRtt(2, 18)
+    assert.equal(a.tunnel.peer(2)!.rttMs, 11)
+    for (const bad of [Number.NaN, -1, Number.POSITIVE_INFINITY, 1e9]) a.tunnel.recordRtt(2, bad)
+    a.tunnel.recordRtt(99, 5) // unknown peer
+    assert.equal(a.tunnel.peer(2)!.rttMs, 11)
+    assert.equal(a.tunnel.peer(99), null)
+  } finally {
+    await w.close()
+  }
+})

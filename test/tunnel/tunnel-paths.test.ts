@@ -43,8 +43,8 @@ test('blocked direct path → relay within relayAfterMs, packets flow; unblocked
 test('a direct path that goes quiet falls back to relay, then comes back', async () => {
   const w = await World.create()
   try {
-    const a = w.node(1, '10.0.0.1', { directStaleMs: 300 })
-    const b = w.node(2, '10.0.0.2', { directStaleMs: 300 })
+    const a = w.node(1, '10.0.0.1', { timing: { directStaleMs: 300 } })
+    const b = w.node(2, '10.0.0.2', { timing: { directStaleMs: 300 } })
     await exchange(a, b, 'direct')
     await exchange(b, a, 'direct back')
     w.net.setFilter(blockBetween('10.0.0.1', '10.0.0.2'))
@@ -136,6 +136,57 @@ test('beacon keepalive: Discover on start and periodically; DiscoverReply gives 
     await new Promise((r) => setTimeout(r, 180))
     assert.ok(a.bind.stats.datagramsSent - before >= 2, 'periodic Discover')
     void BEACON
+  } finally {
+    await w.close()
+  }
+})
+
+/** Drops the beacon's PunchCommands: hole punching fails, so peers without a resolvable endpoint stay relayed. */
+const noPunching = (from: UdpEndpoint, _to: UdpEndpoint, d: Uint8Array): boolean => !(from.host === BEACON.host && d[0] === 0x04)
+
+test('private peers stay relayed until trust lets them resolve each other; refreshPeer → direct (not punched) at once', async () => {
+  const w = await World.create()
+  try {
+    w.net.setFilter(noPunching)
+    const slowProbes = { probeIntervalMs: 10_000, probeMaxMs: 10_000 }
+    const a = w.node(1, '10.0.0.1', { publicEndpoint: false, timing: slowProbes })
+    const b = w.node(2, '10.0.0.2', { publicEndpoint: false, timing: slowProbes })
+    await exchange(a, b, 'relayed')
+    await exchange(b, a, 'relayed back')
+    assert.equal(a.tunnel.peer(2)!.path, 'relay')
+    assert.equal(b.tunnel.peer(1)!.path, 'relay')
+    // Trust established: the registry now reveals both endpoints, and each daemon says so.
+    w.directory.setEndpoint(1, a.bind.local).setEndpoint(2, b.bind.local)
+    const t0 = performance.now()
+    a.tunnel.refreshPeer(2)
+    b.tunnel.refreshPeer(1)
+    await waitFor(() => a.tunnel.peer(2)!.path === 'direct' && b.tunnel.peer(1)!.path === 'direct', 'both direct', 1_000)
+    assert.ok(performance.now() - t0 < 500, 'without waiting for the probe schedule')
+    assert.ok(a.paths.some((e) => e.from === 'relay' && e.to === 'direct' && e.reason === 'upgrade'))
+    const relayed = w.beacon!.stats().relayedPackets
+    await exchange(a, b, 'direct now')
+    await exchange(b, a, 'direct back')
+    assert.equal(w.beacon!.stats().relayedPackets, relayed)
+    a.tunnel.refreshPeer(99) // unknown peer: nothing happens
+  } finally {
+    await w.close()
+  }
+})
+
+test('a relayed peer re-resolves on its probe schedule: direct once the registry reveals it, no refreshPeer needed', async () => {
+  const w = await World.create()
+  try {
+    w.net.setFilter(noPunching)
+    const a = w.node(1, '10.0.0.1', { publicEndpoint: false })
+    const b = w.node(2, '10.0.0.2', { publicEndpoint: false })
+    await exchange(a, b, 'relayed')
+    assert.equal(a.tunnel.peer(2)!.path, 'relay')
+    const resolves = w.directory.resolves
+    await new Promise((r) => setTimeout(r, 300))
+    const retries = w.directory.resolves - resolves
+    assert.ok(retries >= 1 && retries <= 6, `resolve retried with back-off (${retries} in 300 ms)`)
+    w.directory.setEndpoint(2, b.bind.local)
+    await waitFor(() => a.tunnel.peer(2)!.path === 'direct' && b.tunnel.peer(1)!.path === 'direct', 'both direct', 2_000)
   } finally {
     await w.close()
   }
