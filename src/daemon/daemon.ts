@@ -48,10 +48,8 @@ import { TrustStore } from './trust-store.js'
 import { TRUST_PORT, TrustService, type TrustServiceStats } from './trust-service.js'
 import { ECHO_PORT, startEchoService, startHandshakeService } from './services.js'
 import { DaemonError, DaemonErrorCode, daemonClosedError } from './errors.js'
-
-/** A peer silent this long while our SYN goes unanswered is presumed to have lost our session. */
-const STALE_SESSION_MS = 900
-const REKEY_INTERVAL_MS = 3_000
+import { TunFrontDoor, precheckTunFrontDoor, type TunFrontDoorOptions } from '../tun/bridge-setup.js'
+import type { BridgePong, IncomingStreamRequest } from '../tun/bridge-host.js'
 
 export interface DaemonTiming {
   /** Registry heartbeat (then poll_handshakes). Go: 30 s. */
@@ -74,10 +72,8 @@ export interface DaemonTiming {
   deregisterTimeoutMs: number
   /** Registry answers (keys, endpoints) are cached this long. */
   directoryTtlMs: number
-  /** Tunnel knobs (relay fallback, probes, beacon keepalive…). */
+  /** Tunnel knobs (relay fallback, probes, beacon keepalive, `directStaleMs`, restart recovery…). */
   tunnel: Partial<TunnelTiming>
-  /** A direct path whose packets go unanswered this long falls back to the relay. */
-  directStaleMs: number
   /** Stream defaults for every connection of this node. */
   stream: Partial<StreamConfig>
 }
@@ -95,7 +91,6 @@ export const DEFAULT_DAEMON_TIMING: Readonly<DaemonTiming> = Object.freeze({
   deregisterTimeoutMs: 2_000,
   directoryTtlMs: 10_000,
   tunnel: {},
-  directStaleMs: 15_000,
   stream: {},
 })
 
@@ -124,6 +119,11 @@ export interface DaemonOptions {
   random?: RandomSource
   /** Reported by `status().version`; read from package.json when omitted. */
   version?: string
+  /**
+   * The TUN front door (src/tun/bridge*.ts): creates the interface and bridges
+   * it to streams, datagrams and pings. null/absent = no TUN (`--no-tun`).
+   */
+  tun?: TunFrontDoorOptions | null
 }
 
 /** A datagram delivered to `onDatagram` (only from trusted nodes). */
@@ -162,9 +162,8 @@ export class Daemon implements DaemonControl {
   private readonly version: string
   private readonly startedAt = performance.now()
   private readonly openPorts = new Set<number>()
-  /** When we last forgot a silent peer's tunnel session (see onSynUnanswered). */
-  private readonly rekeyedAt = new Map<number, number>()
   private datagramHandler: ((d: ReceivedDatagram) => void) | null = null
+  private tunDoor: TunFrontDoor | null = null
   private closing: Promise<void> | null = null
   private resolveClosed!: () => void
 
@@ -207,6 +206,8 @@ export class Daemon implements DaemonControl {
       onReregistered: () => daemon?.trust.reportAll() ?? Promise.resolve(),
     })
     try {
+      // Cheap TUN checks (permission, interface free) before anything is registered.
+      if (options.tun) await precheckTunFrontDoor(options.tun)
       await session.register()
     } catch (err) {
       client.close()
@@ -214,6 +215,20 @@ export class Daemon implements DaemonControl {
       throw err
     }
     daemon = new Daemon(options, timing, logger, identity, bind, client, session, store, beacon, version)
+    if (options.tun) {
+      const d = daemon
+      try {
+        d.tunDoor = await TunFrontDoor.start(d, options.tun, logger, (err) => {
+          logger.error('the TUN data path failed: shutting down', { error: err.message })
+          void d.close()
+        })
+      } catch (err) {
+        await d.close()
+        throw err
+      }
+      const t = d.tunDoor.status()
+      logger.info('TUN interface up', { interface: t.interface, address: t.address, prefix: t.prefix, mtu: t.mtu, dns: t.dns })
+    }
     logger.info('daemon started', {
       node: daemon.nodeId,
       address: formatAddress(daemon.address),
@@ -264,7 +279,6 @@ export class Daemon implements DaemonControl {
       random,
       logger: logger.child({ component: 'tunnel' }),
       timing: timing.tunnel,
-      directStaleMs: timing.directStaleMs,
     })
     this.endpoint = new SessionEndpoint({ local: this.address, random, stream: { connectTimeout: timing.dialTimeoutMs, ...timing.stream } })
     this.driver = new SessionDriver({
@@ -272,7 +286,7 @@ export class Daemon implements DaemonControl {
       sink: this.tunnel,
       admit: (node, port, protocol) => this.admit(node, port, protocol),
       logger: logger.child({ component: 'session' }),
-      onSynRetransmitted: (conn) => this.onSynUnanswered(conn.remoteAddress.node),
+      onRttSample: (node, ms) => this.tunnel.recordRtt(node, ms),
     })
     this.tunnel.onPacket(this.driver.onPacket)
     this.driver.onDatagram((ev) => {
@@ -323,7 +337,7 @@ export class Daemon implements DaemonControl {
       auto_accept: this.trust.autoAccept,
       peers: this.tunnel.peers().length,
       connections: this.endpoint.connectionCount,
-      tun: null,
+      tun: this.tunDoor?.status() ?? null,
     }
   }
 
@@ -338,7 +352,7 @@ export class Daemon implements DaemonControl {
         hostname: lookup?.hostname ?? null,
         path: p.path,
         endpoint: p.endpoint === null ? null : formatUdpEndpoint(p.endpoint),
-        rtt_ms: p.rttMs ?? null,
+        rtt_ms: p.rttMs === undefined ? null : Math.round(p.rttMs * 1000) / 1000,
         kdf: p.kdf,
         authenticated: p.authenticated,
         trusted: this.store.isTrusted(p.nodeId),
@@ -379,6 +393,7 @@ export class Daemon implements DaemonControl {
       s.write(payload)
       await Promise.race([echoed, timeout])
       const rtt = performance.now() - started
+      this.tunnel.recordRtt(node, rtt)
       s.end()
       return { address: formatAddress({ network: 0, node }), hostname, rtt_ms: Math.round(rtt * 1000) / 1000, path: this.tunnel.peer(node)?.path ?? 'none' }
     } catch (err) {
@@ -500,6 +515,51 @@ export class Daemon implements DaemonControl {
     this.datagramHandler = handler
   }
 
+  /**
+   * TUN bridge hook: admitted stream SYNs to ports without a listener go to
+   * `handler`, which answers each with `accept()` (→ a PilotStream) or
+   * `refuse()` (RST) exactly once, possibly later (the peer's retransmitted
+   * SYNs are ignored meanwhile). Ports with a listener (echo 7, trust 444, …)
+   * never reach it. null = RST at once (the default).
+   */
+  setDefaultStreamHandler(handler: ((incoming: IncomingStreamRequest) => void) | null): void {
+    if (handler === null) {
+      this.driver.setDefaultHandler(null)
+      return
+    }
+    const driver = this.driver
+    driver.setDefaultHandler((inc) => {
+      handler({
+        remote: inc.remote,
+        remotePort: inc.remotePort,
+        localPort: inc.localPort,
+        accept: () => new PilotStream(driver, driver.acceptIncoming(inc)),
+        refuse: () => driver.refuseIncoming(inc),
+      })
+    })
+  }
+
+  /** Control ping (Pilot port 0) to `node`; the pong goes to `onPong`. Returns the ping id. */
+  sendPing(node: number | PilotAddress): number {
+    if (this.closing !== null) throw daemonClosedError()
+    return this.driver.sendPing(typeof node === 'number' ? { network: 0, node } : node)
+  }
+
+  /** Receives pongs of `sendPing` (one handler). */
+  onPong(handler: ((p: BridgePong) => void) | null): void {
+    this.driver.onPong(handler)
+  }
+
+  /** Mutual trust with `node`. */
+  isTrusted(node: number): boolean {
+    return this.store.isTrusted(node)
+  }
+
+  /** The TUN front door, when `options.tun` was set (tests, stats). */
+  get tun(): TunFrontDoor | null {
+    return this.tunDoor
+  }
+
   // ───────────────────────── diagnostics ─────────────────────────
 
   stats(): DaemonStats {
@@ -534,6 +594,8 @@ export class Daemon implements DaemonControl {
   }
 
   private async closeNow(): Promise<void> {
+    // The TUN first: bridge (sockets, DNS, resolvectl), then the interface and its routes.
+    if (this.tunDoor !== null) await this.tunDoor.close()
     const now = this.driver.now()
     for (const h of this.driver.streamHandles()) {
       const c = h.connection
@@ -574,27 +636,17 @@ export class Daemon implements DaemonControl {
   }
 
   /**
-   * A dial's SYN went unanswered. If the peer has sent us nothing for a while
-   * although we hold keys, it probably restarted and dropped our session
-   * (it then discards our PILS silently, as Go does): forget it so the tunnel
-   * re-resolves and re-keys. Rate-limited per peer.
+   * Trust established (locally and reported to the registry) or revoked. A peer we could not
+   * `resolve` before may be resolvable now: the tunnel asks again at once and probes it, so a
+   * relayed or punched path can become direct. (A restarted peer needs nothing from us: the
+   * tunnel re-keys by itself, see tunnel.ts.)
    */
-  private onSynUnanswered(node: number): void {
-    const info = this.tunnel.peer(node)
-    if (info === null || !info.authenticated) return
-    const now = performance.now()
-    if (now - info.lastReceiveMs < STALE_SESSION_MS) return
-    const last = this.rekeyedAt.get(node) ?? -Infinity
-    if (now - last < REKEY_INTERVAL_MS) return
-    this.rekeyedAt.set(node, now)
-    this.logger.info('peer silent while we dial: re-keying the tunnel session', { node })
-    this.directory.invalidate(node)
-    this.tunnel.forget(node)
-  }
-
   private onTrustChanged(node: number, trusted: boolean): void {
     this.directory.invalidate(node)
-    if (trusted) return
+    if (trusted) {
+      this.tunnel.refreshPeer(node)
+      return
+    }
     // Revocation stops communication at once (draft behaviour): drop streams and the tunnel session.
     const now = this.driver.now()
     for (const h of this.driver.streamHandles()) {

@@ -54,6 +54,12 @@ export interface StreamHandle {
 export type AdmitPolicy = (node: number, port: number, protocol: 'stream' | 'datagram') => boolean
 /** A listener receives each admitted connection on its port; it must attach a handle. */
 export type AcceptHandler = (connection: StreamConnection) => void
+/**
+ * Receives admitted SYNs to ports without a listener (`setDefaultHandler`).
+ * It must later call `acceptIncoming` or `refuseIncoming` exactly once; the
+ * peer's retransmitted SYNs are ignored meanwhile.
+ */
+export type DefaultIncomingHandler = (incoming: IncomingStream) => void
 export type DatagramReceiver = (event: DatagramEvent) => void
 export type PongReceiver = (event: PongEvent) => void
 
@@ -66,8 +72,11 @@ export interface SessionDriverOptions {
   maxTransmitPerWake?: number
   /** Monotonic clock; default `performance.now()`. */
   clock?: () => number
-  /** A dial's SYN went unanswered and was sent again (the peer may have lost our tunnel session). */
-  onSynRetransmitted?: (connection: StreamConnection) => void
+  /**
+   * A round-trip sample to `node` in ms: a control pong, or a stream's handshake (its first RTT
+   * estimate, once per connection). The daemon feeds them to the tunnel's per-peer RTT.
+   */
+  onRttSample?: (node: number, ms: number) => void
 }
 
 export interface SessionDriverStats {
@@ -99,11 +108,12 @@ export class SessionDriver {
   private readonly logger: Logger
   private readonly maxTransmit: number
   private readonly clock: () => number
-  private readonly onSynRetransmitted: ((connection: StreamConnection) => void) | null
+  private readonly onRttSample: ((node: number, ms: number) => void) | null
   private readonly handles = new Map<StreamConnection, StreamHandle>()
   private dirtyList: StreamHandle[] = []
   private spareDirty: StreamHandle[] = []
   private readonly listeners = new Map<number, AcceptHandler>()
+  private defaultHandler: DefaultIncomingHandler | null = null
   private datagramReceiver: DatagramReceiver | null = null
   private pongReceiver: PongReceiver | null = null
   private readonly localNetwork: number
@@ -148,7 +158,7 @@ export class SessionDriver {
     this.logger = options.logger ?? nullLogger
     this.maxTransmit = options.maxTransmitPerWake ?? 1024
     this.clock = options.clock ?? performanceNow
-    this.onSynRetransmitted = options.onSynRetransmitted ?? null
+    this.onRttSample = options.onRttSample ?? null
     this.localNetwork = options.endpoint.local.network
     this.localNode = options.endpoint.local.node
   }
@@ -237,6 +247,29 @@ export class SessionDriver {
   unlisten(port: number): void {
     this.endpoint.unlisten(port)
     this.listeners.delete(port)
+  }
+
+  /**
+   * Admitted SYNs to ports nobody listens on go to `handler` (null: RST at
+   * once, the default). The handler decides later with `acceptIncoming` /
+   * `refuseIncoming`.
+   */
+  setDefaultHandler(handler: DefaultIncomingHandler | null): void {
+    this.defaultHandler = handler
+    this.endpoint.listenAny(handler !== null)
+  }
+
+  /** Accepts a SYN given to the default handler; attach a handle to the connection right away. */
+  acceptIncoming(incoming: IncomingStream, config?: Partial<StreamConfig>): StreamConnection {
+    const conn = this.endpoint.accept(this.now(), incoming, config)
+    this.schedule()
+    return conn
+  }
+
+  /** Refuses a SYN given to the default handler (RST). */
+  refuseIncoming(incoming: IncomingStream): void {
+    this.endpoint.refuse(this.now(), incoming)
+    this.schedule()
   }
 
   /** A new outgoing connection; attach a handle to it right away. */
@@ -355,7 +388,7 @@ export class SessionDriver {
           const ev = conn.pollEvent()
           if (ev === StreamEvent.None) break
           try {
-            if (ev === StreamEvent.SynRetransmitted && this.onSynRetransmitted !== null) this.onSynRetransmitted(conn)
+            if (ev === StreamEvent.Connected && this.onRttSample !== null) this.reportHandshakeRtt(conn)
             handle.onStreamEvent(ev)
           } catch (err) {
             this.st.handlerErrors++
@@ -376,7 +409,10 @@ export class SessionDriver {
       try {
         if (ev.kind === 'incoming') this.onIncoming(now, ev)
         else if (ev.kind === 'datagram') this.onDatagramEvent(ev)
-        else if (this.pongReceiver !== null) this.pongReceiver(ev)
+        else {
+          if (this.onRttSample !== null) this.onRttSample(ev.remote.node, ev.rtt)
+          if (this.pongReceiver !== null) this.pongReceiver(ev)
+        }
       } catch (err) {
         this.st.handlerErrors++
         this.logger.error('endpoint event handler threw', { kind: ev.kind, error: String(err), stack: (err as Error)?.stack })
@@ -384,9 +420,16 @@ export class SessionDriver {
     }
   }
 
+  /** Once per connection: its handshake RTT (the stream layer keeps none when the SYN was repeated). */
+  private reportHandshakeRtt(conn: StreamConnection): void {
+    const srtt = conn.stats().srtt
+    if (srtt >= 0) this.onRttSample!(conn.remoteAddress.node, srtt)
+  }
+
   private onIncoming(now: number, inc: IncomingStream): void {
     const onAccept = this.listeners.get(inc.localPort)
-    if (onAccept === undefined) {
+    const fallback = onAccept === undefined ? this.defaultHandler : null
+    if (onAccept === undefined && fallback === null) {
       this.st.synNoListener++
       this.endpoint.refuse(now, inc)
       return
@@ -397,8 +440,12 @@ export class SessionDriver {
       this.endpoint.refuse(now, inc)
       return
     }
+    if (fallback !== null) {
+      fallback(inc)
+      return
+    }
     const conn = this.endpoint.accept(now, inc)
-    onAccept(conn)
+    onAccept!(conn)
   }
 
   private onDatagramEvent(ev: DatagramEvent): void {

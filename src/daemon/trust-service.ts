@@ -109,7 +109,7 @@ export interface TrustServiceOptions {
   selfId: () => number
   /** Sends one message on a fresh stream to `node`:444; resolves when it was handed over, rejects on failure. */
   sendDirect: (node: number, message: Buffer) => Promise<void>
-  /** Trust for `node` was granted or taken away (drop sessions, caches). */
+  /** Trust for `node` was granted (called once reported to the registry) or taken away (drop sessions, caches). */
   onTrustChanged: (node: number, trusted: boolean) => void
   autoAccept: boolean
   logger?: Logger
@@ -329,10 +329,11 @@ export class TrustService {
     const key = (await this.directory.lookup(node))?.publicKey ?? ''
     this.store.trust(node, key, mutual)
     this.logger.info('peer trusted', { node, mutual })
-    this.onTrustChanged(node, true)
     await this.client.reportTrust(this.selfId(), node).catch((err: unknown) =>
       this.logger.warn('report_trust failed', { node, error: String(err) }),
     )
+    // After the report: the registry may now let us resolve the peer (the daemon re-resolves).
+    this.onTrustChanged(node, true)
   }
 
   // ───────────────────────── operator actions ─────────────────────────

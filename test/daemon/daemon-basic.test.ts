@@ -110,6 +110,7 @@ test('trust directly on port 444: request, approve, ping by hostname and address
     assert.equal(pb.trusted, true)
     assert.equal(pb.authenticated, true)
     assert.ok(pb.bytes_in > 0 && pb.bytes_out > 0)
+    assert.ok(pb.rtt_ms !== null && pb.rtt_ms >= 0, 'RTT from the pings and stream handshakes')
 
     // Reject: c asks b, b says no, c forgets its request.
     await c.trustRequest('bravo', 'me too')

@@ -22,8 +22,8 @@ export const FAST_TIMING: Partial<DaemonTiming> = {
   closeGraceMs: 300,
   deregisterTimeoutMs: 500,
   directoryTtlMs: 200,
-  directStaleMs: 1_000,
   tunnel: {
+    directStaleMs: 1_000,
     tickMs: 20,
     relayAfterMs: 300,
     probeIntervalMs: 200,
