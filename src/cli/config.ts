@@ -15,7 +15,11 @@
  *       "public": false,
  *       "kdf": "auto",
  *       "log-level": "info",
- *       "tun": true
+ *       "tun": true,
+ *       "interface": "pilot0",
+ *       "prefix": "fd50:494c:4f54::/48",
+ *       "mtu": 65520,
+ *       "dns": "on"
  *     }
  *
  * `"tun": false` is `--no-tun`. A flag given on the command line wins over the
@@ -48,6 +52,10 @@ export const CONFIG_KEYS = {
   'log-level': { type: 'choice', choices: ['error', 'warn', 'info', 'debug'] },
   'log-format': { type: 'choice', choices: ['auto', 'text', 'json'] },
   tun: { type: 'boolean' },
+  interface: { type: 'string' },
+  prefix: { type: 'string' },
+  mtu: { type: 'number', min: 1280, max: 65535 },
+  dns: { type: 'choice', choices: ['on', 'off'] },
 } as const satisfies Record<string, KeySpec>
 
 export type ConfigKey = keyof typeof CONFIG_KEYS

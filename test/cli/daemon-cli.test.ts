@@ -91,7 +91,9 @@ test('up: config file errors name the key; flags and files are checked before an
       [['--config', write('type.json', '{"auto-accept": "yes"}')], /"auto-accept" must be true or false/, 'PT_CONFIG_INVALID'],
       [['--config', write('kdf.json', '{"kdf": "md5"}')], /"kdf" must be one of auto, hkdf, legacy/, 'PT_CONFIG_INVALID'],
       [['--config', write('noreg.json', '{"tun": false}')], /no registry/, 'PT_CONFIG_INVALID'],
-      [['--config', write('tun.json', '{"registry": "127.0.0.1:9000"}')], /TUN/, 'PT_TUN_UNAVAILABLE'],
+      [['--config', write('mtu.json', '{"registry": "127.0.0.1:9000", "mtu": 100}')], /"mtu" must be a number in 1280\.\.65535/, 'PT_CONFIG_INVALID'],
+      [['--config', write('dns.json', '{"registry": "127.0.0.1:9000", "dns": "maybe"}')], /"dns" must be one of on, off/, 'PT_CONFIG_INVALID'],
+      [['--config', write('mtuflag.json', '{"registry": "127.0.0.1:9000"}'), '--mtu', '70000'], /--mtu 70000 is out of range/, 'PT_CONFIG_INVALID'],
     ]
     const results = await Promise.all(cases.map(([args]) => run(['up', ...args])))
     for (const [i, r] of results.entries()) {
@@ -101,8 +103,7 @@ test('up: config file errors name the key; flags and files are checked before an
       assert.match(r.stderr, new RegExp(`\\[${code}\\]`), args.join(' '))
       assert.doesNotMatch(r.stderr, NO_STACK)
     }
-    // The TUN refusal tells the user what to do; "camelCase" keys get the kebab-case spelling.
-    assert.match(results[8]!.stderr, /hint: run with --no-tun/)
+    // "camelCase" keys get the kebab-case spelling.
     assert.match(results[4]!.stderr, /write "state-dir"/)
     // A flag wins over the file: --no-tun overrides "tun": true, then the registry check is what fails.
     const tunFile = write('tun-true.json', '{"tun": true}')

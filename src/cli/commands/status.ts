@@ -29,6 +29,7 @@ export function formatStatus(s: DaemonStatus): string {
     ['registry', `${reg.address} (${regState})`],
     ['beacon', s.beacon.address ?? 'none'],
     ['tun', s.tun ? `${s.tun.interface} ${s.tun.address} (${s.tun.prefix}, mtu ${s.tun.mtu})` : 'none (--no-tun)'],
+    ...(s.tun ? [['dns', s.tun.dns] as [string, string]] : []),
     ['kdf', s.kdf],
     ['auto-accept', s.auto_accept ? 'yes' : 'no'],
     ['peers', s.peers],

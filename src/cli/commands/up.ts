@@ -37,11 +37,23 @@ interface UpArgs {
   'log-level'?: LogLevel
   'log-format'?: LogFormat
   'heartbeat-interval'?: number
+  interface?: string
+  prefix?: string
+  mtu?: number
+  dns?: 'on' | 'off'
+}
+
+/** The TUN front door settings (`tun` null = --no-tun). */
+export interface UpTunSettings {
+  interface: string
+  prefix: string
+  mtu: number
+  dns: boolean
 }
 
 /** Everything `up` runs with, after flags, file and defaults. */
 export interface UpSettings {
-  tun: boolean
+  tun: UpTunSettings | null
   registry: string
   beacon: string | null
   listen: string
@@ -69,6 +81,10 @@ export const upCommand: CommandModule<object, UpArgs> = {
   builder: (y) =>
     y
       .option('tun', { type: 'boolean', describe: 'create the TUN interface; --no-tun runs tunnel, sessions, echo and trust only', defaultDescription: 'true' })
+      .option('interface', { type: 'string', describe: 'TUN interface name', defaultDescription: 'pilot0' })
+      .option('prefix', { type: 'string', describe: 'overlay IPv6 prefix (a /48)', defaultDescription: 'fd50:494c:4f54::/48' })
+      .option('mtu', { type: 'number', describe: 'TUN MTU (1280..65535; large = fewer packets through the daemon)', defaultDescription: '65520' })
+      .option('dns', { choices: ['on', 'off'] as const, describe: 'answer <hostname>.pilot AAAA on the node\'s address, port 53', defaultDescription: 'on' })
       .option('registry', { type: 'string', describe: 'registry HOST:PORT (required, here or in the config file)' })
       .option('beacon', { type: 'string', describe: 'beacon HOST:PORT for NAT traversal and relay' })
       .option('listen', { type: 'string', describe: 'UDP [HOST]:PORT of the tunnel socket', defaultDescription: DEFAULT_LISTEN })
@@ -84,11 +100,6 @@ export const upCommand: CommandModule<object, UpArgs> = {
       .option('heartbeat-interval', { type: 'number', hidden: true, describe: 'registry heartbeat period in seconds (tests)' }) as Argv<UpArgs>,
   handler: async (args) => {
     const settings = await resolveUpSettings(args)
-    if (settings.tun) {
-      throw new PilotError('PT_TUN_UNAVAILABLE', 'this build of pilot-tun cannot create a TUN interface yet', {
-        hint: 'run with --no-tun (or "tun": false in the config file): tunnel, sessions, echo and trust work without the interface',
-      })
-    }
     const logger = createCliLogger(settings.logLevel, settings.logFormat)
     await runDaemon(settings, logger)
   },
@@ -110,13 +121,19 @@ export async function resolveUpSettings(args: UpArgs): Promise<UpSettings> {
     kdf: args.kdf,
     'log-level': args['log-level'],
     'log-format': args['log-format'],
+    interface: args.interface,
+    prefix: args.prefix,
+    mtu: args.mtu,
+    dns: args.dns,
   }
   const c = mergeConfig(file, flags)
   if (c.registry === undefined || c.registry === '') {
     throw new ConfigError('no registry given', 'pass --registry HOST:PORT or set "registry" in the config file (a registry of your own: `pilot-tun rendezvous`)')
   }
+  const mtu = c.mtu ?? 65520
+  if (!Number.isInteger(mtu) || mtu < 1280 || mtu > 65535) throw new ConfigError(`--mtu ${mtu} is out of range`, 'use an integer in 1280..65535 (IPv6 needs at least 1280)')
   return {
-    tun: c.tun ?? true,
+    tun: (c.tun ?? true) ? { interface: c.interface ?? 'pilot0', prefix: c.prefix ?? 'fd50:494c:4f54::/48', mtu, dns: (c.dns ?? 'on') === 'on' } : null,
     registry: c.registry,
     beacon: c.beacon ?? null,
     listen: c.listen ?? DEFAULT_LISTEN,
@@ -179,7 +196,8 @@ async function runDaemon(settings: UpSettings, logger: Logger): Promise<void> {
       beacon: settings.beacon ?? '-',
       listen: s.listen,
       control: settings.controlSocket,
-      tun: 'none (--no-tun)',
+      tun: s.tun === null ? 'none (--no-tun)' : `${s.tun.interface} ${s.tun.address} (${s.tun.prefix}, mtu ${s.tun.mtu})`,
+      dns: s.tun === null ? '-' : s.tun.dns,
     })
     const why = await stopped
     logger.info(`${why}: shutting down`)
@@ -238,6 +256,7 @@ async function startDaemon(settings: UpSettings, logger: Logger): Promise<Runnin
       public: settings.public,
       kdf: settings.kdf,
       logger,
+      tun: settings.tun,
       ...(settings.heartbeatMs === null ? {} : { timing: { heartbeatMs: settings.heartbeatMs } }),
     })
   } catch (err) {
