@@ -346,6 +346,16 @@ test('strays are dropped and counted per reason', async () => {
   assert.equal(now.malformed - before.malformed, 1)
 })
 
+test('a failing TUN reader (interface deleted) shuts the daemon down cleanly', async () => {
+  const dead = new MemoryTun({ name: 'pilot-test1' })
+  const d = await w.daemon('d', { tun: { device: dead, listenHost: '::1', dns: false } })
+  assert.equal((await d.status()).tun?.dns, 'off')
+  dead.fail()
+  await d.closed
+  assert.ok(dead.closed, 'device closed')
+  assert.ok(d.tun!.bridge.closed, 'bridge closed')
+})
+
 test('close: the TUN, listener, DNS socket and daemons leave no handles behind', async () => {
   const t = a.tun!
   await w.close()
