@@ -51,6 +51,9 @@ import { DaemonError, DaemonErrorCode, daemonClosedError } from './errors.js'
 import { TunFrontDoor, precheckTunFrontDoor, type TunFrontDoorOptions } from '../tun/bridge-setup.js'
 import type { BridgePong, IncomingStreamRequest } from '../tun/bridge-host.js'
 
+/** How long `peers`/`resolve` wait for a hostname before showing the cached one. */
+const DISPLAY_LOOKUP_WAIT_MS = 300
+
 export interface DaemonTiming {
   /** Registry heartbeat (then poll_handshakes). Go: 30 s. */
   heartbeatMs: number
@@ -344,12 +347,14 @@ export class Daemon implements DaemonControl {
   async peers(): Promise<PeerStatus[]> {
     const now = performance.now()
     const out: PeerStatus[] = []
-    for (const p of this.tunnel.peers()) {
-      const lookup = await this.directory.lookup(p.nodeId).catch(() => null)
+    const peers = this.tunnel.peers()
+    const names = await Promise.all(peers.map((p) => this.displayHostname(p.nodeId)))
+    for (let i = 0; i < peers.length; i++) {
+      const p = peers[i]!
       out.push({
         node_id: p.nodeId,
         address: formatAddress({ network: 0, node: p.nodeId }),
-        hostname: lookup?.hostname ?? null,
+        hostname: names[i]!,
         path: p.path,
         endpoint: p.endpoint === null ? null : formatUdpEndpoint(p.endpoint),
         rtt_ms: p.rttMs === undefined ? null : Math.round(p.rttMs * 1000) / 1000,
@@ -408,7 +413,7 @@ export class Daemon implements DaemonControl {
     const { node, hostname } = await this.resolveTarget(target)
     const addr = { network: 0, node }
     let name = hostname
-    if (name === null) name = (await this.directory.lookup(node))?.hostname ?? null
+    if (name === null) name = await this.displayHostname(node)
     return { address: formatAddress(addr), node_id: node, ipv6: pilotToIpv6Text(addr), hostname: name }
   }
 
@@ -697,6 +702,24 @@ export class Daemon implements DaemonControl {
       })
     }
     return err
+  }
+
+  /**
+   * A peer's hostname for display. Never waits long on the registry: a status
+   * command must answer while the registry is down, so after a short wait this
+   * falls back to the last answer seen (or null).
+   */
+  private async displayHostname(node: number): Promise<string | null> {
+    let timer: NodeJS.Timeout | undefined
+    const fallback = new Promise<null>((resolve) => {
+      timer = setTimeout(resolve, DISPLAY_LOOKUP_WAIT_MS, null)
+    })
+    try {
+      const r = await Promise.race([this.directory.lookup(node).catch(() => null), fallback])
+      return (r ?? this.directory.peek(node))?.hostname ?? null
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   /** Hostname, Pilot address or mapped IPv6 → node ID. */

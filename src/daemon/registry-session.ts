@@ -17,6 +17,7 @@
 import { isIP } from 'node:net'
 import type { HandshakeInbox, LookupResult, RegisterResult, RegistryClient } from '../registry/client.js'
 import { decodeStdBase64 } from '../crypto/identity.js'
+import { RegistryErrorCode } from '../registry/errors.js'
 import type { PeerDirectory } from '../tunnel/peer-directory.js'
 import type { UdpEndpoint } from '../tunnel/bind.js'
 import { nullLogger, type Logger } from '../logger.js'
@@ -255,9 +256,20 @@ export class RegistryDirectory implements PeerDirectory {
       value = await this.client.lookup(nodeId)
     } catch (err) {
       this.logger.debug('lookup failed', { node: nodeId, error: (err as Error).message })
+      // The registry being away is not an answer: keep serving what it said last
+      // (keys and hostnames of known peers), so existing peers can still re-key.
+      if (hit !== undefined && hit.value !== null && isTransportFailure(err)) {
+        hit.expires = this.clock() + this.negativeTtlMs
+        return hit.value
+      }
     }
     this.lookups.set(nodeId, { value, expires: this.clock() + (value === null ? this.negativeTtlMs : this.ttlMs) })
     return value
+  }
+
+  /** The last `lookup` answer for `nodeId`, however old; never asks the registry. */
+  peek(nodeId: number): LookupResult | null {
+    return this.lookups.get(nodeId)?.value ?? null
   }
 
   async lookupKey(nodeId: number): Promise<Uint8Array | null> {
@@ -277,6 +289,10 @@ export class RegistryDirectory implements PeerDirectory {
       value = parseHostPort(r.realAddr)
     } catch (err) {
       this.logger.debug('resolve refused or failed', { node: nodeId, error: (err as Error).message })
+      if (hit !== undefined && hit.value !== null && isTransportFailure(err)) {
+        hit.expires = this.clock() + this.negativeTtlMs
+        return hit.value
+      }
     }
     this.endpoints.set(nodeId, { value, expires: this.clock() + (value === null ? this.negativeTtlMs : this.ttlMs) })
     return value
@@ -287,6 +303,17 @@ export class RegistryDirectory implements PeerDirectory {
     this.lookups.delete(nodeId)
     this.endpoints.delete(nodeId)
   }
+}
+
+/** True when the registry could not be asked (as opposed to answering "no"). */
+function isTransportFailure(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  return (
+    code === RegistryErrorCode.UNREACHABLE ||
+    code === RegistryErrorCode.TIMEOUT ||
+    code === RegistryErrorCode.CLOSED ||
+    code === RegistryErrorCode.BAD_RESPONSE
+  )
 }
 
 /** "1.2.3.4:5", "[::1]:5" → endpoint; null if it is not an IP literal with a port. */
