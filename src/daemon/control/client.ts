@@ -156,7 +156,7 @@ export async function callDaemon<M extends ControlMethod>(
 }
 
 function connectError(path: string, err: NodeJS.ErrnoException): ControlError {
-  const start = 'start it with `sudo pilot-tun up --no-tun`, or pass --control-socket if it uses another path'
+  const start = 'start it with `sudo pilot-tun up`, or pass --control-socket if it uses another path'
   switch (err.code) {
     case 'ENOENT':
       return new ControlError(ControlErrorCode.DAEMON_NOT_RUNNING, `the pilot-tun daemon is not running (no control socket at ${path})`, {
