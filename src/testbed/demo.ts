@@ -152,11 +152,13 @@ class Demo {
   ) {}
 
   say(text: string): void {
+    if (this.tornDown !== null) throw new DemoError('stopped')
     this.step++
     process.stdout.write(`\n[${this.step}/${this.steps}] ${text}\n`)
   }
 
   line(text = ''): void {
+    if (this.tornDown !== null) return // after Ctrl-C, only the teardown speaks
     process.stdout.write(text === '' ? '\n' : `      ${text.split('\n').join('\n      ')}\n`)
   }
 
@@ -240,7 +242,8 @@ class Demo {
     }
     const [alice, bob] = await Promise.all([start('alice'), start('bob')])
     for (const [n, s] of [['alice', alice], ['bob', bob]] as const) {
-      const tun = s.tun === null ? 'no interface (--no-tun)' : `${s.tun.interface} ${s.tun.address}/128, route ${s.tun.prefix}, mtu ${s.tun.mtu}, DNS ${s.tun.dns}`
+      const dns = s.tun === null || s.tun.dns === 'off' ? 'no DNS responder' : `.pilot DNS on [${s.tun.address}]:53`
+      const tun = s.tun === null ? 'no interface (--no-tun)' : `${s.tun.interface} ${s.tun.address}/128, route ${s.tun.prefix}, mtu ${s.tun.mtu}, ${dns}`
       this.line(`${n.padEnd(6)} Pilot address ${s.address}  IPv6 ${s.ipv6}`)
       this.line(`${''.padEnd(6)} ${tun}`)
     }
