@@ -14,7 +14,7 @@
  *        │              │              │
  *   b 10.200.2.2   c 10.200.3.2   d 10.200.4.2      (f .6, g .7, h .8)
  *   every daemon: --listen 0.0.0.0:4000 --auto-accept --heartbeat-interval 1
- *   every router: + WAN input firewall (helpers: addRouterInputFirewalls, why)
+ *   every router drops new inbound TCP/UDP to itself on the WAN side (src/testbed/plan.ts explains why)
  *
  * Two nodes per kind (spec `matrix`), so each ordered pair of kinds gets its
  * own pair of daemons that never talked before: for kinds K1 ≠ K2, K1's first
@@ -34,7 +34,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Topology, testbedUnavailable } from '../src/testbed/topology.js'
 import { SPECS } from '../src/testbed/specs.js'
-import { PilotNet, addRouterInputFirewalls, isDirect, sleep, waitUntil } from './helpers/pilot-net.js'
+import { PilotNet, isDirect, sleep, waitUntil } from './helpers/pilot-net.js'
 
 type Kind = 'public' | 'full-cone' | 'port-restricted' | 'symmetric'
 const KINDS: Kind[] = ['public', 'full-cone', 'port-restricted', 'symmetric']
@@ -76,7 +76,6 @@ test('NAT matrix: every pair of kinds × who connects first, then a relayed pair
   const net = new PilotNet(topo, { heartbeatS: 1 })
   const observed: string[] = []
   try {
-    await addRouterInputFirewalls(topo)
     await net.startRendezvous()
     const names = Object.values(NODES).flat()
     await Promise.all(names.map((n) => net.up(n)))
@@ -141,14 +140,6 @@ test('NAT matrix: every pair of kinds × who connects first, then a relayed pair
       t.test('relayed h↔g upgrades to direct when g (port-restricted) becomes full cone', () => upgrade('h', 'g', 'g')),
       t.test(
         'relayed c↔d upgrades to direct when d (symmetric) becomes full cone',
-        {
-          todo:
-            'tunnel bug (issue 6 report): a relayed peer is probed only at the candidates it had when it went to relay. ' +
-            "c's only candidate for d is d's old beacon mapping (from the PunchCommand); d has none for c (its resolve ran " +
-            'before trust existed and was refused, and is not retried). Nothing re-resolves or re-punches while relayed, ' +
-            "so d's new endpoint 198.18.4.2:4000 is never tried. Failed in the first run (still relay after 45 s); passes (≈25 s) " +
-            'with the in-progress src/tunnel change that re-resolves relayed peers on the probe schedule: drop the todo when it lands.',
-        },
         () => upgrade('c', 'd', 'd'),
       ),
     ])
@@ -156,14 +147,7 @@ test('NAT matrix: every pair of kinds × who connects first, then a relayed pair
     // An idle direct path stays direct: pairs untouched since the matrix, checked after 17 s without traffic.
     await t.test(
       'idle direct paths stay direct (17 s without traffic, directStaleMs is 15 s)',
-      {
-        todo:
-          'tunnel bug (issue 6 report): `unansweredSinceMs` is set by the last packet sent (e.g. the final ACK of a stream) ' +
-          'and cleared only by a direct PILS, so 15 s after the last exchange an idle, healthy direct path is demoted to ' +
-          "relay (`direct-stale`); it flips back on the next probe or packet. Seen in the first run's logs (d: a and b demoted " +
-          'to relay while idle); passes with the in-progress src/tunnel silence re-key change: drop the todo when it lands.',
-      },
-      async () => {
+        async () => {
         const wait = matrixDone + 17_000 - Date.now()
         if (wait > 0) await sleep(wait)
         const pairs: Array<[string, string]> = [['a', 'e'], ['a', 'b'], ['f', 'e'], ['b', 'f']]

@@ -328,36 +328,3 @@ export function isDirect(path: string | undefined): boolean {
   return path === 'direct' || path === 'punched'
 }
 
-/**
- * Gives every NAT router a WAN input firewall (new flows from the WAN to the
- * router itself are dropped), in a table of its own (`ip pt_wan_input`) that
- * `setNatKind` leaves alone.
- *
- * Why: without it, a hole-punch packet that reaches a port-restricted router
- * before that router's own host has sent is accepted into INPUT, so its
- * conntrack entry (peer:4000 → WAN:4000, UNREPLIED) is confirmed. The host's
- * own punch towards the same peer then collides with that entry's reply tuple
- * and masquerade picks another source port: both sides' punches miss and two
- * port-restricted nodes end on the relay. A dropped packet's entry is never
- * confirmed, which is what real routers (WAN input zone REJECT/DROP) do.
- * See the report of issue 6; this belongs in src/testbed/plan.ts natRuleset.
- */
-export async function addRouterInputFirewalls(topo: Topology): Promise<void> {
-  await Promise.all(
-    topo.nodes
-      .filter((n) => n.router !== null)
-      .map((n) =>
-        topo.exec(n.router!.name, ['nft', '-f', '-'], {
-          input: [
-            'table ip pt_wan_input {',
-            '  chain input {',
-            '    type filter hook input priority filter; policy accept;',
-            `    iifname "${n.router!.wanDevice}" ct state new drop`,
-            '  }',
-            '}',
-            '',
-          ].join('\n'),
-        }),
-      ),
-  )
-}

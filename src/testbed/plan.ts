@@ -315,6 +315,14 @@ export function natRuleset(n: NodeLayout, kind: NatKind): string {
     '    type nat hook postrouting priority srcnat; policy accept;',
     ...post,
     '  }',
+      // Like a home router: nothing new comes in on the WAN side to the router
+    // itself. Without this, a peer's early punch packet to router:port leaves a
+    // conntrack entry that steals the port the inner host's mapping wants, and
+    // two port-restricted NATs can never punch through (ICMP stays answered).
+    '  chain input {',
+    '    type filter hook input priority filter; policy accept;',
+    `    iifname "${r.wanDevice}" meta l4proto { tcp, udp } ct state new drop`,
+    '  }',
     '  chain forward {',
     '    type filter hook forward priority filter; policy drop;',
     `    iifname "${r.lanDevice}" oifname "${r.wanDevice}" accept`,
