@@ -209,6 +209,6 @@ test('systemd/config.example.json passes the config loader and resolves to the s
   const settings = await resolveUpSettings({ config: path })
   assert.equal(settings.stateDir, DEFAULT_STATE_DIR)
   assert.equal(settings.controlSocket, DEFAULT_CONTROL_SOCKET)
-  assert.equal(settings.tun, true, 'the service runs with the TUN')
+  assert.deepEqual(settings.tun, { interface: 'pilot0', prefix: 'fd50:494c:4f54::/48', mtu: 65520, dns: true }, 'the service runs with the TUN (defaults)')
   assert.equal(settings.logFormat, 'json')
 })
