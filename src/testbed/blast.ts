@@ -12,9 +12,12 @@
  *   node dist/src/testbed/blast.js blast --host H --port 7001 --bytes N --seed S
  *       receives N bytes, hashes them (SHA-256) while they arrive, then hashes
  *       the expected stream; prints bytes, time, MB/s, both hashes, ok.
+ *       `--progress MS` adds a progress line on stderr every MS.
  *   node dist/src/testbed/blast.js echo --host H --port 7002 --count 1000 --size 65536
  *       `count` concurrent connections, each sends `size` seeded bytes and reads
  *       them back; prints completed/failed, time, aggregate MB/s, latencies.
+ *       `--hold MS` keeps all of them open MS after the last completes;
+ *       `--connect-window N` lets at most N connects be in progress at once.
  *   node dist/src/testbed/blast.js first-byte --host H --port 7002 --count K
  *       K sequential connections: connect() -> one byte written -> the first
  *       byte echoed back; prints each time in ms.
@@ -152,7 +155,8 @@ export interface BlastResult {
 }
 
 /** Receives `bytes` bytes of the stream for `seed` from a blast server. */
-export function blastClient(host: string, port: number, bytes: number, seed: bigint, timeoutMs: number): Promise<BlastResult> {
+/** With `progressMs`, a JSON progress line (bytes so far, MB/s of the last interval) goes to stderr every `progressMs`. */
+export function blastClient(host: string, port: number, bytes: number, seed: bigint, timeoutMs: number, progressMs = 0): Promise<BlastResult> {
   return new Promise((resolve) => {
     const t0 = performance.now()
     let first: number | null = null
@@ -183,6 +187,14 @@ export function blastClient(host: string, port: number, bytes: number, seed: big
       resolve(r)
     }
     const timer = setTimeout(() => finish(`timed out after ${timeoutMs} ms with ${got} of ${bytes} bytes`), timeoutMs)
+    if (progressMs > 0) {
+      let last = 0
+      const tick = setInterval(() => {
+        if (done) return clearInterval(tick)
+        process.stderr.write(JSON.stringify({ progress_s: round((performance.now() - t0) / 1000), bytes: got, mb_per_s_last: round((got - last) / 1e6 / (progressMs / 1000)) }) + '\n')
+        last = got
+      }, progressMs)
+    }
     sock.on('connect', () => sock.write(encodeRequest(bytes, seed)))
     sock.on('data', (d: Buffer) => {
       if (first === null) first = performance.now()
@@ -200,6 +212,8 @@ export interface EchoResult {
   failed: number
   /** The first few failures. */
   errors: string[]
+  /** Failures counted by kind (error code, "closed after N of M bytes" is "closed after ..."). */
+  error_kinds: Record<string, number>
   /** From the first connect() to the last connection's last byte back. */
   ms: number
   /** Bytes echoed back to the clients (count x size when all complete). */
@@ -218,10 +232,19 @@ export interface EchoResult {
  * kept open that long after the last one completed (so a daemon's RSS can be
  * read with all flows open) before they all close.
  */
-export async function echoClients(host: string, port: number, count: number, size: number, timeoutMs: number, holdMs = 0): Promise<EchoResult> {
+export async function echoClients(
+  host: string,
+  port: number,
+  count: number,
+  size: number,
+  timeoutMs: number,
+  holdMs = 0,
+  connectWindow = 0,
+): Promise<EchoResult> {
   const t0 = performance.now()
   const latencies: number[] = []
   const errors: string[] = []
+  const kinds: Record<string, number> = {}
   const open: Socket[] = []
   let bytes = 0
   let allDone: () => void = () => {}
@@ -230,10 +253,25 @@ export async function echoClients(host: string, port: number, count: number, siz
   const settle = (): void => {
     if (--remaining === 0) allDone()
   }
-  for (let i = 0; i < count; i++) {
+  // connectWindow > 0: at most that many connects in progress at once (the
+  // rest wait their turn); every connection still stays open until the end.
+  let connecting = 0
+  let next = 0
+  const launch = (): void => {
+    while (next < count && (connectWindow <= 0 || connecting < connectWindow)) start(next++)
+  }
+  const start = (i: number): void => {
+    connecting++
+    let connectDone = false
+    const connected = (): void => {
+      if (connectDone) return
+      connectDone = true
+      connecting--
+      launch()
+    }
     const payload = new SeededStream(BigInt(i + 1)).next(Math.min(size, CHUNK))
     const data = size <= CHUNK ? payload : Buffer.concat(Array.from({ length: Math.ceil(size / CHUNK) }, () => payload)).subarray(0, size)
-    const start = performance.now()
+    const began = performance.now()
     const sock = connect({ host, port })
     open.push(sock)
     let got = 0
@@ -243,10 +281,16 @@ export async function echoClients(host: string, port: number, count: number, siz
       if (settled) return
       settled = true
       if (errors.length < 10) errors.push(`#${i}: ${why}`)
+      const kind = why.split(':')[0]!.replace(/\d+/g, 'N')
+      kinds[kind] = (kinds[kind] ?? 0) + 1
       sock.destroy()
       settle()
     }
-    sock.on('connect', () => sock.write(data))
+    sock.on('connect', () => {
+      connected()
+      sock.write(data)
+    })
+    sock.once('close', connected)
     sock.on('data', (d: Buffer) => {
       if (settled) return
       if (got + d.length > size) return fail(`more than ${size} bytes back`)
@@ -258,13 +302,14 @@ export async function echoClients(host: string, port: number, count: number, siz
         if (!back.equals(data)) {
           if (errors.length < 10) errors.push(`#${i}: echoed bytes differ`)
           sock.destroy()
-        } else latencies.push(performance.now() - start)
+        } else latencies.push(performance.now() - began)
         settle()
       }
     })
     sock.on('error', (e) => fail(`${(e as NodeJS.ErrnoException).code ?? 'error'}: ${e.message} after ${got} bytes`))
     sock.on('close', () => fail(`closed after ${got} of ${size} bytes`))
   }
+  launch()
   let timedOut = false
   const timer = setTimeout(() => {
     timedOut = true
@@ -287,6 +332,7 @@ export async function echoClients(host: string, port: number, count: number, siz
     completed: latencies.length,
     failed: count - latencies.length,
     errors,
+    error_kinds: kinds,
     ms: round(ms),
     bytes,
     mb_per_s: round(bytes / 1e6 / (ms / 1000)),
@@ -391,10 +437,10 @@ async function main(argv: readonly string[]): Promise<void> {
       return
     }
     case 'blast':
-      out(await blastClient(str(f, 'host'), num(f, 'port', 7001), num(f, 'bytes'), BigInt(str(f, 'seed', '1')), num(f, 'timeout', 120_000)))
+      out(await blastClient(str(f, 'host'), num(f, 'port', 7001), num(f, 'bytes'), BigInt(str(f, 'seed', '1')), num(f, 'timeout', 120_000), num(f, 'progress', 0)))
       return
     case 'echo':
-      out(await echoClients(str(f, 'host'), num(f, 'port', 7002), num(f, 'count'), num(f, 'size', 65536), num(f, 'timeout', 60_000), num(f, 'hold', 0)))
+      out(await echoClients(str(f, 'host'), num(f, 'port', 7002), num(f, 'count'), num(f, 'size', 65536), num(f, 'timeout', 60_000), num(f, 'hold', 0), num(f, 'connect-window', 0)))
       return
     case 'first-byte':
       out(await firstByte(str(f, 'host'), num(f, 'port', 7002), num(f, 'count', 1), num(f, 'timeout', 10_000)))

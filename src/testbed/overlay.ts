@@ -198,6 +198,8 @@ export class Overlay {
     const tun = this.opts.tun !== false
     if (o.keepState !== true) rmSync(join(this.dir, name), { recursive: true, force: true })
     mkdirSync(join(this.dir, name), { recursive: true })
+    // The test bed disables IPv6 in every namespace; pilot0 (created after this) and lo need it.
+    if (tun) await this.topo.exec(name, ['sysctl', '-q', '-w', 'net.ipv6.conf.default.disable_ipv6=0', 'net.ipv6.conf.lo.disable_ipv6=0'])
     const p = this.spawnNode(`daemon ${name}`, name, [
       pilotBin, 'up', ...(tun ? [] : ['--no-tun']), '--registry', this.registryAddr, '--beacon', this.beaconAddr,
       '--listen', `0.0.0.0:${TUNNEL_PORT}`, '--state-dir', join(this.dir, name, 'state'), '--control-socket', this.socket(name),
