@@ -11,6 +11,10 @@
  *                        GET / answers a short text page naming the client.
  *                        Prints `ready {"port","sha256","bytes"}` once listening.
  *   udp-echo PORT        UDP echo server on [::]:PORT; prints `ready {"port"}`.
+ *   connect HOST PORT TIMEOUT_MS
+ *                        One TCP connect(); prints {"ok","code","ms"} (code: the
+ *                        errno name, e.g. ECONNREFUSED, EACCES, EHOSTUNREACH, or
+ *                        "TIMEOUT"), exits 0.
  *   udp-ping HOST PORT COUNT TIMEOUT_MS
  *                        Sends COUNT datagrams one after another, waits up to
  *                        TIMEOUT_MS for each echo, prints one JSON line
@@ -22,6 +26,7 @@
 import { createServer } from 'node:http'
 import { createHash, createCipheriv } from 'node:crypto'
 import { createSocket } from 'node:dgram'
+import { connect } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { resolve } from 'node:path'
 
@@ -116,6 +121,22 @@ async function udpPing(host: string, port: number, count: number, timeoutMs: num
   return received === count ? 0 : 1
 }
 
+function tcpConnect(host: string, port: number, timeoutMs: number): Promise<void> {
+  return new Promise((done) => {
+    const t0 = performance.now()
+    const report = (ok: boolean, code: string | null): void => {
+      clearTimeout(timer)
+      sock.destroy()
+      process.stdout.write(JSON.stringify({ ok, code, ms: Math.round(performance.now() - t0) }) + '\n')
+      done()
+    }
+    const sock = connect({ host, port })
+    const timer = setTimeout(() => report(false, 'TIMEOUT'), timeoutMs)
+    sock.once('connect', () => report(true, null))
+    sock.once('error', (e: NodeJS.ErrnoException) => report(false, e.code ?? e.message))
+  })
+}
+
 async function main(argv: string[]): Promise<void> {
   const [mode, ...rest] = argv
   const num = (i: number): number => {
@@ -130,11 +151,14 @@ async function main(argv: string[]): Promise<void> {
     case 'udp-echo':
       udpEcho(num(0))
       return
+    case 'connect':
+      await tcpConnect(rest[0] ?? '', num(1), num(2))
+      return
     case 'udp-ping':
       process.exitCode = await udpPing(rest[0] ?? '', num(1), num(2), num(3))
       return
     default:
-      throw new Error(`unknown mode ${JSON.stringify(mode)} (http, udp-echo, udp-ping)`)
+      throw new Error(`unknown mode ${JSON.stringify(mode)} (http, udp-echo, connect, udp-ping)`)
   }
 }
 
