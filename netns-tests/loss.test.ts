@@ -54,12 +54,12 @@ describe('overlay TCP under hub loss (50 MB, byte-exact)', { skip, timeout: 240_
     await topo?.destroy()
   })
 
-  const blast = async (lossPct: number, seed: number): Promise<BlastResult> => {
+  const blast = async (lossPct: number, seed: number, timeoutMs = 100_000): Promise<BlastResult> => {
     await topo!.setLoss(lossPct)
     const r = await ov!.traffic<BlastResult>(
       'a',
-      ['blast', '--host', b.ipv6, '--port', '7001', '--bytes', String(BYTES), '--seed', String(seed), '--timeout', '100000'],
-      110_000,
+      ['blast', '--host', b.ipv6, '--port', '7001', '--bytes', String(BYTES), '--seed', String(seed), '--timeout', String(timeoutMs)],
+      timeoutMs + 10_000,
     )
     await topo!.setLoss(0)
     const line = `${lossPct} % loss: ${(r.bytes / 1048576).toFixed(1)} MiB in ${(r.ms / 1000).toFixed(2)} s = ${r.mb_per_s.toFixed(2)} MB/s, byte-exact: ${r.ok}`
@@ -89,7 +89,7 @@ describe('overlay TCP under hub loss (50 MB, byte-exact)', { skip, timeout: 240_
   // It runs and prints what it moved; it stops being a todo once that is fixed.
   it('5 % random loss: byte-exact', { todo: 'the session moves ~0.3 MB/s at 5 % loss: 50 MiB needs ~170 s (see the comment)' }, async (t) => {
     if (notReady !== null) return t.skip(notReady)
-    const r = await blast(5, 12)
+    const r = await blast(5, 12, 45_000) // a todo: do not spend 100 s on it
     t.diagnostic(`goodput at 5 % loss: ${r.mb_per_s.toFixed(2)} MB/s`)
   })
 
