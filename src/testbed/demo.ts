@@ -240,7 +240,9 @@ class Demo {
       await p.waitFor(/pilot-tun up address=/, 'the "pilot-tun up" line')
       return this.until(`${n}'s status`, () => this.json<Status>(n, ['status']), (s) => !this.tun || s.tun !== null, 10_000)
     }
-    const [alice, bob] = await Promise.all([start('alice'), start('bob')])
+    // One after the other, so the registry numbers them in order (alice 1, bob 2).
+    const alice = await start('alice')
+    const bob = await start('bob')
     for (const [n, s] of [['alice', alice], ['bob', bob]] as const) {
       const dns = s.tun === null || s.tun.dns === 'off' ? 'no DNS responder' : `.pilot DNS on [${s.tun.address}]:53`
       const tun = s.tun === null ? 'no interface (--no-tun)' : `${s.tun.interface} ${s.tun.address}/128, route ${s.tun.prefix}, mtu ${s.tun.mtu}, ${dns}`
