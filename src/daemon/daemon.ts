@@ -476,9 +476,18 @@ export class Daemon implements DaemonControl {
    * with it, PT_CONNECTION_REFUSED when it refuses although trusted (nothing
    * listens), PT_PEER_UNREACHABLE when no SYN|ACK arrives in time.
    */
-  openStream(node: number | PilotAddress, port: number, config?: Partial<StreamConfig>): Promise<PilotStream> {
-    if (this.closing !== null) return Promise.reject(daemonClosedError())
+  async openStream(node: number | PilotAddress, port: number, config?: Partial<StreamConfig>): Promise<PilotStream> {
+    if (this.closing !== null) throw daemonClosedError()
     const remote = typeof node === 'number' ? { network: 0, node } : node
+    // A node the registry has never heard of cannot answer: say so now instead
+    // of retrying a dial for half a minute. (No session and registry unreachable:
+    // dial anyway, the tunnel may still know a path.)
+    if (this.tunnel.peer(remote.node)?.authenticated !== true && (await this.directory.isRegistered(remote.node)) === false) {
+      throw new DaemonError(DaemonErrorCode.PEER_UNREACHABLE, `node ${formatAddress(remote)} is not registered`, {
+        hint: 'check the address, or `pilot-tun resolve <hostname>` for the right one',
+      })
+    }
+    if (this.closing !== null) throw daemonClosedError()
     const stream = new PilotStream(this.driver, this.driver.connect(remote, port, config))
     return new Promise<PilotStream>((resolve, reject) => {
       const onConnect = (): void => {

@@ -267,6 +267,23 @@ export class RegistryDirectory implements PeerDirectory {
     return value
   }
 
+  /**
+   * Whether `nodeId` is registered: true, false when the registry says it is
+   * not, null when the registry cannot be asked. Node IDs are never reused, so
+   * a node seen once stays "registered" without asking again.
+   */
+  async isRegistered(nodeId: number): Promise<boolean | null> {
+    const hit = this.lookups.get(nodeId)
+    if (hit !== undefined && hit.value !== null) return true
+    try {
+      const value = await this.client.lookup(nodeId)
+      this.lookups.set(nodeId, { value, expires: this.clock() + this.ttlMs })
+      return true
+    } catch (err) {
+      return isTransportFailure(err) ? null : false
+    }
+  }
+
   /** The last `lookup` answer for `nodeId`, however old; never asks the registry. */
   peek(nodeId: number): LookupResult | null {
     return this.lookups.get(nodeId)?.value ?? null
