@@ -61,6 +61,11 @@ export interface EndpointConfig {
   readonly stream?: Partial<StreamConfig>
   readonly maxConnectionsPerPort?: number
   readonly maxConnections?: number
+  /**
+   * SYNs waiting for the caller's accept/refuse. When full, further SYNs are
+   * dropped (not refused): the peer retransmits, so a burst of connections
+   * slows down instead of failing. Default 1024.
+   */
   readonly maxPendingIncoming?: number
   readonly maxOutstandingPings?: number
 }
@@ -72,6 +77,8 @@ export interface EndpointStats {
   droppedNoConnection: number
   droppedBadProtocol: number
   droppedEmptyDatagram: number
+  /** SYNs dropped because `maxPendingIncoming` decisions were outstanding. */
+  droppedPendingFull: number
   rstSent: number
   pongsSent: number
   pingsSent: number
@@ -149,6 +156,7 @@ export class SessionEndpoint {
     droppedNoConnection: 0,
     droppedBadProtocol: 0,
     droppedEmptyDatagram: 0,
+    droppedPendingFull: 0,
     rstSent: 0,
     pongsSent: 0,
     pingsSent: 0,
@@ -160,7 +168,7 @@ export class SessionEndpoint {
     this.streamDefaults = config.stream
     this.maxPerPort = config.maxConnectionsPerPort ?? 1024
     this.maxConnections = config.maxConnections ?? 4096
-    this.maxPending = config.maxPendingIncoming ?? 64
+    this.maxPending = config.maxPendingIncoming ?? 1024
     this.maxPings = config.maxOutstandingPings ?? 256
     this.nextPingId = config.random.u32() >>> 1
   }
@@ -379,7 +387,11 @@ export class SessionEndpoint {
     }
     const pendingByPorts = this.pending.get(remoteKey)
     if (pendingByPorts !== undefined && pendingByPorts.has(portsKey)) return null // retransmitted SYN, decision pending
-    if ((this.portUse.get(h.dstPort) ?? 0) >= this.maxPerPort || this.all.length >= this.maxConnections || this.pendingCount >= this.maxPending) {
+    if (this.pendingCount >= this.maxPending) {
+      this.st.droppedPendingFull++ // the peer's SYN retransmission tries again
+      return null
+    }
+    if ((this.portUse.get(h.dstPort) ?? 0) >= this.maxPerPort || this.all.length >= this.maxConnections) {
       this.queueRst(h.srcNetwork, h.srcNode, h.dstPort, h.srcPort)
       return null
     }

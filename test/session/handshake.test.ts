@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { SimPair } from '../../src/session/testing/pair.js'
-import { SessionEndpoint, EPHEMERAL_PORT_MIN, EPHEMERAL_PORT_MAX } from '../../src/session/endpoint.js'
+import { SessionEndpoint, EPHEMERAL_PORT_MIN, EPHEMERAL_PORT_MAX, type IncomingStream } from '../../src/session/endpoint.js'
 import { StreamEvent, StreamState } from '../../src/session/stream.js'
 import { drainEvents, OneWay } from '../../src/session/testing/transfer.js'
 import { Flag } from '../../src/protocol/header.js'
@@ -137,6 +137,24 @@ test('wrong version: a SYN with version 2 is refused with RST; non-SYN with vers
   feed(a2, 1, { version: 2, flags: Flag.SYN | Flag.ACK, srcNode: 2, dstNode: 1, srcPort: 80, dstPort: c2.localPort, seq: 1, ack: (c2.initialSequenceNumber + 1) >>> 0, window: 512 })
   assert.equal(c2.error?.code, 'PT_SESSION_REFUSED')
   assert.equal(drain(a2, 1)[0]?.h.flags, Flag.RST)
+})
+
+test('SYNs beyond the pending-decision limit are dropped, not refused; a retransmitted SYN is taken once room frees', () => {
+  const b = new SessionEndpoint({ local: B, random: new SeededRandom(9), maxPendingIncoming: 2 })
+  b.listen(80)
+  const syn = (port: number): IncomingStream | null => {
+    const r = feed(b, 0, { flags: Flag.SYN, srcNode: 1, dstNode: 2, srcPort: port, dstPort: 80, seq: 100, window: 512 })
+    return r !== null && 'kind' in r ? r : null
+  }
+  const first = syn(50001)
+  assert.equal(first?.kind, 'incoming')
+  assert.equal(syn(50002)?.kind, 'incoming')
+  assert.equal(syn(50003), null, 'third SYN waits: no decision slot')
+  assert.equal(drain(b, 0).length, 0, 'and gets no RST')
+  assert.equal(b.stats().droppedPendingFull, 1)
+  b.refuse(0, first!)
+  drain(b, 0)
+  assert.equal(syn(50003)?.kind, 'incoming', 'the retransmitted SYN gets the freed slot')
 })
 
 test('many connections per peer from distinct ephemeral ports', () => {
