@@ -17,6 +17,7 @@
  * `ip` is injected as an `IpRunner` so the command lines and the error
  * parsing are tested without root.
  */
+import { readFile, writeFile } from 'node:fs/promises'
 import { execFile } from 'node:child_process'
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
 import { isIPv6 } from 'node:net'
@@ -147,7 +148,10 @@ export class InterfaceSetup {
    */
   async up(): Promise<void> {
     try {
-      for (const args of this.upCommands()) await this.run(args)
+      const [link, ...rest] = this.upCommands()
+      await this.run(link!)
+      await enableIpv6On(this.name)
+      for (const args of rest) await this.run(args)
       this.isUp = true
     } catch (err) {
       await this.teardown().catch(() => {})
@@ -373,5 +377,20 @@ export async function openTunInterface(
       })()
       return closing
     },
+  }
+}
+
+/**
+ * Turns IPv6 on for our own interface only, when the system creates new links
+ * with it disabled (`net.ipv6.conf.default.disable_ipv6=1`, common in
+ * containers and namespaces); `ip -6 addr add` fails otherwise. Nothing else
+ * is touched, and a system without the sysctl (or a test double) is fine.
+ */
+async function enableIpv6On(name: string): Promise<void> {
+  const path = `/proc/sys/net/ipv6/conf/${name}/disable_ipv6`
+  try {
+    if ((await readFile(path, 'utf8')).trim() === '1') await writeFile(path, '0')
+  } catch {
+    // No such interface in /proc (fake `ip` in tests) or no IPv6 at all: `ip -6 addr add` reports it.
   }
 }

@@ -30,6 +30,9 @@ test('native TUN inside a throwaway network namespace (conformance suite and set
   try {
     const lo = spawnSync('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up'], { encoding: 'utf8' })
     assert.equal(lo.status, 0, lo.stderr)
+    // Like many containers: new links come up without IPv6. Set-up must enable it on its own interface.
+    const v6 = spawnSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.default.disable_ipv6=1'], { encoding: 'utf8' })
+    assert.equal(v6.status, 0, v6.stderr)
     const child = fileURLToPath(new URL('./netns-child.js', import.meta.url))
     // The child runs its own test runner; it must not think it reports to ours.
     const env: NodeJS.ProcessEnv = { ...process.env, PILOT_TUN_NETNS_CHILD: ns }
