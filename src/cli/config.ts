@@ -55,6 +55,7 @@ export const CONFIG_KEYS = {
   interface: { type: 'string' },
   prefix: { type: 'string' },
   mtu: { type: 'number', min: 1280, max: 65535 },
+  mss: { type: 'number', min: 536, max: 65000 },
   dns: { type: 'choice', choices: ['on', 'off'] },
 } as const satisfies Record<string, KeySpec>
 
