@@ -14,11 +14,15 @@ export interface CongestionController {
   readonly pacingDelay: number
   /** New cumulative ACK outside recovery. `rtt` is a fresh sample or -1. */
   onAck(now: Millis, bytesAcked: number, bytesInFlight: number, rtt: number): void
-  /** Fast retransmit: a loss detected by duplicate ACKs / SACK. */
+  /**
+   * Loss detected by SACK/RACK or duplicate ACKs (once per recovery episode), or
+   * a tail loss probe that repaired a loss (then onRecoveryEnd follows at once).
+   * Sets ssthresh: the connection paces recovery towards it with PRR.
+   */
   onCongestionEvent(now: Millis, bytesInFlight: number): void
-  /** The cumulative ACK passed the recovery point. */
+  /** The cumulative ACK passed the recovery point of a fast-recovery episode. */
   onRecoveryEnd(now: Millis): void
-  /** Retransmission timeout. */
+  /** Retransmission timeout; onAck calls follow while the holes are refilled. */
   onRto(now: Millis, bytesInFlight: number): void
 }
 
@@ -34,8 +38,11 @@ export interface NewRenoOptions {
 /**
  * Slow start and AIMD per RFC 5681 with IW10 (RFC 6928) and byte counting
  * (RFC 3465, L = 2 segments). Recovery itself is SACK-driven in the connection;
- * here fast retransmit sets cwnd = ssthresh = max(flight/2, 2·MSS) and an RTO
- * collapses cwnd to one segment.
+ * here a loss sets cwnd = ssthresh = max(flight/2, 2·MSS), and an RTO sets
+ * ssthresh the same way and restarts slow start from min(IW, ssthresh): never
+ * one segment, which would leave the receiver waiting out its delayed ACK on
+ * every round trip, and never more than half of what was in flight (the
+ * reference restarts from IW10, §6.11).
  */
 export class NewReno implements CongestionController {
   cwnd: number
@@ -43,6 +50,7 @@ export class NewReno implements CongestionController {
   readonly pacingDelay = 0
   private readonly mss: number
   private readonly maxCwnd: number
+  private readonly initialWindow: number
   private bytesAckedInCa = 0
 
   constructor(mss: number, options: NewRenoOptions = {}) {
@@ -51,6 +59,7 @@ export class NewReno implements CongestionController {
     // IW10 in segments, but never more than 10 × 4096 bytes (the reference's IW)
     // for jumbo MSS values, and never less than two segments.
     this.cwnd = Math.max(2 * mss, Math.min(iw * mss, iw * 4096))
+    this.initialWindow = this.cwnd
     this.maxCwnd = options.maxCwnd ?? 64 * 1024 * 1024
   }
 
@@ -82,7 +91,7 @@ export class NewReno implements CongestionController {
 
   onRto(_now: Millis, bytesInFlight: number): void {
     this.ssthresh = Math.max(bytesInFlight / 2, 2 * this.mss)
-    this.cwnd = this.mss
+    this.cwnd = Math.min(this.initialWindow, this.ssthresh)
     this.bytesAckedInCa = 0
   }
 }

@@ -19,6 +19,37 @@
  * receive ring at its offset, in or out of order; out-of-order ranges are a
  * short sorted list that also yields the SACK blocks.
  *
+ * Loss recovery (sender side; the receiver's SACK is Go's: lowest four blocks):
+ *   - Scoreboard: each segment record is in flight, SACKED, or LOST (waiting
+ *     for retransmission); pipe = in flight bytes (RFC 6675). Retransmissions
+ *     always resend a whole record, so boundaries never change (§20 item 10).
+ *   - RACK (RFC 8985 §6): an un-SACKed segment sent before the most recently
+ *     sent delivered segment is lost once RACK.rtt + reo_wnd has passed since it
+ *     left, so a lost retransmission is found by its own send time. "Sent
+ *     before" is a transmission counter, not a timestamp (a burst shares one
+ *     `now`). reo_wnd is 0 in recovery or with ≥ 3 SACKed segments until
+ *     reordering is seen, then min_RTT/4 (widened when a retransmission turns
+ *     out spurious: acknowledged sooner than min_RTT after it left). Only
+ *     segments below the highest SACKed byte are judged: above it the lowest-
+ *     four-blocks SACK may simply not have mentioned them. Three duplicate pure
+ *     ACKs still mark the head lost (peers without SACK).
+ *   - Every lost segment is retransmitted as the window allows, before new data.
+ *     Fast recovery (one congestion response per episode, until snd.una passes
+ *     the snd.nxt of its start) paces sending with PRR (RFC 6937) towards the
+ *     controller's ssthresh; after an RTO every un-SACKed segment is lost and the
+ *     controller slow-starts from its loss window (NewReno: min(IW, ssthresh)).
+ *   - Tail loss probe (RFC 8985 §7): after max(2·SRTT, minPto) (+ delayedAck with
+ *     one segment in flight) without progress, send new data — two segments, so
+ *     a delayed-ACK receiver answers at once — or the last segment again. Armed
+ *     in recovery too: with a few segments in flight a lossy path can lose all
+ *     of them or their ACKs, leaving RACK nothing to work with. A retransmitted
+ *     probe that repaired a loss costs one congestion response.
+ *   - RTO (RFC 6298) = max(SRTT + max(G, 4·RTTVAR), SRTT + delayedAck + G), at
+ *     least minRto (50 ms: with RACK and TLP an RTO is the last resort, and 200 ms
+ *     is a thousand LAN round trips; the delayedAck term keeps it from firing
+ *     before a delayed ACK could be back), doubling per timeout. A silent path is
+ *     given up after maxTransmissions RTO transmissions and retransmitGiveUp.
+ *
  * Interop rules honoured (§20 items 10–14): every data segment carries ACK; FIN
  * packets carry no data; window = free 4096-byte slots, ≥ 1 when full; a peer
  * window of 0 means "no limit"; data never starts with the SACK pattern; FIN
@@ -92,8 +123,16 @@ export interface StreamConfig {
   maxRto: Millis
   /** Clock granularity G in RFC 6298. */
   granularity: Millis
+  /** Floor of the tail loss probe timeout (RFC 8985 §7.2: PTO = 2·SRTT, + delayedAck with one segment in flight). */
+  minPto: Millis
   /** Transmissions of one segment before giving up (while the peer is silent). */
   maxTransmissions: number
+  /**
+   * ...and at least this long since the first timeout of the series: a low RTO
+   * floor must not shorten how long a silent peer is tolerated (the reference's
+   * 8 transmissions from its 200 ms floor span ≈ 30 s).
+   */
+  retransmitGiveUp: Millis
   delayedAck: Millis
   nagleDelay: Millis
   keepalive: Millis
@@ -114,10 +153,12 @@ export const DEFAULT_STREAM_CONFIG: Readonly<StreamConfig> = Object.freeze({
   receiveBufferSize: 512 * WINDOW_UNIT,
   maxOutOfOrderRanges: 64,
   initialRto: 1000,
-  minRto: 200,
+  minRto: 50,
   maxRto: 10_000,
   granularity: 10,
+  minPto: 2,
   maxTransmissions: 8,
+  retransmitGiveUp: 30_000,
   delayedAck: 40,
   nagleDelay: 40,
   keepalive: 30_000,
@@ -142,8 +183,16 @@ export interface StreamStats {
   packetsSent: number
   bytesSent: number
   dataSegmentsSent: number
+  /** Data segments sent again, for any reason (loss, RTO, tail probe). */
   retransmits: number
+  /** Fast-recovery episodes: entered on SACK/RACK or duplicate-ACK evidence of loss (not RTO). */
   fastRetransmits: number
+  /** Segments found lost by SACK/RACK or three duplicate ACKs (RTO marks are not counted). */
+  lostSegments: number
+  /** Tail loss probes sent (RFC 8985 §7). */
+  probes: number
+  /** Retransmissions acknowledged sooner than the minimum RTT after they left: the original had arrived. */
+  spuriousRetransmits: number
   rtoTimeouts: number
   synRetransmits: number
   packetsReceived: number
@@ -171,10 +220,27 @@ const enum Timer {
   Keepalive = 3,
   Idle = 4,
   TimeWait = 5,
-  Count = 6,
+  /** RACK reordering window: a candidate segment becomes lost (RFC 8985 §6.2). */
+  Reorder = 6,
+  /** Tail loss probe (RFC 8985 §7). */
+  Probe = 7,
+  Count = 8,
 }
 
+const enum Recovery {
+  None = 0,
+  /** Entered on SACK/RACK/dup-ACK evidence: PRR paces the repair (RFC 6937). */
+  Fast = 1,
+  /** After an RTO: every un-SACKed segment is lost; slow start from the loss window. */
+  Rto = 2,
+}
+
+// Segment flags.
 const SACKED = 1
+/** Deemed lost and waiting for retransmission (not counted in the pipe). */
+const LOST = 2
+/** Last sent as a tail loss probe. */
+const PROBED = 4
 const MAX_U8 = 255
 const INITIAL_RING = 64 * 1024
 
@@ -217,21 +283,41 @@ export class StreamConnection {
   private segOff: Float64Array
   private segLen: Int32Array
   private segSentAt: Float64Array
+  private segXmit: Float64Array // transmission order: counts every data segment sent
   private segTx: Uint8Array
   private segFlags: Uint8Array
-  private segEpoch: Uint32Array
   private segHead = 0
   private segCount = 0
   private sackedBytes = 0
   private sackedSegs = 0
-  private highSacked = 0
+  private lostBytes = 0
+  private lostSegs = 0
+  private lostScan = 0 // index (from head) below which no segment is marked lost
+  private fack = 0 // end of the highest delivered (acked or SACKed) range
   private dupAcks = 0
-  private inRecovery = false
+  private recovery: Recovery = Recovery.None
   private recoveryPoint = 0
-  private lossEdge = 0
-  private episode = 0
-  private retxIdx = 0 // scan position (from head) for lost segments
-  private pipe = 0
+  // PRR (RFC 6937) during fast recovery
+  private prrDelivered = 0
+  private prrOut = 0
+  private recoverFs = 0
+  private recoveryCwnd = 0
+  // RACK (RFC 8985 §6): the most recently sent segment known delivered
+  private xmitCount = 0
+  private rackXmit = -1 // transmission number of the RACK segment: "sent after" without timestamp ties
+  private rackRtt = 0
+  private minRtt = Number.POSITIVE_INFINITY
+  private reorderingSeen = false
+  private reoWndMult = 1
+  private reoWndPersist = 0
+  private reoWndRound = -1
+  // TLP (RFC 8985 §7)
+  private probePending = false
+  private probeSecond = false // a new-data probe is two segments
+  private tlpEnd = -1 // sndNxt after the outstanding probe; -1 = none
+  private tlpRetrans = false
+  private tlpSentAt = 0
+  private tlpFlight = 0
   private rtoRetransmitNow = false
   private nagleExpired = false
   // RTT (RFC 6298)
@@ -239,6 +325,7 @@ export class StreamConnection {
   private rttvar = 0
   private rto: number
   private backoff = 0
+  private rtoSeriesStart = 0 // time of the first timeout since the last new ACK
   private lastRecvAfterRetx = true
   // SYN / SYN|ACK
   private synPending = false
@@ -288,6 +375,9 @@ export class StreamConnection {
     dataSegmentsSent: 0,
     retransmits: 0,
     fastRetransmits: 0,
+    lostSegments: 0,
+    probes: 0,
+    spuriousRetransmits: 0,
     rtoTimeouts: 0,
     synRetransmits: 0,
     packetsReceived: 0,
@@ -352,9 +442,9 @@ export class StreamConnection {
     this.segOff = new Float64Array(segCap)
     this.segLen = new Int32Array(segCap)
     this.segSentAt = new Float64Array(segCap)
+    this.segXmit = new Float64Array(segCap)
     this.segTx = new Uint8Array(segCap)
     this.segFlags = new Uint8Array(segCap)
-    this.segEpoch = new Uint32Array(segCap)
 
     if (passive === null) {
       this._state = StreamState.SynSent
@@ -484,6 +574,14 @@ export class StreamConnection {
       this.onRetransmitTimer(now)
       if (this.isClosed) return
     }
+    if (t[Timer.Reorder]! <= now) {
+      t[Timer.Reorder] = Number.POSITIVE_INFINITY
+      if (this.segCount > 0) this.detectLosses(now, 0)
+    }
+    if (t[Timer.Probe]! <= now) {
+      t[Timer.Probe] = Number.POSITIVE_INFINITY
+      if (this.segCount > 0 && this.tlpEnd < 0) this.probePending = true
+    }
     if (t[Timer.DelayedAck]! <= now) {
       t[Timer.DelayedAck] = Number.POSITIVE_INFINITY
       this.ackNow = true
@@ -596,21 +694,37 @@ export class StreamConnection {
     }
     if (state === StreamState.SynSent || state === StreamState.SynReceived) return 0
 
-    // 1. Retransmissions: RTO first, then holes during recovery.
+    // 1. Retransmissions: the window-reopen probe, then segments deemed lost
+    //    (while lost segments wait for the window, new data waits too), then a
+    //    tail loss probe.
     if (this.segCount > 0) {
       if (this.rtoRetransmitNow) {
         this.rtoRetransmitNow = false
         const idx = this.firstUnsackedIndex()
-        if (idx >= 0) return this.sendSegment(now, out, offset, idx, true)
+        if (idx >= 0) return this.retransmit(now, out, offset, idx)
       }
-      if (this.inRecovery) {
+      if (this.lostSegs > 0) {
         const n = this.retransmitLost(now, out, offset)
         if (n > 0) return n
       }
+      if (this.probePending) {
+        this.probePending = false
+        const n = this.sendProbe(now, out, offset)
+        if (n > 0) return n
+      }
+      if (this.probeSecond) {
+        this.probeSecond = false
+        const n = this.sendNewData(now, out, offset, true)
+        if (n > 0) {
+          this.tlpEnd = this.sndNxt
+          this.timers[Timer.Probe] = Number.POSITIVE_INFINITY
+          return n
+        }
+      }
     }
     // 2. New data.
-    if (this.sndNxt < this.writeEnd) {
-      const n = this.sendNewData(now, out, offset)
+    if (this.sndNxt < this.writeEnd && this.lostSegs === 0) {
+      const n = this.sendNewData(now, out, offset, false)
       if (n > 0) return n
     }
     // 3. FIN once everything is acknowledged; FIN|ACK replies.
@@ -668,8 +782,10 @@ export class StreamConnection {
       this.finAckPending ||
       this.finPending ||
       this.rtoRetransmitNow ||
+      this.probePending ||
+      this.probeSecond ||
       this.sndNxt < this.writeEnd ||
-      this.inRecovery ||
+      this.lostSegs > 0 ||
       (this.finQueued && !this.finSent)
     )
   }
@@ -715,7 +831,10 @@ export class StreamConnection {
     this.timers[Timer.Retransmit] = Number.POSITIVE_INFINITY
     this.synPending = false
     // An RTT sample from the handshake when the SYN went out once (Karn).
-    if (this.synTx === 1) this.updateRtt(now - this.openedAt)
+    if (this.synTx === 1) {
+      this.updateRtt(now - this.openedAt)
+      this.minRtt = now - this.openedAt
+    }
     this.backoff = 0
     this.armIdleTimers(now)
     this.pushEvent(StreamEvent.Connected)
@@ -808,10 +927,15 @@ export class StreamConnection {
     this.finQueued = true
     this.finOff = this.writeEnd
     this.finAcked = true
-    this.inRecovery = false
+    this.recovery = Recovery.None
     this.rtoRetransmitNow = false
+    this.probePending = false
+    this.probeSecond = false
+    this.tlpEnd = -1
     this.timers[Timer.Retransmit] = Number.POSITIVE_INFINITY
     this.timers[Timer.Nagle] = Number.POSITIVE_INFINITY
+    this.timers[Timer.Reorder] = Number.POSITIVE_INFINITY
+    this.timers[Timer.Probe] = Number.POSITIVE_INFINITY
   }
 
   private finAckedNow(): void {
@@ -879,9 +1003,10 @@ export class StreamConnection {
     if (ackOff >= this.sndUna) {
       const prevSlots = this.peerWindowSlots
       this.setPeerWindow(h.window)
+      const deliveredBefore = this.sndUna + this.sackedBytes
       if (isNewAck) {
         this.processAck(now, ackOff, true)
-      } else if (!isData && this.segCount > 0) {
+      } else if (payload.length === 0 && this.segCount > 0) {
         if (h.window > prevSlots && prevSlots !== 0 && this.backoff > 0) {
           // The receiver's window reopened while we were backing off a probe:
           // retransmit the head now instead of waiting out the backed-off RTO.
@@ -893,13 +1018,20 @@ export class StreamConnection {
       }
       if (sackCount > 0 && this.segCount > 0) {
         decodeSackInto(payload, this.sackPairs)
-        this.processSack(sackCount)
+        this.processSack(now, sackCount)
       }
-      if (this.segCount > 0 && !this.inRecovery && (this.dupAcks >= 3 || this.sackedSegs >= 3)) {
-        this.enterFastRecovery(now)
-      } else if (this.inRecovery) {
-        if (this.highSacked > this.lossEdge) this.lossEdge = this.highSacked
-        this.recomputePipe()
+      if (this.segCount > 0) {
+        // Classic fast retransmit for a peer that does not SACK (RFC 5681 §3.2).
+        if (this.dupAcks >= 3 && this.recovery === Recovery.None) {
+          const head = this.segHead
+          if ((this.segFlags[head]! & (SACKED | LOST)) === 0) this.markLost(0, head)
+        }
+        const delivered = this.sndUna + this.sackedBytes - deliveredBefore
+        this.detectLosses(now, delivered)
+        if (delivered > 0) this.armProbe(now)
+      } else {
+        this.timers[Timer.Probe] = Number.POSITIVE_INFINITY
+        this.timers[Timer.Reorder] = Number.POSITIVE_INFINITY
       }
       if (this.finSent && !this.finAcked && ackOff === this.finOff + 1) {
         this.finAcked = true
@@ -919,13 +1051,20 @@ export class StreamConnection {
     let popped = 0
     while (this.segCount > 0) {
       const i = this.segHead
-      const end = this.segOff[i]! + this.segLen[i]!
+      const len = this.segLen[i]!
+      const end = this.segOff[i]! + len
       if (end <= ackOff) {
-        if ((this.segFlags[i]! & SACKED) !== 0) {
-          this.sackedBytes -= this.segLen[i]!
+        const f = this.segFlags[i]!
+        if ((f & SACKED) !== 0) {
+          this.sackedBytes -= len
           this.sackedSegs--
-        } else if (this.segTx[i] === 1) {
-          rttSample = now - this.segSentAt[i]!
+        } else {
+          if ((f & LOST) !== 0) {
+            this.lostBytes -= len
+            this.lostSegs--
+          }
+          if (this.segTx[i] === 1) rttSample = now - this.segSentAt[i]!
+          this.rackOnDelivered(now, i)
         }
         this.segHead = (i + 1) & (this.segOff.length - 1)
         this.segCount--
@@ -935,29 +1074,35 @@ export class StreamConnection {
           // A partial ACK inside a segment (never from a well-behaved peer): trim it.
           const cut = ackOff - this.segOff[i]!
           if ((this.segFlags[i]! & SACKED) !== 0) this.sackedBytes -= cut
+          if ((this.segFlags[i]! & LOST) !== 0) this.lostBytes -= cut
           this.segOff[i] = ackOff
-          this.segLen[i] = this.segLen[i]! - cut
+          this.segLen[i] = len - cut
         }
         break
       }
     }
-    this.retxIdx = Math.max(0, this.retxIdx - popped)
+    this.lostScan = Math.max(0, this.lostScan - popped)
     this.sndUna = ackOff
-    if (this.highSacked < ackOff) this.highSacked = ackOff
+    if (this.fack < ackOff) this.fack = ackOff
     this.dupAcks = 0
     this.backoff = 0
     if (rttSample >= 0) this.updateRtt(rttSample)
     else this.rto = this.computeRto()
-    const flight = this.sndNxt - this.sndUna - this.sackedBytes
-    if (this.inRecovery) {
-      if (ackOff >= this.recoveryPoint) {
-        this.inRecovery = false
+    // Slow start / congestion avoidance outside fast recovery; after an RTO the
+    // window grows again from the loss window while the holes are refilled.
+    if (this.recovery !== Recovery.Fast && fromAckPacket) {
+      this.cc.onAck(now, acked, this.sndNxt - this.sndUna - this.sackedBytes, rttSample)
+    }
+    if (this.recovery !== Recovery.None && ackOff >= this.recoveryPoint) this.exitRecovery(now)
+    if (this.tlpEnd >= 0 && ackOff >= this.tlpEnd) {
+      // The probe's episode is over. A retransmitted probe acknowledged later than
+      // any round trip after it left repaired a real tail loss: respond once
+      // (RFC 8985 §7.4.2; without DSACK this is the best evidence we have).
+      if (this.tlpRetrans && this.recovery === Recovery.None && now - this.tlpSentAt >= this.minRtt) {
+        this.cc.onCongestionEvent(now, this.tlpFlight)
         this.cc.onRecoveryEnd(now)
-      } else {
-        this.recomputePipe()
       }
-    } else if (fromAckPacket) {
-      this.cc.onAck(now, acked, flight, rttSample)
+      this.tlpEnd = -1
     }
     this.timers[Timer.Retransmit] =
       this.segCount > 0 || (this.finSent && !this.finAcked) ? now + this.currentRto() : Number.POSITIVE_INFINITY
@@ -967,14 +1112,13 @@ export class StreamConnection {
     }
   }
 
-  private processSack(count: number): void {
+  private processSack(now: Millis, count: number): void {
     const base = this.seqOfSnd(this.sndUna)
     const mask = this.segOff.length - 1
     for (let b = 0; b < count; b++) {
       const l = this.sndUna + seqDiff(this.sackPairs[2 * b]!, base)
       const r = this.sndUna + seqDiff(this.sackPairs[2 * b + 1]!, base)
       if (r <= l || l < this.sndUna || r > this.sndNxt) continue
-      if (r > this.highSacked) this.highSacked = r
       // Segments are sorted by offset; skip to the first one at or after l.
       let k = this.lowerBoundSeg(l)
       for (; k < this.segCount; k++) {
@@ -982,10 +1126,13 @@ export class StreamConnection {
         const off = this.segOff[i]!
         const end = off + this.segLen[i]!
         if (end > r) break
-        if ((this.segFlags[i]! & SACKED) === 0) {
+        const f = this.segFlags[i]!
+        if ((f & SACKED) === 0) {
+          if ((f & LOST) !== 0) this.unmarkLost(i)
           this.segFlags[i] = this.segFlags[i]! | SACKED
           this.sackedBytes += this.segLen[i]!
           this.sackedSegs++
+          this.rackOnDelivered(now, i)
         }
       }
     }
@@ -1004,30 +1151,210 @@ export class StreamConnection {
     return lo
   }
 
-  private enterFastRecovery(now: Millis): void {
-    const flight = this.sndNxt - this.sndUna
-    this.cc.onCongestionEvent(now, flight)
-    this.inRecovery = true
-    this.recoveryPoint = this.sndNxt
-    this.episode++
-    this.retxIdx = 0
-    const head = this.segHead
-    this.lossEdge = Math.max(this.highSacked, this.segOff[head]! + this.segLen[head]!)
-    this.st.fastRetransmits++
-    this.recomputePipe()
+  // ───────────────────────── internals: loss recovery ─────────────────────────
+
+  /** Bytes in flight (RFC 6675 "pipe"): sent, not acknowledged, not SACKed, not deemed lost. */
+  private pipe(): number {
+    return this.sndNxt - this.sndUna - this.sackedBytes - this.lostBytes
   }
 
-  /** RFC 6675-style pipe: un-SACKed segments not deemed lost, plus retransmissions. */
-  private recomputePipe(): void {
+  private congestionWindow(): number {
+    return this.recovery === Recovery.Fast ? this.recoveryCwnd : this.cc.cwnd
+  }
+
+  /**
+   * Segment i (acknowledged or SACKed just now, not before) was delivered:
+   * RACK state, minimum RTT and reordering detection (RFC 8985 §6.2 steps 1–3).
+   */
+  private rackOnDelivered(now: Millis, i: number): void {
+    const sent = this.segSentAt[i]!
+    const end = this.segOff[i]! + this.segLen[i]!
+    const rtt = now - sent
+    if (this.segTx[i] === 1) {
+      if (rtt < this.minRtt) this.minRtt = rtt
+      // Delivered after a segment sent later than it: the path reorders.
+      if (end < this.fack) this.reorderingSeen = true
+    } else if (rtt < this.minRtt) {
+      // Acknowledged sooner than any round trip after the retransmission left: the
+      // original arrived after all. No RACK sample from it (step 2); a loss mark
+      // that was wrong widens the reordering window (RFC 8985 uses DSACK for this).
+      this.st.spuriousRetransmits++
+      if ((this.segFlags[i]! & PROBED) === 0) {
+        this.reorderingSeen = true
+        if (this.reoWndRound < 0 || this.sndUna >= this.reoWndRound) {
+          this.reoWndRound = this.sndNxt
+          if (this.reoWndMult < 64) this.reoWndMult++
+        }
+        this.reoWndPersist = 16
+      }
+      return
+    }
+    if (this.segXmit[i]! > this.rackXmit) {
+      this.rackXmit = this.segXmit[i]!
+      this.rackRtt = rtt
+    }
+    if (end > this.fack) this.fack = end
+  }
+
+  /** RACK reordering window (RFC 8985 §6.2 step 4). */
+  private reoWnd(): number {
+    if (!this.reorderingSeen && (this.recovery !== Recovery.None || this.sackedSegs >= 3)) return 0
+    const base = this.minRtt !== Number.POSITIVE_INFINITY ? this.minRtt : Math.max(0, this.srtt)
+    const w = (base / 4) * this.reoWndMult
+    return this.srtt >= 0 && this.srtt < w ? this.srtt : w
+  }
+
+  /**
+   * RACK loss detection (RFC 8985 §6.2 step 5): an un-SACKed segment sent before
+   * the most recently sent delivered one is lost once RACK.rtt + reo_wnd has
+   * passed since it left. A lost retransmission is found the same way, by its
+   * own send time. Returns how long until the next candidate expires (0 = none).
+   */
+  private rackDetectLoss(now: Millis): number {
+    if (this.rackXmit < 0) return 0
+    const reo = this.reoWnd()
     const mask = this.segOff.length - 1
-    let pipe = 0
+    let wait = 0
     for (let k = 0; k < this.segCount; k++) {
       const i = (this.segHead + k) & mask
-      if ((this.segFlags[i]! & SACKED) !== 0) continue
-      if (this.segOff[i]! >= this.lossEdge) pipe += this.segLen[i]!
-      else if (this.segEpoch[i] === this.episode) pipe += this.segLen[i]!
+      if ((this.segFlags[i]! & (SACKED | LOST)) !== 0) continue
+      // Above the highest SACKed byte we know nothing: SACK carries only the
+      // lowest four blocks (§6.7), so segments there may have arrived unreported.
+      if (this.segOff[i]! + this.segLen[i]! > this.fack) break
+      if (this.segXmit[i]! > this.rackXmit) {
+        // Sent after the RACK segment. First transmissions leave in offset order,
+        // and a retransmission leaves after its original: everything further on
+        // was sent later still.
+        if (this.segTx[i] === 1) break
+        continue
+      }
+      const remaining = this.segSentAt[i]! + this.rackRtt + reo - now
+      if (remaining <= 0) {
+        this.markLost(k, i)
+        this.st.lostSegments++
+      } else if (remaining > wait) {
+        wait = remaining
+      }
     }
-    this.pipe = pipe
+    return wait
+  }
+
+  /** After an ACK (or the reordering timer): mark losses, enter or pace recovery. */
+  private detectLosses(now: Millis, delivered: number): void {
+    const wait = this.rackDetectLoss(now)
+    this.timers[Timer.Reorder] = wait > 0 ? now + wait : Number.POSITIVE_INFINITY
+    if (this.lostSegs > 0 && this.recovery === Recovery.None) this.enterFastRecovery(now)
+    if (this.recovery === Recovery.Fast) this.prrUpdate(delivered)
+  }
+
+  private markLost(k: number, i: number): void {
+    this.segFlags[i] = this.segFlags[i]! | LOST
+    this.lostBytes += this.segLen[i]!
+    this.lostSegs++
+    if (k < this.lostScan) this.lostScan = k
+  }
+
+  private unmarkLost(i: number): void {
+    this.segFlags[i] = this.segFlags[i]! & ~LOST
+    this.lostBytes -= this.segLen[i]!
+    this.lostSegs--
+  }
+
+  /** One congestion response per episode; the episode ends when snd.una passes sndNxt of now. */
+  private enterFastRecovery(now: Millis): void {
+    this.cc.onCongestionEvent(now, this.sndNxt - this.sndUna)
+    this.recovery = Recovery.Fast
+    this.recoveryPoint = this.sndNxt
+    this.prrDelivered = 0
+    this.prrOut = 0
+    this.recoverFs = Math.max(1, this.sndNxt - this.sndUna)
+    this.st.fastRetransmits++
+    this.tlpEnd = -1 // this episode's response covers a probe's loss too
+  }
+
+  /**
+   * Proportional Rate Reduction (RFC 6937, PRR-SSRB): how much may be sent
+   * during fast recovery, as a window over the current pipe.
+   */
+  private prrUpdate(delivered: number): void {
+    this.prrDelivered += delivered
+    const pipe = this.pipe()
+    const ssthresh = this.cc.ssthresh
+    const mss = this.cfg.mss
+    let sndcnt: number
+    if (pipe > ssthresh) {
+      sndcnt = Math.ceil((this.prrDelivered * ssthresh) / this.recoverFs) - this.prrOut
+    } else {
+      sndcnt = Math.min(ssthresh - pipe, Math.max(this.prrDelivered - this.prrOut, delivered) + mss)
+    }
+    // The first retransmission of an episode goes out at once.
+    if (this.prrOut === 0 && sndcnt < mss) sndcnt = mss
+    this.recoveryCwnd = pipe + Math.max(0, sndcnt)
+  }
+
+  private exitRecovery(now: Millis): void {
+    if (this.recovery === Recovery.Fast) this.cc.onRecoveryEnd(now)
+    this.recovery = Recovery.None
+    if (this.reoWndPersist > 0 && --this.reoWndPersist === 0) this.reoWndMult = 1
+  }
+
+  /**
+   * Tail loss probe timer (RFC 8985 §7.2), with no probe outstanding. Unlike
+   * RFC 8985 it is armed during recovery too: with the few segments a lossy
+   * path allows in flight, losing them (or their ACKs) leaves RACK nothing to
+   * go on, and the RTO floor is a thousand LAN round trips.
+   */
+  private armProbe(now: Millis): void {
+    if (this.tlpEnd >= 0 || this.srtt < 0 || this.segCount === 0) {
+      this.timers[Timer.Probe] = Number.POSITIVE_INFINITY
+      return
+    }
+    let pto = 2 * this.srtt
+    // One segment in flight may be waiting for the peer's delayed ACK.
+    if (this.sndNxt - this.sndUna - this.sackedBytes <= this.cfg.mss) pto += this.cfg.delayedAck
+    if (pto < this.cfg.minPto) pto = this.cfg.minPto
+    const at = now + pto
+    // When the RTO comes first, it does the job.
+    this.timers[Timer.Probe] = at < this.timers[Timer.Retransmit]! ? at : Number.POSITIVE_INFINITY
+  }
+
+  /**
+   * The probe: new data if the peer's window allows, else the last segment
+   * again. New data goes out as two segments where there are two (RFC 8985 has
+   * one): receivers (ours and the reference, §6.6) acknowledge every second
+   * segment at once but hold a lone in-order one for their 40 ms delayed ACK,
+   * which on a LAN is a hundred round trips.
+   */
+  private sendProbe(now: Millis, out: Uint8Array, offset: number): number {
+    let n = 0
+    let retrans = false
+    if (this.sndNxt < this.writeEnd) {
+      n = this.sendNewData(now, out, offset, true)
+      if (n > 0) this.probeSecond = true
+    }
+    if (n === 0) {
+      const mask = this.segOff.length - 1
+      let i = -1
+      for (let k = this.segCount - 1; k >= 0; k--) {
+        const j = (this.segHead + k) & mask
+        if ((this.segFlags[j]! & SACKED) === 0) {
+          i = j
+          break
+        }
+      }
+      if (i < 0) return 0
+      n = this.retransmit(now, out, offset, i)
+      this.segFlags[i] = this.segFlags[i]! | PROBED
+      retrans = true
+    }
+    this.st.probes++
+    this.tlpEnd = this.sndNxt
+    this.tlpRetrans = retrans
+    this.tlpSentAt = now
+    this.tlpFlight = this.sndNxt - this.sndUna
+    this.timers[Timer.Probe] = Number.POSITIVE_INFINITY
+    this.timers[Timer.Retransmit] = now + this.currentRto() // RFC 8985 §7.3: the RTO follows a probe
+    return n
   }
 
   private onData(now: Millis, seq: number, payload: Uint8Array): void {
@@ -1160,7 +1487,15 @@ export class StreamConnection {
     }
     if (this.segCount > 0) {
       const head = this.segHead
-      if (this.segTx[head]! >= this.cfg.maxTransmissions && !this.lastRecvAfterRetx) {
+      // Give up when the maxTransmissions-th transmission times out on a silent
+      // path (§6.10). Only RTO retransmissions count: probes and SACK/RACK
+      // repairs are extra tries the reference would not have made.
+      if (this.backoff === 0) this.rtoSeriesStart = now
+      if (
+        this.backoff + 1 >= this.cfg.maxTransmissions &&
+        !this.lastRecvAfterRetx &&
+        now - this.rtoSeriesStart >= this.cfg.retransmitGiveUp
+      ) {
         this.rstPending = true
         this.enterClosed(this.err('retransmit-timeout', `segment sent ${this.segTx[head]} times without an answer`, true))
         return
@@ -1169,22 +1504,32 @@ export class StreamConnection {
       this.cc.onRto(now, this.sndNxt - this.sndUna - this.sackedBytes)
       this.backoff++
       this.rto = Math.min(this.rto * 2, this.cfg.maxRto)
-      // Everything outstanding and un-SACKed is presumed lost: a new episode.
-      this.inRecovery = true
+      // Everything outstanding and un-SACKed is presumed lost (RFC 6675 §5.1,
+      // RFC 8985 §6.3); retransmissions go out in slow start from the loss window.
+      this.recovery = Recovery.Rto
       this.recoveryPoint = this.sndNxt
-      this.episode++
-      this.lossEdge = this.sndNxt
-      this.retxIdx = 0
+      const mask = this.segOff.length - 1
+      for (let k = 0; k < this.segCount; k++) {
+        const i = (this.segHead + k) & mask
+        if ((this.segFlags[i]! & (SACKED | LOST)) === 0) this.markLost(k, i)
+      }
       this.dupAcks = 0
-      this.recomputePipe()
-      this.rtoRetransmitNow = true
+      this.tlpEnd = -1
+      this.probePending = false
+      this.probeSecond = false
+      this.timers[Timer.Probe] = Number.POSITIVE_INFINITY
+      this.timers[Timer.Reorder] = Number.POSITIVE_INFINITY
       this.lastRecvAfterRetx = false
       this.timers[Timer.Retransmit] = now + this.rto
       return
     }
     if (this.finSent && !this.finAcked) {
       if (this.finTx >= this.cfg.maxTransmissions) {
-        this.enterClosed(this.err('retransmit-timeout', 'FIN never acknowledged', false))
+        // All our data was acknowledged before the FIN left. If the peer's FIN is
+        // in too, both streams are complete and only the last answer was lost
+        // (or the peer's TIME_WAIT ended first, §6.13): an orderly close.
+        const complete = this.peerFinished && this.sndUna === this.finOff
+        this.enterClosed(complete ? null : this.err('retransmit-timeout', 'FIN never acknowledged', false))
         return
       }
       this.finPending = true
@@ -1217,9 +1562,15 @@ export class StreamConnection {
     this.rto = this.computeRto()
   }
 
+  /**
+   * RFC 6298 §2, with a floor that follows the path: never before a delayed ACK
+   * could be back (SRTT + delayedAck + G; the reference also delays ACKs by
+   * 40 ms), and never below minRto.
+   */
   private computeRto(): number {
     if (this.srtt < 0) return this.cfg.initialRto
-    const rto = this.srtt + Math.max(this.cfg.granularity, 4 * this.rttvar)
+    const g = this.cfg.granularity
+    const rto = Math.max(this.srtt + Math.max(g, 4 * this.rttvar), this.srtt + this.cfg.delayedAck + g)
     return Math.min(this.cfg.maxRto, Math.max(this.cfg.minRto, rto))
   }
 
@@ -1229,27 +1580,32 @@ export class StreamConnection {
 
   // ───────────────────────── internals: sending ─────────────────────────
 
-  private sendNewData(now: Millis, out: Uint8Array, offset: number): number {
+  /** One new segment if the windows allow; a tail loss probe (`probe`) ignores cwnd and Nagle. */
+  private sendNewData(now: Millis, out: Uint8Array, offset: number, probe: boolean): number {
     const mss = this.cfg.mss
     const unsent = this.writeEnd - this.sndNxt
     const limitByFin = this.finQueued
     let len = Math.min(mss, unsent)
-    const flight = this.inRecovery ? this.pipe : this.sndNxt - this.sndUna - this.sackedBytes
-    let wnd = this.cc.cwnd
-    if (this.peerWindow > 0 && this.peerWindow < wnd) wnd = this.peerWindow
     // The peer's window is counted from its cumulative ACK, SACKed bytes included.
     const peerRoom = this.peerWindow > 0 ? this.peerWindow - (this.sndNxt - this.sndUna) : Number.POSITIVE_INFINITY
-    const avail = Math.min(wnd - flight, peerRoom)
-    if (avail < len) {
-      // Window-limited: ACKs (or the RTO probe of a full receiver) reopen it.
-      // With nothing in flight, send what fits rather than deadlock.
-      if (flight > 0 || avail <= 0) return 0
-      len = avail
-    }
-    // Nagle: hold a small segment while data is unacknowledged (≤ 40 ms).
-    if (len < mss && len === unsent && !this.cfg.noDelay && !limitByFin && this.sndNxt > this.sndUna && !this.nagleExpired) {
-      if (this.timers[Timer.Nagle] === Number.POSITIVE_INFINITY) this.timers[Timer.Nagle] = now + this.cfg.nagleDelay
-      return 0
+    if (probe) {
+      if (peerRoom < len) return 0
+    } else {
+      const flight = this.pipe()
+      let wnd = this.congestionWindow()
+      if (this.peerWindow > 0 && this.peerWindow < wnd) wnd = this.peerWindow
+      const avail = Math.min(wnd - flight, peerRoom)
+      if (avail < len) {
+        // Window-limited: ACKs (or the RTO probe of a full receiver) reopen it.
+        // With nothing in flight, send what fits rather than deadlock.
+        if (flight > 0 || avail <= 0) return 0
+        len = avail
+      }
+      // Nagle: hold a small segment while data is unacknowledged (≤ 40 ms).
+      if (len < mss && len === unsent && !this.cfg.noDelay && !limitByFin && this.sndNxt > this.sndUna && !this.nagleExpired) {
+        if (this.timers[Timer.Nagle] === Number.POSITIVE_INFINITY) this.timers[Timer.Nagle] = now + this.cfg.nagleDelay
+        return 0
+      }
     }
     // Never let a data payload start with the SACK pattern (§17 item 14).
     if (len >= 5 && this.startsWithSackPattern(this.sndNxt, len)) len = 1
@@ -1259,7 +1615,6 @@ export class StreamConnection {
       this.nagleExpired = false
       this.timers[Timer.Nagle] = Number.POSITIVE_INFINITY
     }
-    if (this.inRecovery) this.pipe += len
     return this.sendSegment(now, out, offset, idx, false)
   }
 
@@ -1268,40 +1623,42 @@ export class StreamConnection {
     const len = this.segLen[idx]!
     ringRead(this.sndRing, off, out, offset + HEADER_SIZE, len)
     this.segSentAt[idx] = now
+    this.segXmit[idx] = ++this.xmitCount
     if (this.segTx[idx]! < MAX_U8) this.segTx[idx] = this.segTx[idx]! + 1
-    if (retransmission) {
-      this.st.retransmits++
-      this.segEpoch[idx] = this.episode
-    }
+    if (retransmission) this.st.retransmits++
+    if (this.recovery === Recovery.Fast) this.prrOut += len
     this.st.dataSegmentsSent++
     if (this.timers[Timer.Retransmit] === Number.POSITIVE_INFINITY) this.timers[Timer.Retransmit] = now + this.currentRto()
+    if (!retransmission) this.armProbe(now)
     this.ackNow = false
     this.unackedSegments = 0
     this.cancelDelayedAck()
     return this.emit(out, offset, Flag.ACK, this.seqOfSnd(off), this.rcvAckSeq(), this.advertisedWindow(), len)
   }
 
-  /** Next lost segment in recovery, if the pipe allows. */
+  /** The lowest segment deemed lost, if the congestion window allows (RFC 6675 NextSeg rule 1). */
   private retransmitLost(now: Millis, out: Uint8Array, offset: number): number {
     const mask = this.segOff.length - 1
-    for (let k = this.retxIdx; k < this.segCount; k++) {
+    for (let k = this.lostScan; k < this.segCount; k++) {
       const i = (this.segHead + k) & mask
-      if (this.segOff[i]! >= this.lossEdge) {
-        this.retxIdx = k
+      if ((this.segFlags[i]! & LOST) === 0) continue
+      const pipe = this.pipe()
+      if (pipe > 0 && pipe + this.segLen[i]! > this.congestionWindow()) {
+        this.lostScan = k
         return 0
       }
-      if ((this.segFlags[i]! & SACKED) !== 0 || this.segEpoch[i] === this.episode) continue
-      const len = this.segLen[i]!
-      if (this.pipe + len > this.cc.cwnd && this.pipe > 0) {
-        this.retxIdx = k
-        return 0
-      }
-      this.pipe += len
-      this.retxIdx = k + 1
-      return this.sendSegment(now, out, offset, i, true)
+      this.lostScan = k + 1
+      return this.retransmit(now, out, offset, i)
     }
-    this.retxIdx = this.segCount
+    this.lostScan = this.segCount
     return 0
+  }
+
+  /** Sends segment i again with its original boundaries (§20 item 10). */
+  private retransmit(now: Millis, out: Uint8Array, offset: number, i: number): number {
+    if ((this.segFlags[i]! & LOST) !== 0) this.unmarkLost(i)
+    this.segFlags[i] = this.segFlags[i]! & ~PROBED
+    return this.sendSegment(now, out, offset, i, true)
   }
 
   private firstUnsackedIndex(): number {
@@ -1320,7 +1677,6 @@ export class StreamConnection {
     this.segLen[i] = len
     this.segTx[i] = 0
     this.segFlags[i] = 0
-    this.segEpoch[i] = 0
     this.segCount++
     return i
   }
@@ -1331,24 +1687,24 @@ export class StreamConnection {
     const off = new Float64Array(n)
     const len = new Int32Array(n)
     const at = new Float64Array(n)
+    const xm = new Float64Array(n)
     const tx = new Uint8Array(n)
     const fl = new Uint8Array(n)
-    const ep = new Uint32Array(n)
     for (let k = 0; k < this.segCount; k++) {
       const i = (this.segHead + k) & (cap - 1)
       off[k] = this.segOff[i]!
       len[k] = this.segLen[i]!
       at[k] = this.segSentAt[i]!
+      xm[k] = this.segXmit[i]!
       tx[k] = this.segTx[i]!
       fl[k] = this.segFlags[i]!
-      ep[k] = this.segEpoch[i]!
     }
     this.segOff = off
     this.segLen = len
     this.segSentAt = at
+    this.segXmit = xm
     this.segTx = tx
     this.segFlags = fl
-    this.segEpoch = ep
     this.segHead = 0
   }
 
@@ -1357,7 +1713,9 @@ export class StreamConnection {
     this.segHead = 0
     this.sackedBytes = 0
     this.sackedSegs = 0
-    this.retxIdx = 0
+    this.lostBytes = 0
+    this.lostSegs = 0
+    this.lostScan = 0
   }
 
   private startsWithSackPattern(off: number, len: number): boolean {
@@ -1462,8 +1820,10 @@ export class StreamConnection {
     this._state = StreamState.Closed
     this._error = error
     this.timers.fill(Number.POSITIVE_INFINITY)
-    this.inRecovery = false
+    this.recovery = Recovery.None
     this.rtoRetransmitNow = false
+    this.probePending = false
+    this.probeSecond = false
     this.ackNow = false
     this.finAckPending = false
     this.synPending = false

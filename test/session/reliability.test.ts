@@ -14,8 +14,8 @@ function established(sim: SimPair) {
   return { c, s: sim.accepted[1][0]! }
 }
 
-test('RTO: exponential backoff to the cap, then RST after 8 transmissions of a silent path', () => {
-  const sim = new SimPair({ seed: 11, stream: { mss: 4096 }, ab: { delay: 50 }, ba: { delay: 50 } })
+test('RTO: a tail loss probe, then exponential backoff to the cap, then RST when the 8th RTO transmission of a silent path times out', () => {
+  const sim = new SimPair({ seed: 11, stream: { mss: 4096, maxRto: 4000, retransmitGiveUp: 0 }, ab: { delay: 50 }, ba: { delay: 50 } })
   const { c } = established(sim)
   const times: number[] = []
   sim.filter = (from, h, payload) => {
@@ -28,14 +28,19 @@ test('RTO: exponential backoff to the cap, then RST after 8 transmissions of a s
   }
   c.write(sim.now, new Uint8Array(100).fill(1))
   sim.run(() => c.isClosed, 200_000)
-  assert.equal(times.length, 8, `transmissions at ${times.join(', ')}`)
+  assert.equal(times.length, 9, `transmissions at ${times.join(', ')}: the first, the probe and 7 RTO retransmissions`)
   const gaps = times.slice(1).map((t, i) => t - times[i]!)
-  for (let i = 1; i < gaps.length; i++) {
-    assert.ok(gaps[i]! === Math.min(gaps[i - 1]! * 2, 10_000), `gaps ${gaps.join(', ')}`)
+  // SRTT 100 ms from the handshake: the probe after 2·SRTT + 40 ms (one segment
+  // in flight may wait for a delayed ACK), then the RTO, doubling.
+  assert.equal(gaps[0], 240, `gaps ${gaps.join(', ')}`)
+  assert.ok(gaps[1]! > gaps[0]!, `gaps ${gaps.join(', ')}`)
+  for (let i = 2; i < gaps.length; i++) {
+    assert.ok(gaps[i]! === Math.min(gaps[i - 1]! * 2, 4000), `gaps ${gaps.join(', ')}`)
   }
-  assert.equal(gaps[gaps.length - 1], 10_000, 'capped at 10 s')
+  assert.equal(gaps[gaps.length - 1], 4000, 'capped at maxRto')
+  assert.equal(c.stats().probes, 1)
   assert.equal(c.error?.code, 'PT_SESSION_RETRANSMIT_TIMEOUT')
-  assert.ok(c.stats().rtoTimeouts >= 7)
+  assert.equal(c.stats().rtoTimeouts, 7)
 })
 
 test('fast retransmit on three duplicate ACKs repairs a single loss without an RTO', () => {
