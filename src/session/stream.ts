@@ -569,6 +569,14 @@ export class StreamConnection {
       this.wake()
       return
     }
+    if (t[Timer.Probe]! <= now) {
+      t[Timer.Probe] = Number.POSITIVE_INFINITY
+      if (this.segCount > 0 && this.tlpEnd < 0) {
+        // The probe goes first, also when the RTO is due at the same time (RFC 8985 §7.2).
+        this.probePending = true
+        if (t[Timer.Retransmit]! <= now) t[Timer.Retransmit] = now + this.currentRto()
+      }
+    }
     if (t[Timer.Retransmit]! <= now) {
       t[Timer.Retransmit] = Number.POSITIVE_INFINITY
       this.onRetransmitTimer(now)
@@ -577,10 +585,6 @@ export class StreamConnection {
     if (t[Timer.Reorder]! <= now) {
       t[Timer.Reorder] = Number.POSITIVE_INFINITY
       if (this.segCount > 0) this.detectLosses(now, 0)
-    }
-    if (t[Timer.Probe]! <= now) {
-      t[Timer.Probe] = Number.POSITIVE_INFINITY
-      if (this.segCount > 0 && this.tlpEnd < 0) this.probePending = true
     }
     if (t[Timer.DelayedAck]! <= now) {
       t[Timer.DelayedAck] = Number.POSITIVE_INFINITY
@@ -1313,9 +1317,8 @@ export class StreamConnection {
     // One segment in flight may be waiting for the peer's delayed ACK.
     if (this.sndNxt - this.sndUna - this.sackedBytes <= this.cfg.mss) pto += this.cfg.delayedAck
     if (pto < this.cfg.minPto) pto = this.cfg.minPto
-    const at = now + pto
-    // When the RTO comes first, it does the job.
-    this.timers[Timer.Probe] = at < this.timers[Timer.Retransmit]! ? at : Number.POSITIVE_INFINITY
+    // Never later than the RTO: the probe takes its place (RFC 8985 §7.2).
+    this.timers[Timer.Probe] = Math.min(now + pto, this.timers[Timer.Retransmit]!)
   }
 
   /**
