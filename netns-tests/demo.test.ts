@@ -8,7 +8,9 @@ import { spawn, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { testbedUnavailable } from '../src/testbed/topology.js'
-import { repoRoot, tunUnavailable, sleep } from './helpers/tun-net.js'
+import { sleep } from '../src/testbed/ns-process.js'
+import { repoRoot } from '../src/testbed/pilot-bed.js'
+import { tunUnavailable } from './helpers/tun-net.js'
 
 const demo = join(repoRoot, 'dist', 'src', 'testbed', 'demo.js')
 

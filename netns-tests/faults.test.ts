@@ -21,7 +21,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Topology, testbedUnavailable } from '../src/testbed/topology.js'
 import { SPECS } from '../src/testbed/specs.js'
-import { PilotNet, isDirect, sleep, waitUntil } from './helpers/pilot-net.js'
+import { sleep, waitUntil } from '../src/testbed/ns-process.js'
+import { PilotNet, isDirect } from './helpers/pilot-net.js'
 
 const skip = (await testbedUnavailable()) ?? false
 

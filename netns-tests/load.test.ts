@@ -16,17 +16,18 @@
 //      blast.js echo: 1,000 connections ══▶          blast.js serve: echo [::]:7002
 //        (1,000 reflected flows in daemon a, 1,000 Pilot streams in one
 //         tunnel, 1,000 kernel connections opened by daemon b)
-import { after, before, describe, it } from 'node:test'
+import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { Topology, testbedUnavailable, type TopologySpec } from '../src/testbed/topology.js'
-import { Overlay, TunNotReady, rssBytes, sleep, type DaemonInfo } from '../src/testbed/overlay.js'
+import { testbedUnavailable } from '../src/testbed/topology.js'
+import { rssBytes } from '../src/testbed/overlay.js'
+import { sleep } from '../src/testbed/ns-process.js'
+import { overlayPair } from './helpers/overlay-pair.js'
 import type { EchoResult } from '../src/testbed/blast.js'
 
 const FLOWS = 1000
 const SIZE = 64 * 1024
 /** Connects in progress at once in the paced case (below b's 64 pending incoming streams). */
 const WINDOW = 32
-const SPEC: TopologySpec = { nodes: [{ name: 'a', kind: 'public' }, { name: 'b', kind: 'public' }] }
 const skip = (await testbedUnavailable()) ?? false
 
 function mib(bytes: number | null): string {
@@ -34,39 +35,13 @@ function mib(bytes: number | null): string {
 }
 
 describe('1,000 concurrent TCP connections through the overlay', { skip, timeout: 240_000 }, () => {
-  let topo: Topology | null = null
-  let ov: Overlay | null = null
-  let notReady: string | null = null
-  let b: DaemonInfo
-
-  before(async () => {
-    topo = await Topology.create(SPEC)
-    ov = new Overlay(topo)
-    await ov.startRendezvous()
-    try {
-      await Promise.all([ov.up('a'), ov.up('b')])
-    } catch (err) {
-      if (err instanceof TunNotReady) {
-        notReady = err.message
-        return
-      }
-      throw err
-    }
-    b = ov.info.get('b')!
-    await ov.trust('a', 'b')
-    await ov.serveTraffic('b')
-  })
-
-  after(async () => {
-    await ov?.close()
-    await topo?.destroy()
-  })
+  const pair = overlayPair()
 
   // The 1,000 connections are all open at once (the clients hold every one
   // until the last has echoed), but at most WINDOW connects are in progress at
   // a time: see the burst case below for why.
   it(`paced connects (${WINDOW} in progress): each echoes 64 KiB byte-exact, all complete; daemon RSS before, open, after`, async (t) => {
-    if (notReady !== null) return t.skip(notReady)
+    if (pair.notReady !== null) return t.skip(pair.notReady)
     await echoThousand(t, WINDOW)
   })
 
@@ -74,19 +49,19 @@ describe('1,000 concurrent TCP connections through the overlay', { skip, timeout
   // server completes; the session endpoint queues up to 1,024 such decisions
   // and drops (rather than refuses) SYNs beyond that, so a burst only slows down.
   it('burst: 1,000 connects at once, all complete', async (t) => {
-    if (notReady !== null) return t.skip(notReady)
+    if (pair.notReady !== null) return t.skip(pair.notReady)
     await echoThousand(t, 0)
   })
 
   const echoThousand = async (t: { diagnostic(s: string): void }, window: number): Promise<void> => {
-    const pids = { a: ov!.daemonPid('a'), b: ov!.daemonPid('b') }
+    const pids = { a: pair.ov.daemonPid('a'), b: pair.ov.daemonPid('b') }
     const rss = (): { a: number | null; b: number | null } => ({ a: rssBytes(pids.a), b: rssBytes(pids.b) })
-    const baseline = (await ov!.status('a')).connections
+    const baseline = (await pair.ov.status('a')).connections
     const before = rss()
     let open: ReturnType<typeof rss> | null = null
-    const r = await ov!.traffic<EchoResult>(
+    const r = await pair.ov.traffic<EchoResult>(
       'a',
-      ['echo', '--host', b.ipv6, '--port', '7002', '--count', String(FLOWS), '--size', String(SIZE), '--timeout', '60000', '--hold', '1000', '--connect-window', String(window)],
+      ['echo', '--host', pair.b.ipv6, '--port', '7002', '--count', String(FLOWS), '--size', String(SIZE), '--timeout', '60000', '--hold', '1000', '--connect-window', String(window)],
       80_000,
       (line) => {
         if ((line as { all_open?: boolean }).all_open === true) open = rss()
@@ -96,13 +71,13 @@ describe('1,000 concurrent TCP connections through the overlay', { skip, timeout
       `${r.completed}/${FLOWS} complete in ${(r.ms / 1000).toFixed(2)} s (${r.mb_per_s.toFixed(1)} MB/s echoed, ` +
       `per-connection p50 ${r.latency_ms.p50.toFixed(0)} ms, p99 ${r.latency_ms.p99.toFixed(0)} ms)`
     console.log(`# load test (connect window ${window === 0 ? 'none' : window}): ${summary}`)
-    assert.equal(r.completed, FLOWS, `${summary}; failures: ${JSON.stringify(r.error_kinds)}; first: ${r.errors.join('; ')}\n${ov!.logs()}`)
+    assert.equal(r.completed, FLOWS, `${summary}; failures: ${JSON.stringify(r.error_kinds)}; first: ${r.errors.join('; ')}\n${pair.ov.logs()}`)
     assert.equal(r.bytes, FLOWS * SIZE)
 
     // The flows end: the daemon's connection count returns to where it was.
     let conns = -1
     for (let i = 0; i < 80; i++) {
-      conns = (await ov!.status('a')).connections
+      conns = (await pair.ov.status('a')).connections
       if (conns <= baseline) break
       await sleep(250)
     }
@@ -115,6 +90,6 @@ describe('1,000 concurrent TCP connections through the overlay', { skip, timeout
     t.diagnostic(summary)
     t.diagnostic(mem)
     assert.ok(conns <= baseline, `daemon a still reports ${conns} connections 20 s after the clients closed (baseline ${baseline})`)
-    for (const n of ['a', 'b']) assert.ok(ov!.daemons.get(n)!.running, `daemon ${n} exited:\n${ov!.logs()}`)
+    for (const n of ['a', 'b']) assert.ok(pair.ov.daemons.get(n)!.running, `daemon ${n} exited:\n${pair.ov.logs()}`)
   }
 })

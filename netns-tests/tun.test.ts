@@ -25,7 +25,9 @@ import { readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { Topology, testbedUnavailable } from '../src/testbed/topology.js'
 import type { DaemonStatus } from '../src/daemon/api.js'
-import { TunNet, tunUnavailable, appsScript, OVERLAY_PREFIX, type NsProcess, type CliResult } from './helpers/tun-net.js'
+import type { NsProcess } from '../src/testbed/ns-process.js'
+import { OVERLAY_PREFIX, type CliResult } from '../src/testbed/pilot-bed.js'
+import { TunNet, tunUnavailable, appsScript } from './helpers/tun-net.js'
 import { blob, sha256 } from './helpers/overlay-apps.js'
 
 const MB = 1024 * 1024
