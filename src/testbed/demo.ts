@@ -26,20 +26,11 @@
  * `--no-tun` runs the daemons without the interface and replaces the page and
  * curl with `pilot-tun ping bob` (for a machine without the TUN addon).
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, rmdirSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import type { ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { PilotError } from '../errors.js'
+import { sleep, type NsProcess } from './ns-process.js'
+import { BEACON_PORT, PilotBed, REGISTRY_PORT, TUNNEL_PORT, type CliResult, type DaemonInfo } from './pilot-bed.js'
 import { Topology, testbedUnavailable, type TopologySpec } from './topology.js'
-
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
-const bin = join(repoRoot, 'bin', 'pilot-tun.js')
-const ETC_NETNS = '/etc/netns'
-const REGISTRY_PORT = 9000
-const BEACON_PORT = 9001
-const TUNNEL_PORT = 4000
 
 const SPEC: TopologySpec = {
   nodes: [
@@ -65,84 +56,27 @@ http.createServer((req, res) => {
 
 class DemoError extends Error {}
 
-interface Status {
-  address: string
-  ipv6: string
-  hostname: string | null
-  public_endpoint: string | null
-  tun: { interface: string; address: string; prefix: string; mtu: number; dns: string } | null
+/** Waits for `pattern` in `p`'s output, with the demo's own words when it does not come. */
+async function waitForLine(p: NsProcess, pattern: RegExp, what: string, timeoutMs = 20_000): Promise<void> {
+  try {
+    await p.waitFor(pattern, timeoutMs)
+  } catch {
+    if (!p.running) throw new DemoError(`${p.name} exited (code ${p.child.exitCode ?? p.child.signalCode}) before ${what}`)
+    throw new DemoError(`${p.name}: no ${what} within ${timeoutMs / 1000} s`)
+  }
 }
 
-interface TrustList {
-  trusted: Array<{ address: string; mutual: boolean }>
-  pending: Array<{ address: string }>
-}
+type Status = DaemonInfo
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms))
-}
-
-/** A program running in a namespace, with its output kept for waiting and for failure messages. */
-class Proc {
-  output = ''
-  readonly exited: Promise<number>
-  constructor(
-    readonly name: string,
-    readonly child: ChildProcess,
-  ) {
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => (this.output = (this.output + d).slice(-100_000)))
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => (this.output = (this.output + d).slice(-100_000)))
-    this.exited = new Promise((r) => child.once('exit', (code, signal) => r(code ?? (signal !== null ? 128 : -1))))
-  }
-
-  get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null
-  }
-
-  async waitFor(pattern: RegExp, what: string, timeoutMs = 20_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs
-    while (!pattern.test(this.output)) {
-      if (!this.running) throw new DemoError(`${this.name} exited (code ${this.child.exitCode ?? this.child.signalCode}) before ${what}`)
-      if (Date.now() > deadline) throw new DemoError(`${this.name}: no ${what} within ${timeoutMs / 1000} s`)
-      await sleep(25)
-    }
-  }
-
-  signal(sig: NodeJS.Signals): void {
-    if (!this.running || this.child.pid === undefined) return
-    try {
-      process.kill(this.child.pid, sig)
-    } catch {
-      // gone
-    }
-  }
-
-  /** SIGTERM, then SIGKILL after `graceMs`. */
-  async stop(graceMs = 5_000): Promise<void> {
-    if (!this.running) return
-    this.signal('SIGTERM')
-    const t = setTimeout(() => this.signal('SIGKILL'), graceMs)
-    await this.exited
-    clearTimeout(t)
-  }
-
-  tail(lines = 15): string {
-    return this.output
-      .trimEnd()
-      .split('\n')
-      .slice(-lines)
-      .map((l) => `    ${l}`)
-      .join('\n')
-  }
+/** The first line of an error's message (the demo prints the logs separately). */
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!
 }
 
 class Demo {
   topo: Topology | null = null
-  dir: string | null = null
-  readonly procs: Proc[] = []
-  readonly daemons = new Map<string, Proc>()
-  private resolvDir: string | null = null
-  private createdEtcNetns = false
+  /** The rendezvous, the daemons and the page server (pilot-bed.ts); made in build(). */
+  bed: PilotBed | null = null
   private tornDown: Promise<void> | null = null
   private step = 0
 
@@ -167,43 +101,25 @@ class Demo {
     return this.topo
   }
 
-  spawn(label: string, node: string, argv: string[]): Proc {
-    // detached: Ctrl-C reaches the demo only, which then stops everything in order.
-    const p = new Proc(label, this.t.spawn(node, argv, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] }))
-    this.procs.push(p)
-    return p
-  }
-
-  socket(node: string): string {
-    return join(this.dir!, node, 'control.sock')
+  private get b(): PilotBed {
+    if (this.bed === null) throw new DemoError('the test network is gone')
+    return this.bed
   }
 
   /** `pilot-tun ARGS` against `node`'s daemon, inside its namespace. */
-  async cli(node: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return this.t.exec(node, [process.execPath, bin, ...args, '--control-socket', this.socket(node)], { allowFailure: true, timeoutMs: 30_000 })
-  }
-
-  async json<T>(node: string, args: string[]): Promise<T> {
-    const r = await this.cli(node, [...args, '--json'])
-    if (r.code !== 0) throw new DemoError(`${node}: \`pilot-tun ${args.join(' ')}\` failed: ${(r.stderr || r.stdout).trim()}`)
-    return JSON.parse(r.stdout) as T
-  }
-
-  async until<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      const v = await fn()
-      if (ok(v)) return v
-      if (Date.now() > deadline) throw new DemoError(`timed out after ${timeoutMs / 1000} s waiting for ${what}`)
-      await sleep(200)
-    }
+  cli(node: string, args: string[]): Promise<CliResult> {
+    return this.b.cli(node, args)
   }
 
   async build(): Promise<void> {
     this.say('building the test network in network namespaces (nothing outside them changes)')
     this.topo = await Topology.create(SPEC)
-    this.dir = mkdtempSync(join(tmpdir(), 'pilot-tun-demo-'))
-    writeFileSync(join(this.dir, 'none.json'), '{}')
+    // detached: Ctrl-C reaches the demo only, which then stops everything in order.
+    this.bed = new PilotBed(this.topo, {
+      tmpPrefix: 'pilot-tun-demo-',
+      spawn: { detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
+      daemon: { tun: this.tun, autoAccept: false },
+    })
     const t = this.t
     this.line(`test bed ${t.id}: namespaces ${t.layout.namespaces.join(', ')}`)
     this.line(`rendezvous  ${t.address('rendezvous').padEnd(11)} registry :${REGISTRY_PORT}/tcp, beacon :${BEACON_PORT}/udp`)
@@ -215,30 +131,23 @@ class Demo {
 
   async startRendezvous(): Promise<void> {
     this.say('starting the rendezvous: `pilot-tun rendezvous` (registry + beacon)')
-    const p = this.spawn('rendezvous', 'rendezvous', [
-      process.execPath, bin, 'rendezvous', '--registry-listen', `0.0.0.0:${REGISTRY_PORT}`, '--beacon-listen', `0.0.0.0:${BEACON_PORT}`,
-      '--store', join(this.dir!, 'registry.db'), '--log-format', 'text',
-    ])
-    await p.waitFor(/rendezvous running/, 'the "rendezvous running" line')
-    this.line(`registry ${this.t.address('rendezvous')}:${REGISTRY_PORT}, beacon ${this.t.address('rendezvous')}:${BEACON_PORT}`)
+    const b = this.b
+    try {
+      await b.startRendezvous()
+    } catch (err) {
+      throw new DemoError(`the rendezvous did not start: ${firstLine(err)}`)
+    }
+    this.line(`registry ${b.registryAddr}, beacon ${b.beaconAddr}`)
   }
 
   async startDaemons(): Promise<Record<'alice' | 'bob', Status>> {
     this.say(`starting \`pilot-tun up\` in alice and bob${this.tun ? ' (each gets its own pilot0)' : ' (--no-tun)'}`)
-    const rv = this.t.address('rendezvous')
     const start = async (n: 'alice' | 'bob'): Promise<Status> => {
-      mkdirSync(join(this.dir!, n), { recursive: true })
-      // The test bed turns IPv6 off in its namespaces; pilot0 needs it (this namespace only).
-      if (this.tun) await this.t.exec(n, ['sysctl', '-q', '-w', 'net.ipv6.conf.default.disable_ipv6=0', 'net.ipv6.conf.lo.disable_ipv6=0'])
-      const p = this.spawn(`pilot-tun up (${n})`, n, [
-        process.execPath, bin, 'up', ...(this.tun ? [] : ['--no-tun']),
-        '--registry', `${rv}:${REGISTRY_PORT}`, '--beacon', `${rv}:${BEACON_PORT}`, '--listen', `0.0.0.0:${TUNNEL_PORT}`,
-        '--state-dir', join(this.dir!, n, 'state'), '--control-socket', this.socket(n), '--hostname', n,
-        '--config', join(this.dir!, 'none.json'), '--log-format', 'text', '--heartbeat-interval', '1',
-      ])
-      this.daemons.set(n, p)
-      await p.waitFor(/pilot-tun up address=/, 'the "pilot-tun up" line')
-      return this.until(`${n}'s status`, () => this.json<Status>(n, ['status']), (s) => !this.tun || s.tun !== null, 10_000)
+      try {
+        return await this.b.up(n)
+      } catch (err) {
+        throw new DemoError(`pilot-tun up in ${n}: ${firstLine(err)}`)
+      }
     }
     // One after the other, so the registry numbers them in order (alice 1, bob 2).
     const alice = await start('alice')
@@ -254,16 +163,14 @@ class Demo {
 
   async trust(st: Record<'alice' | 'bob', Status>): Promise<void> {
     this.say('trust: alice asks bob (`pilot-tun trust request bob`), bob approves (`pilot-tun trust approve alice`)')
-    const req = await this.cli('alice', ['trust', 'request', 'bob', '--reason', 'pilot-tun demo'])
-    if (req.code !== 0) throw new DemoError(`alice: trust request bob failed: ${req.stderr.trim()}`)
-    this.line(`alice$ pilot-tun trust request bob\n${req.stdout.trim()}`)
-    await this.until("bob's pending request from alice", () => this.json<TrustList>('bob', ['trust', 'list']), (l) => l.pending.some((p) => p.address === st.alice.address))
-    const ok = await this.cli('bob', ['trust', 'approve', st.alice.address])
-    if (ok.code !== 0) throw new DemoError(`bob: trust approve alice failed: ${ok.stderr.trim()}`)
-    this.line(`bob$ pilot-tun trust approve ${st.alice.address}\n${ok.stdout.trim()}`)
-    const mutual = (n: 'alice' | 'bob', addr: string): Promise<TrustList> =>
-      this.until(`${n} to trust ${addr} mutually`, () => this.json<TrustList>(n, ['trust', 'list']), (l) => l.trusted.some((x) => x.address === addr && x.mutual))
-    await Promise.all([mutual('alice', st.bob.address), mutual('bob', st.alice.address)])
+    let done: { request: CliResult; approve: CliResult }
+    try {
+      done = await this.b.establishTrust('alice', 'bob', { from: st.alice.address, to: st.bob.address }, { target: 'bob', reason: 'pilot-tun demo' })
+    } catch (err) {
+      throw new DemoError(firstLine(err))
+    }
+    this.line(`alice$ pilot-tun trust request bob\n${done.request.stdout.trim()}`)
+    this.line(`bob$ pilot-tun trust approve ${st.alice.address}\n${done.approve.stdout.trim()}`)
     this.line('alice and bob trust each other (mutual)')
   }
 
@@ -278,13 +185,13 @@ class Demo {
       return ''
     }
     this.say(`bob serves a page: a plain Node HTTP server on [::]:80 (it knows nothing about Pilot)`)
-    const server = this.spawn('http server (bob)', 'bob', [process.execPath, '-e', PAGE_SERVER])
-    await server.waitFor(/serving/, 'the page server')
+    const server = this.b.spawn('http server (bob)', 'bob', [process.execPath, '-e', PAGE_SERVER])
+    await waitForLine(server, /serving/, 'the page server')
     this.line(`bob listens on [::]:80; its pilot0 address is ${st.bob.ipv6}`)
 
     this.say(`alice (behind ${aliceNat}) → bob (behind ${bobNat}): curl http://bob.pilot/`)
-    this.writeResolvConf('alice', st.alice.ipv6)
-    this.line(`${join(ETC_NETNS, this.t.namespace('alice'), 'resolv.conf')}: nameserver ${st.alice.ipv6} (alice's daemon answers .pilot)`)
+    const resolvConf = this.b.resolvConf('alice', st.alice.ipv6, { comment: `pilot-tun demo (${this.t.namespace('alice')})`, attempts: 2 })
+    this.line(`${resolvConf}: nameserver ${st.alice.ipv6} (alice's daemon answers .pilot)`)
     const dig = await this.t.exec('alice', ['dig', '+short', '+time=2', '+tries=1', 'bob.pilot', 'AAAA'], { allowFailure: true, timeoutMs: 10_000 })
     if (dig.code === 0) this.line(`alice$ dig +short bob.pilot AAAA\n${dig.stdout.trim() || '(no answer)'}`)
     const t0 = Date.now()
@@ -307,17 +214,6 @@ class Demo {
     }
   }
 
-  private writeResolvConf(node: string, nameserver: string): void {
-    const ns = this.t.namespace(node)
-    if (!existsSync(ETC_NETNS)) {
-      mkdirSync(ETC_NETNS, { recursive: true })
-      this.createdEtcNetns = true
-    }
-    this.resolvDir = join(ETC_NETNS, ns)
-    mkdirSync(this.resolvDir, { recursive: true })
-    writeFileSync(join(this.resolvDir, 'resolv.conf'), `# pilot-tun demo (${ns})\nnameserver ${nameserver}\noptions timeout:2 attempts:2\n`)
-  }
-
   /** Stops the daemons cleanly, then everything else; removes resolv.conf, namespaces and the temp dir. Idempotent. */
   teardown(narrate: boolean): Promise<void> {
     this.tornDown ??= this.doTeardown(narrate)
@@ -326,13 +222,14 @@ class Demo {
 
   private async doTeardown(narrate: boolean): Promise<void> {
     const said: string[] = []
-    if (this.topo !== null) {
-      const running = [...this.daemons].filter(([, p]) => p.running)
+    const bed = this.bed
+    if (bed !== null) {
+      const running = [...bed.daemons].filter(([, p]) => p.running)
       if (running.length > 0) {
         // `pilot-tun down`, which waits for the daemon to finish; SIGTERM/SIGKILL if that fails.
         await Promise.all(
           running.map(async ([n, p]) => {
-            const r = await this.cli(n, ['down']).catch(() => null)
+            const r = await bed.cli(n, ['down']).catch(() => null)
             if (r === null || r.code !== 0) await p.stop()
             else await Promise.race([p.exited, sleep(5_000)])
             await p.stop()
@@ -340,33 +237,23 @@ class Demo {
         )
         said.push(`pilot-tun down in ${running.map(([n]) => n).join(' and ')}`)
       }
-      await Promise.all(this.procs.map((p) => p.stop(3_000)))
-    }
-    if (this.resolvDir !== null) {
-      rmSync(this.resolvDir, { recursive: true, force: true })
-      said.push(`${join(this.resolvDir, 'resolv.conf')} removed`)
-      this.resolvDir = null
-    }
-    if (this.createdEtcNetns) {
-      try {
-        rmdirSync(ETC_NETNS)
-      } catch {
-        // someone else put something there meanwhile
-      }
+      await Promise.all(bed.processes.map((p) => p.stop('SIGTERM', 3_000)))
+      // Kills what is left, removes resolv.conf and the temp dir.
+      for (const f of await bed.close()) said.push(`${f} removed`)
     }
     if (this.topo !== null) {
       const id = this.topo.id
       await this.topo.destroy()
       said.push(`test bed ${id} removed (namespaces, veths, NAT rules)`)
     }
-    if (this.dir !== null) rmSync(this.dir, { recursive: true, force: true })
     if (narrate && said.length > 0) {
       process.stdout.write(`\nteardown: ${said.join('; ')}\n`)
     }
   }
 
   logs(): string {
-    return this.procs.map((p) => `  ${p.name}${p.running ? '' : ' (exited)'}:\n${p.tail()}`).join('\n')
+    const indent = (text: string): string => text.split('\n').map((l) => `    ${l}`).join('\n')
+    return (this.bed?.processes ?? []).map((p) => `  ${p.name}${p.running ? '' : ' (exited)'}:\n${indent(p.tail(15))}`).join('\n')
   }
 }
 
