@@ -257,7 +257,7 @@ describe('TUN front door in network namespaces', { skip: skip ?? false, timeout:
     }
   })
 
-  // DESIGN/bridge-tcp.ts: "unreachable or unknown node → code 3 (EHOSTUNREACH). The program's connect()
+  // docs/design.md and bridge-tcp.ts: "unreachable or unknown node → code 3 (EHOSTUNREACH). The program's connect()
   // fails at once instead of hanging." The daemon asks the registry once; "not registered" ends the dial.
   it('connect() to the mapped address of an unregistered node fails promptly', { timeout: 20_000 }, async (t) => {
     const missing = 'fd50:494c:4f54::7777'

@@ -1,4 +1,4 @@
-/** The beacon server: endpoint discovery, hole-punch coordination and relay (WIRE.md §9). */
+/** The beacon server: endpoint discovery, hole-punch coordination and relay (docs/wire.md §9). */
 export { BeaconServer, type BeaconServerOptions } from './server.js'
 export { DEFAULT_BEACON_LIMITS, resolveBeaconLimits, type BeaconLimits } from './limits.js'
 export {

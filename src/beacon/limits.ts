@@ -1,6 +1,6 @@
 /**
  * Bounds on what one beacon will remember and do. The reference keeps every
- * node forever and relays for anyone (WIRE.md §9.2, §17 item 12); these caps
+ * node forever and relays for anyone (docs/wire.md §9.2, §17 item 12); these caps
  * keep memory and bandwidth bounded under floods.
  */
 import { BeaconError, BeaconErrorCode } from './errors.js'

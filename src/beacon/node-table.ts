@@ -1,6 +1,6 @@
 /**
  * The beacon's memory: node ID → the UDP endpoint it last announced itself
- * from (WIRE.md §9.2), bounded in size and age.
+ * from (docs/wire.md §9.2), bounded in size and age.
  *
  * The Map is kept in last-seen order (a refresh deletes and re-inserts), so
  * the least recently seen node is the first key: eviction and expiry only ever

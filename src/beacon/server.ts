@@ -1,5 +1,5 @@
 /**
- * The beacon (WIRE.md §9): tells daemons the UDP endpoint it sees them at,
+ * The beacon (docs/wire.md §9): tells daemons the UDP endpoint it sees them at,
  * introduces two nodes for hole punching, and relays tunnel frames between
  * nodes that cannot reach each other directly. One UDP socket, no timers.
  *

@@ -22,7 +22,7 @@ export const BEACON_DROP_REASONS = [
   'punch-self',
   /** Relay whose sender ID has no live entry (never discovered, expired, or the beacon restarted). */
   'relay-unknown-sender',
-  /** Relay whose sender ID last discovered from another endpoint (WIRE.md §17 item 12). */
+  /** Relay whose sender ID last discovered from another endpoint (docs/wire.md §17 item 12). */
   'spoofed-relay',
   'relay-unknown-dest',
   /** A bug: an unexpected exception in the handler (logged). */

@@ -1,5 +1,5 @@
 /**
- * AES-256-GCM for PILS frames and the port-443 channel (WIRE.md §5.3, §5.5, §13.6).
+ * AES-256-GCM for PILS frames and the port-443 channel (docs/wire.md §5.3, §5.5, §13.6).
  *
  * Hot path. `seal`/`open` write into a caller buffer at an offset and return
  * a byte count; `open` answers -1 rather than throwing, because a frame that
@@ -56,7 +56,7 @@ export class TunnelCipher {
 
   /**
    * Agrees with a peer's X25519 key and builds the cipher; the shared secret
-   * and the raw key are zeroed before returning (WIRE.md §15.4).
+   * and the raw key are zeroed before returning (docs/wire.md §15.4).
    */
   static agree(own: X25519KeyPair, peerPublicKey: Uint8Array, variant: KdfVariant, purpose: KeyPurpose = 'tunnel'): TunnelCipher {
     const key = agreeSessionKey(own, peerPublicKey, variant, purpose)
@@ -132,7 +132,7 @@ export const REKEY_NONCE_COUNTER = 2 ** 48
 
 /**
  * The send side of one session's nonces: a random 4-byte prefix and a u64
- * counter, big-endian (WIRE.md §5.5). The first counter is 1, as in Go.
+ * counter, big-endian (docs/wire.md §5.5). The first counter is 1, as in Go.
  * Never hands out the same counter twice; throws `CryptoError`
  * `PT_CRYPTO_NONCE_EXHAUSTED` rather than exceed `MAX_NONCE_COUNTER`.
  */
@@ -142,7 +142,7 @@ export class NonceSequence {
 
   /**
    * @param lastUsed counter already used under this key, to continue a
-   *   sequence across re-derivations (WIRE.md §17 item 5); 0 for a new key.
+   *   sequence across re-derivations (docs/wire.md §17 item 5); 0 for a new key.
    */
   constructor(random: RandomSource, lastUsed = 0) {
     if (!Number.isSafeInteger(lastUsed) || lastUsed < 0) throw new RangeError(`bad counter ${lastUsed}`)

@@ -1,5 +1,7 @@
 /**
- * A node's long-term Ed25519 identity (WIRE.md §12) and its on-disk file.
+ * A node's long-term Ed25519 identity (docs/wire.md §12) and the text of its file.
+ * Reading and writing the file is I/O and lives at the edge
+ * (`src/daemon/identity-file.ts`); this module only turns text into keys and back.
  *
  * The private key lives in a `KeyObject`; raw seed bytes exist only briefly
  * while a file is written or read, and are zeroed afterwards. Signatures are
@@ -14,13 +16,10 @@ import {
   createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
-  randomBytes,
   sign,
   verify,
   type KeyObject,
 } from 'node:crypto'
-import { mkdir, open, rename, unlink } from 'node:fs/promises'
-import { dirname } from 'node:path'
 import { CryptoError } from '../errors.js'
 import { CryptoErrorCode } from './error-codes.js'
 
@@ -28,12 +27,12 @@ export const ED25519_SEED_SIZE = 32
 export const ED25519_PUBLIC_KEY_SIZE = 32
 export const ED25519_SIGNATURE_SIZE = 64
 
-// DER wrappers around raw keys (WIRE.md §12), so node:crypto can import them.
+// DER wrappers around raw keys (docs/wire.md §12), so node:crypto can import them.
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
 
 /** An identity file larger than this is not ours; refuse before parsing. */
-const MAX_IDENTITY_FILE_SIZE = 64 * 1024
+export const MAX_IDENTITY_FILE_SIZE = 64 * 1024
 
 export class Identity {
   /** Raw 32-byte Ed25519 public key, as registered and as carried in PILA. */
@@ -70,7 +69,7 @@ export class Identity {
     return sign(null, message, this.privateKey)
   }
 
-  /** Registry request signature (WIRE.md §10.3): standard base64 of the signature over the UTF-8 challenge. */
+  /** Registry request signature (docs/wire.md §10.3): standard base64 of the signature over the UTF-8 challenge. */
   signChallenge(challenge: string): string {
     return Buffer.from(this.sign(Buffer.from(challenge, 'utf8'))).toString('base64')
   }
@@ -130,7 +129,7 @@ export function decodeStdBase64(text: string): Buffer | null {
 }
 
 // ---------------------------------------------------------------------------
-// Identity file
+// Identity file text
 
 /** The file's text: pretty JSON with 2-space indent, like the Go reference. */
 export function formatIdentityFile(identity: Identity): string {
@@ -145,7 +144,8 @@ export function formatIdentityFile(identity: Identity): string {
   }
 }
 
-function malformed(path: string, problem: string): CryptoError {
+/** The typed error for an identity file that is not in the reference format. */
+export function malformedIdentityFile(path: string, problem: string): CryptoError {
   return new CryptoError(CryptoErrorCode.KEY_FILE_MALFORMED, `identity file ${path}: ${problem}`, {
     hint: `fix or remove ${path} (a new identity means a new node ID unless the registry owner string reclaims it)`,
   })
@@ -161,24 +161,24 @@ export function parseIdentityFile(text: string, path = '<identity>'): Identity {
   try {
     doc = JSON.parse(text)
   } catch {
-    throw malformed(path, 'not valid JSON')
+    throw malformedIdentityFile(path, 'not valid JSON')
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw malformed(path, 'not a JSON object')
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw malformedIdentityFile(path, 'not a JSON object')
   const fields = doc as Record<string, unknown>
   const privateText = fields['private_key']
   const publicText = fields['public_key']
-  if (typeof privateText !== 'string') throw malformed(path, '"private_key" is missing or not a string')
-  if (typeof publicText !== 'string') throw malformed(path, '"public_key" is missing or not a string')
+  if (typeof privateText !== 'string') throw malformedIdentityFile(path, '"private_key" is missing or not a string')
+  if (typeof publicText !== 'string') throw malformedIdentityFile(path, '"public_key" is missing or not a string')
   const both = decodeStdBase64(privateText)
-  if (both === null) throw malformed(path, '"private_key" is not standard base64')
+  if (both === null) throw malformedIdentityFile(path, '"private_key" is not standard base64')
   const storedPublic = decodeStdBase64(publicText)
   try {
     if (both.length !== ED25519_SEED_SIZE + ED25519_PUBLIC_KEY_SIZE) {
-      throw malformed(path, `"private_key" must be 64 bytes (seed and public key), got ${both.length}`)
+      throw malformedIdentityFile(path, `"private_key" must be 64 bytes (seed and public key), got ${both.length}`)
     }
-    if (storedPublic === null) throw malformed(path, '"public_key" is not standard base64')
+    if (storedPublic === null) throw malformedIdentityFile(path, '"public_key" is not standard base64')
     if (storedPublic.length !== ED25519_PUBLIC_KEY_SIZE) {
-      throw malformed(path, `"public_key" must be 32 bytes, got ${storedPublic.length}`)
+      throw malformedIdentityFile(path, `"public_key" must be 32 bytes, got ${storedPublic.length}`)
     }
     const identity = Identity.fromSeed(both.subarray(0, ED25519_SEED_SIZE))
     const derived = Buffer.from(identity.publicKey)
@@ -191,88 +191,4 @@ export function parseIdentityFile(text: string, path = '<identity>'): Identity {
   } finally {
     both.fill(0)
   }
-}
-
-/**
- * Writes the identity file atomically: a 0600 temp file beside it, fsync,
- * rename. The parent directory is created with mode 0700 if missing.
- */
-export async function saveIdentityFile(path: string, identity: Identity): Promise<void> {
-  const dir = dirname(path)
-  await mkdir(dir, { recursive: true, mode: 0o700 })
-  const tempPath = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`
-  const text = formatIdentityFile(identity)
-  const handle = await open(tempPath, 'wx', 0o600)
-  try {
-    await handle.chmod(0o600) // the umask could only have removed bits; be exact anyway
-    await handle.writeFile(text, 'utf8')
-    await handle.sync()
-  } catch (err) {
-    await handle.close()
-    await unlink(tempPath).catch(() => {})
-    throw err
-  }
-  await handle.close()
-  try {
-    await rename(tempPath, path)
-  } catch (err) {
-    await unlink(tempPath).catch(() => {})
-    throw err
-  }
-  // Make the rename itself durable; not every filesystem lets a directory be fsynced.
-  const dirHandle = await open(dir, 'r').catch(() => null)
-  if (dirHandle !== null) {
-    await dirHandle.sync().catch(() => {})
-    await dirHandle.close()
-  }
-}
-
-/**
- * Reads and checks an identity file. Refuses a file that group or others can
- * access (`PT_CRYPTO_KEY_FILE_MODE`), a missing file (`PT_CRYPTO_KEY_FILE_MISSING`),
- * anything unreadable (`PT_CRYPTO_KEY_FILE_UNREADABLE`), and everything
- * `parseIdentityFile` refuses.
- */
-export async function loadIdentityFile(path: string): Promise<Identity> {
-  let handle
-  try {
-    handle = await open(path, 'r')
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new CryptoError(CryptoErrorCode.KEY_FILE_MISSING, `identity file ${path} does not exist`, { cause: err })
-    }
-    throw new CryptoError(CryptoErrorCode.KEY_FILE_UNREADABLE, `cannot open identity file ${path}`, { cause: err })
-  }
-  try {
-    // fstat on the open descriptor: the mode checked is the mode of the bytes read.
-    const info = await handle.stat()
-    if (!info.isFile()) throw malformed(path, 'not a regular file')
-    if ((info.mode & 0o077) !== 0) {
-      const mode = (info.mode & 0o777).toString(8).padStart(4, '0')
-      throw new CryptoError(CryptoErrorCode.KEY_FILE_MODE, `identity file ${path} has mode ${mode}: group or others can access the private key`, {
-        hint: `chmod 600 ${path}`,
-      })
-    }
-    if (info.size > MAX_IDENTITY_FILE_SIZE) throw malformed(path, `too large (${info.size} bytes)`)
-    const bytes = await handle.readFile()
-    try {
-      return parseIdentityFile(bytes.toString('utf8'), path)
-    } finally {
-      bytes.fill(0)
-    }
-  } finally {
-    await handle.close()
-  }
-}
-
-/** Loads the identity at `path`, or generates and saves one if the file does not exist. */
-export async function loadOrCreateIdentity(path: string): Promise<{ identity: Identity; created: boolean }> {
-  try {
-    return { identity: await loadIdentityFile(path), created: false }
-  } catch (err) {
-    if (!(err instanceof CryptoError) || err.code !== CryptoErrorCode.KEY_FILE_MISSING) throw err
-  }
-  const identity = Identity.generate()
-  await saveIdentityFile(path, identity)
-  return { identity, created: true }
 }

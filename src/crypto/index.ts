@@ -1,4 +1,4 @@
-/** Public API of crypto/: identities, key agreement, AEAD, nonces, replay windows, PILA signatures. */
+/** Public API of crypto/ (sans-IO; the identity file's I/O is daemon/identity-file.ts): identities, key agreement, AEAD, nonces, replay windows, PILA signatures. */
 export { CryptoErrorCode } from './error-codes.js'
 export {
   Identity,
@@ -8,10 +8,9 @@ export {
   decodeStdBase64,
   ed25519PublicKeyObject,
   formatIdentityFile,
-  loadIdentityFile,
-  loadOrCreateIdentity,
+  malformedIdentityFile,
+  MAX_IDENTITY_FILE_SIZE,
   parseIdentityFile,
-  saveIdentityFile,
   verifyChallenge,
   verifyEd25519,
 } from './identity.js'

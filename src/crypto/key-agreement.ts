@@ -1,12 +1,12 @@
 /**
- * X25519 key agreement and the session-key derivations (WIRE.md §5.4, §13.6).
+ * X25519 key agreement and the session-key derivations (docs/wire.md §5.4, §13.6).
  *
  * Two KDF variants exist on the wire with no negotiation between them:
  *   legacy (Go snapshot): key = SHA-256(label ‖ ":" ‖ shared)
  *   hkdf   (draft, later Go): key = HKDF-SHA256(salt = empty, IKM = shared, info = label, L = 32)
  * with label "pilot-tunnel-v1" for UDP tunnels and "pilot-secure-v1" for the
  * port-443 secure channel. The shared secret is zeroed as soon as keys are
- * derived (WIRE.md §15.4); the HKDF PRK lives inside OpenSSL and never
+ * derived (docs/wire.md §15.4); the HKDF PRK lives inside OpenSSL and never
  * reaches JavaScript.
  */
 import { createHash, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, type KeyObject } from 'node:crypto'
@@ -120,7 +120,7 @@ export function agreeSessionKey(
 
 /**
  * Both variants' keys from one agreement, for peers whose variant is not yet
- * known (WIRE.md §20 item 5: trial-decrypt, then remember). Shared secret zeroed.
+ * known (docs/wire.md §20 item 5: trial-decrypt, then remember). Shared secret zeroed.
  */
 export function agreeSessionKeys(
   own: X25519KeyPair,

@@ -1,5 +1,5 @@
 /**
- * The signature inside a PILA frame (WIRE.md §5.7). The signed message is 40
+ * The signature inside a PILA frame (docs/wire.md §5.7). The signed message is 40
  * bytes: ASCII "auth" (no colon, whatever a Go comment says) ‖ sender node ID
  * (u32 BE) ‖ sender X25519 public key. Frame layout itself is protocol/'s job.
  */

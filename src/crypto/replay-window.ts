@@ -1,5 +1,5 @@
 /**
- * Receive-side replay protection for PILS (WIRE.md §5.6), hardened per §17.
+ * Receive-side replay protection for PILS (docs/wire.md §5.6), hardened per §17.
  *
  * Order of use per frame, and the reason for the split API:
  *   1. `check(counter)`  — pure; false = too old or already seen: drop before decrypting.
@@ -10,7 +10,7 @@
  *
  * Semantics otherwise follow Go so a Go sender sees the same acceptance:
  * 256 entries; `max == 0` means "nothing seen yet" (a frame with counter 0
- * stays acceptable until a higher counter commits, WIRE.md §20 item 6);
+ * stays acceptable until a higher counter commits, docs/wire.md §20 item 6);
  * a counter `max − 256` or older is rejected. One deliberate difference:
  * the first counter above 0 clears the stale bits a 0 may have left (Go keeps
  * them and can drop a never-seen counter 256 later).
@@ -83,7 +83,7 @@ export class ReplayWindow {
 }
 
 /**
- * One `ReplayWindow` per 4-byte nonce prefix of one peer key (WIRE.md §17
+ * One `ReplayWindow` per 4-byte nonce prefix of one peer key (docs/wire.md §17
  * item 4). Go restarts its counter at 1 under a new random prefix whenever it
  * accepts a key frame, and a replayed key frame would otherwise let an
  * attacker reset our window and replay old PILS. So:

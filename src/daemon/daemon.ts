@@ -31,7 +31,8 @@ import { join } from 'node:path'
 import { lookup as dnsLookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import type { DaemonControl, DaemonStatus, PeerStatus, PingReply, ResolveResult, TrustList } from './api.js'
-import { loadOrCreateIdentity, type Identity } from '../crypto/identity.js'
+import type { Identity } from '../crypto/identity.js'
+import { loadOrCreateIdentity } from './identity-file.js'
 import { formatAddress, parseAddress, type PilotAddress } from '../protocol/address.js'
 import { ipv6TextToPilot, pilotToIpv6Text } from '../protocol/ipv6-mapping.js'
 import { CryptoRandom, type RandomSource } from '../random.js'
@@ -517,7 +518,7 @@ export class Daemon implements DaemonControl {
     this.openPorts.delete(port)
   }
 
-  /** Sends one datagram (WIRE.md §7); returns the source port used. */
+  /** Sends one datagram (docs/wire.md §7); returns the source port used. */
   sendDatagram(node: number | PilotAddress, port: number, data: Uint8Array, sourcePort?: number): number {
     if (this.closing !== null) throw daemonClosedError()
     const remote = typeof node === 'number' ? { network: 0, node } : node

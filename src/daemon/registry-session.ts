@@ -1,5 +1,5 @@
 /**
- * The daemon's standing with the registry (WIRE.md §10.8), and the
+ * The daemon's standing with the registry (docs/wire.md §10.8), and the
  * `PeerDirectory` the tunnel asks for keys and endpoints.
  *
  * `RegistrySession`: register → set_visibility (when public) → set_hostname;

@@ -1,5 +1,5 @@
 /**
- * Built-in stream services (WIRE.md §13.1, §11.1):
+ * Built-in stream services (docs/wire.md §13.1, §11.1):
  *
  *  - echo, port 7: every byte received is written back (pipe with
  *    back-pressure); the remote FIN ends our side too. `pilot-tun ping` and

@@ -1,5 +1,5 @@
 /**
- * The trust handshake (WIRE.md §11): direct messages on port 444 and the
+ * The trust handshake (docs/wire.md §11): direct messages on port 444 and the
  * registry-relayed inboxes, over the persisted `TrustStore`.
  *
  * Wire: one JSON object per fresh stream, keys in Go's struct order

@@ -1,6 +1,6 @@
 /**
  * The node's trust table, persisted as `trust.json` in the state directory
- * (WIRE.md §11.3 format plus our outgoing requests):
+ * (docs/wire.md §11.3 format plus our outgoing requests):
  *
  *   {"trusted":[{node_id, public_key, approved_at, mutual, network?}],
  *    "pending":[{node_id, public_key?, justification?, received_at}],

@@ -1,5 +1,5 @@
 /**
- * Pilot addresses (WIRE.md §2): 48 bits = network (u16) || node (u32).
+ * Pilot addresses (docs/wire.md §2): 48 bits = network (u16) || node (u32).
  *
  * Text form follows the Go reference, which is what peers and the registry
  * accept: `N:NNNN.HHHH.LLLL`, N decimal, NNNN the same network in 4 hex digits,

@@ -1,5 +1,5 @@
 /**
- * Beacon messages (WIRE.md §9.1): one type byte (< 0x10) and a fixed layout.
+ * Beacon messages (docs/wire.md §9.1): one type byte (< 0x10) and a fixed layout.
  *
  *   0x01 Discover       node_id u32                       (extra bytes ignored)
  *   0x02 DiscoverReply  ip_len u8 (4|16) || ip || port u16

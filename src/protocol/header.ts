@@ -1,5 +1,5 @@
 /**
- * The 34-byte Pilot packet header (WIRE.md §4) and its CRC-32.
+ * The 34-byte Pilot packet header (docs/wire.md §4) and its CRC-32.
  *
  *   off size field            off size field
  *    0   1   version<<4|flags  16   2   src port

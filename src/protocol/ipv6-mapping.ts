@@ -1,5 +1,5 @@
 /**
- * Pilot address <-> IPv6 address inside the overlay prefix (DESIGN.md "Address mapping").
+ * Pilot address <-> IPv6 address inside the overlay prefix (docs/design.md "Address mapping").
  *
  *   prefix (48 bits) : NNNN : 0000 : 0000 : HHHH : LLLL
  *   |---- bytes 0..5 --|6..7-|-- 8..11 ---|-- 12..15 --|
@@ -112,7 +112,7 @@ export function mapPilotToIpv6(
 }
 
 /**
- * The address the daemon uses for TCP reflection (DESIGN.md): `prefix:NNNN:0:1:0:1`,
+ * The address the daemon uses for TCP reflection (docs/design.md): `prefix:NNNN:0:1:0:1`,
  * e.g. `fd50:494c:4f54::1:0:1` for network 0. Bits 64..95 are 0x00000001, so it is
  * never a node and `classifyOverlayIpv6` reports `not-a-node` for it.
  */

@@ -1,5 +1,5 @@
 /**
- * Registry framing (WIRE.md §10.1): `length u32 BE || UTF-8 JSON object`, at most
+ * Registry framing (docs/wire.md §10.1): `length u32 BE || UTF-8 JSON object`, at most
  * 1 MiB of JSON. The same framing serves the daemon's control socket, so the
  * maximum size is a parameter.
  *

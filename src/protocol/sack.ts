@@ -1,5 +1,5 @@
 /**
- * The SACK option (WIRE.md §6.7), carried as the payload of a stream ACK:
+ * The SACK option (docs/wire.md §6.7), carried as the payload of a stream ACK:
  *
  *   "SACK" (4 ASCII bytes) || count u8 (1..4) || count × (left u32, right u32)
  *

@@ -1,5 +1,5 @@
 /**
- * Tunnel frames on the daemon's UDP socket (WIRE.md §5): demultiplexing and the
+ * Tunnel frames on the daemon's UDP socket (docs/wire.md §5): demultiplexing and the
  * layouts of PILT, PILS, PILK, PILA and PILP. Only bytes: sealing, opening and
  * signature checks belong to crypto/, and the inner packet is decoded with
  * header.ts.

@@ -1,5 +1,5 @@
 /**
- * The ASCII strings a node signs for registry requests (WIRE.md §10.3). Node
+ * The ASCII strings a node signs for registry requests (docs/wire.md §10.3). Node
  * IDs are plain decimal. Client and server build them from the same functions
  * so they cannot drift apart.
  */

@@ -1,5 +1,5 @@
 /**
- * The daemon's registry client (WIRE.md §10): one long-lived connection,
+ * The daemon's registry client (docs/wire.md §10): one long-lived connection,
  * requests queued and sent one at a time, each with a timeout. A lost
  * connection is re-dialled with backoff (0.5 s doubling to 10 s, 5 tries,
  * 5 s per dial) and the request that was interrupted is retried once.

@@ -1,4 +1,4 @@
-/** `real_addr` text: the TCP source IP of the registration plus the port the node listens on (WIRE.md §10.5.1). */
+/** `real_addr` text: the TCP source IP of the registration plus the port the node listens on (docs/wire.md §10.5.1). */
 import { isIP } from 'node:net'
 
 /** `ip:port`, or `[ipv6]:port`. */

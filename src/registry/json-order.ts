@@ -1,6 +1,6 @@
 /**
  * Go marshals registry messages from maps, so their keys come out sorted
- * (WIRE.md §0). Receivers do not care, but emitting the same order makes our
+ * (docs/wire.md §0). Receivers do not care, but emitting the same order makes our
  * bytes equal to the captures, which the conformance test checks.
  */
 import type { JsonObject } from '../protocol/registry-framing.js'

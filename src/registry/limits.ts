@@ -1,4 +1,4 @@
-/** Tunables of the registry server; defaults are the Go reference's (WIRE.md §18) unless noted. */
+/** Tunables of the registry server; defaults are the Go reference's (docs/wire.md §18) unless noted. */
 import { REGISTRY_MAX_MESSAGE } from '../protocol/registry-framing.js'
 
 export interface RegistryLimits {

@@ -78,7 +78,7 @@ export function readSignature(req: JsonObject): string {
   return v
 }
 
-// Hostnames and tags (WIRE.md §10.5.6-7).
+// Hostnames and tags (docs/wire.md §10.5.6-7).
 const HOSTNAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
 const RESERVED_HOSTNAMES = new Set(['localhost', 'backbone', 'broadcast'])
 const TAG = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/

@@ -1,5 +1,5 @@
 /**
- * The registry's request → response logic (WIRE.md §10.5), without sockets:
+ * The registry's request → response logic (docs/wire.md §10.5), without sockets:
  * the server feeds it decoded JSON objects and the client's address, and
  * writes back what it returns. Each request runs to completion synchronously
  * (better-sqlite3), which is what gives every connection its strict order.

@@ -1,5 +1,5 @@
 /**
- * The registry's TCP edge (WIRE.md §10.1): length-prefixed JSON, one request
+ * The registry's TCP edge (docs/wire.md §10.1): length-prefixed JSON, one request
  * answered before the next is read from the same connection. The logic lives
  * in RegistryRequestHandler; this file owns sockets, timers and counters.
  *

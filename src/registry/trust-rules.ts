@@ -1,5 +1,5 @@
 /**
- * When does a trust pair exist? (Hardening of WIRE.md §17 item 11.)
+ * When does a trust pair exist? (Hardening of docs/wire.md §17 item 11.)
  *
  * In the Go reference one node's `report_trust` alone creates the pair that
  * lets it `resolve` the other's endpoint. Here a pair needs the consent of

@@ -1,5 +1,5 @@
 /**
- * RFC 1982 serial arithmetic on 32-bit sequence numbers (WIRE.md §6.5):
+ * RFC 1982 serial arithmetic on 32-bit sequence numbers (docs/wire.md §6.5):
  * `a` is after `b` iff int32(a − b) > 0, so comparisons survive the wrap at 2^32.
  *
  * Inside a connection, byte positions are kept as plain stream offsets

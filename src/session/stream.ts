@@ -1,5 +1,5 @@
 /**
- * One Pilot stream (protocol 0x01) as a sans-IO state machine (WIRE.md §6).
+ * One Pilot stream (protocol 0x01) as a sans-IO state machine (docs/wire.md §6).
  *
  * Four kinds of methods, called in this order after every input:
  *   A. getters      state, error, stats(), readableLength, writableLength, …

@@ -1,6 +1,6 @@
 /**
  * `TunBridge`: the edge between the TUN device and the daemon's Pilot
- * streams, datagrams and pings (DESIGN.md, "TCP through the TUN without a
+ * streams, datagrams and pings (docs/design.md, "TCP through the TUN without a
  * TCP stack in JavaScript"). The daemon builds one per TUN interface.
  *
  *   TUN batch ─► onBatch (one clock read) ─► per packet:

@@ -5,7 +5,7 @@
  * overlay prefix route with `src` set to the node's address so the kernel
  * picks that source for every overlay destination.
  *
- * The reflector address R (DESIGN.md, "TCP through the TUN") is only routed,
+ * The reflector address R (docs/design.md, "TCP through the TUN") is only routed,
  * never assigned: it lies inside the prefix, so the prefix route covers it; a
  * reflector outside the prefix gets a /128 route of its own.
  *

@@ -1,5 +1,5 @@
 /**
- * TCP NAT reflection (DESIGN.md "TCP through the TUN without a TCP stack in
+ * TCP NAT reflection (docs/design.md "TCP through the TUN without a TCP stack in
  * JavaScript"): a pure state machine over IPv6/TCP packets read from the TUN.
  * It never touches a socket or a clock; every input takes `now` (ms).
  *

@@ -1,7 +1,7 @@
 /**
  * Cache of registered Ed25519 keys, filled from `PeerDirectory.lookupKey`.
  *
- * Every PILA is checked against a copy of the registry's key (WIRE.md §17
+ * Every PILA is checked against a copy of the registry's key (docs/wire.md §17
  * item 16: Go only checks the first one). Lookups are bounded (a flood of
  * PILAs with made-up sender IDs must not become a flood of registry
  * requests): at most `maxPending` in flight, negative answers remembered for

@@ -1,6 +1,6 @@
 /**
  * Tunnel counters. A bad or unwanted datagram is counted under one stable
- * reason and dropped; nothing on the receive path throws (DESIGN "Edges own I/O").
+ * reason and dropped; nothing on the receive path throws (docs/design.md "Edges own I/O").
  */
 
 /** Every reason a datagram (or an outgoing packet) is dropped. Stable strings: logs and tests key on them. */

@@ -26,7 +26,7 @@ export interface TunnelTiming {
   /**
    * Our PILS unanswered by any authenticated frame this long → our key frame goes out again on the
    * peer's path, then at most this often while the silence lasts. The peer may have restarted and
-   * lost our key (Go then drops our PILS without a word, WIRE.md §5.10); our PILA makes it derive
+   * lost our key (Go then drops our PILS without a word, docs/wire.md §5.10); our PILA makes it derive
    * a session and answer with its own, new key.
    */
   silenceRekeyMs: number

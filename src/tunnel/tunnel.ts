@@ -1,19 +1,19 @@
 /**
  * `Tunnel`: the daemon's one UDP socket carrying encrypted Pilot packets to
- * peers over direct, hole-punched or beacon-relayed paths (WIRE.md §5, §9).
+ * peers over direct, hole-punched or beacon-relayed paths (docs/wire.md §5, §9).
  *
- * An edge in DESIGN's sense: it owns the bind's receive handler and one
+ * An edge in the sense of docs/design.md: it owns the bind's receive handler and one
  * housekeeping timer; everything else is injected (bind, identity, directory,
  * clock/scheduler, randomness, logger), so several tunnels run in one process
  * and tests use short timings over a `MemoryNetwork`.
  *
- * Receive order (wireguard-go, STYLE.md): classify (§5.1) → beacon messages
+ * Receive order (wireguard-go, docs/style.md): classify (§5.1) → beacon messages
  * (only from the configured beacon) → PILS: peer by sender ID, replay check,
  * AEAD open, replay commit, packet + CRC, inner source == sender, and only
  * then path/roaming updates and delivery. A bad datagram is a counter (see
  * stats.ts); nothing throws out of `receive`.
  *
- * Hardening over the Go snapshot (WIRE.md §17), all wire-compatible:
+ * Hardening over the Go snapshot (docs/wire.md §17), all wire-compatible:
  *  - PILT is never sent and never accepted; PILK is refused (answered with
  *    our PILA when we already know where the sender is, as Go does).
  *  - every PILA is checked against the registry's key (not only the first);

@@ -74,7 +74,7 @@ test('a forged frame with a huge counter (fails AEAD, never committed) does not 
   for (let c = 11; c <= 20; c++) assert.equal(receive(w, c), true, `real traffic ${c} still flows`)
 })
 
-test('Go observations (WIRE §22 "Replay"): 0 twice, 5, then 0 refused; 400, 100 refused, 200 accepted', () => {
+test('Go observations (docs/wire.md §22 "Replay"): 0 twice, 5, then 0 refused; 400, 100 refused, 200 accepted', () => {
   const w = new ReplayWindow()
   assert.deepEqual([0, 0, 5, 0].map((c) => receive(w, c)), [true, true, true, false])
   const v = new ReplayWindow()

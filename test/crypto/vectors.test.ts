@@ -1,5 +1,5 @@
 /**
- * WIRE.md §16.3–§16.6 reproduced byte for byte. Frames are assembled here from
+ * docs/wire.md §16.3–§16.6 reproduced byte for byte. Frames are assembled here from
  * raw bytes (protocol/ owns the real frame codecs).
  */
 import { test } from 'node:test'

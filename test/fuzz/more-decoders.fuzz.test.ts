@@ -111,7 +111,7 @@ test('PILS receive path: 100k mutated frames either fail to decode, fail to open
         const n = cipher.openFrame(f.senderId, f.nonce, f.sealed, out, 0)
         if (n >= 0) {
           // Only an unmodified frame may authenticate. Legacy has no AAD, so the
-          // sender ID is not covered (WIRE §17 item 2: the tunnel checks the inner source).
+          // sender ID is not covered (docs/wire.md §17 item 2: the tunnel checks the inner source).
           opened++
           assert.equal(Buffer.from(out.subarray(0, n)).toString('hex'), originals.get(frameKey(b, variant)))
         }

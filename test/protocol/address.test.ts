@@ -15,7 +15,7 @@ import { SeededRandom } from '../../src/random.js'
 
 const isReason = (reason: string) => (e: unknown) => e instanceof DecodeError && e.reason === reason
 
-// WIRE.md §2.2 [G] examples.
+// docs/wire.md §2.2 [G] examples.
 const VALID: Array<[string, number, number]> = [
   ['0:0000.0000.0001', 0, 1],
   ['1:0001.F291.0004', 1, 0xf2910004],

@@ -20,7 +20,7 @@ import { fuzzDecoder, randomBytes } from '../util/fuzz.js'
 const isReason = (reason: string) => (e: unknown) => e instanceof DecodeError && e.reason === reason
 const h2b = (hex: string) => Buffer.from(hex.replace(/ /g, ''), 'hex')
 
-// WIRE.md §9.1 examples.
+// docs/wire.md §9.1 examples.
 const EXAMPLES: Array<[string, BeaconMessage]> = [
   ['01 00000001', { type: BeaconType.DISCOVER, nodeId: 1 }],
   ['02 04 cb007105 0fa0', { type: BeaconType.DISCOVER_REPLY, endpoint: { host: '203.0.113.5', port: 4000 } }],

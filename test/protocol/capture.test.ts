@@ -1,33 +1,20 @@
 /**
  * Every frame of a real Go capture (encryption off) through our codecs:
- * shared/spec/captures/lo-session2-plaintext.pcap, with its .decoded.txt and
+ * test/fixtures/captures/lo-session2-plaintext.pcap, with its .decoded.txt and
  * registry-messages-session2.json as independent references.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync } from 'node:fs'
-import path from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { readFileSync } from 'node:fs'
 import { PacketHeader, decodePacket, encodePacket, packetPayload, Flag } from '../../src/protocol/header.js'
 import { formatSocketAddress } from '../../src/protocol/address.js'
 import { classifyDatagram, datagramKindName, DatagramKind, decodePilt, encodePilt, decodePilp, encodePilp } from '../../src/protocol/tunnel-frames.js'
 import { BeaconType, decodeBeaconMessage, encodeBeaconMessage, type BeaconMessage } from '../../src/protocol/beacon-messages.js'
 import { RegistryFrameDecoder, encodeRegistryMessage, type JsonObject } from '../../src/protocol/registry-framing.js'
+import { captureFixture } from '../util/fixtures.js'
 import { readPcap, decodeRecord, reassembleTcp, type TcpSegment, type UdpDatagram } from '../util/pcap.js'
 
-/** The repository root: the nearest ancestor with a package.json (works from test/ and dist/test/). */
-function findRepoRoot(start: string): string {
-  let dir = start
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir)
-    if (up === dir) throw new Error(`no package.json above ${start}`)
-    dir = up
-  }
-  return dir
-}
-
-const repoRoot = findRepoRoot(path.dirname(fileURLToPath(import.meta.url)))
-const capture = (file: string): string => path.resolve(repoRoot, '..', 'shared', 'spec', 'captures', file)
+const capture = captureFixture
 
 const REGISTRY_PORT = 9100
 

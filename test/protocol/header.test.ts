@@ -4,7 +4,7 @@ import { crc32 } from 'node:zlib'
 import { PacketHeader, decodePacket, encodePacket, packetPayload, Flag } from '../../src/protocol/header.js'
 import { DecodeError } from '../../src/errors.js'
 
-// WIRE.md §16.2: complete packets with their CRCs.
+// docs/wire.md §16.2: complete packets with their CRCs.
 const VECTORS: Record<string, string> = {
   P1: '11010000000000000001000000000002c00003e800000000000000000200145ed874',
   P2: '1301000000000000000200000000000103e8c0000000000000000001020024f40f8e',

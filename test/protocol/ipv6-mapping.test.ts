@@ -22,7 +22,7 @@ import { SeededRandom } from '../../src/random.js'
 const isReason = (reason: string) => (e: unknown) => e instanceof DecodeError && e.reason === reason
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
 
-test('DESIGN.md example: 0:0000.0000.002A is fd50:494c:4f54::2a', () => {
+test('docs/design.md example: 0:0000.0000.002A is fd50:494c:4f54::2a', () => {
   const a = parseAddress('0:0000.0000.002A')
   assert.equal(pilotToIpv6Text(a), 'fd50:494c:4f54::2a')
   assert.equal(hex(mapPilotToIpv6(a)), 'fd50494c4f54000000000000' + '0000002a')

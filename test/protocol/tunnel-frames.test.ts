@@ -36,7 +36,7 @@ import { fuzzDecoder, randomBytes } from '../util/fuzz.js'
 const isReason = (reason: string) => (e: unknown) => e instanceof DecodeError && e.reason === reason
 const h2b = (hex: string) => Buffer.from(hex, 'hex')
 
-// WIRE.md §16.2 P1 and §16.4.
+// docs/wire.md §16.2 P1 and §16.4.
 const P1 = '11010000000000000001000000000002c00003e800000000000000000200145ed874'
 const PILS_G =
   '50494c5300000001a1b2c3d4000000000000000156dfe3f8d3d878e2a8d87fc3412afca4dfc38b354ce7f0e1ecd34717b908c5461fcc585a0951448836deeed10cb8a3de519c'

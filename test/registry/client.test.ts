@@ -8,7 +8,7 @@ import { RegistryError, RegistryErrorCode } from '../../src/registry/errors.js'
 import { RegistryServer } from '../../src/registry/server.js'
 import { FakeClock, startTestRegistry, testClient, leakedHandles } from './helpers.js'
 
-/** RFC 8032 test 1 key, whose registry signatures WIRE.md §16.5 lists. */
+/** RFC 8032 test 1 key, whose registry signatures docs/wire.md §16.5 lists. */
 const RFC8032_SEED = Buffer.from('9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60', 'hex')
 
 /** A scripted server: records raw request frames and answers with `answer(request)` (null = stay silent). */

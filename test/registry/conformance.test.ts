@@ -1,6 +1,6 @@
 /**
  * Replays every client→registry request of the two Go captures
- * (shared/spec/captures/registry-messages-session{1,2}.json) against a fresh
+ * (test/fixtures/captures/registry-messages-session{1,2}.json) against a fresh
  * server and compares each answer with the Go registry's. The register
  * requests carry the daemons' real keys, so every captured signature must
  * verify against what we stored. The fake clock follows the capture's time
@@ -10,10 +10,9 @@
  */
 import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync } from 'node:fs'
-import path from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { readFileSync } from 'node:fs'
 import type { JsonObject } from '../../src/protocol/registry-framing.js'
+import { captureFixture } from '../util/fixtures.js'
 import { FakeClock, RawConnection, startTestRegistry, leakedHandles } from './helpers.js'
 
 interface CapturedMessage {
@@ -25,13 +24,6 @@ interface CapturedMessage {
   json: JsonObject
 }
 
-function findRepoRoot(start: string): string {
-  let dir = start
-  while (!existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir)
-  return dir
-}
-
-const capturesDir = path.resolve(findRepoRoot(path.dirname(fileURLToPath(import.meta.url))), '..', 'shared', 'spec', 'captures')
 
 /** Unix seconds of 00:00 UTC on the capture day (heartbeat_ok time 1795776975 was sent at 10:56:15). */
 const CAPTURE_DAY = 1_795_776_975 - (10 * 3600 + 56 * 60 + 15)
@@ -50,7 +42,7 @@ const EXPECTED_ERROR_TEXTS: Record<string, Record<number, string>> = {
 
 for (const file of ['registry-messages-session1.json', 'registry-messages-session2.json']) {
   test(`Go capture ${file}: same answers, request by request`, async () => {
-    const messages = JSON.parse(readFileSync(path.join(capturesDir, file), 'utf8')) as CapturedMessage[]
+    const messages = JSON.parse(readFileSync(captureFixture(file), 'utf8')) as CapturedMessage[]
     const clock = new FakeClock()
     const registry = await startTestRegistry({ clock })
     const connections = new Map<string, RawConnection>()
@@ -99,7 +91,7 @@ for (const file of ['registry-messages-session1.json', 'registry-messages-sessio
 
 test('Go capture: the trust pair exists after the approving side answered, and came from the handshake', async () => {
   // Session 2 in short: node 2 asks, node 1 polls, accepts (respond + report_trust), node 2 resolves.
-  const messages = JSON.parse(readFileSync(path.join(capturesDir, 'registry-messages-session2.json'), 'utf8')) as CapturedMessage[]
+  const messages = JSON.parse(readFileSync(captureFixture('registry-messages-session2.json'), 'utf8')) as CapturedMessage[]
   const registry = await startTestRegistry()
   const connections = new Map<string, RawConnection>()
   try {

@@ -157,7 +157,7 @@ export class RawConnection {
 }
 
 /**
- * Sockets, servers and timers still alive (STYLE.md §1: compare after the tests).
+ * Sockets, servers and timers still alive (docs/style.md §1: compare after the tests).
  * Closed sockets can take a tick to disappear, so this waits briefly for them.
  */
 export async function leakedHandles(): Promise<string[]> {

@@ -14,7 +14,10 @@ import { execFileSync, spawnSync } from 'node:child_process'
 import dgram from 'node:dgram'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { fileURLToPath } from 'node:url'
+import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { tunConformance, collectUdp, type KernelListener, type TunHarness } from './conformance.js'
 import { NativeTunDevice, type TunDeviceOptions } from '../../src/tun/device.js'
 import { assertInterfaceFree, cleanupStale, InterfaceSetup, openTunInterface } from '../../src/tun/interface-setup.js'
@@ -32,6 +35,25 @@ function insideOurNamespace(): boolean {
   } catch {
     return false
   }
+}
+
+/**
+ * dist/src, the addon and package.json (for "type": "module") copied to a
+ * fresh directory that every user may read, whatever the checkout's path.
+ */
+function copyForUnprivilegedChild(): string {
+  const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
+  const dir = mkdtempSync(join(tmpdir(), 'pilot-tun-perm-'))
+  cpSync(join(repo, 'dist', 'src'), join(dir, 'dist', 'src'), { recursive: true })
+  cpSync(join(repo, 'build', 'Release', 'pilot_tun_native.node'), join(dir, 'build', 'Release', 'pilot_tun_native.node'))
+  cpSync(join(repo, 'package.json'), join(dir, 'package.json'))
+  const openUp = (p: string): void => {
+    const isDir = statSync(p).isDirectory()
+    chmodSync(p, isDir ? 0o755 : 0o644)
+    if (isDir) for (const name of readdirSync(p)) openUp(join(p, name))
+  }
+  openUp(dir)
+  return dir
 }
 
 function linkExists(name: string): boolean {
@@ -196,8 +218,11 @@ if (insideOurNamespace()) {
 
   test('native: without root or CAP_NET_ADMIN, open and ip fail with PT_TUN_PERMISSION', async () => {
     const holder = NativeTunDevice.open({ name: 'perm0' })
+    // The unprivileged child cannot read a checkout under a 0700 directory
+    // (/root, mktemp -d): it runs a world-readable copy of what it imports.
+    const copy = copyForUnprivilegedChild()
     try {
-      const base = new URL('../../src/tun/', import.meta.url)
+      const base = pathToFileURL(join(copy, 'dist', 'src', 'tun') + '/')
       const script = `
         const { NativeTunDevice } = await import(${JSON.stringify(new URL('device.js', base).href)})
         const { InterfaceSetup, hasNetAdmin } = await import(${JSON.stringify(new URL('interface-setup.js', base).href)})
@@ -218,6 +243,7 @@ if (insideOurNamespace()) {
       assert.match(out.ipMessage, /`ip link set dev perm0 mtu 65520 up` failed: .*Operation not permitted/)
     } finally {
       holder.close()
+      rmSync(copy, { recursive: true, force: true })
     }
   })
 

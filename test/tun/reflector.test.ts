@@ -69,7 +69,7 @@ function dropped(r: TcpReflector, now: number, pkt: Uint8Array, reason: string):
   return d
 }
 
-test('outbound flow: SYN, SYN|ACK, data, FIN both ways produce exactly the DESIGN rewrites', () => {
+test('outbound flow: SYN, SYN|ACK, data, FIN both ways produce exactly the rewrites of docs/design.md', () => {
   const r = reflector()
   let now = 1000
   // A:40000 -> P:80 SYN becomes R:x -> A:L.

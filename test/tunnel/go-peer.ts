@@ -1,4 +1,4 @@
-// A peer that behaves like the Go snapshot daemon on the wire (WIRE.md §5.7, §22 and
+// A peer that behaves like the Go snapshot daemon on the wire (docs/wire.md §5.7, §22 and
 // the lo-session1 capture): PILA only, 136 bytes, legacy KDF without AAD, a new session
 // (fresh prefix, counter 1) for every accepted PILA, a PILA reply only for a new or
 // changed peer key, one PILA per packet sent while it has no session.

@@ -85,7 +85,7 @@ export class World {
     return node
   }
 
-  /** Closes every tunnel and the beacon, then fails if a timer or socket is still alive (STYLE.md §1). */
+  /** Closes every tunnel and the beacon, then fails if a timer or socket is still alive (docs/style.md §1). */
   async close(): Promise<void> {
     for (const n of this.nodes) await n.tunnel.close()
     await this.beacon?.close()

@@ -1,7 +1,8 @@
 /** `pilot-tun identity create|show`: the node's Ed25519 identity file. */
 import type { Argv, CommandModule } from 'yargs'
 import { access } from 'node:fs/promises'
-import { Identity, loadIdentityFile, saveIdentityFile } from '../../crypto/identity.js'
+import { Identity } from '../../crypto/identity.js'
+import { loadIdentityFile, saveIdentityFile } from '../../daemon/identity-file.js'
 import { PilotError } from '../../errors.js'
 import { formatFields, printResult } from '../output.js'
 
