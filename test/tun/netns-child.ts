@@ -38,7 +38,8 @@ function insideOurNamespace(): boolean {
 }
 
 /**
- * dist/src, the addon and package.json (for "type": "module") copied to a
+ * dist/src, the addon, package.json (for "type": "module") and the one
+ * dependency those modules import (ip-address) copied to a
  * fresh directory that every user may read, whatever the checkout's path.
  */
 function copyForUnprivilegedChild(): string {
@@ -47,6 +48,7 @@ function copyForUnprivilegedChild(): string {
   cpSync(join(repo, 'dist', 'src'), join(dir, 'dist', 'src'), { recursive: true })
   cpSync(join(repo, 'build', 'Release', 'pilot_tun_native.node'), join(dir, 'build', 'Release', 'pilot_tun_native.node'))
   cpSync(join(repo, 'package.json'), join(dir, 'package.json'))
+  cpSync(join(repo, 'node_modules', 'ip-address'), join(dir, 'node_modules', 'ip-address'), { recursive: true })
   const openUp = (p: string): void => {
     const isDir = statSync(p).isDirectory()
     chmodSync(p, isDir ? 0o755 : 0o644)
