@@ -23,6 +23,11 @@
  * socket from A to R:y, which the reflector turns into P:q → A:p, so the
  * local server sees the agent's mapped address. Connected → accept the Pilot
  * SYN and pipe; refused (nothing listens) or timed out → refuse (RST).
+ *
+ * The TUN bridge owns this object and is seen from here only as a
+ * `TcpBridgeOutput` (queue a packet, answer with ICMPv6, count a drop); the
+ * listener and the reflector are built before either bridge (bridge.ts,
+ * `TunBridge.start`), and the held dials live in outbound-dials.ts.
  */
 import { createServer, connect as netConnect, type Server, type Socket, type TcpNetConnectOpts } from 'node:net'
 import type { Duplex } from 'node:stream'

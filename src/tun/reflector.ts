@@ -50,9 +50,12 @@
  * port sits in quarantine (FIFO) before reuse. Unknown non-SYN segments get an
  * RST written back (the program sees a prompt reset, not a hang).
  *
- * Per packet: no allocation. Storage is struct-of-arrays indexed by NAT port.
- * The `ReflectDecision` returned is one object reused by every call: read it
- * before the next call.
+ * Per packet: no allocation. The rewriting and the API are here; the pieces
+ * own their data: reflector-table.ts (struct-of-arrays flow table indexed by
+ * NAT port, with the hash and the live list), reflector-ports.ts (free ports
+ * and quarantine) and reflector-state.ts (the per-flow TCP flags and the
+ * timeout they select). The `ReflectDecision` returned is one object reused
+ * by every call: read it before the next call.
  */
 import { readU16, writeU16 } from '../bytes.js'
 import { ConfigError } from '../errors.js'
