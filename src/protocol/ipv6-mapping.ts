@@ -89,7 +89,7 @@ export function classifyOverlayIpv6(bytes: Uint8Array, prefix: OverlayPrefix, of
  */
 export function mapIpv6ToPilot(bytes: Uint8Array, prefix: OverlayPrefix, offset = 0): PilotAddress | null {
   if (classifyOverlayIpv6(bytes, prefix, offset) !== 'node') return null
-  return { network: (bytes[offset + 6]! << 8) | bytes[offset + 7]!, node: readU32(bytes, offset + 12) }
+  return { network: overlayNetworkAt(bytes, offset), node: overlayNodeAt(bytes, offset) }
 }
 
 /** Writes the IPv6 address of `addr` at `out[offset..offset+16]` (a new array if `out` is omitted); returns `out`. */
@@ -100,15 +100,40 @@ export function mapPilotToIpv6(
   offset = 0,
 ): Uint8Array {
   checkRoom(out, offset)
-  makeAddress(addr.network, addr.node) // validates the ranges; throws bad-address
+  const { network, node } = addr
+  // Range check without allocating; makeAddress only builds the typed bad-address error.
+  if (!(Number.isInteger(network) && network >= 0 && network <= 0xffff && Number.isInteger(node) && node >= 0 && node <= 0xffffffff)) {
+    makeAddress(network, node)
+  }
   writeU32(out, offset, prefix.high32)
   out[offset + 4] = prefix.low16 >>> 8
   out[offset + 5] = prefix.low16 & 0xff
-  out[offset + 6] = addr.network >>> 8
-  out[offset + 7] = addr.network & 0xff
+  out[offset + 6] = network >>> 8
+  out[offset + 7] = network & 0xff
   writeU32(out, offset + 8, 0)
-  writeU32(out, offset + 12, addr.node)
+  writeU32(out, offset + 12, node)
   return out
+}
+
+/**
+ * The network field (bits 48..63) of the address at `bytes[offset..]`. No
+ * checks: for the packet path, after `classifyOverlayIpv6` said `node`.
+ */
+export function overlayNetworkAt(bytes: Uint8Array, offset: number): number {
+  return (bytes[offset + 6]! << 8) | bytes[offset + 7]!
+}
+
+/** The node field (bits 96..127) of the address at `bytes[offset..]`. No checks, as `overlayNetworkAt`. */
+export function overlayNodeAt(bytes: Uint8Array, offset: number): number {
+  return readU32(bytes, offset + 12)
+}
+
+/**
+ * `addressKey` (network * 2^32 + node) of the node address at `bytes[offset..]`,
+ * a number to key maps by without building a `PilotAddress`. No checks, as `overlayNetworkAt`.
+ */
+export function overlayNodeKeyAt(bytes: Uint8Array, offset: number): number {
+  return overlayNetworkAt(bytes, offset) * 0x1_0000_0000 + overlayNodeAt(bytes, offset)
 }
 
 /**

@@ -3,7 +3,7 @@
  * bridge, DNS responder), one call tears it down in order:
  *
  *   start:  parse options → open + configure the interface (openTunInterface)
- *           → bridge.start (listener, reflector, reading) → DNS responder
+ *           → TunBridge.start (listener, reflector, reading) → DNS responder
  *   close:  bridge.close (sockets, hooks) → DNS close (resolvectl revert)
  *           → interface close (the kernel removes address and routes)
  *
@@ -114,18 +114,18 @@ export class TunFrontDoor {
       )
       device = iface.device
     }
-    const bridge = new TunBridge({
-      host,
-      device,
-      prefix,
-      logger: logger.child({ component: 'tun' }),
-      ...(options.listenHost ? { listenHost: options.listenHost, inboundBindHost: options.listenHost } : {}),
-      ...options.bridge,
-      ...(onFatal ? { onFatal } : {}),
-    })
+    let bridge: TunBridge | null = null
     let dns: DnsResponder | null = null
     try {
-      await bridge.start()
+      bridge = await TunBridge.start({
+        host,
+        device,
+        prefix,
+        logger: logger.child({ component: 'tun' }),
+        ...(options.listenHost ? { listenHost: options.listenHost, inboundBindHost: options.listenHost } : {}),
+        ...options.bridge,
+        ...(onFatal ? { onFatal } : {}),
+      })
       if (options.dns !== false) {
         dns = new DnsResponder({
           host,
@@ -140,7 +140,7 @@ export class TunFrontDoor {
         await dns.start()
       }
     } catch (err) {
-      await bridge.close().catch(() => {})
+      await bridge?.close().catch(() => {})
       await dns?.close().catch(() => {})
       if (iface !== null) await iface.close().catch(() => {})
       throw err

@@ -23,6 +23,11 @@
  * socket from A to R:y, which the reflector turns into P:q → A:p, so the
  * local server sees the agent's mapped address. Connected → accept the Pilot
  * SYN and pipe; refused (nothing listens) or timed out → refuse (RST).
+ *
+ * The TUN bridge owns this object and is seen from here only as a
+ * `TcpBridgeOutput` (queue a packet, answer with ICMPv6, count a drop); the
+ * listener and the reflector are built before either bridge (bridge.ts,
+ * `TunBridge.start`), and the held dials live in outbound-dials.ts.
  */
 import { createServer, connect as netConnect, type Server, type Socket, type TcpNetConnectOpts } from 'node:net'
 import type { Duplex } from 'node:stream'
@@ -31,9 +36,10 @@ import type { Logger } from '../logger.js'
 import { IPV6_DST_OFFSET, Ipv6Packet, parseIpv6Into } from './packets/ipv6.js'
 import { TCP_ACK, TCP_RST, TCP_SYN, checkTcp, writeRstReply } from './packets/tcp.js'
 import { UNREACH_ADDRESS, UNREACH_ADMIN_PROHIBITED } from './packets/icmpv6.js'
-import { ReflectAction } from './reflector.js'
+import { ReflectAction, type TcpReflector } from './reflector.js'
 import type { BridgeHost, IncomingStreamRequest } from './bridge-host.js'
-import type { TunBridge } from './bridge.js'
+import type { PeerAddressCache } from './peer-cache.js'
+import { OutboundDials, type OutboundDial } from './outbound-dials.js'
 
 export interface TcpBridgeStats {
   /** SYNs held while their Pilot stream opens. */
@@ -55,22 +61,30 @@ export interface TcpBridgeStats {
   active: number
 }
 
-interface OutboundDial {
-  peer: PilotAddress
-  peerPort: number
-  localPort: number
-  /** A copy of the program's SYN (reflected, or answered, when the dial ends). */
-  syn: Buffer
-  stream: Duplex | null
-  /** After connect: the kernel must accept by then. */
-  deadline: number
+/** The drop reasons the TCP path counts (a subset of the bridge's). */
+export type TcpBridgeDropReason = 'malformed' | 'tcp-syn-pending' | 'tcp-reflector'
+
+/** What the TCP bridge needs from the TUN bridge: its way out to the TUN, and its drop counters. */
+export interface TcpBridgeOutput {
+  /** Queues one packet for the TUN. */
+  queue(packet: Uint8Array): void
+  /** A rate-limited ICMPv6 Destination Unreachable with `code`, answering the packet at `buf[off..off+len)`. */
+  unreachable(now: number, code: number, buf: Uint8Array, off: number, len: number): void
+  /** Counts a TUN packet the TCP path dropped. */
+  drop(reason: TcpBridgeDropReason): void
 }
 
 export interface TcpBridgeOptions {
-  bridge: TunBridge
-  host: BridgeHost
+  output: TcpBridgeOutput
+  /** The reflector built for `server`'s port. */
+  reflector: TcpReflector
+  /** The internal listener, already bound (`listenInternal`); the TCP bridge accepts on it and closes it. */
+  server: Server
+  host: Pick<BridgeHost, 'openStream'>
+  /** Shared with the bridge: PilotAddress objects for destination addresses. */
+  peers: PeerAddressCache
+  clock: () => number
   logger: Logger
-  listenHost: string
   inboundBindHost: string
   acceptTimeoutMs: number
   inboundConnectTimeoutMs: number
@@ -78,52 +92,42 @@ export interface TcpBridgeOptions {
   connect?: (options: TcpNetConnectOpts) => Socket
 }
 
-/** (peer 48-bit key, peer port, local port) → value; numbers only. */
-class FlowMap<V> {
-  private readonly byPeer = new Map<number, Map<number, V>>()
-  size = 0
+/**
+ * Binds the internal listener L on [host]:0 (half-open allowed: FIN ⇄ FIN).
+ * Bound before anything else so the reflector can be built for its port.
+ */
+export function listenInternal(host: string, logger: Logger): Promise<Server> {
+  const server = createServer({ allowHalfOpen: true })
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err)
+    server.once('error', onError)
+    server.listen({ host, port: 0, backlog: 1024 }, () => {
+      server.off('error', onError)
+      server.on('error', (err) => logger.error('internal TCP listener failed', { error: err.message }))
+      resolve(server)
+    })
+  })
+}
 
-  get(peer: PilotAddress, peerPort: number, localPort: number): V | undefined {
-    return this.byPeer.get(peer.network * 0x1_0000_0000 + peer.node)?.get(peerPort * 0x10000 + localPort)
-  }
-
-  set(peer: PilotAddress, peerPort: number, localPort: number, v: V): void {
-    const k = peer.network * 0x1_0000_0000 + peer.node
-    let m = this.byPeer.get(k)
-    if (m === undefined) {
-      m = new Map()
-      this.byPeer.set(k, m)
-    }
-    const pk = peerPort * 0x10000 + localPort
-    if (!m.has(pk)) this.size++
-    m.set(pk, v)
-  }
-
-  delete(peer: PilotAddress, peerPort: number, localPort: number): void {
-    const k = peer.network * 0x1_0000_0000 + peer.node
-    const m = this.byPeer.get(k)
-    if (m === undefined) return
-    if (m.delete(peerPort * 0x10000 + localPort)) this.size--
-    if (m.size === 0) this.byPeer.delete(k)
-  }
-
-  *values(): IterableIterator<V> {
-    for (const m of this.byPeer.values()) yield* m.values()
-  }
+/** The port a listener from `listenInternal` is bound to. */
+export function listenerPortOf(server: Server): number {
+  return (server.address() as { port: number }).port
 }
 
 export class TcpBridge {
-  readonly server: Server
-  private readonly bridge: TunBridge
-  private readonly host: BridgeHost
+  private readonly output: TcpBridgeOutput
+  private readonly reflector: TcpReflector
+  private readonly server: Server
+  private readonly host: Pick<BridgeHost, 'openStream'>
+  private readonly peers: PeerAddressCache
+  private readonly clock: () => number
   private readonly logger: Logger
-  private readonly listenHost: string
   private readonly inboundBindHost: string
   private readonly acceptTimeoutMs: number
   private readonly inboundConnectTimeoutMs: number
   private readonly connect: (options: TcpNetConnectOpts) => Socket
   /** Dials in progress (SYN held) and connected dials waiting for the kernel's accept. */
-  private readonly dials = new FlowMap<OutboundDial>()
+  private readonly dials = new OutboundDials()
   /** Spliced pairs and inbound sockets still connecting, for close(). */
   private readonly sockets = new Set<Socket>()
   private readonly streams = new Set<Duplex>()
@@ -145,32 +149,22 @@ export class TcpBridge {
   }
 
   constructor(options: TcpBridgeOptions) {
-    this.bridge = options.bridge
+    this.output = options.output
+    this.reflector = options.reflector
+    this.server = options.server
     this.host = options.host
+    this.peers = options.peers
+    this.clock = options.clock
     this.logger = options.logger
-    this.listenHost = options.listenHost
     this.inboundBindHost = options.inboundBindHost
     this.acceptTimeoutMs = options.acceptTimeoutMs
     this.inboundConnectTimeoutMs = options.inboundConnectTimeoutMs
     this.connect = options.connect ?? netConnect
-    this.server = createServer({ allowHalfOpen: true }, (sock) => this.onAccept(sock))
+    this.server.on('connection', (sock: Socket) => this.onAccept(sock))
   }
 
   stats(): TcpBridgeStats {
     return { ...this.st }
-  }
-
-  /** Binds the internal listener on [listenHost]:0; returns its port L. */
-  listen(): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => reject(err)
-      this.server.once('error', onError)
-      this.server.listen({ host: this.listenHost, port: 0, backlog: 1024 }, () => {
-        this.server.off('error', onError)
-        this.server.on('error', (err) => this.logger.error('internal TCP listener failed', { error: err.message }))
-        resolve((this.server.address() as { port: number }).port)
-      })
-    })
   }
 
   // ───────────────────────── packets from the TUN ─────────────────────────
@@ -179,15 +173,15 @@ export class TcpBridge {
   handleOutbound(now: number, pkt: Ipv6Packet): void {
     const buf = pkt.buf
     const l4 = pkt.l4Offset
-    if (checkTcp(buf, l4, pkt.l4Length) !== null) return this.bridge.drop('malformed')
+    if (checkTcp(buf, l4, pkt.l4Length) !== null) return this.output.drop('malformed')
     if ((buf[l4 + 13]! & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN) {
-      const peer = this.bridge.peerAt(buf, pkt.offset + IPV6_DST_OFFSET)
+      const peer = this.peers.at(buf, pkt.offset + IPV6_DST_OFFSET)
       const localPort = (buf[l4]! << 8) | buf[l4 + 1]!
       const peerPort = (buf[l4 + 2]! << 8) | buf[l4 + 3]!
       const dial = this.dials.get(peer, peerPort, localPort)
-      if (dial !== undefined && dial.stream === null) return this.bridge.drop('tcp-syn-pending')
+      if (dial !== undefined && dial.stream === null) return this.output.drop('tcp-syn-pending')
       if (dial === undefined && localPort !== 0 && peerPort !== 0) {
-        this.startDial(now, peer, peerPort, localPort, buf.subarray(pkt.offset, pkt.offset + pkt.length))
+        this.startDial(peer, peerPort, localPort, buf.subarray(pkt.offset, pkt.offset + pkt.length))
         return
       }
       // A connected dial: the kernel retransmitted the SYN; reflect it again.
@@ -201,18 +195,17 @@ export class TcpBridge {
   }
 
   private reflect(now: number, pkt: Ipv6Packet): void {
-    const d = this.bridge.reflector.handleTcp(now, pkt)
-    if (d.action === ReflectAction.WriteBack) this.bridge.queue(pkt.buf.subarray(d.offset, d.offset + d.length))
-    else this.bridge.drop('tcp-reflector')
+    const d = this.reflector.handleTcp(now, pkt)
+    if (d.action === ReflectAction.WriteBack) this.output.queue(pkt.buf.subarray(d.offset, d.offset + d.length))
+    else this.output.drop('tcp-reflector')
   }
 
   // ───────────────────────── outbound ─────────────────────────
 
-  private startDial(now: number, peer: PilotAddress, peerPort: number, localPort: number, syn: Uint8Array): void {
+  private startDial(peer: PilotAddress, peerPort: number, localPort: number, syn: Uint8Array): void {
     const dial: OutboundDial = { peer, peerPort, localPort, syn: Buffer.from(syn), stream: null, deadline: Number.POSITIVE_INFINITY }
-    this.dials.set(peer, peerPort, localPort, dial)
+    this.dials.add(dial)
     this.st.outboundDials++
-    void now
     this.host.openStream(peer, peerPort).then(
       (stream) => this.onDialConnected(dial, stream),
       (err: unknown) => this.onDialFailed(dial, err),
@@ -220,32 +213,30 @@ export class TcpBridge {
   }
 
   private onDialConnected(dial: OutboundDial, stream: Duplex): void {
-    if (this.isClosed || this.dials.get(dial.peer, dial.peerPort, dial.localPort) !== dial) {
+    if (this.isClosed || !this.dials.holds(dial)) {
       stream.destroy()
       return
     }
     this.st.outboundConnected++
     stream.on('error', noop) // until spliced; the splice adds its own handlers
-    stream.once('close', () => {
-      if (this.dials.get(dial.peer, dial.peerPort, dial.localPort) === dial) this.dials.delete(dial.peer, dial.peerPort, dial.localPort)
-    })
+    stream.once('close', () => this.dials.remove(dial))
     dial.stream = stream
-    const now = this.bridge.now()
+    const now = this.clock()
     dial.deadline = now + this.acceptTimeoutMs
     const pkt = this.scratch
     if (parseIpv6Into(pkt, dial.syn, 0, dial.syn.length) !== null) return
-    const d = this.bridge.reflector.handleTcp(now, pkt)
+    const d = this.reflector.handleTcp(now, pkt)
     if (d.action === ReflectAction.WriteBack) {
-      this.bridge.queue(dial.syn.subarray(d.offset, d.offset + d.length))
+      this.output.queue(dial.syn.subarray(d.offset, d.offset + d.length))
     } else {
-      this.bridge.drop('tcp-reflector')
-      this.dials.delete(dial.peer, dial.peerPort, dial.localPort)
+      this.output.drop('tcp-reflector')
+      this.dials.remove(dial)
       stream.destroy()
     }
   }
 
   private onDialFailed(dial: OutboundDial, err: unknown): void {
-    if (this.dials.get(dial.peer, dial.peerPort, dial.localPort) === dial) this.dials.delete(dial.peer, dial.peerPort, dial.localPort)
+    this.dials.remove(dial)
     if (this.isClosed) return
     const code = (err as { code?: string } | null)?.code
     const syn = dial.syn
@@ -255,18 +246,18 @@ export class TcpBridge {
       const pkt = this.scratch
       if (parseIpv6Into(pkt, syn, 0, syn.length) !== null) return
       const n = writeRstReply(syn, 0, pkt.l4Offset, pkt.l4Length)
-      this.bridge.queue(syn.subarray(0, n))
+      this.output.queue(syn.subarray(0, n))
       return
     }
     if (code === 'PT_DAEMON_CLOSED') return
-    const now = this.bridge.now()
+    const now = this.clock()
     if (code === 'PT_TRUST_REQUIRED') {
       this.st.outboundUntrusted++
-      this.bridge.unreachable(now, UNREACH_ADMIN_PROHIBITED, syn, 0, syn.length, null)
+      this.output.unreachable(now, UNREACH_ADMIN_PROHIBITED, syn, 0, syn.length)
       return
     }
     this.st.outboundUnreachable++
-    this.bridge.unreachable(now, UNREACH_ADDRESS, syn, 0, syn.length, null)
+    this.output.unreachable(now, UNREACH_ADDRESS, syn, 0, syn.length)
   }
 
   private onAccept(sock: Socket): void {
@@ -276,7 +267,7 @@ export class TcpBridge {
     }
     const addr = sock.remoteAddress
     const port = sock.remotePort
-    const reflector = this.bridge.reflector
+    const reflector = this.reflector
     if (addr === undefined || port === undefined || !reflector.isReflectedPeer(addr, port)) {
       this.st.listenerStrangers++
       sock.destroy()
@@ -290,7 +281,7 @@ export class TcpBridge {
       sock.resetAndDestroy()
       return
     }
-    this.dials.delete(info.peer, info.peerPort, info.localPort)
+    this.dials.remove(dial)
     const stream = dial.stream
     stream.off('error', noop)
     this.splice(sock, stream)
@@ -306,8 +297,8 @@ export class TcpBridge {
       req.refuse()
       return
     }
-    const now = this.bridge.now()
-    const reflector = this.bridge.reflector
+    const now = this.clock()
+    const reflector = this.reflector
     const reg = reflector.registerInbound(now, req.remote, req.remotePort, req.localPort, 0)
     if (!reg.ok) {
       this.st.inboundRefused++
@@ -325,7 +316,7 @@ export class TcpBridge {
       clearTimeout(timer)
       this.sockets.delete(sock)
       sock.destroy()
-      reflector.releaseFlow(this.bridge.now(), natPort)
+      reflector.releaseFlow(this.clock(), natPort)
       this.st.inboundRefused++
       if (this.logger.debugEnabled) this.logger.debug('inbound TCP refused', { why, port: req.localPort })
       req.refuse()
@@ -395,11 +386,7 @@ export class TcpBridge {
 
   /** Coarse tick: connected dials the kernel never accepted are closed. */
   expire(now: number): void {
-    if (this.dials.size === 0) return
-    const late: OutboundDial[] = []
-    for (const d of this.dials.values()) if (d.stream !== null && d.deadline <= now) late.push(d)
-    for (const d of late) {
-      this.dials.delete(d.peer, d.peerPort, d.localPort)
+    for (const d of this.dials.takeLate(now)) {
       this.st.acceptTimeouts++
       d.stream!.destroy()
     }
@@ -408,7 +395,7 @@ export class TcpBridge {
   async close(): Promise<void> {
     if (this.isClosed) return
     this.isClosed = true
-    for (const d of [...this.dials.values()]) d.stream?.destroy()
+    for (const d of this.dials.all()) d.stream?.destroy()
     // Pilot streams get a FIN first (the daemon's shutdown grace lets it go
     // out), then the local sockets close without turning that into an RST.
     for (const s of this.streams) {

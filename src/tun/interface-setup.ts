@@ -21,7 +21,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { execFile } from 'node:child_process'
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs'
 import { isIPv6 } from 'node:net'
-import { parseIpv6, parseOverlayPrefix, formatIpv6, type OverlayPrefix } from '../protocol/ipv6-mapping.js'
+import { DEFAULT_OVERLAY_PREFIX_TEXT, formatIpv6, isInOverlayPrefix, parseIpv6, parseOverlayPrefix, type OverlayPrefix } from '../protocol/ipv6-mapping.js'
 import { TunError, TunErrorCode, PERMISSION_HINT, inUseHint } from './tun-errors.js'
 import { DEFAULT_TUN_MTU, DEFAULT_TUN_NAME, NativeTunDevice, resolveTunOptions, type TunDeviceOptions } from './device.js'
 import type { TunAddon } from './native.js'
@@ -119,7 +119,7 @@ export class InterfaceSetup {
     this.mtu = resolved.mtu
     this.address = canonicalIpv6(options.address, 'address')
     try {
-      this.prefix = typeof options.prefix === 'object' ? options.prefix : parseOverlayPrefix(options.prefix ?? 'fd50:494c:4f54::/48')
+      this.prefix = typeof options.prefix === 'object' ? options.prefix : parseOverlayPrefix(options.prefix ?? DEFAULT_OVERLAY_PREFIX_TEXT)
     } catch (err) {
       throw new TunError(TunErrorCode.INVALID_OPTIONS, `bad overlay prefix: ${(err as Error).message}`, { cause: err })
     }
@@ -201,10 +201,9 @@ function canonicalIpv6(text: string, what: string): string {
   return formatIpv6(parseIpv6(text))
 }
 
+/** `address` is canonical IPv6 text (checked by the constructor). */
 function inPrefix(address: string, prefix: OverlayPrefix): boolean {
-  const b = parseIpv6(address)
-  const high = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0
-  return high === prefix.high32 >>> 0 && ((b[4]! << 8) | b[5]!) === prefix.low16
+  return isInOverlayPrefix(parseIpv6(address), prefix)
 }
 
 /** The link named `name`, or null when there is none. */

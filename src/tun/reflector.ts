@@ -50,16 +50,18 @@
  * port sits in quarantine (FIFO) before reuse. Unknown non-SYN segments get an
  * RST written back (the program sees a prompt reset, not a hang).
  *
- * Per packet: no allocation. Storage is struct-of-arrays indexed by NAT port.
- * The `ReflectDecision` returned is one object reused by every call: read it
- * before the next call.
+ * Per packet: no allocation. The rewriting and the API are here; the pieces
+ * own their data: reflector-table.ts (struct-of-arrays flow table indexed by
+ * NAT port, with the hash and the live list), reflector-ports.ts (free ports
+ * and quarantine) and reflector-state.ts (the per-flow TCP flags and the
+ * timeout they select). The `ReflectDecision` returned is one object reused
+ * by every call: read it before the next call.
  */
-import { readU16, readU32, writeU16 } from '../bytes.js'
+import { readU16, writeU16 } from '../bytes.js'
 import { ConfigError } from '../errors.js'
 import type { RandomSource } from '../random.js'
 import type { PilotAddress } from '../protocol/address.js'
 import {
-  DEFAULT_OVERLAY_PREFIX,
   classifyOverlayIpv6,
   mapIpv6ToPilot,
   mapPilotToIpv6,
@@ -70,7 +72,22 @@ import {
 } from '../protocol/ipv6-mapping.js'
 import { IPPROTO_TCP, adjustChecksumField, sumWords } from './packets/checksum.js'
 import { IPV6_DST_OFFSET, IPV6_SRC_OFFSET, Ipv6Packet, copy16, equal16, parseIpv6Into } from './packets/ipv6.js'
-import { TCP_ACK, TCP_CHECKSUM_OFFSET, TCP_FIN, TCP_RST, TCP_SYN, checkTcp, writeRstReply } from './packets/tcp.js'
+import { TCP_ACK, TCP_CHECKSUM_OFFSET, TCP_RST, TCP_SYN, checkTcp, writeRstReply } from './packets/tcp.js'
+import { ALLOC_TABLE_FULL, FlowKind, FlowTable, NO_FLOW } from './reflector-table.js'
+import {
+  DEFAULT_REFLECTOR_TIMEOUTS,
+  F_FIN_APP,
+  F_FIN_DAEMON,
+  F_SYN_APP,
+  F_SYN_DAEMON,
+  flowFlagsAfter,
+  flowTimeout,
+  isFlowClosed,
+  type ReflectorTimeouts,
+} from './reflector-state.js'
+
+export { FlowKind } from './reflector-table.js'
+export { DEFAULT_REFLECTOR_TIMEOUTS, type ReflectorTimeouts } from './reflector-state.js'
 
 /** What to do with the packet. */
 export const ReflectAction = {
@@ -112,39 +129,13 @@ export class ReflectDecision {
   isReset = false
 }
 
-export const FlowKind = { Outbound: 1, Inbound: 2 } as const
-export type FlowKind = (typeof FlowKind)[keyof typeof FlowKind]
-
-export interface ReflectorTimeouts {
-  /** Until both sides have sent SYN (also: an inbound registration the daemon never connects). */
-  synMs: number
-  /** Idle established flow (RFC 5382 REQ-5 asks at least 2 h 4 min). */
-  establishedMs: number
-  /** After one side's FIN. */
-  finWaitMs: number
-  /** After both FINs (the last ACK and retransmitted FINs still pass). */
-  timeWaitMs: number
-  /** After an RST. */
-  resetMs: number
-  /** A freed NAT port is not reused for this long. */
-  quarantineMs: number
-}
-
-export const DEFAULT_REFLECTOR_TIMEOUTS: Readonly<ReflectorTimeouts> = Object.freeze({
-  synMs: 120_000,
-  establishedMs: 7_440_000,
-  finWaitMs: 240_000,
-  timeWaitMs: 120_000,
-  resetMs: 10_000,
-  quarantineMs: 60_000,
-})
-
 export interface ReflectorConfig {
   /** A: the node's own mapped address (16 bytes; must be a node of the prefix). */
   localAddress: Uint8Array
   /** L: the daemon's internal TCP listener port on A. */
   listenerPort: number
-  prefix?: OverlayPrefix
+  /** The overlay prefix A, R and every P belong to. */
+  prefix: OverlayPrefix
   /** R: default `reflectorIpv6(prefix, A's network)`. Must be in the prefix and not a node. */
   reflectorAddress?: Uint8Array
   /** NAT port range on R, inclusive. Default 10000..60000. */
@@ -189,16 +180,6 @@ export interface ReflectorStats {
   resetsSent: number
 }
 
-// Flow flags (per slot).
-const F_LIVE = 0x01
-const F_SYN_APP = 0x02
-const F_SYN_DAEMON = 0x04
-const F_FIN_APP = 0x08
-const F_FIN_DAEMON = 0x10
-const F_RST = 0x20
-
-const NONE = -1
-
 export class TcpReflector {
   readonly listenerPort: number
   readonly portMin: number
@@ -211,53 +192,23 @@ export class TcpReflector {
   private readonly local = new Uint8Array(16)
   private readonly reflector = new Uint8Array(16)
   private readonly reflectorText: string
-
-  // Per slot (slot = NAT port - portMin).
-  private readonly flags: Uint8Array
-  private readonly kind: Uint8Array
-  private readonly peerAddr: Uint8Array // 16 bytes per slot
-  private readonly peerPort: Uint16Array
-  private readonly localPort: Uint16Array
-  private readonly daemonPort: Uint16Array // inbound: d (0 = not yet known)
-  private readonly deadline: Float64Array
-  private readonly hashNext: Int32Array
-  private readonly livePos: Int32Array
-
-  // Hash of live flows by (P, peer port, local port).
-  private readonly buckets: Int32Array
-  private readonly bucketMask: number
-
-  // Live list (dense), free ring and quarantine ring of slots.
-  private readonly live: Int32Array
-  private liveCount = 0
-  private readonly freeRing: Int32Array
-  private freeHead = 0
-  private freeCount = 0
-  private readonly quarantineSlot: Int32Array
-  private readonly quarantineUntil: Float64Array
-  private quarantineHead = 0
-  private quarantineCount = 0
-
+  private readonly flows: FlowTable
   private readonly decision = new ReflectDecision()
   private readonly view = new Ipv6Packet()
   /** Control-plane scratch (registerInbound). */
   private readonly scratchAddr = new Uint8Array(16)
   private readonly drops: Record<ReflectorDropReason, number>
-  private flowsCreated = 0
-  private flowsExpired = 0
-  private flowsReleased = 0
   private toDaemon = 0
   private toApp = 0
   private resetsSent = 0
 
   constructor(config: ReflectorConfig) {
-    const prefix = config.prefix ?? DEFAULT_OVERLAY_PREFIX
+    const prefix = config.prefix
     this.prefix = prefix
-    if (!(config.localAddress instanceof Uint8Array) || config.localAddress.length !== 16 || classifyOverlayIpv6(config.localAddress, prefix) !== 'node') {
-      throw new ConfigError('reflector: the local address must be a node address of the overlay prefix')
-    }
+    const a = config.localAddress instanceof Uint8Array && config.localAddress.length === 16 ? mapIpv6ToPilot(config.localAddress, prefix) : null
+    if (a === null) throw new ConfigError('reflector: the local address must be a node address of the overlay prefix')
     this.local.set(config.localAddress)
-    const r = config.reflectorAddress ?? reflectorIpv6(prefix, readU16(config.localAddress, 6))
+    const r = config.reflectorAddress ?? reflectorIpv6(prefix, a.network)
     if (r.length !== 16 || classifyOverlayIpv6(r, prefix) !== 'not-a-node') {
       throw new ConfigError('reflector: the reflector address must be inside the prefix and not a node')
     }
@@ -269,39 +220,17 @@ export class TcpReflector {
     this.portMax = config.portMax ?? 60000
     checkPort('portMin', this.portMin, 1)
     checkPort('portMax', this.portMax, this.portMin)
-    const n = this.portMax - this.portMin + 1
-    this.maxFlows = config.maxFlows ?? Math.min(16384, n)
+    this.maxFlows = config.maxFlows ?? Math.min(16384, this.portMax - this.portMin + 1)
     if (!Number.isInteger(this.maxFlows) || this.maxFlows < 1) throw new ConfigError('reflector: maxFlows must be a positive integer')
     this.timeouts = { ...DEFAULT_REFLECTOR_TIMEOUTS, ...config.timeouts }
     this.resetUnknown = config.resetUnknown ?? true
-
-    this.flags = new Uint8Array(n)
-    this.kind = new Uint8Array(n)
-    this.peerAddr = new Uint8Array(n * 16)
-    this.peerPort = new Uint16Array(n)
-    this.localPort = new Uint16Array(n)
-    this.daemonPort = new Uint16Array(n)
-    this.deadline = new Float64Array(n)
-    this.hashNext = new Int32Array(n).fill(NONE)
-    this.livePos = new Int32Array(n).fill(NONE)
-    let buckets = 16
-    while (buckets < 2 * Math.min(this.maxFlows, n)) buckets *= 2
-    this.buckets = new Int32Array(buckets).fill(NONE)
-    this.bucketMask = buckets - 1
-    this.live = new Int32Array(n)
-    this.freeRing = new Int32Array(n)
-    for (let i = 0; i < n; i++) this.freeRing[i] = i
-    if (config.random) {
-      for (let i = n - 1; i > 0; i--) {
-        const j = config.random.u32() % (i + 1)
-        const t = this.freeRing[i]!
-        this.freeRing[i] = this.freeRing[j]!
-        this.freeRing[j] = t
-      }
-    }
-    this.freeCount = n
-    this.quarantineSlot = new Int32Array(n)
-    this.quarantineUntil = new Float64Array(n)
+    this.flows = new FlowTable({
+      portMin: this.portMin,
+      portMax: this.portMax,
+      maxFlows: this.maxFlows,
+      quarantineMs: this.timeouts.quarantineMs,
+      ...(config.random ? { random: config.random } : {}),
+    })
     this.drops = {} as Record<ReflectorDropReason, number>
     for (const reason of REFLECTOR_DROP_REASONS) this.drops[reason] = 0
   }
@@ -314,17 +243,18 @@ export class TcpReflector {
   }
 
   get liveFlows(): number {
-    return this.liveCount
+    return this.flows.size
   }
 
   stats(): ReflectorStats {
+    const f = this.flows
     return {
       drops: { ...this.drops },
-      liveFlows: this.liveCount,
-      quarantinedPorts: this.quarantineCount,
-      flowsCreated: this.flowsCreated,
-      flowsExpired: this.flowsExpired,
-      flowsReleased: this.flowsReleased,
+      liveFlows: f.size,
+      quarantinedPorts: f.quarantinedPorts,
+      flowsCreated: f.flowsCreated,
+      flowsExpired: f.flowsExpired,
+      flowsReleased: f.flowsReleased,
       toDaemon: this.toDaemon,
       toApp: this.toApp,
       resetsSent: this.resetsSent,
@@ -348,23 +278,25 @@ export class TcpReflector {
       bytes = remoteAddress
     }
     if (bytes.length !== 16 || !equal16(bytes, 0, this.reflector, 0)) return false
-    const slot = this.slotOf(remotePort)
-    return slot !== NONE && this.kind[slot] === FlowKind.Outbound && (this.flags[slot]! & F_SYN_APP) !== 0
+    const f = this.flows
+    const slot = f.slotOf(remotePort)
+    return slot !== NO_FLOW && f.kind[slot] === FlowKind.Outbound && (f.flags[slot]! & F_SYN_APP) !== 0
   }
 
   /** The original (P, p, e) behind NAT port `natPort`, or null if no live flow owns it. */
   lookupByReflectedPort(natPort: number): ReflectedFlowInfo | null {
-    const slot = this.slotOf(natPort)
-    if (slot === NONE) return null
-    const peer = mapIpv6ToPilot(this.peerAddr, this.prefix, slot * 16)
+    const f = this.flows
+    const slot = f.slotOf(natPort)
+    if (slot === NO_FLOW) return null
+    const peer = mapIpv6ToPilot(f.peerAddr, this.prefix, slot * 16)
     if (peer === null) return null // cannot happen: only node addresses are stored
     return {
-      kind: this.kind[slot] as FlowKind,
+      kind: f.kind[slot] as FlowKind,
       natPort,
       peer,
-      peerAddress: formatIpv6(this.peerAddr, slot * 16),
-      peerPort: this.peerPort[slot]!,
-      localPort: this.localPort[slot]!,
+      peerAddress: formatIpv6(f.peerAddr, slot * 16),
+      peerPort: f.peerPort[slot]!,
+      localPort: f.localPort[slot]!,
     }
   }
 
@@ -386,43 +318,28 @@ export class TcpReflector {
       return { ok: false, reason: 'bad-argument' }
     }
     if (equal16(scratch, 0, this.local, 0)) return { ok: false, reason: 'bad-argument' }
-    const existing = this.find(scratch, 0, peerPort, localPort)
-    if (existing !== NONE) {
-      if (!isClosed(this.flags[existing]!)) return { ok: false, reason: 'flow-exists' }
-      this.release(existing, now)
-      this.flowsReleased++
+    const f = this.flows
+    const existing = f.find(scratch, 0, peerPort, localPort)
+    if (existing !== NO_FLOW) {
+      if (!isFlowClosed(f.flags[existing]!)) return { ok: false, reason: 'flow-exists' }
+      f.release(existing, now)
     }
-    const slot = this.allocate(now)
+    const slot = f.add(now, FlowKind.Inbound, scratch, 0, peerPort, localPort, daemonPort, now + this.timeouts.synMs)
     if (slot < 0) return { ok: false, reason: slot === ALLOC_TABLE_FULL ? 'table-full' : 'ports-exhausted' }
-    this.insert(slot, FlowKind.Inbound, scratch, 0, peerPort, localPort, daemonPort, now)
-    const natPort = this.portMin + slot
-    return { ok: true, natPort, connectAddress: this.reflectorText, connectAddressBytes: Uint8Array.from(this.reflector) }
+    return { ok: true, natPort: f.natPortOf(slot), connectAddress: this.reflectorText, connectAddressBytes: Uint8Array.from(this.reflector) }
   }
 
   /** Forgets the flow on `natPort` now (its port goes to quarantine). False if none. */
   releaseFlow(now: number, natPort: number): boolean {
-    const slot = this.slotOf(natPort)
-    if (slot === NONE) return false
-    this.release(slot, now)
-    this.flowsReleased++
+    const slot = this.flows.slotOf(natPort)
+    if (slot === NO_FLOW) return false
+    this.flows.release(slot, now)
     return true
   }
 
   /** Frees flows whose deadline is at or before `now`; returns how many. Call on a coarse tick (e.g. 1 s). */
   expire(now: number): number {
-    let n = 0
-    for (let i = 0; i < this.liveCount; ) {
-      const slot = this.live[i]!
-      if (this.deadline[slot]! <= now) {
-        this.release(slot, now) // swaps the last live slot into position i
-        n++
-      } else {
-        i++
-      }
-    }
-    this.flowsExpired += n
-    this.drainQuarantine(now)
-    return n
+    return this.flows.expire(now)
   }
 
   /** Parses `buf[offset .. offset+length)` and handles it as `handleTcp` does. Never throws. */
@@ -447,9 +364,8 @@ export class TcpReflector {
     const dst = ip + IPV6_DST_OFFSET
     if (equal16(buf, dst, this.reflector, 0)) return this.fromDaemonSide(now, pkt)
     // App side: the destination must be a node address of the prefix.
-    const prefix = this.prefix
-    if (readU32(buf, dst) !== prefix.high32 || readU16(buf, dst + 4) !== prefix.low16) return this.drop('outside-prefix')
-    if (readU32(buf, dst + 8) !== 0) return this.drop('not-a-node')
+    const kind = classifyOverlayIpv6(buf, this.prefix, dst)
+    if (kind !== 'node') return this.drop(kind)
     if (equal16(buf, dst, this.local, 0)) return this.drop('to-self')
     return this.fromAppSide(now, pkt)
   }
@@ -465,30 +381,29 @@ export class TcpReflector {
     const peerPort = readU16(buf, l4 + 2)
     const tcpFlags = buf[l4 + 13]!
     const isNewSyn = (tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_SYN
-    let slot = this.find(buf, dst, peerPort, localPort)
-    if (slot !== NONE && isNewSyn && this.kind[slot] === FlowKind.Outbound && isClosed(this.flags[slot]!)) {
+    const f = this.flows
+    let slot = f.find(buf, dst, peerPort, localPort)
+    if (slot !== NO_FLOW && isNewSyn && f.kind[slot] === FlowKind.Outbound && isFlowClosed(f.flags[slot]!)) {
       // The program reuses its 4-tuple after the last connection closed: new flow, new NAT port.
-      this.release(slot, now)
-      this.flowsReleased++
-      slot = NONE
+      f.release(slot, now)
+      slot = NO_FLOW
     }
-    if (slot === NONE) {
+    if (slot === NO_FLOW) {
       if (!isNewSyn) return this.unknownFlow(pkt)
       if (localPort === 0 || peerPort === 0) return this.drop('bad-port')
-      slot = this.allocate(now)
+      slot = f.add(now, FlowKind.Outbound, buf, dst, peerPort, localPort, 0, now + this.timeouts.synMs)
       if (slot < 0) return this.drop(slot === ALLOC_TABLE_FULL ? 'table-full' : 'ports-exhausted')
-      this.insert(slot, FlowKind.Outbound, buf, dst, peerPort, localPort, 0, now)
     }
     let toPort: number
-    if (this.kind[slot] === FlowKind.Outbound) {
+    if (f.kind[slot] === FlowKind.Outbound) {
       toPort = this.listenerPort
     } else {
-      toPort = this.daemonPort[slot]!
+      toPort = f.daemonPort[slot]!
       if (toPort === 0) return this.drop('not-connected')
     }
     this.track(slot, tcpFlags, F_SYN_APP, F_FIN_APP, now)
     // R:x -> A:toPort
-    const natPort = this.portMin + slot
+    const natPort = f.natPortOf(slot)
     this.rewrite(pkt, this.reflector, 0, natPort, this.local, 0, toPort)
     this.toDaemon++
     return this.writeBack(pkt.offset, pkt.length, natPort)
@@ -501,22 +416,23 @@ export class TcpReflector {
     const fromPort = readU16(buf, l4)
     const natPort = readU16(buf, l4 + 2)
     const tcpFlags = buf[l4 + 13]!
-    const slot = this.slotOf(natPort)
-    if (slot === NONE) return this.unknownFlow(pkt)
-    if (this.kind[slot] === FlowKind.Outbound) {
+    const f = this.flows
+    const slot = f.slotOf(natPort)
+    if (slot === NO_FLOW) return this.unknownFlow(pkt)
+    if (f.kind[slot] === FlowKind.Outbound) {
       if (fromPort !== this.listenerPort) return this.drop('bad-port')
     } else {
-      const d = this.daemonPort[slot]!
+      const d = f.daemonPort[slot]!
       if (d === 0) {
         if ((tcpFlags & (TCP_SYN | TCP_ACK | TCP_RST)) !== TCP_SYN || fromPort === 0) return this.drop('bad-port')
-        this.daemonPort[slot] = fromPort
+        f.daemonPort[slot] = fromPort
       } else if (fromPort !== d) {
         return this.drop('bad-port')
       }
     }
     this.track(slot, tcpFlags, F_SYN_DAEMON, F_FIN_DAEMON, now)
     // P:peerPort -> A:localPort
-    this.rewrite(pkt, this.peerAddr, slot * 16, this.peerPort[slot]!, this.local, 0, this.localPort[slot]!)
+    this.rewrite(pkt, f.peerAddr, slot * 16, f.peerPort[slot]!, this.local, 0, f.localPort[slot]!)
     this.toApp++
     return this.writeBack(pkt.offset, pkt.length, natPort)
   }
@@ -549,21 +465,10 @@ export class TcpReflector {
 
   /** Records SYN/FIN/RST from one side and moves the deadline. */
   private track(slot: number, tcpFlags: number, synBit: number, finBit: number, now: number): void {
-    let f = this.flags[slot]!
-    if (tcpFlags & TCP_RST) f |= F_RST
-    if (tcpFlags & TCP_SYN) f |= synBit
-    if (tcpFlags & TCP_FIN) f |= finBit
-    this.flags[slot] = f
-    this.deadline[slot] = now + this.timeoutFor(f)
-  }
-
-  private timeoutFor(f: number): number {
-    const t = this.timeouts
-    if (f & F_RST) return t.resetMs
-    if ((f & (F_FIN_APP | F_FIN_DAEMON)) === (F_FIN_APP | F_FIN_DAEMON)) return t.timeWaitMs
-    if (f & (F_FIN_APP | F_FIN_DAEMON)) return t.finWaitMs
-    if ((f & (F_SYN_APP | F_SYN_DAEMON)) === (F_SYN_APP | F_SYN_DAEMON)) return t.establishedMs
-    return t.synMs
+    const f = this.flows
+    const flags = flowFlagsAfter(f.flags[slot]!, tcpFlags, synBit, finBit)
+    f.flags[slot] = flags
+    f.deadline[slot] = now + flowTimeout(flags, this.timeouts)
   }
 
   private writeBack(offset: number, length: number, natPort: number): ReflectDecision {
@@ -589,157 +494,13 @@ export class TcpReflector {
     return d
   }
 
-  /** Live slot of a NAT port, or NONE. */
-  private slotOf(natPort: number): number {
-    if (!(natPort >= this.portMin && natPort <= this.portMax)) return NONE
-    const slot = natPort - this.portMin
-    return (this.flags[slot]! & F_LIVE) !== 0 ? slot : NONE
-  }
-
-  private hash(addr: Uint8Array, off: number, peerPort: number, localPort: number): number {
-    let h = Math.imul(readU32(addr, off + 12) ^ Math.imul(readU16(addr, off + 6), 0x9e3779b1), 0x85ebca6b)
-    h ^= Math.imul((peerPort << 16) | localPort, 0xc2b2ae35)
-    h ^= h >>> 15
-    h = Math.imul(h, 0x2c1b3c6d)
-    h ^= h >>> 13
-    return h & this.bucketMask
-  }
-
-  /** Live slot of the app-side key (P at addr[off..], peer port, local port), or NONE. */
-  private find(addr: Uint8Array, off: number, peerPort: number, localPort: number): number {
-    let slot = this.buckets[this.hash(addr, off, peerPort, localPort)]!
-    while (slot !== NONE) {
-      if (this.peerPort[slot] === peerPort && this.localPort[slot] === localPort && equal16(this.peerAddr, slot * 16, addr, off)) return slot
-      slot = this.hashNext[slot]!
-    }
-    return NONE
-  }
-
-  /** A free slot (moving expired quarantine entries to the free ring first), or ALLOC_* < 0. */
-  private allocate(now: number): number {
-    this.drainQuarantine(now)
-    if (this.freeCount === 0) return ALLOC_EXHAUSTED
-    if (this.liveCount >= this.maxFlows) return ALLOC_TABLE_FULL
-    const slot = this.freeRing[this.freeHead]!
-    this.freeHead = this.freeHead + 1 === this.freeRing.length ? 0 : this.freeHead + 1
-    this.freeCount--
-    return slot
-  }
-
-  private drainQuarantine(now: number): void {
-    const n = this.quarantineSlot.length
-    while (this.quarantineCount > 0 && this.quarantineUntil[this.quarantineHead]! <= now) {
-      this.pushFree(this.quarantineSlot[this.quarantineHead]!)
-      this.quarantineHead = this.quarantineHead + 1 === n ? 0 : this.quarantineHead + 1
-      this.quarantineCount--
-    }
-  }
-
-  private pushFree(slot: number): void {
-    const n = this.freeRing.length
-    let tail = this.freeHead + this.freeCount
-    if (tail >= n) tail -= n
-    this.freeRing[tail] = slot
-    this.freeCount++
-  }
-
-  private insert(slot: number, kind: FlowKind, addr: Uint8Array, off: number, peerPort: number, localPort: number, daemonPort: number, now: number): void {
-    this.flags[slot] = F_LIVE
-    this.kind[slot] = kind
-    copy16(addr, off, this.peerAddr, slot * 16)
-    this.peerPort[slot] = peerPort
-    this.localPort[slot] = localPort
-    this.daemonPort[slot] = daemonPort
-    this.deadline[slot] = now + this.timeouts.synMs
-    const b = this.hash(addr, off, peerPort, localPort)
-    this.hashNext[slot] = this.buckets[b]!
-    this.buckets[b] = slot
-    this.livePos[slot] = this.liveCount
-    this.live[this.liveCount++] = slot
-    this.flowsCreated++
-  }
-
-  /** Removes a live slot from the hash and the live list and puts its port in quarantine. */
-  private release(slot: number, now: number): void {
-    const b = this.hash(this.peerAddr, slot * 16, this.peerPort[slot]!, this.localPort[slot]!)
-    let cur = this.buckets[b]!
-    let prev = NONE
-    while (cur !== NONE && cur !== slot) {
-      prev = cur
-      cur = this.hashNext[cur]!
-    }
-    if (cur === slot) {
-      if (prev === NONE) this.buckets[b] = this.hashNext[slot]!
-      else this.hashNext[prev] = this.hashNext[slot]!
-    }
-    this.hashNext[slot] = NONE
-    const pos = this.livePos[slot]!
-    const last = this.live[--this.liveCount]!
-    this.live[pos] = last
-    this.livePos[last] = pos
-    this.livePos[slot] = NONE
-    this.flags[slot] = 0
-    this.kind[slot] = 0
-    if (this.timeouts.quarantineMs <= 0) {
-      this.pushFree(slot)
-      return
-    }
-    const n = this.quarantineSlot.length
-    let tail = this.quarantineHead + this.quarantineCount
-    if (tail >= n) tail -= n
-    this.quarantineSlot[tail] = slot
-    this.quarantineUntil[tail] = now + this.timeouts.quarantineMs
-    this.quarantineCount++
-  }
-
   /**
-   * Checks every structural invariant (tests and fuzzing; O(ports)). Throws an
-   * Error naming the first broken one.
+   * Checks every structural invariant of the flow table (tests and fuzzing;
+   * O(ports)). Throws an Error naming the first broken one.
    */
   checkInvariants(): void {
-    const n = this.flags.length
-    if (this.liveCount + this.freeCount + this.quarantineCount !== n) {
-      throw new Error(`reflector: ${this.liveCount} live + ${this.freeCount} free + ${this.quarantineCount} quarantined != ${n} ports`)
-    }
-    if (this.liveCount > this.maxFlows) throw new Error('reflector: more live flows than maxFlows')
-    const seen = new Uint8Array(n)
-    for (let i = 0; i < this.liveCount; i++) {
-      const s = this.live[i]!
-      if (seen[s]) throw new Error(`reflector: slot ${s} twice in the live list`)
-      seen[s] = 1
-      if (this.livePos[s] !== i) throw new Error(`reflector: livePos of slot ${s} is wrong`)
-      if (!(this.flags[s]! & F_LIVE)) throw new Error(`reflector: live-listed slot ${s} not live`)
-      if (this.kind[s] !== FlowKind.Outbound && this.kind[s] !== FlowKind.Inbound) throw new Error(`reflector: slot ${s} has no kind`)
-      if (classifyOverlayIpv6(this.peerAddr, this.prefix, s * 16) !== 'node') throw new Error(`reflector: slot ${s} peer is not a node`)
-      if (this.find(this.peerAddr, s * 16, this.peerPort[s]!, this.localPort[s]!) !== s) throw new Error(`reflector: slot ${s} not found by its key`)
-    }
-    for (let i = 0; i < this.freeCount; i++) {
-      const s = this.freeRing[(this.freeHead + i) % n]!
-      if (seen[s]) throw new Error(`reflector: slot ${s} both free and elsewhere`)
-      seen[s] = 2
-    }
-    for (let i = 0; i < this.quarantineCount; i++) {
-      const s = this.quarantineSlot[(this.quarantineHead + i) % n]!
-      if (seen[s]) throw new Error(`reflector: slot ${s} both quarantined and elsewhere`)
-      seen[s] = 3
-    }
-    let chained = 0
-    for (let b = 0; b < this.buckets.length; b++) {
-      for (let s = this.buckets[b]!; s !== NONE; s = this.hashNext[s]!) {
-        if (seen[s] !== 1) throw new Error(`reflector: slot ${s} chained but not live`)
-        if (++chained > this.liveCount) throw new Error('reflector: hash chains loop or hold extra slots')
-      }
-    }
-    if (chained !== this.liveCount) throw new Error('reflector: hash chains miss live flows')
-    for (let s = 0; s < n; s++) if (seen[s] !== 1 && this.flags[s] !== 0) throw new Error(`reflector: dead slot ${s} has flags`)
+    this.flows.checkInvariants(this.prefix)
   }
-}
-
-const ALLOC_TABLE_FULL = -2
-const ALLOC_EXHAUSTED = -3
-
-function isClosed(f: number): boolean {
-  return (f & F_RST) !== 0 || (f & (F_FIN_APP | F_FIN_DAEMON)) === (F_FIN_APP | F_FIN_DAEMON)
 }
 
 function isPort(v: number, min: number): boolean {

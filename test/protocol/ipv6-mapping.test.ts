@@ -14,8 +14,11 @@ import {
   formatIpv6,
   reflectorIpv6,
   overlayPrefixBytes,
+  overlayNetworkAt,
+  overlayNodeAt,
+  overlayNodeKeyAt,
 } from '../../src/protocol/ipv6-mapping.js'
-import { parseAddress } from '../../src/protocol/address.js'
+import { addressKey, parseAddress } from '../../src/protocol/address.js'
 import { DecodeError } from '../../src/errors.js'
 import { SeededRandom } from '../../src/random.js'
 
@@ -153,4 +156,58 @@ test('IPv6 text parser agrees with node:net on random address-like strings, and 
     if (ok) accepted++
   }
   assert.ok(accepted > 50)
+})
+
+test('hot-path field readers: network, node and 48-bit key of a node address at an offset, in a non-default prefix', () => {
+  const p = parseOverlayPrefix('2001:db8:42::/48')
+  const packet = Buffer.alloc(40, 0xee)
+  const a = { network: 0xbeef, node: 0xf2910004 }
+  mapPilotToIpv6(a, p, packet, 24)
+  assert.equal(formatIpv6(packet, 24), '2001:db8:42:beef::f291:4')
+  assert.equal(overlayNetworkAt(packet, 24), 0xbeef)
+  assert.equal(overlayNodeAt(packet, 24), 0xf2910004, 'unsigned, even with the top bit set')
+  assert.equal(overlayNodeKeyAt(packet, 24), addressKey(a))
+  assert.deepEqual(mapIpv6ToPilot(packet, p, 24), a)
+  // The readers agree with the mapping for random nodes and prefixes.
+  const rnd = new SeededRandom(0x1f)
+  for (let i = 0; i < 500; i++) {
+    const q = parseOverlayPrefix(`${rnd.int(0x10000).toString(16)}:${rnd.int(0x10000).toString(16)}:${rnd.int(0x10000).toString(16)}::/48`)
+    const b = { network: rnd.int(0x10000), node: rnd.u32() }
+    const off = rnd.int(8)
+    const buf = new Uint8Array(off + 16)
+    mapPilotToIpv6(b, q, buf, off)
+    assert.equal(overlayNetworkAt(buf, off), b.network)
+    assert.equal(overlayNodeAt(buf, off), b.node)
+    assert.equal(overlayNodeKeyAt(buf, off), addressKey(b))
+  }
+})
+
+test('mapPilotToIpv6 into a Buffer at an offset writes exactly the 16 address bytes (non-default prefix), and still checks ranges', () => {
+  const p = parseOverlayPrefix('fd00:1:2::/48')
+  const buf = Buffer.alloc(64, 0xaa)
+  const out = mapPilotToIpv6({ network: 3, node: 0x2a }, p, buf, 8)
+  assert.equal(out, buf, 'returns the buffer it was given')
+  assert.equal(hex(buf.subarray(8, 24)), 'fd0000010002' + '0003' + '00000000' + '0000002a')
+  assert.ok(buf.subarray(0, 8).every((b) => b === 0xaa), 'bytes before untouched')
+  assert.ok(buf.subarray(24).every((b) => b === 0xaa), 'bytes after untouched')
+  // Writing over an old address leaves nothing of it behind (bytes 8..11 are zeroed).
+  buf.fill(0xff, 8, 24)
+  mapPilotToIpv6({ network: 0, node: 0 }, p, buf, 8)
+  assert.equal(formatIpv6(buf, 8), 'fd00:1:2::')
+  assert.throws(() => mapPilotToIpv6({ network: -1, node: 0 }, p, buf, 8), isReason('bad-address'))
+  assert.throws(() => mapPilotToIpv6({ network: 1.5, node: 0 }, p, buf, 8), isReason('bad-address'))
+  assert.throws(() => mapPilotToIpv6({ network: 0, node: 0x1_0000_0000 }, p, buf, 8), isReason('bad-address'))
+  assert.throws(() => mapPilotToIpv6({ network: 0, node: 1 }, p, buf, 49), isReason('short-buffer'))
+})
+
+test('reflector address in a non-default prefix: in the prefix, not a node, network from the caller', () => {
+  const p = parseOverlayPrefix('2001:db8:42::/48')
+  const r = reflectorIpv6(p, 9)
+  assert.equal(formatIpv6(r), '2001:db8:42:9:0:1:0:1')
+  assert.equal(isInOverlayPrefix(r, p), true)
+  assert.equal(classifyOverlayIpv6(r, p), 'not-a-node')
+  assert.equal(classifyOverlayIpv6(r, DEFAULT_OVERLAY_PREFIX), 'outside-prefix')
+  const out = new Uint8Array(20)
+  reflectorIpv6(p, 9, out, 4)
+  assert.deepEqual(out.subarray(4), r)
 })

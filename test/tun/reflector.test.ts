@@ -4,7 +4,7 @@ import { ReflectAction, TcpReflector, type ReflectDecision, type ReflectorConfig
 import { IPPROTO_TCP, IPPROTO_UDP, verifyTransportChecksum } from '../../src/tun/packets/checksum.js'
 import { Ipv6Packet, parseIpv6Into } from '../../src/tun/packets/ipv6.js'
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, tcpAck, tcpFlags, tcpSeq } from '../../src/tun/packets/tcp.js'
-import { formatIpv6, mapPilotToIpv6, reflectorIpv6 } from '../../src/protocol/ipv6-mapping.js'
+import { DEFAULT_OVERLAY_PREFIX, formatIpv6, mapPilotToIpv6, reflectorIpv6 } from '../../src/protocol/ipv6-mapping.js'
 import { readU16 } from '../../src/bytes.js'
 import { ConfigError } from '../../src/errors.js'
 import { SeededRandom } from '../../src/random.js'
@@ -18,7 +18,7 @@ const R = reflectorIpv6()
 const L = 4100
 
 function reflector(over: Partial<ReflectorConfig> = {}): TcpReflector {
-  return new TcpReflector({ localAddress: A, listenerPort: L, ...over })
+  return new TcpReflector({ localAddress: A, listenerPort: L, prefix: DEFAULT_OVERLAY_PREFIX, ...over })
 }
 
 function seg(src: Uint8Array, dst: Uint8Array, sport: number, dport: number, flags: number, seq = 1000, ack = 0, data: Uint8Array = new Uint8Array(0)): Uint8Array {
@@ -332,7 +332,7 @@ test('configuration is checked', () => {
   assert.throws(() => reflector({ maxFlows: 0 }), isConfig)
   assert.equal(reflector().reflectorAddress, 'fd50:494c:4f54::1:0:1')
   // R defaults to A's network.
-  const other = new TcpReflector({ localAddress: Q, listenerPort: L })
+  const other = new TcpReflector({ localAddress: Q, listenerPort: L, prefix: DEFAULT_OVERLAY_PREFIX })
   assert.equal(other.reflectorAddress, 'fd50:494c:4f54:1:0:1:0:1')
 })
 
