@@ -46,25 +46,11 @@ export interface BeaconClientOptions {
 export class BeaconClient {
   /** The beacon, normalised, or null when none is configured. */
   readonly endpoint: UdpEndpoint | null
-  private readonly nodeId: number
-  private readonly bind: Pick<PacketBind, 'send'>
-  private readonly clock: Pick<TunnelScheduler, 'now'>
-  private readonly keepaliveMs: number
-  private readonly drops: DropCounters
-  private readonly counters: TunnelCounters
-  private readonly port: BeaconClientPort
   private publicEp: UdpEndpoint | null = null
   private nextDiscoverMs = 0
 
-  constructor(opts: BeaconClientOptions) {
+  constructor(private readonly opts: BeaconClientOptions) {
     this.endpoint = opts.beacon === null ? null : { host: normalizeHost(opts.beacon.host), port: opts.beacon.port }
-    this.nodeId = opts.nodeId
-    this.bind = opts.bind
-    this.clock = opts.clock
-    this.keepaliveMs = opts.keepaliveMs
-    this.drops = opts.drops
-    this.counters = opts.counters
-    this.port = opts.port
   }
 
   /** Our public endpoint as the beacon last reported it (DiscoverReply), if any. */
@@ -74,12 +60,12 @@ export class BeaconClient {
 
   /** Discover now (it also keeps our NAT mapping to the beacon open); the next one is due a keepalive later. */
   discover(now: number): void {
-    this.nextDiscoverMs = now + this.keepaliveMs
+    this.nextDiscoverMs = now + this.opts.keepaliveMs
     if (this.endpoint === null) return
     const msg = Buffer.allocUnsafe(5)
     msg[0] = BeaconType.DISCOVER
-    writeU32(msg, 1, this.nodeId)
-    this.bind.send(msg, this.endpoint.host, this.endpoint.port)
+    writeU32(msg, 1, this.opts.nodeId)
+    this.opts.bind.send(msg, this.endpoint.host, this.endpoint.port)
   }
 
   /** From the housekeeping tick. */
@@ -92,9 +78,9 @@ export class BeaconClient {
     if (this.endpoint === null) return false
     const req = Buffer.allocUnsafe(9)
     req[0] = BeaconType.PUNCH_REQUEST
-    writeU32(req, 1, this.nodeId)
+    writeU32(req, 1, this.opts.nodeId)
     writeU32(req, 5, target)
-    this.bind.send(req, this.endpoint.host, this.endpoint.port)
+    this.opts.bind.send(req, this.endpoint.host, this.endpoint.port)
     return true
   }
 
@@ -105,36 +91,36 @@ export class BeaconClient {
   sendRelayed(frame: Uint8Array, to: number): void {
     const beacon = this.endpoint!
     const hdr = Buffer.allocUnsafe(RELAY_HEADER_SIZE)
-    writeRelayHeader(hdr, 0, this.nodeId, to)
-    this.bind.send([hdr, frame], beacon.host, beacon.port)
+    writeRelayHeader(hdr, 0, this.opts.nodeId, to)
+    this.opts.bind.send([hdr, frame], beacon.host, beacon.port)
   }
 
   /** One received datagram classified as a beacon message. */
   handle(data: Buffer, host: string, port: number): void {
     const beacon = this.endpoint
     if (beacon === null || port !== beacon.port || normalizeHost(host) !== beacon.host) {
-      this.drops['beacon-spoofed']++
+      this.opts.drops['beacon-spoofed']++
       return
     }
     const type = data[0]!
     if (type === BeaconType.RELAY_DELIVER) {
       if (data.length < RELAY_DELIVER_HEADER_SIZE + 4) {
-        this.drops['relay-malformed']++
+        this.opts.drops['relay-malformed']++
         return
       }
-      this.counters.relayDelivers++
-      this.port.onRelayed(data.subarray(RELAY_DELIVER_HEADER_SIZE), host, port, readU32(data, 1))
+      this.opts.counters.relayDelivers++
+      this.opts.port.onRelayed(data.subarray(RELAY_DELIVER_HEADER_SIZE), host, port, readU32(data, 1))
       return
     }
     if (type !== BeaconType.PUNCH_COMMAND && type !== BeaconType.DISCOVER_REPLY) {
-      this.drops['beacon-unexpected']++
+      this.opts.drops['beacon-unexpected']++
       return
     }
     let msg
     try {
       msg = decodeBeaconMessage(data)
     } catch {
-      this.drops['beacon-malformed']++
+      this.opts.drops['beacon-malformed']++
       return
     }
     if (msg.type === BeaconType.DISCOVER_REPLY) {
@@ -146,11 +132,11 @@ export class BeaconClient {
 
   /** §9.4: three PILP and our PILA towards the endpoint, then the tunnel remembers it. */
   private punch(host: string, port: number): void {
-    this.counters.punchCommands++
+    this.opts.counters.punchCommands++
     if (port === 0) return
-    const now = this.clock.now()
-    for (let i = 0; i < PUNCH_COPIES; i++) this.bind.send(encodePilp(), host, port)
-    this.port.sendKeyFrameTo(host, port)
-    this.port.onPunchCommand(host, port, now)
+    const now = this.opts.clock.now()
+    for (let i = 0; i < PUNCH_COPIES; i++) this.opts.bind.send(encodePilp(), host, port)
+    this.opts.port.sendKeyFrameTo(host, port)
+    this.opts.port.onPunchCommand(host, port, now)
   }
 }

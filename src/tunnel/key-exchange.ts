@@ -65,15 +65,6 @@ export interface KeyExchangeOptions {
 }
 
 export class KeyExchange {
-  private readonly nodeId: number
-  private readonly identity: Identity
-  private readonly kdf: KdfChooser
-  private readonly random: RandomSource
-  private readonly timing: Pick<TunnelTiming, 'keyRefetchMs' | 'negativeKeyCacheMs'>
-  private readonly drops: DropCounters
-  private readonly logger: Logger
-  private readonly clock: Pick<TunnelScheduler, 'now'>
-  private readonly port: KeyExchangePort
   private readonly keys: RegistryKeyCache
   private readonly parked = new Map<number, ParkedPila>()
   private x25519: X25519KeyPair
@@ -88,16 +79,7 @@ export class KeyExchange {
   private counterFloor = 0
   private readonly onKeyFetchedBound = (nodeId: number): void => this.onKeyFetched(nodeId)
 
-  constructor(opts: KeyExchangeOptions) {
-    this.nodeId = opts.nodeId
-    this.identity = opts.identity
-    this.kdf = opts.kdf
-    this.random = opts.random
-    this.timing = opts.timing
-    this.drops = opts.drops
-    this.logger = opts.logger
-    this.clock = opts.clock
-    this.port = opts.port
+  constructor(private readonly opts: KeyExchangeOptions) {
     this.keys = new RegistryKeyCache(opts.directory, () => opts.clock.now(), opts.logger)
     this.x25519 = X25519KeyPair.generate()
     this.pila = this.buildPila()
@@ -145,15 +127,15 @@ export class KeyExchange {
     peer.peerX25519 = Uint8Array.from(x)
     // New peer key: new key material, so a fresh sequence and fresh replay state are safe.
     this.retireSequence(peer)
-    peer.sendSeq = new NonceSequence(this.random, this.counterFloor)
+    peer.sendSeq = new NonceSequence(this.opts.random, this.counterFloor)
     peer.replay.reset()
     peer.prevLegacy = null
     peer.prevHkdf = null
     peer.gotPils = false
     peer.keySentMs = 0
     peer.peerAdvertisesHkdf = frame.length > PILA_SIZE
-    this.kdf.choose(peer)
-    if (hadKey) this.logger.info('tunnel peer key changed', { node: peer.nodeId })
+    this.opts.kdf.choose(peer)
+    if (hadKey) this.opts.logger.info('tunnel peer key changed', { node: peer.nodeId })
     return true
   }
 
@@ -174,7 +156,7 @@ export class KeyExchange {
     peer.prevLegacy = peer.legacy
     peer.prevHkdf = peer.hkdf
     if (!this.installCiphers(peer, peer.peerX25519)) return false
-    peer.sendSeq = new NonceSequence(this.random, 0)
+    peer.sendSeq = new NonceSequence(this.opts.random, 0)
     peer.peerKeyCurrent = false
     peer.keySentMs = 0
     return true
@@ -200,46 +182,46 @@ export class KeyExchange {
 
   private check(frame: Buffer, host: string, port: number, relayed: boolean, relaySender: number, afterFetch: boolean): void {
     if (frame.length < PILA_SIZE) {
-      this.drops.short++
+      this.opts.drops.short++
       return
     }
     const sender = readU32(frame, 4)
-    if (sender === this.nodeId || sender === 0) {
-      this.drops.self++
+    if (sender === this.opts.nodeId || sender === 0) {
+      this.opts.drops.self++
       return
     }
     if (relayed && sender !== relaySender) {
-      this.drops['relay-sender-mismatch']++
+      this.opts.drops['relay-sender-mismatch']++
       return
     }
-    const now = this.clock.now()
+    const now = this.opts.clock.now()
     const entry = this.keys.get(sender)
     if (entry === undefined || entry.fetching) {
       this.parkAndFetch(sender, frame, host, port, relayed)
       return
     }
     if (entry.key === null) {
-      if (!afterFetch && now - entry.fetchedMs >= this.timing.negativeKeyCacheMs) this.parkAndFetch(sender, frame, host, port, relayed)
-      else this.drops['pila-unknown-key']++
+      if (!afterFetch && now - entry.fetchedMs >= this.opts.timing.negativeKeyCacheMs) this.parkAndFetch(sender, frame, host, port, relayed)
+      else this.opts.drops['pila-unknown-key']++
       return
     }
     if (!bytesEqual(entry.key, frame, 40)) {
       // The registry may have a newer key (rotate_key): re-fetch once, then refuse.
-      if (!afterFetch && now - entry.fetchedMs >= this.timing.keyRefetchMs) this.parkAndFetch(sender, frame, host, port, relayed)
-      else this.drops['pila-key-mismatch']++
+      if (!afterFetch && now - entry.fetchedMs >= this.opts.timing.keyRefetchMs) this.parkAndFetch(sender, frame, host, port, relayed)
+      else this.opts.drops['pila-key-mismatch']++
       return
     }
     if (!verifyPila(entry.keyObject!, sender, frame.subarray(8, 40), frame.subarray(72, PILA_SIZE))) {
-      this.drops['pila-bad-signature']++
+      this.opts.drops['pila-bad-signature']++
       return
     }
-    this.port.acceptPila(sender, frame, host, port, relayed, now)
+    this.opts.port.acceptPila(sender, frame, host, port, relayed, now)
   }
 
   private parkAndFetch(sender: number, frame: Buffer, host: string, port: number, relayed: boolean): void {
     // One parked PILA per node (the latest); copied because `frame` may be decrypted over later.
     if (!this.keys.fetch(sender, this.onKeyFetchedBound)) {
-      this.drops['lookup-busy']++
+      this.opts.drops['lookup-busy']++
       return
     }
     this.parked.set(sender, { frame: Buffer.from(frame), host, port, relayed })
@@ -252,8 +234,8 @@ export class KeyExchange {
     try {
       this.check(p.frame, p.host, p.port, p.relayed, nodeId, true)
     } catch (err) {
-      this.drops['internal-error']++
-      this.logger.error('tunnel key frame handling failed', { error: String(err) })
+      this.opts.drops['internal-error']++
+      this.opts.logger.error('tunnel key frame handling failed', { error: String(err) })
     }
   }
 
@@ -262,7 +244,7 @@ export class KeyExchange {
     try {
       keys = agreeSessionKeys(this.x25519, peerX25519)
     } catch {
-      this.drops['pila-bad-key']++
+      this.opts.drops['pila-bad-key']++
       return false
     }
     try {
@@ -276,13 +258,13 @@ export class KeyExchange {
   }
 
   private buildPila(): Buffer {
-    const withCapability = this.kdf.advertisesHkdf
+    const withCapability = this.opts.kdf.advertisesHkdf
     const out = Buffer.alloc(PILA_SIZE + (withCapability ? 1 : 0))
     writePila(out, 0, {
-      senderId: this.nodeId,
+      senderId: this.opts.nodeId,
       x25519Public: this.x25519.publicKey,
-      ed25519Public: this.identity.publicKey,
-      signature: signPila(this.identity, this.nodeId, this.x25519.publicKey),
+      ed25519Public: this.opts.identity.publicKey,
+      signature: signPila(this.opts.identity, this.opts.nodeId, this.x25519.publicKey),
     })
     if (withCapability) out[PILA_SIZE] = PILA_CAPABILITY_HKDF
     return out

@@ -60,25 +60,10 @@ interface PunchedEndpoint {
 }
 
 export class PathManager {
-  private readonly directory: Pick<PeerDirectory, 'resolveEndpoint'>
-  private readonly hasRelay: boolean
-  private readonly timing: PathTiming
-  private readonly clock: Pick<TunnelScheduler, 'now'>
-  private readonly logger: Logger
-  private readonly drops: DropCounters
-  private readonly port: PathPort
   private readonly punched: PunchedEndpoint[] = []
   private handler: PathChangeHandler | null = null
 
-  constructor(opts: PathManagerOptions) {
-    this.directory = opts.directory
-    this.hasRelay = opts.hasRelay
-    this.timing = opts.timing
-    this.clock = opts.clock
-    this.logger = opts.logger
-    this.drops = opts.drops
-    this.port = opts.port
-  }
+  constructor(private readonly opts: PathManagerOptions) {}
 
   onChange(handler: PathChangeHandler | null): void {
     this.handler = handler
@@ -116,7 +101,7 @@ export class PathManager {
   /** An authenticated frame came through the relay. */
   noteRelayed(peer: Peer, now: number): void {
     if (peer.path === 'relay') return
-    if (peer.path === 'none' || now - peer.lastDirectAuthMs > this.timing.relayAfterMs) this.setRelay(peer, 'relay-reachable', now)
+    if (peer.path === 'none' || now - peer.lastDirectAuthMs > this.opts.timing.relayAfterMs) this.setRelay(peer, 'relay-reachable', now)
   }
 
   // ------------------------------------------------------------------ endpoints
@@ -127,7 +112,7 @@ export class PathManager {
     // Offer it to every peer with a recent PunchRequest. A wrong guess is harmless — paths move
     // only on frames that authenticate as the peer.
     for (const peer of peers) {
-      if (peer.punchRequestedMs === 0 || now - peer.punchRequestedMs > this.timing.punchMatchMs) continue
+      if (peer.punchRequestedMs === 0 || now - peer.punchRequestedMs > this.opts.timing.punchMatchMs) continue
       if (peer.path === 'direct' || peer.path === 'punched') continue
       const c = peer.addCandidate(host, port, true, false)
       if (peer.endpoint === null && peer.path === 'none') peer.endpoint = c
@@ -140,11 +125,11 @@ export class PathManager {
     peer.resolving = true
     peer.resolveAgain = false
     const nodeId = peer.nodeId
-    this.directory.resolveEndpoint(nodeId).then(
+    this.opts.directory.resolveEndpoint(nodeId).then(
       (ep) => this.onResolved(peer, ep),
       (err: unknown) => {
         peer.resolveStarted = false
-        this.logger.warn('tunnel resolve failed', { node: nodeId, error: String(err) })
+        this.opts.logger.warn('tunnel resolve failed', { node: nodeId, error: String(err) })
         this.afterResolve(peer)
       },
     )
@@ -154,7 +139,7 @@ export class PathManager {
   refresh(peer: Peer, now: number): void {
     if (peer.resolving) peer.resolveAgain = true
     if (peer.path === 'relay') {
-      peer.probeIntervalMs = this.timing.probeIntervalMs
+      peer.probeIntervalMs = this.opts.timing.probeIntervalMs
       this.probe(peer, now)
     } else if (!peer.resolving) {
       this.startResolve(peer)
@@ -166,13 +151,13 @@ export class PathManager {
   /** One peer's share of the tick: relay fallback during set-up, relay probes, stale direct paths. */
   tick(peer: Peer, now: number): void {
     if (peer.path === 'none') {
-      if (this.hasRelay && peer.setupStartedMs !== 0 && now - peer.setupStartedMs >= this.timing.relayAfterMs) {
+      if (this.opts.hasRelay && peer.setupStartedMs !== 0 && now - peer.setupStartedMs >= this.opts.timing.relayAfterMs) {
         this.setRelay(peer, 'relay-timeout', now)
-        this.port.sendKeyFrame(peer, now)
+        this.opts.port.sendKeyFrame(peer, now)
       }
     } else if (peer.path === 'relay') {
       if (now >= peer.nextProbeMs) this.probe(peer, now)
-    } else if (peer.unansweredSinceMs !== 0 && this.hasRelay && now - peer.unansweredSinceMs >= this.timing.directStaleMs) {
+    } else if (peer.unansweredSinceMs !== 0 && this.opts.hasRelay && now - peer.unansweredSinceMs >= this.opts.timing.directStaleMs) {
       // Direct path went quiet while we kept sending: fall back to the relay (and probe).
       this.setRelay(peer, 'direct-stale', now)
     }
@@ -181,18 +166,18 @@ export class PathManager {
   /** Relayed peer: resolve again, our PILA to each known direct endpoint; exponential back-off. */
   private probe(peer: Peer, now: number): void {
     if (!peer.resolving) this.startResolve(peer)
-    for (const c of peer.candidates) this.port.sendKeyFrameTo(c.host, c.port)
+    for (const c of peer.candidates) this.opts.port.sendKeyFrameTo(c.host, c.port)
     peer.nextProbeMs = now + peer.probeIntervalMs
-    peer.probeIntervalMs = Math.min(peer.probeIntervalMs * 2, this.timing.probeMaxMs)
+    peer.probeIntervalMs = Math.min(peer.probeIntervalMs * 2, this.opts.timing.probeMaxMs)
   }
 
   private afterResolve(peer: Peer): void {
     peer.resolving = false
-    if (peer.resolveAgain && this.port.isCurrent(peer)) this.startResolve(peer)
+    if (peer.resolveAgain && this.opts.port.isCurrent(peer)) this.startResolve(peer)
   }
 
   private onResolved(peer: Peer, ep: UdpEndpoint | null): void {
-    if (!this.port.isCurrent(peer)) return
+    if (!this.opts.port.isCurrent(peer)) return
     try {
       if (ep === null || !(ep.port > 0 && ep.port <= 0xffff) || typeof ep.host !== 'string') {
         peer.resolveStarted = false // try again on a later retry
@@ -201,24 +186,24 @@ export class PathManager {
       const host = normalizeHost(ep.host)
       const known = peer.findCandidate(host, ep.port) !== null
       const c = peer.addCandidate(host, ep.port, false, true)
-      const now = this.clock.now()
+      const now = this.opts.clock.now()
       if (peer.path === 'none' && peer.endpoint === null) peer.endpoint = c
       if (peer.path === 'none' || !known) {
         // Direct key frame: the set-up attempt, or the first probe of a new endpoint (a relayed
         // peer revealed by trust, a restart on a new port; known ones get theirs from probe()).
         // Only an authenticated answer from there moves the path (noteDirectPils/Pila).
-        this.port.sendKeyFrameTo(host, ep.port)
+        this.opts.port.sendKeyFrameTo(host, ep.port)
         // Counts as "our key went out" only when direct is the path we are trying; a probe of a
         // relayed peer proves nothing about the relay path.
-        if (peer.path === 'none') this.port.keySent(peer, now)
+        if (peer.path === 'none') this.opts.port.keySent(peer, now)
       } else if (peer.path === 'punched' && peer.endpoint === c) {
         // The registry names the endpoint we punched to: it is the peer's own, a direct path.
         peer.path = 'direct'
         this.emit(peer, 'punched', 'upgrade')
       }
     } catch (err) {
-      this.drops['internal-error']++
-      this.logger.error('tunnel resolve handling failed', { error: String(err) })
+      this.opts.drops['internal-error']++
+      this.opts.logger.error('tunnel resolve handling failed', { error: String(err) })
     } finally {
       this.afterResolve(peer)
     }
@@ -239,11 +224,11 @@ export class PathManager {
   }
 
   private setRelay(peer: Peer, reason: PathChangeEvent['reason'], now: number): void {
-    if (!this.hasRelay) return
+    if (!this.opts.hasRelay) return
     const from = peer.path
     peer.path = 'relay'
     peer.unansweredSinceMs = 0
-    peer.probeIntervalMs = this.timing.probeIntervalMs
+    peer.probeIntervalMs = this.opts.timing.probeIntervalMs
     peer.nextProbeMs = now + peer.probeIntervalMs
     this.emit(peer, from, reason)
     // The endpoint we knew may be stale (a restart on a new port): ask again.
@@ -258,13 +243,13 @@ export class PathManager {
       endpoint: peer.endpoint === null ? null : { host: peer.endpoint.host, port: peer.endpoint.port },
       reason,
     }
-    this.logger.info('tunnel path', { node: peer.nodeId, from, to: peer.path, endpoint: formatEndpoint(peer.endpoint), reason })
+    this.opts.logger.info('tunnel path', { node: peer.nodeId, from, to: peer.path, endpoint: formatEndpoint(peer.endpoint), reason })
     const h = this.handler
     if (h !== null) {
       try {
         h(event)
       } catch (err) {
-        this.logger.error('path-change handler threw', { error: String(err) })
+        this.opts.logger.error('path-change handler threw', { error: String(err) })
       }
     }
   }

@@ -61,24 +61,12 @@ export interface SessionRecoveryOptions {
 }
 
 export class SessionRecovery {
-  private readonly nodeId: number
-  private readonly hasRelay: boolean
   private readonly silenceRekeyMs: number
   private readonly limiter: RecoveryLimiter
-  private readonly clock: Pick<TunnelScheduler, 'now'>
-  private readonly logger: Logger
-  private readonly counters: TunnelCounters
-  private readonly port: RecoveryPort
 
-  constructor(opts: SessionRecoveryOptions) {
-    this.nodeId = opts.nodeId
-    this.hasRelay = opts.hasRelay
+  constructor(private readonly opts: SessionRecoveryOptions) {
     this.silenceRekeyMs = opts.timing.silenceRekeyMs
     this.limiter = new RecoveryLimiter(opts.timing.recoveryIntervalMs, opts.maxPerSecond)
-    this.clock = opts.clock
-    this.logger = opts.logger
-    this.counters = opts.counters
-    this.port = opts.port
   }
 
   /** A PILS from `sender`, with whom we have no session. */
@@ -104,10 +92,10 @@ export class SessionRecovery {
   tick(peer: Peer, now: number): void {
     const t = this.silenceRekeyMs
     if (peer.silentSinceMs !== 0 && peer.ready && now - peer.silentSinceMs >= t && now >= peer.silenceRekeyAtMs) {
-      this.port.resolveIfIdle(peer)
+      this.opts.port.resolveIfIdle(peer)
       peer.silenceRekeyBackoffMs = Math.min(Math.max(peer.silenceRekeyBackoffMs * 2, t), t * SILENCE_BACKOFF_MAX)
       peer.silenceRekeyAtMs = now + peer.silenceRekeyBackoffMs
-      this.port.sendKeyFrame(peer, now)
+      this.opts.port.sendKeyFrame(peer, now)
     }
   }
 
@@ -116,18 +104,18 @@ export class SessionRecovery {
    * the PILS came by. Rate-limited (RecoveryLimiter); never for frames too small to hold a packet.
    */
   private answer(sender: number, frameLength: number, host: string, port: number, relayed: boolean): void {
-    if (sender === this.nodeId || sender === 0 || frameLength < RECOVERY_MIN_PILS) return
-    if (relayed && !this.hasRelay) return
-    const now = this.clock.now()
+    if (sender === this.opts.nodeId || sender === 0 || frameLength < RECOVERY_MIN_PILS) return
+    if (relayed && !this.opts.hasRelay) return
+    const now = this.opts.clock.now()
     if (!this.limiter.allow(sender, relayed ? '' : host, relayed ? 0 : port, now)) {
-      this.counters.recoveryRateLimited++
+      this.opts.counters.recoveryRateLimited++
       return
     }
-    if (relayed) this.port.sendKeyFrameRelayed(sender)
-    else this.port.sendKeyFrameTo(host, port)
-    this.counters.recoveryKeyFramesSent++
-    this.logger.debug('tunnel recovery key frame', { node: sender, relayed })
+    if (relayed) this.opts.port.sendKeyFrameRelayed(sender)
+    else this.opts.port.sendKeyFrameTo(host, port)
+    this.opts.counters.recoveryKeyFramesSent++
+    this.opts.logger.debug('tunnel recovery key frame', { node: sender, relayed })
     // Its PILA should follow: have the registry key at hand so it is verified on arrival.
-    this.port.prefetchKey(sender)
+    this.opts.port.prefetchKey(sender)
   }
 }
