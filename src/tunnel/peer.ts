@@ -1,7 +1,10 @@
 /**
  * Per-peer tunnel state: keys, nonces, replay windows, path and counters.
  * One object per remote node ID, every field set in the constructor (stable
- * shape for the hot path). Only `Tunnel` mutates it.
+ * shape for the hot path). Only tunnel/ mutates it, each group of fields by
+ * its piece: keys by key-exchange.ts and kdf.ts, the path by paths.ts, the
+ * recovery fields by recovery.ts, the rest by the tunnel. The packets waiting
+ * for keys live in the tunnel's `SendQueue`, not here.
  */
 import { NONCE_SIZE, NonceSequence, ReplayWindows, type KdfVariant, type TunnelCipher } from '../crypto/index.js'
 import type { UdpEndpoint } from './bind.js'
@@ -105,9 +108,6 @@ export class Peer {
   silenceRekeyAtMs = 0
   silenceRekeyBackoffMs = 0
 
-  // --- outgoing queue until keys exist
-  readonly queue: Uint8Array[] = []
-
   // --- counters
   lastReceiveMs = 0
   /** Smoothed RTT, -1 = none; provisional while it only holds the key-exchange sample. */
@@ -165,7 +165,8 @@ export class Peer {
     return null
   }
 
-  info(): PeerInfo {
+  /** `queued`: the packets the tunnel's send queue holds for this peer. */
+  info(queued: number): PeerInfo {
     const info: PeerInfo = {
       nodeId: this.nodeId,
       path: this.path,
@@ -178,7 +179,7 @@ export class Peer {
       bytesOut: this.bytesOut,
       packetsIn: this.packetsIn,
       packetsOut: this.packetsOut,
-      queued: this.queue.length,
+      queued,
       dropped: {
         replay: this.dropReplay,
         authFailed: this.dropAuthFailed,

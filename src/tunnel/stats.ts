@@ -60,3 +60,21 @@ export interface TunnelStats {
   /** Such answers withheld by the rate limit. */
   recoveryRateLimited: number
 }
+
+/** Everything in `TunnelStats` but the drops: one object per tunnel, counted into by its pieces. */
+export type TunnelCounters = Omit<TunnelStats, 'drops'>
+
+export function newTunnelCounters(): TunnelCounters {
+  return {
+    punchesReceived: 0,
+    punchCommands: 0,
+    relayDelivers: 0,
+    keyFramesSent: 0,
+    keyFramesAccepted: 0,
+    packetsIn: 0,
+    packetsOut: 0,
+    keyRotations: 0,
+    recoveryKeyFramesSent: 0,
+    recoveryRateLimited: 0,
+  }
+}
