@@ -44,13 +44,13 @@ import { CryptoRandom } from '../random.js'
 import { nullLogger, type Logger } from '../logger.js'
 import { RegistryClient } from '../registry/client.js'
 import { Tunnel, UdpBind, type PacketBind, type UdpEndpoint } from '../tunnel/index.js'
-import { DEFAULT_MSS, SessionEndpoint, SessionError, StreamState, type StreamConfig } from '../session/index.js'
+import { SessionEndpoint, SessionError, StreamState, type StreamConfig } from '../session/index.js'
 import { SessionDriver, type SessionDriverStats } from './session-driver.js'
 import { PilotStream } from './pilot-stream.js'
 import { RegistryDirectory, RegistrySession, registerNode, type Registration } from './registry-session.js'
 import { TrustStore } from './trust-store.js'
 import { TRUST_PORT, TrustService, type TrustServiceStats } from './trust-service.js'
-import { startEchoService, startHandshakeService } from './services.js'
+import { sendHandshakeMessage, startEchoService, startHandshakeService } from './services.js'
 import { TunFrontDoor, precheckTunFrontDoor } from '../tun/bridge-setup.js'
 import type { BridgePong, IncomingStreamRequest } from '../tun/bridge-host.js'
 import { TrustAdmission } from './admission.js'
@@ -399,13 +399,14 @@ function buildNode(inputs: NodeInputs): NodeParts {
   tunnel.onPacket(driver.onPacket)
   const names = new TargetResolver({ client, directory })
   const streams = new NodeStreams({ address, driver, admission, peers: tunnel, registry: directory, names })
+  const handshakeTiming = { dialTimeoutMs: timing.handshakeDialTimeoutMs, closeDelayMs: timing.handshakeCloseDelayMs }
   const trust = new TrustService({
     store,
     identity,
     client,
     directory,
     selfId,
-    sendDirect: (node, message) => sendHandshakeMessage(streams, timing, node, message),
+    sendDirect: (node, message) => sendHandshakeMessage(streams, node, message, handshakeTiming),
     onTrustChanged: (node, trusted) => applyTrustChange({ directory, tunnel, driver }, node, trusted),
     autoAccept: options.autoAccept === true,
     logger: logger.child({ component: 'trust' }),
@@ -508,19 +509,4 @@ function applyTrustChange(parts: Pick<NodeParts, 'directory' | 'tunnel' | 'drive
   }
   driver.flushNow()
   tunnel.forget(node)
-}
-
-/** Port 444: one message on a fresh stream, closed `handshakeCloseDelayMs` later (Go's timing). */
-async function sendHandshakeMessage(streams: NodeStreams, timing: DaemonTiming, node: number, message: Buffer): Promise<void> {
-  // The message must leave as one segment (Go reads only the first): raise the MSS for big ones.
-  const mss = Math.max(DEFAULT_MSS, message.length)
-  const stream = await streams.openStream(node, TRUST_PORT, { connectTimeout: timing.handshakeDialTimeoutMs, mss, noDelay: true })
-  stream.on('error', () => {})
-  stream.write(message)
-  const closer = setTimeout(() => stream.end(), timing.handshakeCloseDelayMs)
-  stream.once('close', () => clearTimeout(closer))
-  // Not waiting for the peer's close: the peer answers on its own connection.
-  setTimeout(() => {
-    if (!stream.destroyed) stream.destroy()
-  }, timing.handshakeCloseDelayMs + 5_000).unref()
 }

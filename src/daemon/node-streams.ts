@@ -45,9 +45,8 @@ export class NodeStreams implements BridgeHost {
   readonly address: PilotAddress
   private readonly driver: SessionDriver
   private readonly admission: TrustAdmission
-  private readonly peers: NodeStreamsOptions['peers']
-  private readonly registry: NodeStreamsOptions['registry']
-  private readonly names: NodeStreamsOptions['names']
+  /** The tunnel, the registry directory and the target resolver, asked by `openStream` and `resolve`. */
+  private readonly lookups: Pick<NodeStreamsOptions, 'peers' | 'registry' | 'names'>
   private datagramHandler: ((d: ReceivedDatagram) => void) | null = null
   private closing = false
 
@@ -55,9 +54,7 @@ export class NodeStreams implements BridgeHost {
     this.address = options.address
     this.driver = options.driver
     this.admission = options.admission
-    this.peers = options.peers
-    this.registry = options.registry
-    this.names = options.names
+    this.lookups = options
     this.driver.onDatagram((ev) => {
       const handler = this.datagramHandler
       if (handler !== null) handler({ from: ev.remote, fromPort: ev.remotePort, toPort: ev.localPort, data: ev.data })
@@ -86,7 +83,8 @@ export class NodeStreams implements BridgeHost {
     // A node the registry has never heard of cannot answer: say so now instead
     // of retrying a dial for half a minute. (No session and registry unreachable:
     // dial anyway, the tunnel may still know a path.)
-    if (this.peers.peer(remote.node)?.authenticated !== true && (await this.registry.isRegistered(remote.node)) === false) {
+    const { peers, registry } = this.lookups
+    if (peers.peer(remote.node)?.authenticated !== true && (await registry.isRegistered(remote.node)) === false) {
       throw new DaemonError(DaemonErrorCode.PEER_UNREACHABLE, `node ${formatAddress(remote)} is not registered`, {
         hint: 'check the address, or `pilot-tun resolve <hostname>` for the right one',
       })
@@ -175,7 +173,7 @@ export class NodeStreams implements BridgeHost {
 
   /** Hostname, Pilot address or overlay IPv6 → node; PT_NAME_NOT_FOUND when there is none. */
   resolve(target: string): Promise<ResolveResult> {
-    return this.names.resolve(target)
+    return this.lookups.names.resolve(target)
   }
 
   private dialError(remote: PilotAddress, port: number, err: Error): Error {

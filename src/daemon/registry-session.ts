@@ -35,6 +35,9 @@ export interface RegistrationRequest {
   owner?: string | undefined
 }
 
+/** The registry requests a node's standing needs (a `RegistryClient`, or a test's fake). */
+export type SessionClient = Pick<RegistryClient, 'register' | 'setVisibility' | 'setHostname' | 'heartbeat' | 'pollHandshakes' | 'deregister'>
+
 /** What one registration settled. */
 export interface Registration {
   nodeId: number
@@ -46,7 +49,7 @@ export interface Registration {
 }
 
 /** register, then set_visibility (when public) and set_hostname. Throws the registry's typed error; a refused hostname is only logged. */
-export async function registerNode(client: RegistryClient, request: RegistrationRequest, logger: Logger = nullLogger): Promise<Registration> {
+export async function registerNode(client: SessionClient, request: RegistrationRequest, logger: Logger = nullLogger): Promise<Registration> {
   const { listenAddr, owner } = request
   const result = await client.register(owner === undefined ? { listenAddr } : { listenAddr, owner })
   if (request.isPublic) await client.setVisibility(result.nodeId, true)
@@ -64,7 +67,7 @@ export async function registerNode(client: RegistryClient, request: Registration
 }
 
 export interface RegistrySessionOptions {
-  client: RegistryClient
+  client: SessionClient
   logger?: Logger
   heartbeatMs: number
   /** Consecutive heartbeat failures before registering again (Go: 3). */
@@ -87,7 +90,7 @@ export interface RegistrySessionOptions {
 }
 
 export class RegistrySession {
-  private readonly client: RegistryClient
+  private readonly client: SessionClient
   private readonly logger: Logger
   private readonly heartbeatMs: number
   private readonly maxFailures: number
