@@ -57,15 +57,8 @@ import { TrustAdmission } from './admission.js'
 import { ControlApi } from './control-api.js'
 import { NodeStreams, type ReceivedDatagram } from './node-streams.js'
 import { TargetResolver } from './target-resolver.js'
-import {
-  DEFAULT_DAEMON_TIMING,
-  parseHostPortOption,
-  parseListenOption,
-  readPackageVersion,
-  resolveBeaconOption,
-  type DaemonOptions,
-  type DaemonTiming,
-} from './options.js'
+import { DEFAULT_DAEMON_TIMING, parseHostPortOption, parseListenOption, readPackageVersion, resolveBeaconOption } from './options.js'
+import type { DaemonOptions, DaemonTiming } from './options.js'
 
 export { DEFAULT_DAEMON_TIMING, type DaemonOptions, type DaemonTiming } from './options.js'
 export type { ReceivedDatagram } from './node-streams.js'
@@ -156,7 +149,8 @@ export class Daemon implements DaemonControl {
       await bind.close()
       throw err
     }
-    const node = buildNode({ options, timing, logger, identity, store, bind, client, beacon, registration })
+    const inputs: NodeInputs = { options, timing, logger, identity, store, bind, client, beacon, registration }
+    const node = buildNode(inputs)
     // A TUN failure after start-up shuts the daemon down; it may come before the Daemon object exists.
     const tunFailed = new AbortController()
     let tunDoor: TunFrontDoor | null = null
@@ -173,7 +167,7 @@ export class Daemon implements DaemonControl {
       const t = tunDoor.status()
       logger.info('TUN interface up', { interface: t.interface, address: t.address, prefix: t.prefix, mtu: t.mtu, dns: t.dns })
     }
-    const daemon = new Daemon(node, tunDoor, identity, options, timing, logger, version, tunFailed.signal)
+    const daemon = new Daemon(node, inputs, version, tunDoor, tunFailed.signal)
     logger.info('daemon started', {
       node: daemon.nodeId,
       address: formatAddress(daemon.address),
@@ -184,23 +178,15 @@ export class Daemon implements DaemonControl {
     return daemon
   }
 
-  private constructor(
-    node: NodeParts,
-    tunDoor: TunFrontDoor | null,
-    identity: Identity,
-    options: DaemonOptions,
-    timing: DaemonTiming,
-    logger: Logger,
-    version: string,
-    tunFailed: AbortSignal,
-  ) {
+  private constructor(node: NodeParts, inputs: NodeInputs, version: string, tunDoor: TunFrontDoor | null, tunFailed: AbortSignal) {
+    const { options } = inputs
     this.node = node
     this.tunDoor = tunDoor
-    this.identity = identity
+    this.identity = inputs.identity
     this.nodeId = node.nodeId
     this.address = node.address
-    this.timing = timing
-    this.logger = logger
+    this.timing = inputs.timing
+    this.logger = inputs.logger
     let resolveClosed!: () => void
     this.closed = new Promise<void>((r) => {
       resolveClosed = r

@@ -80,7 +80,10 @@ export function parseHostPort(text: string, rules: HostPortRules = {}): HostPort
     if (!listen) throw refuse('bad-address', 'no host')
     return { host: ALL_IPV4_INTERFACES, port }
   }
-  if (host.includes(':')) throw refuse('bad-address', `write an IPv6 address in brackets: [${host}]:${portText}`)
+  if (host.includes(':')) {
+    if (isIP(host) === 6) throw refuse('bad-address', `write an IPv6 address in brackets: [${host}]:${portText}`)
+    if (isIP(text) === 6) throw refuse('bad-address', `an IPv6 address needs brackets and a port: [${clip(text)}]:PORT`)
+  }
   const kind = rules.hosts ?? 'name'
   if (isIP(host) === 4) return { host, port }
   if (kind === 'ip-or-localhost' && host === 'localhost') return { host, port }

@@ -36,8 +36,10 @@ test('IPv6 without brackets is refused with the bracketed form as the hint', () 
   refused('2001:db8::1:9001', { hosts: 'ip' }, 'bad-address', /\[2001:db8::1\]:9001/)
   refused('::1:9000', { listen: true, hosts: 'ip' }, 'bad-address')
   // An address alone is not "host:port" either way.
-  refused('::1', {}, 'bad-address')
-  refused('2001:db8::1', { listen: true }, 'bad-address')
+  refused('::1', {}, 'bad-address', /an IPv6 address needs brackets and a port: \[::1\]:PORT/)
+  refused('2001:db8::1', { listen: true }, 'bad-address', /\[2001:db8::1\]:PORT/)
+  // Colons that make no IPv6 address at all.
+  refused('a:b:80', {}, 'bad-address', /"a:b" is not a host name or IP address/)
 })
 
 test('brackets hold an IPv6 address and nothing else', () => {
