@@ -109,8 +109,8 @@ export class Daemon implements DaemonControl {
   private readonly node: NodeParts
   private readonly control: ControlApi
   private readonly tunDoor: TunFrontDoor | null
-  private readonly timing: DaemonTiming
-  private readonly logger: Logger
+  /** What the node was built from (timing and logger for the shutdown). */
+  private readonly inputs: NodeInputs
   private readonly resolveClosed: () => void
   private closing: Promise<void> | null = null
 
@@ -180,18 +180,17 @@ export class Daemon implements DaemonControl {
 
   private constructor(node: NodeParts, inputs: NodeInputs, version: string, tunDoor: TunFrontDoor | null, tunFailed: AbortSignal) {
     const { options } = inputs
-    this.node = node
-    this.tunDoor = tunDoor
     this.identity = inputs.identity
     this.nodeId = node.nodeId
     this.address = node.address
-    this.timing = inputs.timing
-    this.logger = inputs.logger
     let resolveClosed!: () => void
     this.closed = new Promise<void>((r) => {
       resolveClosed = r
     })
     this.resolveClosed = resolveClosed
+    this.node = node
+    this.inputs = inputs
+    this.tunDoor = tunDoor
     this.control = new ControlApi({
       version,
       address: node.address,
@@ -350,7 +349,7 @@ export class Daemon implements DaemonControl {
     this.node.streams.beginClose()
     // The TUN first: bridge (sockets, DNS, resolvectl), then the interface and its routes.
     if (this.tunDoor !== null) await this.tunDoor.close()
-    await closeNode(this.node, this.timing, this.logger)
+    await closeNode(this.node, this.inputs.timing, this.inputs.logger)
   }
 }
 
