@@ -19,6 +19,7 @@
 import { readU32 } from '../bytes.js'
 import { DecodeError } from '../errors.js'
 import { nullLogger, type Logger } from '../logger.js'
+import { formatHostPort } from '../protocol/host-port.js'
 import {
   BeaconType,
   RELAY_DELIVER_HEADER_SIZE,
@@ -243,7 +244,7 @@ export class BeaconServer {
       this.drop('spoofed-relay')
       if (this.logger.debugEnabled) {
         this.logger.debug('relay refused: sender ID announced from another endpoint', {
-          sender: senderId, from: `${host}:${port}`, recorded: `${sender.host}:${sender.port}`,
+          sender: senderId, from: formatHostPort(host, port), recorded: formatHostPort(sender.host, sender.port),
         })
       }
       return
@@ -278,8 +279,8 @@ export class BeaconServer {
     }
     if (this.logger.debugEnabled) {
       this.logger.debug(existing === undefined ? 'node announced' : 'node moved', {
-        node: nodeId, endpoint: `${host}:${port}`,
-        ...(existing === undefined ? {} : { previous: `${existing.host}:${existing.port}` }),
+        node: nodeId, endpoint: formatHostPort(host, port),
+        ...(existing === undefined ? {} : { previous: formatHostPort(existing.host, existing.port) }),
       })
     }
     return this.nodes.set(nodeId, host, port, messages, now)

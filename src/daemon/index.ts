@@ -3,17 +3,16 @@
  * bridge use. `Daemon.start(options)` builds and starts a node; it implements
  * `DaemonControl` (api.ts); `close()` stops it.
  */
+export { Daemon, type DaemonStats } from './daemon.js'
 export {
-  Daemon,
   DEFAULT_DAEMON_TIMING,
   parseHostPortOption,
   parseListenOption,
   formatUdpEndpoint,
   type DaemonOptions,
   type DaemonTiming,
-  type DaemonStats,
-  type ReceivedDatagram,
-} from './daemon.js'
+} from './options.js'
+export type { ReceivedDatagram } from './node-streams.js'
 export type * from './api.js'
 export { DaemonError, DaemonErrorCode } from './errors.js'
 export { PilotStream } from './pilot-stream.js'

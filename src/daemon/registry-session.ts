@@ -2,8 +2,10 @@
  * The daemon's standing with the registry (docs/wire.md §10.8), and the
  * `PeerDirectory` the tunnel asks for keys and endpoints.
  *
- * `RegistrySession`: register → set_visibility (when public) → set_hostname;
- * then every `heartbeatMs` a heartbeat followed by `poll_handshakes`. After
+ * `registerNode`: register → set_visibility (when public) → set_hostname. The
+ * daemon registers first (the node ID is what the tunnel is built with), then
+ * hands the `Registration` to a `RegistrySession`, which keeps it alive:
+ * every `heartbeatMs` a heartbeat followed by `poll_handshakes`. After
  * `maxFailures` heartbeats fail in a row it registers again and re-applies
  * visibility and hostname, then tells the daemon (which re-reports trust).
  * If the endpoint we should announce changes (the beacon reported our public
@@ -14,22 +16,67 @@
  * cached for a short TTL (failures are not cached long, so a peer that
  * becomes resolvable after trust is found quickly).
  */
-import { isIP } from 'node:net'
-import type { HandshakeInbox, LookupResult, RegisterResult, RegistryClient } from '../registry/client.js'
+import type { HandshakeInbox, LookupResult, RegistryClient } from '../registry/client.js'
 import { decodeStdBase64 } from '../crypto/identity.js'
 import { RegistryErrorCode } from '../registry/errors.js'
 import type { PeerDirectory } from '../tunnel/peer-directory.js'
 import type { UdpEndpoint } from '../tunnel/bind.js'
 import { nullLogger, type Logger } from '../logger.js'
+import { tryParseHostPort } from '../protocol/host-port.js'
+
+/** What a node asks for when it registers. */
+export interface RegistrationRequest {
+  /** "host:port" the node listens on (the registry keeps our TCP source IP and this port). */
+  listenAddr: string
+  /** The hostname wanted, or null for none. */
+  hostname: string | null
+  isPublic: boolean
+  /** Registry `owner` string, if configured. */
+  owner?: string | undefined
+}
+
+/** The registry requests a node's standing needs (a `RegistryClient`, or a test's fake). */
+export type SessionClient = Pick<RegistryClient, 'register' | 'setVisibility' | 'setHostname' | 'heartbeat' | 'pollHandshakes' | 'deregister'>
+
+/** What one registration settled. */
+export interface Registration {
+  nodeId: number
+  address: string
+  /** The `listen_addr` it was made with. */
+  listenAddr: string
+  /** The hostname the registry accepted (null: it cleared it); undefined when none was asked for or it was refused. */
+  hostname: string | null | undefined
+}
+
+/** register, then set_visibility (when public) and set_hostname. Throws the registry's typed error; a refused hostname is only logged. */
+export async function registerNode(client: SessionClient, request: RegistrationRequest, logger: Logger = nullLogger): Promise<Registration> {
+  const { listenAddr, owner } = request
+  const result = await client.register(owner === undefined ? { listenAddr } : { listenAddr, owner })
+  if (request.isPublic) await client.setVisibility(result.nodeId, true)
+  let hostname: string | null | undefined
+  if (request.hostname !== null && request.hostname !== '') {
+    try {
+      const r = await client.setHostname(result.nodeId, request.hostname)
+      hostname = r.hostname === '' ? null : r.hostname
+    } catch (err) {
+      // Go's behaviour: a taken or invalid hostname does not stop the node.
+      logger.warn('hostname not applied', { hostname: request.hostname, error: (err as Error).message })
+    }
+  }
+  return { nodeId: result.nodeId, address: result.address, listenAddr, hostname }
+}
 
 export interface RegistrySessionOptions {
-  client: RegistryClient
+  client: SessionClient
   logger?: Logger
   heartbeatMs: number
   /** Consecutive heartbeat failures before registering again (Go: 3). */
   maxFailures?: number
+  /** The registration made at start-up (`registerNode`); the session keeps it alive. */
+  registered: Registration
   /** The `listen_addr` to register now ("host:port"); re-read before each heartbeat. */
   listenAddr: () => string
+  /** The hostname wanted, re-applied on each re-registration. */
   hostname: string | null
   isPublic: boolean
   /** Registry `owner` string, if configured. */
@@ -43,7 +90,7 @@ export interface RegistrySessionOptions {
 }
 
 export class RegistrySession {
-  private readonly client: RegistryClient
+  private readonly client: SessionClient
   private readonly logger: Logger
   private readonly heartbeatMs: number
   private readonly maxFailures: number
@@ -54,16 +101,16 @@ export class RegistrySession {
   private readonly onReregistered: () => Promise<void>
   private readonly clock: () => number
   private hostnameWanted: string | null
-  private hostnameApplied: string | null = null
-  private registeredListenAddr = ''
-  private nodeIdValue = 0
-  private addressValue = ''
+  private hostnameApplied: string | null
+  private registeredListenAddr: string
+  private nodeIdValue: number
+  private addressValue: string
   private failures = 0
-  private lastHeartbeat: number | null = null
+  private lastHeartbeat: number
   private timer: NodeJS.Timeout | null = null
   private running: Promise<void> | null = null
   private stopped = false
-  registrations = 0
+  registrations = 1
   heartbeatsOk = 0
   heartbeatsFailed = 0
 
@@ -87,6 +134,12 @@ export class RegistrySession {
     this.onInbox = options.onInbox
     this.onReregistered = options.onReregistered
     this.clock = options.clock ?? (() => performance.now())
+    const first = options.registered
+    this.nodeIdValue = first.nodeId
+    this.addressValue = first.address
+    this.registeredListenAddr = first.listenAddr
+    this.hostnameApplied = first.hostname ?? null
+    this.lastHeartbeat = this.clock()
   }
 
   get nodeId(): number {
@@ -104,42 +157,36 @@ export class RegistrySession {
 
   /** True while the last heartbeat (or registration) succeeded. */
   get connected(): boolean {
-    return this.nodeIdValue !== 0 && this.failures === 0
+    return this.failures === 0
   }
 
-  /** Milliseconds since the last good heartbeat or registration, null before any. */
-  lastHeartbeatAgoMs(): number | null {
-    return this.lastHeartbeat === null ? null : this.clock() - this.lastHeartbeat
+  /** Milliseconds since the last good heartbeat or registration. */
+  lastHeartbeatAgoMs(): number {
+    return this.clock() - this.lastHeartbeat
   }
 
-  /** register, then set_visibility and set_hostname. Throws the registry's typed error. */
-  async register(): Promise<RegisterResult> {
-    const listenAddr = this.listenAddr()
-    const result = await this.client.register(this.owner === undefined ? { listenAddr } : { listenAddr, owner: this.owner })
-    if (this.nodeIdValue !== 0 && result.nodeId !== this.nodeIdValue) {
+  /** Registers again with the current listen address, visibility and hostname. Throws the registry's typed error. */
+  async register(): Promise<Registration> {
+    const r = await registerNode(
+      this.client,
+      { listenAddr: this.listenAddr(), hostname: this.hostnameWanted, isPublic: this.isPublic, owner: this.owner },
+      this.logger,
+    )
+    if (r.nodeId !== this.nodeIdValue) {
       // Same key, different ID: the registry lost its state. Our tunnel keeps the old ID; say so loudly.
       this.logger.error('registry assigned a different node ID on re-registration; restart the daemon', {
         before: this.nodeIdValue,
-        after: result.nodeId,
+        after: r.nodeId,
       })
     }
-    this.nodeIdValue = result.nodeId
-    this.addressValue = result.address
-    this.registeredListenAddr = listenAddr
+    this.nodeIdValue = r.nodeId
+    this.addressValue = r.address
+    this.registeredListenAddr = r.listenAddr
+    if (r.hostname !== undefined) this.hostnameApplied = r.hostname
     this.registrations++
     this.failures = 0
     this.lastHeartbeat = this.clock()
-    if (this.isPublic) await this.client.setVisibility(result.nodeId, true)
-    if (this.hostnameWanted !== null && this.hostnameWanted !== '') {
-      try {
-        const r = await this.client.setHostname(result.nodeId, this.hostnameWanted)
-        this.hostnameApplied = r.hostname === '' ? null : r.hostname
-      } catch (err) {
-        // Go's behaviour: a taken or invalid hostname does not stop the node.
-        this.logger.warn('hostname not applied', { hostname: this.hostnameWanted, error: (err as Error).message })
-      }
-    }
-    return result
+    return r
   }
 
   async setHostname(name: string): Promise<string> {
@@ -190,7 +237,6 @@ export class RegistrySession {
     if (this.timer !== null) clearTimeout(this.timer)
     this.timer = null
     if (this.running !== null) await this.running.catch(() => {})
-    if (this.nodeIdValue === 0) return
     let timer: NodeJS.Timeout | null = null
     await Promise.race([
       this.client.deregister(this.nodeIdValue).catch((err: unknown) => {
@@ -303,7 +349,8 @@ export class RegistryDirectory implements PeerDirectory {
     let value: UdpEndpoint | null = null
     try {
       const r = await this.client.resolve(this.selfId(), nodeId)
-      value = parseHostPort(r.realAddr)
+      // `real_addr`: an IP literal with a port, "1.2.3.4:5" or "[::1]:5"; anything else counts as no answer.
+      value = tryParseHostPort(r.realAddr, { hosts: 'ip' })
     } catch (err) {
       this.logger.debug('resolve refused or failed', { node: nodeId, error: (err as Error).message })
       if (hit !== undefined && hit.value !== null && isTransportFailure(err)) {
@@ -331,15 +378,4 @@ function isTransportFailure(err: unknown): boolean {
     code === RegistryErrorCode.CLOSED ||
     code === RegistryErrorCode.BAD_RESPONSE
   )
-}
-
-/** "1.2.3.4:5", "[::1]:5" → endpoint; null if it is not an IP literal with a port. */
-export function parseHostPort(text: string): UdpEndpoint | null {
-  const i = text.lastIndexOf(':')
-  if (i <= 0) return null
-  let host = text.slice(0, i)
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1)
-  const port = Number(text.slice(i + 1))
-  if (!Number.isInteger(port) || port <= 0 || port > 0xffff || isIP(host) === 0) return null
-  return { host, port }
 }

@@ -6,9 +6,10 @@
  *    Go's ping/bench use it.
  *  - trust handshake, port 444: read the first JSON object (Go sends exactly
  *    one, in one segment, then closes 500 ms later) within 10 s, hand it to
- *    the trust service, close our side.
+ *    the trust service, close our side. `sendHandshakeMessage` is the sending
+ *    side, with Go's timing.
  */
-import type { StreamConnection } from '../session/index.js'
+import { DEFAULT_MSS, type StreamConfig, type StreamConnection } from '../session/index.js'
 import type { Logger } from '../logger.js'
 import { PilotStream } from './pilot-stream.js'
 import type { SessionDriver } from './session-driver.js'
@@ -95,6 +96,33 @@ class HandshakeReader {
     const reaper = setTimeout(() => stream.destroy(), 5_000)
     stream.once('close', () => clearTimeout(reaper))
   }
+}
+
+export interface HandshakeSendTiming {
+  /** Connect timeout before the registry relay is relied on. */
+  dialTimeoutMs: number
+  /** Go closes the handshake stream 500 ms after its write. */
+  closeDelayMs: number
+}
+
+/** Port 444: one message on a fresh stream, closed `closeDelayMs` later; rejects when the stream cannot be opened. */
+export async function sendHandshakeMessage(
+  streams: { openStream(node: number, port: number, config?: Partial<StreamConfig>): Promise<PilotStream> },
+  node: number,
+  message: Buffer,
+  timing: HandshakeSendTiming,
+): Promise<void> {
+  // The message must leave as one segment (Go reads only the first): raise the MSS for big ones.
+  const mss = Math.max(DEFAULT_MSS, message.length)
+  const stream = await streams.openStream(node, TRUST_PORT, { connectTimeout: timing.dialTimeoutMs, mss, noDelay: true })
+  stream.on('error', ignoreError)
+  stream.write(message)
+  const closer = setTimeout(() => stream.end(), timing.closeDelayMs)
+  stream.once('close', () => clearTimeout(closer))
+  // Not waiting for the peer's close: the peer answers on its own connection.
+  setTimeout(() => {
+    if (!stream.destroyed) stream.destroy()
+  }, timing.closeDelayMs + 5_000).unref()
 }
 
 function isCompleteJson(bytes: Buffer): boolean {

@@ -11,6 +11,7 @@
 import type { Identity } from '../crypto/identity.js'
 import { nullLogger, type Logger } from '../logger.js'
 import { REGISTRY_MAX_MESSAGE, type JsonObject } from '../protocol/registry-framing.js'
+import { formatHostPort } from '../protocol/host-port.js'
 import { RegistryChallenge } from './challenges.js'
 import { ConnectionLost, RegistryClientConnection } from './client-connection.js'
 import { RegistryError, RegistryErrorCode } from './errors.js'
@@ -105,7 +106,7 @@ export class RegistryClient {
 
   /** `host:port` of the registry, as used in messages and hints. */
   get address(): string {
-    return this.host.includes(':') ? `[${this.host}]:${this.port}` : `${this.host}:${this.port}`
+    return formatHostPort(this.host, this.port)
   }
 
   // --- operations --------------------------------------------------------------

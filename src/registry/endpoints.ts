@@ -1,10 +1,9 @@
 /** `real_addr` text: the TCP source IP of the registration plus the port the node listens on (docs/wire.md §10.5.1). */
 import { isIP } from 'node:net'
+import { tryParseHostPort } from '../protocol/host-port.js'
 
-/** `ip:port`, or `[ipv6]:port`. */
-export function formatHostPort(ip: string, port: number): string {
-  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`
-}
+/** `ip:port`, or `[ipv6]:port` (the project's one formatter). */
+export { formatHostPort } from '../protocol/host-port.js'
 
 /** Node reports IPv4 peers of a dual-stack socket as `::ffff:a.b.c.d`; store the plain IPv4 form. */
 export function normalizeRemoteIp(ip: string): string {
@@ -25,8 +24,5 @@ export function portOf(hostPort: string): number | null {
 
 /** A plausible `host:port` (IPv4, `[IPv6]` or a DNS name) for beacon addresses. */
 export function isHostPort(text: string): boolean {
-  if (text.length > 262 || portOf(text) === null) return false
-  const host = text.slice(0, text.lastIndexOf(':'))
-  if (host.startsWith('[') && host.endsWith(']')) return isIP(host.slice(1, -1)) === 6
-  return isIP(host) === 4 || /^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(host)
+  return text.length <= 262 && tryParseHostPort(text, { hosts: 'name' }) !== null
 }

@@ -1,5 +1,6 @@
 /** UDP endpoint helpers (control plane: no string keys on the packet path). */
 import type { UdpEndpoint } from './bind.js'
+import { formatHostPort } from '../protocol/host-port.js'
 
 /** `::ffff:1.2.3.4` (a dual-stack socket's view of an IPv4 peer) → `1.2.3.4`. */
 export function normalizeHost(host: string): string {
@@ -13,8 +14,7 @@ export function endpointEquals(a: UdpEndpoint | null, host: string, port: number
 }
 
 export function formatEndpoint(e: UdpEndpoint | null): string {
-  if (e === null) return '-'
-  return e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`
+  return e === null ? '-' : formatHostPort(e.host, e.port)
 }
 
 /** A direct endpoint we may try for a peer, and where we learned it. */

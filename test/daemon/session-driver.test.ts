@@ -3,39 +3,11 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { SessionEndpoint, type StreamConnection } from '../../src/session/index.js'
-import { SeededRandom } from '../../src/random.js'
-import { SessionDriver, type AdmitPolicy, type PacketSink } from '../../src/daemon/session-driver.js'
+import type { StreamConnection } from '../../src/session/index.js'
+import type { SessionDriver } from '../../src/daemon/session-driver.js'
 import { PilotStream } from '../../src/daemon/pilot-stream.js'
 import { readStream, writeAll, pattern } from './helpers.js'
-
-class Link implements PacketSink {
-  peer: SessionDriver | null = null
-  sent = 0
-  send(_node: number, packet: Uint8Array): void {
-    this.sent++
-    const copy = Buffer.from(packet)
-    const peer = this.peer!
-    setImmediate(() => peer.receive(copy))
-  }
-}
-
-function pair(admitB: AdmitPolicy = () => true): { a: SessionDriver; b: SessionDriver; close(): void } {
-  const la = new Link()
-  const lb = new Link()
-  const a = new SessionDriver({ endpoint: new SessionEndpoint({ local: { network: 0, node: 1 }, random: new SeededRandom(1) }), sink: la, admit: () => true })
-  const b = new SessionDriver({ endpoint: new SessionEndpoint({ local: { network: 0, node: 2 }, random: new SeededRandom(2) }), sink: lb, admit: admitB })
-  la.peer = b
-  lb.peer = a
-  return {
-    a,
-    b,
-    close: () => {
-      a.close()
-      b.close()
-    },
-  }
-}
+import { driverPair as pair } from './driver-pair.js'
 
 function acceptInto(driver: SessionDriver, port: number, out: PilotStream[]): void {
   driver.listen(port, (conn: StreamConnection) => {

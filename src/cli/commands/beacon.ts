@@ -4,9 +4,9 @@
  * a registry).
  */
 import type { Argv, CommandModule } from 'yargs'
-import { isIP } from 'node:net'
 import { BeaconError, BeaconErrorCode, BeaconServer, resolveBeaconLimits, type BeaconLimits } from '../../beacon/index.js'
-import { PilotError } from '../../errors.js'
+import { DecodeError, PilotError } from '../../errors.js'
+import { formatHostPort, parseHostPort } from '../../protocol/host-port.js'
 import { nullLogger, type Logger } from '../../logger.js'
 import { UdpBind, type UdpEndpoint } from '../../tunnel/bind.js'
 import { LOG_LEVELS, createCliLogger, type LogLevel } from '../logging.js'
@@ -40,7 +40,7 @@ export async function startBeacon(opts: StartBeaconOptions): Promise<RunningBeac
     const inUse = (cause as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE'
     throw new BeaconError(
       BeaconErrorCode.LISTEN_FAILED,
-      `cannot listen on UDP ${formatEndpoint(listen)}: ${inUse ? 'address already in use' : cause instanceof Error ? cause.message : String(cause)}`,
+      `cannot listen on UDP ${formatHostPort(listen.host, listen.port)}: ${inUse ? 'address already in use' : cause instanceof Error ? cause.message : String(cause)}`,
       {
         hint: inUse
           ? 'another process (maybe another beacon) holds this port; stop it or pick another with --listen'
@@ -51,39 +51,19 @@ export async function startBeacon(opts: StartBeaconOptions): Promise<RunningBeac
   }
   const server = new BeaconServer({ bind, logger, limits })
   server.start()
-  logger.info(`beacon listening on udp ${formatEndpoint(bind.local)}`, { endpoint: formatEndpoint(bind.local) })
+  const local = formatHostPort(bind.local.host, bind.local.port)
+  logger.info(`beacon listening on udp ${local}`, { endpoint: local })
   return { server, local: bind.local, close: () => server.close() }
 }
 
-/** `HOST:PORT`, `[IPv6]:PORT`, `:PORT` (all IPv4 interfaces) or `PORT`. */
-export function parseListenAddress(text: string): UdpEndpoint {
-  const bad = (why: string) =>
-    new BeaconError(BeaconErrorCode.INVALID_LISTEN, `--listen ${JSON.stringify(text)}: ${why}`, {
-      hint: 'use HOST:PORT, e.g. 0.0.0.0:9001 or [::]:9001',
-    })
-  let host: string
-  let portText: string
-  const bracket = /^\[([^\]]+)\]:(\d+)$/.exec(text)
-  if (bracket) {
-    host = bracket[1]!
-    portText = bracket[2]!
-  } else if (/^\d+$/.test(text)) {
-    host = '0.0.0.0'
-    portText = text
-  } else {
-    const colon = text.lastIndexOf(':')
-    if (colon < 0) throw bad('no port')
-    host = text.slice(0, colon) || '0.0.0.0'
-    portText = text.slice(colon + 1)
-    if (host.includes(':')) throw bad('write an IPv6 host in brackets')
+/** An IP `HOST:PORT`, `[IPv6]:PORT`, `:PORT` (all IPv4 interfaces) or `PORT`; PT_BEACON_INVALID_LISTEN names `flag`. */
+export function parseListenAddress(text: string, flag = '--listen'): UdpEndpoint {
+  try {
+    return parseHostPort(text, { flag, hosts: 'ip', listen: true, barePort: true })
+  } catch (err) {
+    if (!(err instanceof DecodeError)) throw err
+    throw new BeaconError(BeaconErrorCode.INVALID_LISTEN, err.message, { hint: 'use HOST:PORT, e.g. 0.0.0.0:9001 or [::]:9001', cause: err })
   }
-  if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) throw bad('port must be 0..65535')
-  if (isIP(host) === 0) throw bad(`${host} is not an IP address`)
-  return { host, port: Number(portText) }
-}
-
-function formatEndpoint(e: UdpEndpoint): string {
-  return e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`
 }
 
 /** Resolves with the first SIGINT or SIGTERM, then stops listening for them. */

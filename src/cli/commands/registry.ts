@@ -1,7 +1,7 @@
 /** `pilot-tun registry`: run a registry server in the foreground until SIGINT/SIGTERM. */
 import type { CommandModule } from 'yargs'
-import { isIP } from 'node:net'
-import { ConfigError, PilotError } from '../../errors.js'
+import { ConfigError, DecodeError, PilotError } from '../../errors.js'
+import { parseHostPort, type HostPort } from '../../protocol/host-port.js'
 import { RegistryError, RegistryErrorCode } from '../../registry/errors.js'
 import { startRegistry, type RunningRegistry } from '../../registry/start.js'
 import { createCliLogger, LOG_LEVELS, type LogFormat, type LogLevel } from '../logging.js'
@@ -18,18 +18,14 @@ interface RegistryArgs {
   'log-format': LogFormat
 }
 
-/** `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all IPv4 interfaces). */
-export function parseListenAddress(text: string): { host: string; port: number } {
-  const colon = text.lastIndexOf(':')
-  const portText = colon < 0 ? '' : text.slice(colon + 1)
-  let host = colon < 0 ? text : text.slice(0, colon)
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1)
-  if (host === '') host = '0.0.0.0'
-  const port = /^[0-9]{1,5}$/.test(portText) ? Number(portText) : -1
-  if (port < 0 || port > 65535 || (isIP(host) === 0 && host !== 'localhost')) {
-    throw new ConfigError(`--listen "${text}" is not HOST:PORT`, 'for example 0.0.0.0:9000 or [::]:9000')
+/** An IP (or `localhost`) `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all IPv4 interfaces); PT_CONFIG_INVALID names `flag`. */
+export function parseListenAddress(text: string, flag = '--listen'): HostPort {
+  try {
+    return parseHostPort(text, { flag, hosts: 'ip-or-localhost', listen: true })
+  } catch (err) {
+    if (!(err instanceof DecodeError)) throw err
+    throw new ConfigError(err.message, 'for example 0.0.0.0:9000 or [::]:9000')
   }
-  return { host, port }
 }
 
 export const registryCommand: CommandModule<object, RegistryArgs> = {

@@ -5,6 +5,7 @@
  */
 import type { Argv, CommandModule } from 'yargs'
 import { PilotError } from '../../errors.js'
+import { formatHostPort } from '../../protocol/host-port.js'
 import { RegistryError, RegistryErrorCode } from '../../registry/errors.js'
 import { createCliLogger, LOG_LEVELS, type LogFormat, type LogLevel } from '../logging.js'
 import { startBeacon, parseListenAddress as parseUdpListen, waitForShutdownSignal, DEFAULT_BEACON_LISTEN } from './beacon.js'
@@ -34,8 +35,8 @@ export const rendezvousCommand: CommandModule<object, RendezvousArgs> = {
       }) as Argv<RendezvousArgs>,
   handler: async (args) => {
     // Check both addresses before taking either port.
-    const tcp = parseTcpListen(args['registry-listen'])
-    const udp = parseUdpListen(args['beacon-listen'])
+    const tcp = parseTcpListen(args['registry-listen'], '--registry-listen')
+    const udp = parseUdpListen(args['beacon-listen'], '--beacon-listen')
     const logger = createCliLogger(args['log-level'], args['log-format'])
     const signal = waitForShutdownSignal()
     let registry
@@ -55,8 +56,8 @@ export const rendezvousCommand: CommandModule<object, RendezvousArgs> = {
       throw err
     }
     logger.info('rendezvous running', {
-      registry: `${registry.address.host}:${registry.address.port}`,
-      beacon: `${beacon.local.host}:${beacon.local.port}`,
+      registry: formatHostPort(registry.address.host, registry.address.port),
+      beacon: formatHostPort(beacon.local.host, beacon.local.port),
       store: args.store,
     })
     const sig = await signal
