@@ -9,7 +9,7 @@
 import type { DaemonControl, DaemonStatus, PathKind, PeerStatus, PingReply, ResolveResult, TrustList } from './api.js'
 import { formatAddress, type PilotAddress } from '../protocol/address.js'
 import { formatHostPort } from '../protocol/host-port.js'
-import { pilotToIpv6Text } from '../protocol/ipv6-mapping.js'
+import { pilotToIpv6Text, type OverlayPrefix } from '../protocol/ipv6-mapping.js'
 import type { StreamConfig } from '../session/index.js'
 import type { PeerInfo, UdpEndpoint } from '../tunnel/index.js'
 import { DaemonError, DaemonErrorCode } from './errors.js'
@@ -22,6 +22,8 @@ import type { TrustStore } from './trust-store.js'
 export interface ControlApiOptions {
   version: string
   address: PilotAddress
+  /** The daemon's overlay prefix (the `ipv6` that status shows). */
+  prefix: OverlayPrefix
   /** As configured (shown as given). */
   registryText: string
   beaconText: string | null
@@ -74,7 +76,7 @@ export class ControlApi implements DaemonControl {
       version: o.version,
       node_id: o.address.node,
       address: formatAddress(o.address),
-      ipv6: pilotToIpv6Text(o.address),
+      ipv6: pilotToIpv6Text(o.address, o.prefix),
       hostname: o.session.hostname,
       public: o.isPublic,
       uptime_s: Math.floor((performance.now() - o.startedAt) / 1000),

@@ -57,8 +57,9 @@ import { TrustAdmission } from './admission.js'
 import { ControlApi } from './control-api.js'
 import { NodeStreams, type ReceivedDatagram } from './node-streams.js'
 import { TargetResolver } from './target-resolver.js'
-import { DEFAULT_DAEMON_TIMING, parseHostPortOption, parseListenOption, readPackageVersion, resolveBeaconOption } from './options.js'
+import { DEFAULT_DAEMON_TIMING, parseHostPortOption, parseListenOption, parsePrefixOption, readPackageVersion, resolveBeaconOption } from './options.js'
 import type { DaemonOptions, DaemonTiming } from './options.js'
+import type { OverlayPrefix } from '../protocol/ipv6-mapping.js'
 
 export { DEFAULT_DAEMON_TIMING, type DaemonOptions, type DaemonTiming } from './options.js'
 export type { ReceivedDatagram } from './node-streams.js'
@@ -98,6 +99,8 @@ interface NodeInputs {
   readonly client: RegistryClient
   readonly beacon: UdpEndpoint | null
   readonly registration: Registration
+  /** The overlay prefix (status, resolve, targets and the TUN agree on it). */
+  readonly prefix: OverlayPrefix
 }
 
 export class Daemon implements DaemonControl {
@@ -124,6 +127,8 @@ export class Daemon implements DaemonControl {
     if (created) logger.info('new identity created', { publicKey: Buffer.from(identity.publicKey).toString('base64') })
     const store = await TrustStore.open(options.stateDir, logger)
     const registry = parseHostPortOption(options.registry, '--registry')
+    const prefix = parsePrefixOption(options)
+    const tunOptions = options.tun ? { ...options.tun, prefix: prefix.text } : null
     const beacon = options.beacon === null ? null : await resolveBeaconOption(options.beacon)
     const version = options.version ?? (await readPackageVersion())
     const bind = options.bind ?? (await UdpBind.open(parseListenOption(options.listen)))
@@ -138,7 +143,7 @@ export class Daemon implements DaemonControl {
     let registration: Registration
     try {
       // Cheap TUN checks (permission, interface free) before anything is registered.
-      if (options.tun) await precheckTunFrontDoor(options.tun)
+      if (tunOptions) await precheckTunFrontDoor(tunOptions)
       registration = await registerNode(
         client,
         { listenAddr: formatHostPort(bind.local.host, bind.local.port), hostname: options.hostname ?? null, isPublic: options.public === true, owner: options.owner },
@@ -149,14 +154,14 @@ export class Daemon implements DaemonControl {
       await bind.close()
       throw err
     }
-    const inputs: NodeInputs = { options, timing, logger, identity, store, bind, client, beacon, registration }
+    const inputs: NodeInputs = { options, timing, logger, identity, store, bind, client, beacon, registration, prefix }
     const node = buildNode(inputs)
     // A TUN failure after start-up shuts the daemon down; it may come before the Daemon object exists.
     const tunFailed = new AbortController()
     let tunDoor: TunFrontDoor | null = null
-    if (options.tun) {
+    if (tunOptions) {
       try {
-        tunDoor = await TunFrontDoor.start(node.streams, options.tun, logger, (err) => {
+        tunDoor = await TunFrontDoor.start(node.streams, tunOptions, logger, (err) => {
           logger.error('the TUN data path failed: shutting down', { error: err.message })
           tunFailed.abort(err)
         })
@@ -194,6 +199,7 @@ export class Daemon implements DaemonControl {
     this.control = new ControlApi({
       version,
       address: node.address,
+      prefix: inputs.prefix,
       registryText: options.registry,
       beaconText: options.beacon,
       isPublic: options.public === true,
@@ -382,7 +388,7 @@ function buildNode(inputs: NodeInputs): NodeParts {
     onRttSample: (node, ms) => tunnel.recordRtt(node, ms),
   })
   tunnel.onPacket(driver.onPacket)
-  const names = new TargetResolver({ client, directory })
+  const names = new TargetResolver({ client, directory, prefix: inputs.prefix })
   const streams = new NodeStreams({ address, driver, admission, peers: tunnel, registry: directory, names })
   const handshakeTiming = { dialTimeoutMs: timing.handshakeDialTimeoutMs, closeDelayMs: timing.handshakeCloseDelayMs }
   const trust = new TrustService({

@@ -10,6 +10,7 @@ import { isIP } from 'node:net'
 import { ConfigError, DecodeError, PilotError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import { formatHostPort, parseHostPort, type HostPort, type HostPortRules } from '../protocol/host-port.js'
+import { DEFAULT_OVERLAY_PREFIX_TEXT, parseOverlayPrefix, type OverlayPrefix } from '../protocol/ipv6-mapping.js'
 import type { RandomSource } from '../random.js'
 import type { ReconnectPolicy } from '../registry/client.js'
 import type { StreamConfig } from '../session/index.js'
@@ -85,6 +86,12 @@ export interface DaemonOptions {
   /** Reported by `status().version`; read from package.json when omitted. */
   version?: string
   /**
+   * The overlay IPv6 prefix (a /48) that maps Pilot addresses to IPv6: what
+   * `status` and `resolve` show, which IPv6 targets are nodes, and pilot0's
+   * addresses. Default fd50:494c:4f54::/48, or `tun.prefix` when only that is set.
+   */
+  prefix?: string
+  /**
    * The TUN front door (src/tun/bridge*.ts): creates the interface and bridges
    * it to streams, datagrams and pings. null/absent = no TUN (`--no-tun`).
    */
@@ -99,6 +106,32 @@ export function parseHostPortOption(text: string, option: string): HostPort {
 /** "[ip]:port" with an optional host (":4000" = every IPv4 address) and a port in 0..65535; throws PT_CONFIG_INVALID. */
 export function parseListenOption(text: string): HostPort {
   return parseOption(text, { flag: '--listen', hosts: 'ip', listen: true }, 'for example --listen :4000 or --listen 127.0.0.1:0')
+}
+
+/**
+ * The one overlay prefix of a daemon, from `prefix` and `tun.prefix`; throws
+ * PT_CONFIG_INVALID when it is not a /48 or the two disagree.
+ */
+export function parsePrefixOption(options: Pick<DaemonOptions, 'prefix' | 'tun'>): OverlayPrefix {
+  const given = options.prefix ?? options.tun?.prefix ?? DEFAULT_OVERLAY_PREFIX_TEXT
+  let prefix: OverlayPrefix
+  try {
+    prefix = parseOverlayPrefix(given)
+  } catch (err) {
+    if (!(err instanceof DecodeError)) throw err
+    throw new ConfigError(`--prefix: ${err.message}`, `use a /48, for example --prefix ${DEFAULT_OVERLAY_PREFIX_TEXT}`)
+  }
+  const tunPrefix = options.tun?.prefix
+  if (tunPrefix !== undefined && tunPrefix !== given) {
+    let same = false
+    try {
+      same = parseOverlayPrefix(tunPrefix).text === prefix.text
+    } catch {
+      same = false
+    }
+    if (!same) throw new ConfigError(`--prefix: the daemon's prefix ${prefix.text} differs from the TUN's ${tunPrefix}`, 'give the prefix once, with --prefix')
+  }
+  return prefix
 }
 
 function parseOption(text: string, rules: HostPortRules, hint: string): HostPort {

@@ -8,7 +8,7 @@
  */
 import type { ResolveResult } from './api.js'
 import { formatAddress, parseAddress, type PilotAddress } from '../protocol/address.js'
-import { ipv6TextToPilot, pilotToIpv6Text } from '../protocol/ipv6-mapping.js'
+import { ipv6TextToPilot, pilotToIpv6Text, type OverlayPrefix } from '../protocol/ipv6-mapping.js'
 import type { LookupResult, RegistryClient } from '../registry/client.js'
 import { RegistryError, RegistryErrorCode } from '../registry/errors.js'
 import { DaemonError, DaemonErrorCode } from './errors.js'
@@ -24,17 +24,21 @@ export interface TargetResolverOptions {
     peek(node: number): LookupResult | null
   }
   displayWaitMs?: number
+  /** The daemon's overlay prefix: which IPv6 targets are nodes, and the IPv6 `resolve` shows. */
+  prefix: OverlayPrefix
 }
 
 export class TargetResolver {
   private readonly client: Pick<RegistryClient, 'resolveHostname'>
   private readonly directory: TargetResolverOptions['directory']
   private readonly displayWaitMs: number
+  private readonly prefix: OverlayPrefix
 
   constructor(options: TargetResolverOptions) {
     this.client = options.client
     this.directory = options.directory
     this.displayWaitMs = options.displayWaitMs ?? DISPLAY_LOOKUP_WAIT_MS
+    this.prefix = options.prefix
   }
 
   /** Hostname, Pilot address or mapped IPv6 → node ID (and the hostname when a name was given). PT_NAME_NOT_FOUND otherwise. */
@@ -52,13 +56,13 @@ export class TargetResolver {
     if (text.includes(':')) {
       let addr: PilotAddress | null = null
       try {
-        addr = ipv6TextToPilot(text)
+        addr = ipv6TextToPilot(text, this.prefix)
       } catch {
         addr = null
       }
       if (addr === null) {
         throw new DaemonError(DaemonErrorCode.NAME_NOT_FOUND, `"${text}" is not a Pilot address or an overlay IPv6 address of a node`, {
-          hint: 'use a hostname, N:NNNN.HHHH.LLLL, or an address in fd50:494c:4f54::/48',
+          hint: `use a hostname, N:NNNN.HHHH.LLLL, or an address in ${this.prefix.text}`,
         })
       }
       return { node: backboneNode(addr, text), hostname: null }
@@ -83,7 +87,7 @@ export class TargetResolver {
     const addr = { network: 0, node }
     let name = hostname
     if (name === null) name = await this.displayHostname(node)
-    return { address: formatAddress(addr), node_id: node, ipv6: pilotToIpv6Text(addr), hostname: name }
+    return { address: formatAddress(addr), node_id: node, ipv6: pilotToIpv6Text(addr, this.prefix), hostname: name }
   }
 
   /**

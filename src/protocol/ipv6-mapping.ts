@@ -95,7 +95,7 @@ export function mapIpv6ToPilot(bytes: Uint8Array, prefix: OverlayPrefix, offset 
 /** Writes the IPv6 address of `addr` at `out[offset..offset+16]` (a new array if `out` is omitted); returns `out`. */
 export function mapPilotToIpv6(
   addr: PilotAddress,
-  prefix: OverlayPrefix = DEFAULT_OVERLAY_PREFIX,
+  prefix: OverlayPrefix,
   out: Uint8Array = new Uint8Array(IPV6_SIZE),
   offset = 0,
 ): Uint8Array {
@@ -142,7 +142,7 @@ export function overlayNodeKeyAt(bytes: Uint8Array, offset: number): number {
  * never a node and `classifyOverlayIpv6` reports `not-a-node` for it.
  */
 export function reflectorIpv6(
-  prefix: OverlayPrefix = DEFAULT_OVERLAY_PREFIX,
+  prefix: OverlayPrefix,
   network = 0,
   out: Uint8Array = new Uint8Array(IPV6_SIZE),
   offset = 0,
@@ -153,12 +153,12 @@ export function reflectorIpv6(
 }
 
 /** `fd50:494c:4f54::2a` for node 0:0000.0000.002A in the default prefix. */
-export function pilotToIpv6Text(addr: PilotAddress, prefix: OverlayPrefix = DEFAULT_OVERLAY_PREFIX): string {
+export function pilotToIpv6Text(addr: PilotAddress, prefix: OverlayPrefix): string {
   return formatIpv6(mapPilotToIpv6(addr, prefix))
 }
 
 /** The node behind IPv6 text, or `null` if it is not a node of the prefix. Throws bad-address on bad text. */
-export function ipv6TextToPilot(text: string, prefix: OverlayPrefix = DEFAULT_OVERLAY_PREFIX): PilotAddress | null {
+export function ipv6TextToPilot(text: string, prefix: OverlayPrefix): PilotAddress | null {
   return mapIpv6ToPilot(parseIpv6(text), prefix)
 }
 

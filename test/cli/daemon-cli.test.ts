@@ -306,14 +306,15 @@ test('end to end: rendezvous, two `up --no-tun` daemons, status/hostname/resolve
     procs.push(rendezvous)
     await rendezvous.waitFor(/rendezvous running/)
     const sock = { a: join(dir, 'a', 'control.sock'), b: join(dir, 'b', 'control.sock') }
-    const up = (name: 'a' | 'b', hostname: string): CliProcess =>
+    const up = (name: 'a' | 'b', hostname: string, extra: string[] = []): CliProcess =>
       new CliProcess([
         'up', '--no-tun', '--registry', `127.0.0.1:${regPort}`, '--beacon', `127.0.0.1:${beaconPort}`, '--listen', '127.0.0.1:0',
         '--state-dir', join(dir, name, 'state'), '--control-socket', sock[name], '--hostname', hostname, '--auto-accept',
-        '--config', join(dir, 'none.json'), '--log-format', 'text', '--heartbeat-interval', '0.5',
+        '--config', join(dir, 'none.json'), '--log-format', 'text', '--heartbeat-interval', '0.5', ...extra,
       ])
     writeFileSync(join(dir, 'none.json'), '{}')
-    const a = up('a', 'alice')
+    // alice maps addresses into a prefix of her own: status, resolve and IPv6 targets must follow it.
+    const a = up('a', 'alice', ['--prefix', 'fd12:3456:789a::/48'])
     const b = up('b', 'bob')
     procs.push(a, b)
     await Promise.all([a.waitFor(/pilot-tun up address=/), b.waitFor(/pilot-tun up address=/)])
@@ -333,6 +334,7 @@ test('end to end: rendezvous, two `up --no-tun` daemons, status/hostname/resolve
     assert.equal(st.tun, null)
     assert.equal(st.registry.connected, true)
     assert.match(st.address, /^0:0000\.[0-9A-F]{4}\.[0-9A-F]{4}$/)
+    assert.match(st.ipv6, /^fd12:3456:789a::[0-9a-f:]+$/, 'status maps into --prefix')
     assert.equal(rename.code, 0, rename.stderr)
     assert.equal(rename.stdout, 'hostname set to bobby\n')
 
@@ -340,7 +342,12 @@ test('end to end: rendezvous, two `up --no-tun` daemons, status/hostname/resolve
     assert.equal(resolved.code, 0, resolved.stderr)
     const bob = JSON.parse(resolved.stdout)
     assert.equal(bob.hostname, 'bobby')
-    assert.match(bob.ipv6, /^fd50:494c:4f54::/)
+    assert.match(bob.ipv6, /^fd12:3456:789a::/, 'resolve maps into --prefix')
+    const inDefault = await run(['resolve', bob.ipv6.replace('fd12:3456:789a:', 'fd50:494c:4f54:'), ...A])
+    assert.equal(inDefault.code, 1, 'an address in the default prefix is no node of alice')
+    assert.match(inDefault.stderr, /\[PT_NAME_NOT_FOUND\][\s\S]*fd12:3456:789a::\/48/)
+    const fromBob = JSON.parse((await run(['status', '--json', ...B])).stdout)
+    assert.match(fromBob.ipv6, /^fd50:494c:4f54::/, 'bob keeps the default prefix')
 
     // Private by default: no echo without trust, and the error says what to do.
     const early = await run(['ping', 'bobby', '--count', '1', ...A])

@@ -1,5 +1,6 @@
 // ControlApi over small fakes: what each control method reports and calls,
 // the ping round trip and its timeout, refusal once closing, shutdown.
+import { DEFAULT_OVERLAY_PREFIX, parseOverlayPrefix } from '../../src/protocol/ipv6-mapping.js'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Duplex } from 'node:stream'
@@ -51,6 +52,7 @@ function fakes(overrides: Partial<ControlApiOptions> = {}) {
   const options: ControlApiOptions = {
     version: '1.2.3',
     address: { network: 0, node: 42 },
+    prefix: DEFAULT_OVERLAY_PREFIX,
     registryText: 'registry.example:9000',
     beaconText: null,
     isPublic: true,
@@ -120,7 +122,7 @@ test('status reports identity, endpoints (IPv6 bracketed), registry, counts and 
     version: '1.2.3',
     node_id: 42,
     address: '0:0000.0000.002A',
-    ipv6: pilotToIpv6Text({ network: 0, node: 42 }),
+    ipv6: pilotToIpv6Text({ network: 0, node: 42 }, DEFAULT_OVERLAY_PREFIX),
     hostname: 'alpha',
     public: true,
     uptime_s: 65,
@@ -136,6 +138,11 @@ test('status reports identity, endpoints (IPv6 bracketed), registry, counts and 
   })
   const tun = { interface: 'pilot0', address: 'fd50::1', prefix: 'fd50:494c:4f54::/48', mtu: 65520, dns: 'off' }
   assert.deepEqual((await fakes({ tun: { status: () => tun } }).api.status()).tun, tun)
+})
+
+test('status shows the IPv6 address in the configured prefix, not the default one', async () => {
+  const { api } = fakes({ prefix: parseOverlayPrefix('fd12:3456:789a::/48') })
+  assert.equal((await api.status()).ipv6, 'fd12:3456:789a::2a')
 })
 
 test('peers: one row per tunnel peer with hostname, trust, rounded RTT and age', async () => {

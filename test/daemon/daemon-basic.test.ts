@@ -1,6 +1,7 @@
 // Daemons, a registry and a beacon in one process on loopback UDP: register,
 // hostnames, resolve, refusal of untrusted nodes, trust on 444 and via the
 // registry relay, ping, reject, revoke.
+import { DEFAULT_OVERLAY_PREFIX } from '../../src/protocol/ipv6-mapping.js'
 import { test } from 'node:test'
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -41,9 +42,9 @@ test('register, hostname, resolve by name / address / IPv6; registry resolve ref
     assert.equal(st.registry.connected, true)
 
     const byName = await b.resolve('alpha')
-    assert.deepEqual(byName, { address: addr(a), node_id: a.nodeId, ipv6: pilotToIpv6Text(a.address), hostname: 'alpha' })
+    assert.deepEqual(byName, { address: addr(a), node_id: a.nodeId, ipv6: pilotToIpv6Text(a.address, DEFAULT_OVERLAY_PREFIX), hostname: 'alpha' })
     assert.equal((await b.resolve(addr(a))).hostname, 'alpha')
-    assert.equal((await b.resolve(pilotToIpv6Text(a.address))).node_id, a.nodeId)
+    assert.equal((await b.resolve(pilotToIpv6Text(a.address, DEFAULT_OVERLAY_PREFIX))).node_id, a.nodeId)
     assert.equal(await codeOf(b.resolve('nobody-here')), 'PT_NAME_NOT_FOUND')
     assert.equal(await codeOf(b.resolve('fd00::1')), 'PT_NAME_NOT_FOUND')
 

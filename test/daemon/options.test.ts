@@ -4,7 +4,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
 import { ConfigError } from '../../src/errors.js'
-import { formatUdpEndpoint, parseHostPortOption, parseListenOption, readPackageVersion, resolveBeaconOption } from '../../src/daemon/options.js'
+import { formatUdpEndpoint, parseHostPortOption, parseListenOption, parsePrefixOption, readPackageVersion, resolveBeaconOption } from '../../src/daemon/options.js'
 
 function configError(fn: () => unknown, message: RegExp, hint: RegExp): void {
   assert.throws(fn, (err: unknown) => {
@@ -47,4 +47,15 @@ test('formatUdpEndpoint brackets IPv6; the package version comes from package.js
   assert.equal(formatUdpEndpoint({ host: '10.0.0.1', port: 4000 }), '10.0.0.1:4000')
   const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
   assert.equal(await readPackageVersion(), pkg.version)
+})
+
+test('--prefix: one /48 for the daemon and its TUN; default fd50:494c:4f54::/48; a bad or conflicting one is refused', () => {
+  assert.equal(parsePrefixOption({}).text, 'fd50:494c:4f54::/48')
+  assert.equal(parsePrefixOption({ prefix: 'fd12:3456:789a::/48' }).text, 'fd12:3456:789a::/48')
+  const tun = { prefix: 'fd12:3456:789a::/48' }
+  assert.equal(parsePrefixOption({ tun }).text, 'fd12:3456:789a::/48', 'the TUN prefix alone is the daemon prefix')
+  assert.equal(parsePrefixOption({ prefix: 'FD12:3456:789A:0::/48', tun }).text, 'fd12:3456:789a::/48', 'the same prefix written another way')
+  configError(() => parsePrefixOption({ prefix: 'fd12::/64' }), /--prefix/, /\/48/)
+  configError(() => parsePrefixOption({ prefix: 'nonsense' }), /--prefix/, /\/48/)
+  configError(() => parsePrefixOption({ prefix: 'fd50:494c:4f54::/48', tun }), /differs/, /once/)
 })

@@ -1,5 +1,6 @@
 // TARGET arguments → node IDs (hostnames, Pilot addresses, overlay IPv6) and
 // the display hostname that never waits long on the registry.
+import { DEFAULT_OVERLAY_PREFIX, parseOverlayPrefix, type OverlayPrefix } from '../../src/protocol/ipv6-mapping.js'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { TargetResolver } from '../../src/daemon/target-resolver.js'
@@ -11,10 +12,11 @@ function entry(nodeId: number, hostname?: string): LookupResult {
   return { nodeId, address: '', publicKey: '', isPublic: false, networks: [0], poloScore: 0, ...(hostname === undefined ? {} : { hostname }) }
 }
 
-function resolver(options: { names?: Record<string, number>; lookup?: (node: number) => Promise<LookupResult | null>; cached?: Map<number, LookupResult>; registryDown?: boolean } = {}) {
+function resolver(options: { names?: Record<string, number>; lookup?: (node: number) => Promise<LookupResult | null>; cached?: Map<number, LookupResult>; registryDown?: boolean; prefix?: OverlayPrefix } = {}) {
   const asked: string[] = []
   const names = options.names ?? {}
   const r = new TargetResolver({
+    prefix: options.prefix ?? DEFAULT_OVERLAY_PREFIX,
     client: {
       async resolveHostname(name: string) {
         asked.push(name)
@@ -46,7 +48,7 @@ test('a Pilot address, an overlay IPv6 address and a hostname (case-folded) all 
   const { r, asked } = resolver({ names: { bravo: 42 } })
   assert.deepEqual(await r.resolveTarget('0:0000.0000.002A'), { node: 42, hostname: null })
   assert.deepEqual(await r.resolveTarget('  0:0000.0001.0000 '), { node: 0x10000, hostname: null })
-  assert.deepEqual(await r.resolveTarget(pilotToIpv6Text({ network: 0, node: 42 })), { node: 42, hostname: null })
+  assert.deepEqual(await r.resolveTarget(pilotToIpv6Text({ network: 0, node: 42 }, DEFAULT_OVERLAY_PREFIX)), { node: 42, hostname: null })
   assert.deepEqual(await r.resolveTarget('Bravo'), { node: 42, hostname: 'bravo' })
   assert.deepEqual(asked, ['bravo'], 'only the hostname asks the registry')
 })
@@ -65,7 +67,7 @@ test('what is no node is PT_NAME_NOT_FOUND; a registry that cannot be asked keep
 
 test('resolve fills in address, IPv6 and the hostname (looked up for an address target)', async () => {
   const { r } = resolver({ names: { bravo: 42 }, cached: new Map([[42, entry(42, 'bravo')]]) })
-  assert.deepEqual(await r.resolve('bravo'), { address: '0:0000.0000.002A', node_id: 42, ipv6: pilotToIpv6Text({ network: 0, node: 42 }), hostname: 'bravo' })
+  assert.deepEqual(await r.resolve('bravo'), { address: '0:0000.0000.002A', node_id: 42, ipv6: pilotToIpv6Text({ network: 0, node: 42 }, DEFAULT_OVERLAY_PREFIX), hostname: 'bravo' })
   assert.equal((await r.resolve('0:0000.0000.002A')).hostname, 'bravo')
   assert.equal((await r.resolve('0:0000.0000.0007')).hostname, null)
 })
@@ -81,4 +83,15 @@ test('displayHostname: a slow or failing registry falls back to the last answer,
   assert.equal(await failing.r.displayHostname(5), 'old-name')
   const fresh = resolver({ cached, lookup: async (n) => entry(n, 'new-name') })
   assert.equal(await fresh.r.displayHostname(5), 'new-name')
+})
+
+test('a non-default prefix: its addresses name nodes, the default prefix does not, and resolve shows the configured IPv6', async () => {
+  const prefix = parseOverlayPrefix('fd12:3456:789a::/48')
+  const { r } = resolver({ names: { bravo: 42 }, prefix })
+  assert.deepEqual(await r.resolveTarget('fd12:3456:789a::2a'), { node: 42, hostname: null })
+  assert.equal(await codeOf(r.resolveTarget('fd50:494c:4f54::2a')), 'PT_NAME_NOT_FOUND', 'the default prefix is not ours')
+  const hint = await r.resolveTarget('fd50:494c:4f54::2a').catch((err: { hint?: string }) => err.hint)
+  assert.match(String(hint), /fd12:3456:789a::\/48/, 'the hint names the configured prefix')
+  assert.equal((await r.resolve('bravo')).ipv6, 'fd12:3456:789a::2a')
+  assert.equal((await r.resolve('0:0000.0000.002A')).ipv6, 'fd12:3456:789a::2a')
 })

@@ -1,6 +1,7 @@
 // 100k random and mutated inputs for the decoders whose own test files do not
 // fuzz them at that scale: SACK option, IPv6 text and prefix, identity file,
 // and the PILS path (frame decode + AEAD open).
+import { DEFAULT_OVERLAY_PREFIX } from '../../src/protocol/ipv6-mapping.js'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { decodeSack, encodeSack, sackBlockCount } from '../../src/protocol/sack.js'
@@ -59,8 +60,8 @@ test('IPv6 text and overlay prefix parsers: 100k inputs each', () => {
     seed: 24,
     corpus: addrCorpus,
     maxRandomLength: 48,
-    decode: (b) => ipv6TextToPilot(text(b)),
-    onDecoded: (a) => { if (a) assert.deepEqual(ipv6TextToPilot(pilotToIpv6Text(a)), a) },
+    decode: (b) => ipv6TextToPilot(text(b), DEFAULT_OVERLAY_PREFIX),
+    onDecoded: (a) => { if (a) assert.deepEqual(ipv6TextToPilot(pilotToIpv6Text(a, DEFAULT_OVERLAY_PREFIX), DEFAULT_OVERLAY_PREFIX), a) },
   })
   assert.ok(r3.accepted > 0)
 })

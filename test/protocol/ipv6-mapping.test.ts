@@ -27,18 +27,18 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
 
 test('docs/design.md example: 0:0000.0000.002A is fd50:494c:4f54::2a', () => {
   const a = parseAddress('0:0000.0000.002A')
-  assert.equal(pilotToIpv6Text(a), 'fd50:494c:4f54::2a')
-  assert.equal(hex(mapPilotToIpv6(a)), 'fd50494c4f54000000000000' + '0000002a')
-  assert.deepEqual(ipv6TextToPilot('fd50:494c:4f54::2a'), a)
-  assert.deepEqual(ipv6TextToPilot('FD50:494C:4F54:0:0:0:0:2A'), a)
+  assert.equal(pilotToIpv6Text(a, DEFAULT_OVERLAY_PREFIX), 'fd50:494c:4f54::2a')
+  assert.equal(hex(mapPilotToIpv6(a, DEFAULT_OVERLAY_PREFIX)), 'fd50494c4f54000000000000' + '0000002a')
+  assert.deepEqual(ipv6TextToPilot('fd50:494c:4f54::2a', DEFAULT_OVERLAY_PREFIX), a)
+  assert.deepEqual(ipv6TextToPilot('FD50:494C:4F54:0:0:0:0:2A', DEFAULT_OVERLAY_PREFIX), a)
 })
 
 test('layout: prefix : network : 0 : 0 : node high : node low', () => {
   const a = parseAddress('1:0001.F291.0004')
-  assert.equal(pilotToIpv6Text(a), 'fd50:494c:4f54:1::f291:4')
-  assert.equal(hex(mapPilotToIpv6(a)), 'fd50494c4f54' + '0001' + '00000000' + 'f2910004')
-  assert.equal(pilotToIpv6Text(parseAddress('65535:FFFF.FFFF.FFFF')), 'fd50:494c:4f54:ffff::ffff:ffff')
-  assert.equal(pilotToIpv6Text(parseAddress('0:0000.0000.0000')), 'fd50:494c:4f54::')
+  assert.equal(pilotToIpv6Text(a, DEFAULT_OVERLAY_PREFIX), 'fd50:494c:4f54:1::f291:4')
+  assert.equal(hex(mapPilotToIpv6(a, DEFAULT_OVERLAY_PREFIX)), 'fd50494c4f54' + '0001' + '00000000' + 'f2910004')
+  assert.equal(pilotToIpv6Text(parseAddress('65535:FFFF.FFFF.FFFF'), DEFAULT_OVERLAY_PREFIX), 'fd50:494c:4f54:ffff::ffff:ffff')
+  assert.equal(pilotToIpv6Text(parseAddress('0:0000.0000.0000'), DEFAULT_OVERLAY_PREFIX), 'fd50:494c:4f54::')
 })
 
 test('default prefix text and parsing', () => {
@@ -59,21 +59,21 @@ test('non-/48 and malformed prefixes are refused with a typed error', () => {
 })
 
 test('not a node: bits 64..95 non-zero (the reflector) map to null', () => {
-  const r = reflectorIpv6()
+  const r = reflectorIpv6(DEFAULT_OVERLAY_PREFIX)
   assert.equal(formatIpv6(r), 'fd50:494c:4f54::1:0:1')
   assert.equal(classifyOverlayIpv6(r, DEFAULT_OVERLAY_PREFIX), 'not-a-node')
   assert.equal(mapIpv6ToPilot(r, DEFAULT_OVERLAY_PREFIX), null)
   assert.equal(formatIpv6(reflectorIpv6(DEFAULT_OVERLAY_PREFIX, 7)), 'fd50:494c:4f54:7:0:1:0:1')
   for (const text of ['fd50:494c:4f54:0:1::2a', 'fd50:494c:4f54:0:0:8000::', 'fd50:494c:4f54::1:0:0']) {
     assert.equal(classifyOverlayIpv6(parseIpv6(text), DEFAULT_OVERLAY_PREFIX), 'not-a-node', text)
-    assert.equal(ipv6TextToPilot(text), null, text)
+    assert.equal(ipv6TextToPilot(text, DEFAULT_OVERLAY_PREFIX), null, text)
   }
 })
 
 test('outside the prefix maps to null', () => {
   for (const text of ['::1', 'fd50:494c:4f55::2a', 'fd50:494c:4f54:0:0:0:0:2a'.replace('fd50', 'fd51'), '2001:db8::1', '::ffff:10.0.0.1']) {
     assert.equal(classifyOverlayIpv6(parseIpv6(text), DEFAULT_OVERLAY_PREFIX), 'outside-prefix', text)
-    assert.equal(ipv6TextToPilot(text), null, text)
+    assert.equal(ipv6TextToPilot(text, DEFAULT_OVERLAY_PREFIX), null, text)
   }
   assert.equal(isInOverlayPrefix(parseIpv6('fd50:494c:4f54:ffff:1::'), DEFAULT_OVERLAY_PREFIX), true)
 })
@@ -83,7 +83,7 @@ test('custom prefix', () => {
   const a = parseAddress('3:0003.0000.0101')
   assert.equal(pilotToIpv6Text(a, p), '2001:db8:42:3::101')
   assert.deepEqual(ipv6TextToPilot('2001:db8:42:3::101', p), a)
-  assert.equal(ipv6TextToPilot('2001:db8:42:3::101'), null) // not in the default prefix
+  assert.equal(ipv6TextToPilot('2001:db8:42:3::101', DEFAULT_OVERLAY_PREFIX), null) // not in the default prefix
   assert.equal(ipv6TextToPilot('fd50:494c:4f54:3::101', p), null)
 })
 
@@ -95,7 +95,7 @@ test('byte API works at an offset inside a larger buffer (an IPv6 header)', () =
   assert.equal(classifyOverlayIpv6(packet, DEFAULT_OVERLAY_PREFIX, 8), 'outside-prefix') // zero source
   assert.throws(() => mapIpv6ToPilot(packet, DEFAULT_OVERLAY_PREFIX, 25), isReason('short-buffer'))
   assert.throws(() => mapPilotToIpv6(a, DEFAULT_OVERLAY_PREFIX, new Uint8Array(15)), isReason('short-buffer'))
-  assert.throws(() => mapPilotToIpv6({ network: 0x10000, node: 0 }), isReason('bad-address'))
+  assert.throws(() => mapPilotToIpv6({ network: 0x10000, node: 0 }, DEFAULT_OVERLAY_PREFIX), isReason('bad-address'))
 })
 
 test('IPv6 text parse/format: RFC 5952 output, bad text refused', () => {

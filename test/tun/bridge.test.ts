@@ -187,7 +187,7 @@ test('outbound TCP to a node without trust → ICMPv6 Destination Unreachable co
 
 test('outbound TCP to a node nobody can reach → ICMPv6 unreachable code 3', async () => {
   const since = tun.written.length
-  const ghost = mapPilotToIpv6({ network: 0, node: 0x00ee_0001 })
+  const ghost = mapPilotToIpv6({ network: 0, node: 0x00ee_0001 }, DEFAULT_OVERLAY_PREFIX)
   tun.inject(naivePacket({ src: A, dst: ghost, protocol: TCP, l4: tcpHeader({ sport: 40004, dport: 80, seq: 1, ack: 0, flags: 0x02 }) }))
   const err = await written(tun, (p) => p[6] === ICMP6 && p[40] === 1, 'unreachable', since, 8_000)
   assert.equal(err[41], 3)

@@ -1,4 +1,5 @@
 import { test } from 'node:test'
+import { DEFAULT_OVERLAY_PREFIX } from '../../src/protocol/ipv6-mapping.js'
 import assert from 'node:assert/strict'
 import {
   DNS_RCODE_NOERROR,
@@ -17,7 +18,7 @@ import { fuzzDecoder } from '../util/fuzz.js'
 import { hex } from './packet-oracle.js'
 
 const isReason = (reason: string) => (e: unknown) => e instanceof DecodeError && e.reason === reason
-const AGENT = mapPilotToIpv6({ network: 0, node: 7 })
+const AGENT = mapPilotToIpv6({ network: 0, node: 7 }, DEFAULT_OVERLAY_PREFIX)
 
 /** A query built by hand: header fields, then labels, then type and class. */
 function query(o: { id?: number; flags?: number; qd?: number; ar?: number; labels: string[]; qtype: number; qclass?: number; extra?: Uint8Array }): Uint8Array {

@@ -11,10 +11,10 @@ import { SeededRandom } from '../../src/random.js'
 import { mutate, randomBytes } from '../util/fuzz.js'
 import { naivePacket, naiveVerify, tcpHeader, udpHeader } from './packet-oracle.js'
 
-const A = mapPilotToIpv6({ network: 0, node: 0x2a })
-const P = mapPilotToIpv6({ network: 0, node: 7 })
-const Q = mapPilotToIpv6({ network: 1, node: 0xf2910004 })
-const R = reflectorIpv6()
+const A = mapPilotToIpv6({ network: 0, node: 0x2a }, DEFAULT_OVERLAY_PREFIX)
+const P = mapPilotToIpv6({ network: 0, node: 7 }, DEFAULT_OVERLAY_PREFIX)
+const Q = mapPilotToIpv6({ network: 1, node: 0xf2910004 }, DEFAULT_OVERLAY_PREFIX)
+const R = reflectorIpv6(DEFAULT_OVERLAY_PREFIX)
 const L = 4100
 
 function reflector(over: Partial<ReflectorConfig> = {}): TcpReflector {
@@ -339,7 +339,7 @@ test('configuration is checked', () => {
 test('fuzz: 100,000 random and mutated packets never throw, keep checksums honest and never corrupt the flow table', () => {
   const rng = new SeededRandom(0xf10)
   const r = reflector({ portMin: 30000, portMax: 30511, timeouts: { synMs: 2000, establishedMs: 5000, finWaitMs: 3000, timeWaitMs: 1000, resetMs: 500, quarantineMs: 700 } })
-  const peers = [P, Q, mapPilotToIpv6({ network: 0, node: 9 })]
+  const peers = [P, Q, mapPilotToIpv6({ network: 0, node: 9 }, DEFAULT_OVERLAY_PREFIX)]
   const view = new Ipv6Packet()
   const valid = (): Uint8Array => {
     const k = rng.int(10)

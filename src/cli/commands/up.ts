@@ -16,6 +16,7 @@ import { DEFAULT_CONTROL_SOCKET } from '../../daemon/control/client.js'
 import { daemonClosedError } from '../../daemon/errors.js'
 import { ConfigError, PilotError } from '../../errors.js'
 import type { Logger } from '../../logger.js'
+import { DEFAULT_OVERLAY_PREFIX_TEXT } from '../../protocol/ipv6-mapping.js'
 import { DEFAULT_CONFIG_PATH, loadConfigFile, mergeConfig, type ConfigValues } from '../config.js'
 import { createCliLogger, LOG_LEVELS, type LogFormat, type LogLevel } from '../logging.js'
 
@@ -54,6 +55,8 @@ export interface UpTunSettings {
 
 /** Everything `up` runs with, after flags, file and defaults. */
 export interface UpSettings {
+  /** The overlay prefix (a /48), for the daemon and its TUN. */
+  prefix: string
   tun: UpTunSettings | null
   registry: string
   beacon: string | null
@@ -100,7 +103,7 @@ export const upCommand: CommandModule<object, UpArgs> = {
       .option('control-socket', { type: 'string', describe: 'Unix socket the CLI talks to (mode 0600)', defaultDescription: DEFAULT_CONTROL_SOCKET })
       .option('hostname', { type: 'string', describe: 'register this hostname' })
       .option('auto-accept', { type: 'boolean', describe: 'approve every incoming trust request', defaultDescription: 'false' })
-      .option('public', { type: 'boolean', describe: 'let any node look this node up and connect', defaultDescription: 'false' })
+      .option('public', { type: 'boolean', describe: 'show this node\'s endpoint to every node at the registry (connecting still needs mutual trust)', defaultDescription: 'false' })
       .option('kdf', { choices: ['auto', 'hkdf', 'legacy'] as const, describe: 'tunnel key derivation', defaultDescription: 'auto' })
       .option('config', { type: 'string', describe: 'JSON config file; flags win over it', defaultDescription: DEFAULT_CONFIG_PATH })
       .option('log-level', { choices: LOG_LEVELS, describe: 'log verbosity', defaultDescription: 'info' })
@@ -141,8 +144,11 @@ export async function resolveUpSettings(args: UpArgs): Promise<UpSettings> {
   }
   const mtu = c.mtu ?? 65520
   if (!Number.isInteger(mtu) || mtu < 1280 || mtu > 65535) throw new ConfigError(`--mtu ${mtu} is out of range`, 'use an integer in 1280..65535 (IPv6 needs at least 1280)')
+  const prefix = c.prefix ?? DEFAULT_OVERLAY_PREFIX_TEXT
   return {
-    tun: (c.tun ?? true) ? { interface: c.interface ?? 'pilot0', prefix: c.prefix ?? 'fd50:494c:4f54::/48', mtu, dns: (c.dns ?? 'on') === 'on' } : null,
+    // One prefix for the daemon (status, resolve, targets) and its TUN, also with --no-tun.
+    prefix,
+    tun: (c.tun ?? true) ? { interface: c.interface ?? 'pilot0', prefix, mtu, dns: (c.dns ?? 'on') === 'on' } : null,
     registry: c.registry,
     beacon: c.beacon ?? null,
     listen: c.listen ?? DEFAULT_LISTEN,
@@ -272,6 +278,7 @@ async function startDaemon(settings: UpSettings, logger: Logger): Promise<Runnin
       public: settings.public,
       kdf: settings.kdf,
       logger,
+      prefix: settings.prefix,
       tun: settings.tun,
       timing: {
         ...(settings.heartbeatMs === null ? {} : { heartbeatMs: settings.heartbeatMs }),
