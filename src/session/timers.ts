@@ -44,12 +44,12 @@ export class TimerTable {
     return true
   }
 
-  /** The earliest deadline, or null when nothing is armed. */
-  next(): Millis | null {
+  /** The earliest deadline; Infinity when nothing is armed. */
+  earliest(): Millis {
     const t = this.deadlines
     let m = t[0]!
     for (let i = 1; i < t.length; i++) if (t[i]! < m) m = t[i]!
-    return m === NEVER ? null : m
+    return m
   }
 
   stopAll(): void {
