@@ -34,7 +34,7 @@ import { sackBlockCount } from '../protocol/sack.js'
 import { SessionError, type SessionCloseReason } from './errors.js'
 import { EventQueue } from './event-queue.js'
 import { fillHeader } from './packet-fields.js'
-import { ReceiveAssembler, Accepted } from './receive-assembler.js'
+import { DataOutcome, StreamReceiver } from './receiver.js'
 import { AckOutcome, SendTimeout, StreamSender } from './sender.js'
 import {
   StreamEvent,
@@ -51,15 +51,14 @@ import type { RandomSource } from '../random.js'
 
 export * from './stream-config.js'
 
-/** The connection's timers; the sender keeps its own (sender.ts). */
+/** The connection's timers; the sender and the receiver (delayed ACK) keep their own. */
 const enum Timer {
   /** SYN or SYN|ACK retransmission, bounded by the connect timeout. */
   Handshake = 0,
-  DelayedAck = 1,
-  Keepalive = 2,
-  Idle = 3,
-  TimeWait = 4,
-  Count = 5,
+  Keepalive = 1,
+  Idle = 2,
+  TimeWait = 3,
+  Count = 4,
 }
 
 /** Something that wants to hear when a connection may have packets to send. */
@@ -100,13 +99,7 @@ export class StreamConnection {
 
   // --- receive side ---
   private irs = 0
-  private rcvDataIsn = 0
-  private readonly rcv: ReceiveAssembler
-  private ackNow = false
-  private unackedSegments = 0
-  private lastAdvertised = 0
-  private peerFinOff = -1 // offset of a FIN seen before its data arrived
-  private peerFinished = false
+  private readonly receiver: StreamReceiver
 
   // --- close (our FIN is the sender's) ---
   private finAckPending = false // reply FIN|ACK to a bare FIN
@@ -136,7 +129,7 @@ export class StreamConnection {
     this.remotePort = remotePort
     this.remoteKey = remote.network * 0x1_0000_0000 + remote.node
     this.portsKey = localPort * 0x10000 + remotePort
-    this.rcv = new ReceiveAssembler(cfg)
+    this.receiver = new StreamReceiver(cfg)
     this.synRto = cfg.synInitialRto
     this.openedAt = now
     fillHeader(this.hdr, Protocol.STREAM, 0, local, localPort, remote, remotePort, 0, 0, 0)
@@ -150,7 +143,7 @@ export class StreamConnection {
     } else {
       this._state = StreamState.SynReceived
       this.irs = passive.synSeq >>> 0
-      this.rcvDataIsn = (this.irs + 1) >>> 0
+      this.receiver.start(this.irs)
       this.sender.setPeerWindow(passive.synWindow)
     }
     this.synPending = true
@@ -181,7 +174,7 @@ export class StreamConnection {
 
   /** Bytes waiting for read(). */
   get readableLength(): number {
-    return this.rcv.readable
+    return this.receiver.readable
   }
 
   /** Bytes written but not yet acknowledged. */
@@ -205,11 +198,12 @@ export class StreamConnection {
 
   /** True once the peer's FIN has been received and all data before it read. */
   get readEnded(): boolean {
-    return this.peerFinished && this.rcv.readable === 0
+    return this.receiver.finished && this.receiver.readable === 0
   }
 
   stats(): StreamStats {
     this.sender.fillStats(this.st)
+    this.receiver.fillStats(this.st)
     return { ...this.st }
   }
 
@@ -272,11 +266,11 @@ export class StreamConnection {
       this.onSenderGaveUp(outcome)
       return
     }
-    if (t.expire(Timer.DelayedAck, now)) this.ackNow = true
+    this.receiver.handleTimeout(now)
     if (t.get(Timer.Keepalive) <= now) {
       t.set(Timer.Keepalive, now + this.cfg.keepalive)
       if (this.isSynchronized()) {
-        this.ackNow = true
+        this.receiver.requestAck()
         this.st.keepalivesSent++
       }
     }
@@ -296,19 +290,15 @@ export class StreamConnection {
 
   /** Copies received bytes. Returns the count, 0 if none yet, -1 at end of stream. */
   read(into: Uint8Array): number {
-    const avail = this.rcv.readable
-    if (avail === 0) {
-      this.events.readableDrained()
-      return this.peerFinished ? -1 : 0
-    }
-    const n = this.rcv.read(into)
-    if (n === avail) this.events.readableDrained()
+    const receiver = this.receiver
+    const avail = receiver.readable
+    const n = receiver.read(into)
+    if (avail === 0 || n === avail) this.events.readableDrained()
+    if (avail === 0) return n
     // Window update when a nearly closed window reopens (receiver SWS avoidance).
-    if (this.isSynchronized() && !this.peerFinished) {
-      if (this.lastAdvertised < this.rcv.maxWindow / 2 && this.rcv.window() >= this.lastAdvertised + 2) {
-        this.ackNow = true
-        this.wake()
-      }
+    if (this.isSynchronized() && !receiver.finished && receiver.windowReopened()) {
+      receiver.requestAck()
+      this.wake()
     }
     return n
   }
@@ -343,13 +333,13 @@ export class StreamConnection {
     const sender = this.sender
     if (this.rstPending) {
       this.rstPending = false
-      return this.emit(out, offset, Flag.RST, sender.seqOf(sender.nxt), this.rcvAckSeq(), 0, 0)
+      return this.emit(out, offset, Flag.RST, sender.seqOf(sender.nxt), this.receiver.ackSeq, 0, 0)
     }
     const state = this._state
     if (state === StreamState.Closed) {
       if (sender.finPending) {
         sender.setFinPending(false) // best-effort FIN on idle timeout
-        return this.emit(out, offset, Flag.FIN, sender.seqOf(sender.nxt), 0, this.rcv.window(), 0)
+        return this.emit(out, offset, Flag.FIN, sender.seqOf(sender.nxt), 0, this.receiver.window(), 0)
       }
       return 0
     }
@@ -360,45 +350,40 @@ export class StreamConnection {
         this.timers.set(Timer.Handshake, Math.min(now + this.synRto, this.openedAt + this.cfg.connectTimeout))
       }
       if (state === StreamState.SynSent) {
-        return this.emit(out, offset, Flag.SYN, this.iss, 0, this.rcv.window(), 0)
+        return this.emit(out, offset, Flag.SYN, this.iss, 0, this.receiver.window(), 0)
       }
-      return this.emit(out, offset, Flag.SYN | Flag.ACK, this.iss, this.rcvDataIsn, this.rcv.window(), 0)
+      return this.emit(out, offset, Flag.SYN | Flag.ACK, this.iss, (this.irs + 1) >>> 0, this.receiver.window(), 0)
     }
     if (state === StreamState.SynSent || state === StreamState.SynReceived) return 0
 
     // 1. Data: retransmissions, a tail loss probe, new data (the sender's order).
     const len = sender.pollSegment(now, out, offset + HEADER_SIZE)
     if (len >= 0) {
-      this.ackNow = false // every data segment carries the ACK
-      this.unackedSegments = 0
-      this.timers.stop(Timer.DelayedAck)
-      return this.emit(out, offset, Flag.ACK, sender.segmentSeq, this.rcvAckSeq(), this.rcv.window(), len)
+      this.receiver.ackSent() // every data segment carries the ACK
+      return this.emit(out, offset, Flag.ACK, sender.segmentSeq, this.receiver.ackSeq, this.receiver.window(), len)
     }
     // 2. FIN once everything is acknowledged; FIN|ACK replies.
     if (this.finAckPending) {
       this.finAckPending = false
-      this.ackNow = false
-      this.timers.stop(Timer.DelayedAck)
+      this.receiver.ackSent()
       const seq = sender.seqOf(sender.finSent ? sender.finOff : sender.nxt)
-      return this.emit(out, offset, Flag.FIN | Flag.ACK, seq, this.rcvAckSeq(), this.rcv.window(), 0)
+      return this.emit(out, offset, Flag.FIN | Flag.ACK, seq, this.receiver.ackSeq, this.receiver.window(), 0)
     }
     if (sender.pollFin(now)) {
-      return this.emit(out, offset, Flag.FIN, sender.seqOf(sender.finOff), this.rcvAckSeq(), this.rcv.window(), 0)
+      return this.emit(out, offset, Flag.FIN, sender.seqOf(sender.finOff), this.receiver.ackSeq, this.receiver.window(), 0)
     }
     // 3. A pure ACK (immediate, delayed-timer expiry, window update, keepalive).
-    if (this.ackNow) {
-      this.ackNow = false
-      this.unackedSegments = 0
-      this.timers.stop(Timer.DelayedAck)
-      const len = this.rcv.writeSack(out, offset + HEADER_SIZE, this.rcvDataIsn)
-      return this.emit(out, offset, Flag.ACK, sender.seqOf(sender.nxt), this.rcvAckSeq(), this.rcv.window(), len)
+    if (this.receiver.ackNow) {
+      this.receiver.ackSent()
+      const len = this.receiver.writeSack(out, offset + HEADER_SIZE)
+      return this.emit(out, offset, Flag.ACK, sender.seqOf(sender.nxt), this.receiver.ackSeq, this.receiver.window(), len)
     }
     return 0
   }
 
   /** Earliest deadline of any timer, or null. */
   pollTimeout(): Millis | null {
-    const m = Math.min(this.timers.earliest(), this.sender.nextDeadline())
+    const m = Math.min(this.timers.earliest(), this.sender.nextDeadline(), this.receiver.deadline)
     return m === Number.POSITIVE_INFINITY ? null : m
   }
 
@@ -409,7 +394,7 @@ export class StreamConnection {
 
   /** True if pollTransmit may produce something now (used by schedulers). */
   get wantsTransmit(): boolean {
-    return this.rstPending || this.synPending || this.ackNow || this.finAckPending || this.sender.wantsTransmit
+    return this.rstPending || this.synPending || this.receiver.ackNow || this.finAckPending || this.sender.wantsTransmit
   }
 
   // ───────────────────────── internals: handshake ─────────────────────────
@@ -428,7 +413,7 @@ export class StreamConnection {
   private onSynAck(now: Millis, h: PacketHeader): void {
     if (this._state !== StreamState.SynSent) {
       // Our ACK of their SYN|ACK was lost: acknowledge again.
-      if (h.seq === this.irs) this.ackNow = true
+      if (h.seq === this.irs) this.receiver.requestAck()
       return
     }
     if (h.version !== PROTOCOL_VERSION) {
@@ -441,10 +426,10 @@ export class StreamConnection {
       return
     }
     this.irs = h.seq >>> 0
-    this.rcvDataIsn = (this.irs + 1) >>> 0
+    this.receiver.start(this.irs)
     this.sender.setPeerWindow(h.window)
     this.becomeEstablished(now)
-    this.ackNow = true // third packet of the handshake
+    this.receiver.requestAck() // third packet of the handshake
   }
 
   private becomeEstablished(now: Millis): void {
@@ -487,15 +472,9 @@ export class StreamConnection {
     }
     // Our FIN acknowledged by a FIN|ACK (ack = FIN.seq + 1).
     if (isFinAck && !sender.finAcked && sender.acksFin(h.ack)) sender.onFinAcked(now)
-    if (!this.peerFinished) {
-      // Where does the peer's data end? Go's FIN does not wait for its data to be
-      // acknowledged, so a FIN can overtake data: remember it until the gap fills.
-      const finOff = this.rcv.offsetOf(h.seq, this.rcvDataIsn)
-      if (!isFinAck && this.rcv.canEndAt(finOff)) {
-        this.peerFinOff = finOff
-        this.ackNow = true
-        return
-      }
+    if (!this.receiver.finished) {
+      // A FIN that overtook data waits for the gap to fill.
+      if (!this.receiver.onFin(h.seq, isFinAck)) return
       this.acceptPeerFin(isFinAck, h.window === 0)
     } else if (!isFinAck) {
       // A retransmitted FIN: our answer was lost, answer again.
@@ -505,9 +484,7 @@ export class StreamConnection {
   }
 
   private acceptPeerFin(isFinAck: boolean, goStyle: boolean): void {
-    this.peerFinished = true
-    this.peerFinOff = -1
-    this.rcv.clearOutOfOrder()
+    this.receiver.finish()
     this.events.push(StreamEvent.Finished)
     this.events.pushReadable()
     if (this._state === StreamState.Established) this._state = StreamState.CloseWait
@@ -533,14 +510,14 @@ export class StreamConnection {
       this.finAckPending = true
       if (!sender.finQueued) sender.queueFin(sender.nxt)
     } else {
-      this.ackNow = true
+      this.receiver.requestAck()
     }
   }
 
   /** Both directions finished: TIME_WAIT (or CLOSED at once after receiving FIN|ACK). */
   private checkBothDone(now: Millis, receivedFinAck: boolean): void {
     if (this._state === StreamState.Closed || this._state === StreamState.TimeWait) return
-    if (!this.peerFinished) return
+    if (!this.receiver.finished) return
     const sender = this.sender
     const ourSideDone = sender.finAcked || this.finAckPending || (sender.finSent && sender.una === sender.finOff)
     if (!ourSideDone) return
@@ -553,7 +530,7 @@ export class StreamConnection {
     this.timers.set(Timer.TimeWait, now + this.cfg.timeWait)
     this.timers.stop(Timer.Keepalive)
     this.timers.stop(Timer.Idle)
-    this.timers.stop(Timer.DelayedAck)
+    this.receiver.stop(false)
     this.sender.stopNagle()
   }
 
@@ -579,7 +556,7 @@ export class StreamConnection {
     // All our data was acknowledged before the FIN left. If the peer's FIN is
     // in too, both streams are complete and only the last answer was lost
     // (or the peer's TIME_WAIT ended first, §6.13): an orderly close.
-    const complete = this.peerFinished && sender.una === sender.finOff
+    const complete = this.receiver.finished && sender.una === sender.finOff
     this.enterClosed(complete ? null : this.err('retransmit-timeout', 'FIN never acknowledged', false))
   }
 
@@ -602,7 +579,7 @@ export class StreamConnection {
     if (ackOff > sndMax) {
       // Acknowledges bytes we never sent: drop, and tell the peer where we are.
       this.st.droppedInvalid++
-      this.ackNow = true
+      this.receiver.requestAck()
       return
     }
     this.armIdleTimers(now)
@@ -617,31 +594,15 @@ export class StreamConnection {
     const st = this._state
     if (st !== StreamState.Established && st !== StreamState.FinWait) {
       // Data in any other state (after the peer's FIN) is not accepted; say so.
-      this.ackNow = true
+      this.receiver.requestAck()
       return
     }
-    this.st.dataSegmentsReceived++
-    const result = this.rcv.accept(this.rcv.offsetOf(seq, this.rcvDataIsn), payload, this.peerFinOff)
-    if (result !== Accepted.InOrder && result !== Accepted.FilledGap) {
-      // Nothing new to read: say where we are at once (with SACK when out of order;
-      // a duplicate means our ACK was lost or late).
-      if (result === Accepted.OutOfOrder) this.st.outOfOrderSegments++
-      else if (result === Accepted.Duplicate) this.st.duplicateSegments++
-      else if (result === Accepted.NoSpace) this.st.droppedNoSpace++
-      this.ackNow = true
-      return
-    }
+    const outcome = this.receiver.onData(now, seq, payload)
+    if (outcome === DataOutcome.None) return
     this.events.pushReadable()
-    if (this.peerFinOff >= 0 && this.rcv.nxt >= this.peerFinOff) {
-      this.rcv.endAt(this.peerFinOff)
+    if (outcome === DataOutcome.Complete) {
       this.acceptPeerFin(false, false)
       this.checkBothDone(now, false)
-      return
-    }
-    if (result === Accepted.FilledGap || ++this.unackedSegments >= 2) {
-      this.ackNow = true
-    } else {
-      this.timers.setIfUnset(Timer.DelayedAck, now + this.cfg.delayedAck)
     }
   }
 
@@ -664,13 +625,8 @@ export class StreamConnection {
     if (this.timers.isSet(Timer.Keepalive)) this.timers.set(Timer.Keepalive, this.pollNow + this.cfg.keepalive)
     this.st.packetsSent++
     this.st.bytesSent += n
-    if ((flags & Flag.ACK) !== 0) this.lastAdvertised = window
+    if ((flags & Flag.ACK) !== 0) this.receiver.advertised(window)
     return n
-  }
-
-  private rcvAckSeq(): number {
-    const nxt = this.rcv.nxt
-    return (this.rcvDataIsn + (this.peerFinished ? nxt + 1 : nxt)) >>> 0
   }
 
   private isSynchronized(): boolean {
@@ -692,11 +648,13 @@ export class StreamConnection {
     this._error = error
     this.timers.stopAll()
     this.sender.stop()
-    this.ackNow = false
+    this.receiver.stop(true)
     this.finAckPending = false
     this.synPending = false
-    if (!this.peerFinished && error !== null) this.events.pushReadable() // read() now reports the end
-    if (error !== null) this.peerFinished = true
+    if (error !== null) {
+      if (!this.receiver.finished) this.events.pushReadable() // read() now reports the end
+      this.receiver.abort()
+    }
     this.events.push(StreamEvent.Closed)
   }
 
