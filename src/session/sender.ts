@@ -181,11 +181,6 @@ export class StreamSender {
     return this.snd.transmissions(this.snd.head)
   }
 
-  /** Retransmission timeouts since the last progress. */
-  get backoff(): number {
-    return this.rtt.backoff
-  }
-
   /** Something to send: a retransmission, a probe, new data or our FIN. */
   get wantsTransmit(): boolean {
     const snd = this.snd

@@ -33,6 +33,7 @@ import type { PilotAddress } from '../protocol/address.js'
 import { sackBlockCount } from '../protocol/sack.js'
 import { SessionError, type SessionCloseReason } from './errors.js'
 import { EventQueue } from './event-queue.js'
+import { Handshake, HandshakeTimeout } from './handshake.js'
 import { fillHeader } from './packet-fields.js'
 import { DataOutcome, StreamReceiver } from './receiver.js'
 import { AckOutcome, SendTimeout, StreamSender } from './sender.js'
@@ -51,14 +52,12 @@ import type { RandomSource } from '../random.js'
 
 export * from './stream-config.js'
 
-/** The connection's timers; the sender and the receiver (delayed ACK) keep their own. */
+/** The connection's timers; the handshake, the sender and the receiver (delayed ACK) keep their own. */
 const enum Timer {
-  /** SYN or SYN|ACK retransmission, bounded by the connect timeout. */
-  Handshake = 0,
-  Keepalive = 1,
-  Idle = 2,
-  TimeWait = 3,
-  Count = 4,
+  Keepalive = 0,
+  Idle = 1,
+  TimeWait = 2,
+  Count = 3,
 }
 
 /** Something that wants to hear when a connection may have packets to send. */
@@ -91,11 +90,7 @@ export class StreamConnection {
   private readonly iss: number
   private readonly sndDataIsn: number // seq of data offset 0 = iss + 1
   private readonly sender: StreamSender
-  // SYN / SYN|ACK
-  private synPending = false
-  private synTx = 0
-  private synRto: number
-  private readonly openedAt: Millis
+  private readonly handshake: Handshake
 
   // --- receive side ---
   private irs = 0
@@ -130,8 +125,7 @@ export class StreamConnection {
     this.remoteKey = remote.network * 0x1_0000_0000 + remote.node
     this.portsKey = localPort * 0x10000 + remotePort
     this.receiver = new StreamReceiver(cfg)
-    this.synRto = cfg.synInitialRto
-    this.openedAt = now
+    this.handshake = new Handshake(cfg, now)
     fillHeader(this.hdr, Protocol.STREAM, 0, local, localPort, remote, remotePort, 0, 0, 0)
 
     this.iss = cfg.isn !== null ? cfg.isn >>> 0 : random.u32() >>> 1
@@ -146,7 +140,6 @@ export class StreamConnection {
       this.receiver.start(this.irs)
       this.sender.setPeerWindow(passive.synWindow)
     }
-    this.synPending = true
   }
 
   // ───────────────────────── A. getters ─────────────────────────
@@ -257,9 +250,14 @@ export class StreamConnection {
       this.wake()
       return
     }
-    if (t.expire(Timer.Handshake, now)) {
-      this.onHandshakeTimeout(now)
-      if (this.isClosed) return
+    const synTimeout = this.handshake.handleTimeout(now)
+    if (synTimeout === HandshakeTimeout.Expired) {
+      this.enterClosed(this.err('connect-timeout', `no answer to SYN after ${this.handshake.transmissions} tries`, false))
+      return
+    }
+    if (synTimeout === HandshakeTimeout.Retransmit) {
+      this.st.synRetransmits++
+      if (this._state === StreamState.SynSent) this.events.push(StreamEvent.SynRetransmitted)
     }
     const outcome = this.sender.handleTimeout(now)
     if (outcome !== SendTimeout.None) {
@@ -343,12 +341,8 @@ export class StreamConnection {
       }
       return 0
     }
-    if (this.synPending) {
-      this.synPending = false
-      if (state === StreamState.SynSent || state === StreamState.SynReceived) {
-        this.synTx++
-        this.timers.set(Timer.Handshake, Math.min(now + this.synRto, this.openedAt + this.cfg.connectTimeout))
-      }
+    if (this.handshake.due) {
+      this.handshake.sent(now, state === StreamState.SynSent || state === StreamState.SynReceived)
       if (state === StreamState.SynSent) {
         return this.emit(out, offset, Flag.SYN, this.iss, 0, this.receiver.window(), 0)
       }
@@ -383,7 +377,7 @@ export class StreamConnection {
 
   /** Earliest deadline of any timer, or null. */
   pollTimeout(): Millis | null {
-    const m = Math.min(this.timers.earliest(), this.sender.nextDeadline(), this.receiver.deadline)
+    const m = Math.min(this.timers.earliest(), this.handshake.nextDeadline, this.sender.nextDeadline(), this.receiver.deadline)
     return m === Number.POSITIVE_INFINITY ? null : m
   }
 
@@ -394,7 +388,7 @@ export class StreamConnection {
 
   /** True if pollTransmit may produce something now (used by schedulers). */
   get wantsTransmit(): boolean {
-    return this.rstPending || this.synPending || this.receiver.ackNow || this.finAckPending || this.sender.wantsTransmit
+    return this.rstPending || this.handshake.due || this.receiver.ackNow || this.finAckPending || this.sender.wantsTransmit
   }
 
   // ───────────────────────── internals: handshake ─────────────────────────
@@ -407,7 +401,7 @@ export class StreamConnection {
       return
     }
     // Same SYN|ACK again (also after we consider the connection open, as Go does).
-    this.synPending = true
+    this.handshake.request()
   }
 
   private onSynAck(now: Millis, h: PacketHeader): void {
@@ -434,27 +428,10 @@ export class StreamConnection {
 
   private becomeEstablished(now: Millis): void {
     this._state = this.sender.finQueued ? StreamState.FinWait : StreamState.Established
-    this.timers.stop(Timer.Handshake)
-    this.synPending = false
-    // An RTT sample from the handshake when the SYN went out once (Karn).
-    this.sender.onConnected(this.synTx === 1 ? now - this.openedAt : -1)
+    this.sender.onConnected(this.handshake.complete(now))
     this.armIdleTimers(now)
     this.events.push(StreamEvent.Connected)
     if (this.sender.unsent > 0 || this.sender.finQueued) this.wake()
-  }
-
-  private onHandshakeTimeout(now: Millis): void {
-    const state = this._state
-    if (now - this.openedAt >= this.cfg.connectTimeout) {
-      this.enterClosed(this.err('connect-timeout', `no answer to SYN after ${this.synTx} tries`, false))
-      return
-    }
-    this.synRto = Math.min(this.synRto * 2, this.cfg.synMaxRto)
-    this.synPending = true
-    this.st.synRetransmits++
-    if (state === StreamState.SynSent) this.events.push(StreamEvent.SynRetransmitted)
-    // Never sleep past the connect deadline.
-    this.timers.set(Timer.Handshake, Math.min(now + this.synRto, this.openedAt + this.cfg.connectTimeout))
   }
 
   // ───────────────────────── internals: FIN / RST ─────────────────────────
@@ -650,7 +627,7 @@ export class StreamConnection {
     this.sender.stop()
     this.receiver.stop(true)
     this.finAckPending = false
-    this.synPending = false
+    this.handshake.stop()
     if (error !== null) {
       if (!this.receiver.finished) this.events.pushReadable() // read() now reports the end
       this.receiver.abort()
