@@ -20,6 +20,7 @@
  */
 import { seqDiff } from './seq.js'
 import type { SendBuffer } from './send-buffer.js'
+import type { StreamStats } from './stream-config.js'
 import type { Millis } from './types.js'
 
 export class LossDetector {
@@ -36,22 +37,18 @@ export class LossDetector {
   private reoWndPersist = 0
   /** reo_wnd widens at most once per round trip: until una passes this. */
   private reoWndRound = -1
-  private _lostSegments = 0
-  private _spuriousRetransmits = 0
+  private lostCount = 0
+  private spuriousCount = 0
 
   /** Smallest RTT seen on a segment sent once (or the handshake); ∞ before any. */
   get minRtt(): number {
     return this._minRtt
   }
 
-  /** Segments marked lost by RACK. */
-  get lostSegments(): number {
-    return this._lostSegments
-  }
-
-  /** Retransmissions acknowledged sooner than min_RTT after they left. */
-  get spuriousRetransmits(): number {
-    return this._spuriousRetransmits
+  /** Segments marked lost by RACK, and retransmissions acknowledged sooner than min_RTT after they left. */
+  fillStats(st: StreamStats): void {
+    st.lostSegments = this.lostCount
+    st.spuriousRetransmits = this.spuriousCount
   }
 
   /** An RTT measured outside the scoreboard (the handshake). */
@@ -139,7 +136,7 @@ export class LossDetector {
       // Acknowledged sooner than any round trip after the retransmission left: the
       // original arrived after all. No RACK sample from it (step 2); a loss mark
       // that was wrong widens the reordering window (RFC 8985 uses DSACK for this).
-      this._spuriousRetransmits++
+      this.spuriousCount++
       if (!snd.wasProbed(i)) {
         this.reorderingSeen = true
         if (this.reoWndRound < 0 || snd.una >= this.reoWndRound) {
@@ -190,7 +187,7 @@ export class LossDetector {
       const remaining = snd.sentAt(i) + this.rackRtt + reo - now
       if (remaining <= 0) {
         snd.markLost(k, i)
-        this._lostSegments++
+        this.lostCount++
       } else if (remaining > wait) {
         wait = remaining
       }

@@ -13,6 +13,7 @@
 import { MAX_SACK_BLOCKS, encodeSackInto } from '../protocol/sack.js'
 import { ByteRing } from './byte-ring.js'
 import { seqDiff } from './seq.js'
+import type { StreamStats } from './stream-config.js'
 import { WINDOW_UNIT } from './stream-config.js'
 
 /** What became of a segment given to accept(). */
@@ -52,6 +53,8 @@ export class ReceiveAssembler {
   private readonly oooStart: number[] = []
   private readonly oooEnd: number[] = []
   private readonly sackOut = new Uint32Array(2 * MAX_SACK_BLOCKS)
+  /** How often accept() answered each code, indexed by it. */
+  private readonly outcomes = new Float64Array(Accepted.NoSpace + 1)
 
   constructor(cfg: ReceiveAssemblerConfig) {
     this.bufferSize = cfg.receiveBufferSize
@@ -84,11 +87,28 @@ export class ReceiveAssembler {
     return this._nxt + seqDiff(seq, (dataIsn + this._nxt) >>> 0)
   }
 
+  /** Segments given to accept(), and those that were duplicates, out of order or dropped. */
+  fillStats(st: StreamStats): void {
+    const c = this.outcomes
+    let n = 0
+    for (let i = 0; i < c.length; i++) n += c[i]!
+    st.dataSegmentsReceived = n
+    st.duplicateSegments = c[Accepted.Duplicate]!
+    st.outOfOrderSegments = c[Accepted.OutOfOrder]!
+    st.droppedNoSpace = c[Accepted.NoSpace]!
+  }
+
   /**
    * Takes payload[0..) arriving at stream offset `off`, cut at `endOff` (the
    * end of the stream when known, else −1).
    */
   accept(off: number, payload: Uint8Array, endOff: number): Accepted {
+    const code = this.place(off, payload, endOff)
+    this.outcomes[code]++
+    return code
+  }
+
+  private place(off: number, payload: Uint8Array, endOff: number): Accepted {
     let start = 0
     let len = payload.length
     if (off < this._nxt) {

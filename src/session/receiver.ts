@@ -15,17 +15,6 @@ import { Accepted, ReceiveAssembler } from './receive-assembler.js'
 import type { StreamConfig, StreamStats } from './stream-config.js'
 import type { Millis } from './types.js'
 
-/** What onData() found. */
-export const DataOutcome = {
-  /** Nothing new to read. */
-  None: 0,
-  /** New in-order bytes for read(). */
-  Readable: 1,
-  /** New in-order bytes, and they reach the peer's FIN: the stream is complete. */
-  Complete: 2,
-} as const
-export type DataOutcome = (typeof DataOutcome)[keyof typeof DataOutcome]
-
 export class StreamReceiver {
   private readonly rcv: ReceiveAssembler
   private readonly delayedAck: Millis
@@ -38,11 +27,6 @@ export class StreamReceiver {
   private unackedSegments = 0
   private ackDeadline = Number.POSITIVE_INFINITY
   private lastAdvertised = 0
-  // Counters for stats().
-  private dataSegments = 0
-  private duplicateSegments = 0
-  private outOfOrderSegments = 0
-  private droppedNoSpace = 0
 
   constructor(cfg: StreamConfig) {
     this.rcv = new ReceiveAssembler(cfg)
@@ -80,11 +64,13 @@ export class StreamReceiver {
     return this.rcv.window()
   }
 
+  /** The in-order data reached a FIN that had overtaken it: the peer's stream is complete. */
+  get complete(): boolean {
+    return this.finOff >= 0 && this.rcv.nxt >= this.finOff
+  }
+
   fillStats(st: StreamStats): void {
-    st.dataSegmentsReceived = this.dataSegments
-    st.duplicateSegments = this.duplicateSegments
-    st.outOfOrderSegments = this.outOfOrderSegments
-    st.droppedNoSpace = this.droppedNoSpace
+    this.rcv.fillStats(st)
   }
 
   /** The peer's SYN carried `isn`: its data starts at isn + 1. */
@@ -97,29 +83,29 @@ export class StreamReceiver {
     this._ackNow = true
   }
 
-  /** A data segment at sequence number `seq` (the connection accepts data in this state). */
-  onData(now: Millis, seq: number, payload: Uint8Array): DataOutcome {
-    this.dataSegments++
+  /**
+   * A data segment at sequence number `seq` (the connection accepts data in
+   * this state). Returns whether there are new bytes to read; then `complete`
+   * says whether they reach the peer's FIN.
+   */
+  onData(now: Millis, seq: number, payload: Uint8Array): boolean {
     const result = this.rcv.accept(this.rcv.offsetOf(seq, this.dataIsn), payload, this.finOff)
     if (result !== Accepted.InOrder && result !== Accepted.FilledGap) {
       // Nothing new to read: say where we are at once (with SACK when out of order;
       // a duplicate means our ACK was lost or late).
-      if (result === Accepted.OutOfOrder) this.outOfOrderSegments++
-      else if (result === Accepted.Duplicate) this.duplicateSegments++
-      else if (result === Accepted.NoSpace) this.droppedNoSpace++
       this._ackNow = true
-      return DataOutcome.None
+      return false
     }
-    if (this.finOff >= 0 && this.rcv.nxt >= this.finOff) {
+    if (this.complete) {
       this.rcv.endAt(this.finOff)
-      return DataOutcome.Complete
+      return true
     }
     if (result === Accepted.FilledGap || ++this.unackedSegments >= 2) {
       this._ackNow = true
     } else if (this.ackDeadline === Number.POSITIVE_INFINITY) {
       this.ackDeadline = now + this.delayedAck
     }
-    return DataOutcome.Readable
+    return true
   }
 
   /**

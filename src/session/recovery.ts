@@ -14,17 +14,18 @@
  * Every lost segment is retransmitted as the window allows, before new data;
  * retransmissions always resend a whole record, so boundaries never change.
  */
-export const RecoveryMode = {
-  None: 0,
+import type { StreamStats } from './stream-config.js'
+
+const enum Mode {
+  None = 0,
   /** Entered on SACK/RACK/dup-ACK evidence: PRR paces the repair (RFC 6937). */
-  Fast: 1,
+  Fast = 1,
   /** After an RTO: every un-SACKed segment is lost; slow start from the loss window. */
-  Rto: 2,
-} as const
-export type RecoveryMode = (typeof RecoveryMode)[keyof typeof RecoveryMode]
+  Rto = 2,
+}
 
 export class Recovery {
-  private _mode: RecoveryMode = RecoveryMode.None
+  private mode = Mode.None
   /** The episode ends when the cumulative ACK reaches this offset. */
   private point = 0
   // PRR (RFC 6937)
@@ -33,22 +34,29 @@ export class Recovery {
   /** Bytes outstanding when the episode began (RecoverFS). */
   private recoverFs = 0
   private prrWindow = 0
+  /** Episodes entered: fast recovery, and after a retransmission timeout. */
+  private readonly episodes = { fast: 0, rto: 0 }
 
-  get mode(): RecoveryMode {
-    return this._mode
-  }
-
+  /** In an episode of either kind. */
   get active(): boolean {
-    return this._mode !== RecoveryMode.None
+    return this.mode !== Mode.None
   }
 
+  /** In fast recovery: PRR paces sending. */
   get isFast(): boolean {
-    return this._mode === RecoveryMode.Fast
+    return this.mode === Mode.Fast
+  }
+
+  /** Fast-recovery episodes, and retransmission timeouts (each starts an episode). */
+  fillStats(st: StreamStats): void {
+    st.fastRetransmits = this.episodes.fast
+    st.rtoTimeouts = this.episodes.rto
   }
 
   /** Fast recovery from now until una reaches `sndNxt`; `outstanding` = sent and unacknowledged bytes. */
   enterFast(sndNxt: number, outstanding: number): void {
-    this._mode = RecoveryMode.Fast
+    this.mode = Mode.Fast
+    this.episodes.fast++
     this.point = sndNxt
     this.prrDelivered = 0
     this.prrOut = 0
@@ -57,23 +65,24 @@ export class Recovery {
 
   /** Recovery after a retransmission timeout, until una reaches `sndNxt`. */
   enterRto(sndNxt: number): void {
-    this._mode = RecoveryMode.Rto
+    this.mode = Mode.Rto
+    this.episodes.rto++
     this.point = sndNxt
   }
 
   /** Whether a cumulative ACK at `ackOff` ends the episode in progress. */
   endsAt(ackOff: number): boolean {
-    return this._mode !== RecoveryMode.None && ackOff >= this.point
+    return this.mode !== Mode.None && ackOff >= this.point
   }
 
   /** Ends the episode (or forgets it when the connection gives up on sending). */
   end(): void {
-    this._mode = RecoveryMode.None
+    this.mode = Mode.None
   }
 
   /** `len` bytes of data left during the episode. */
   onSent(len: number): void {
-    if (this._mode === RecoveryMode.Fast) this.prrOut += len
+    if (this.mode === Mode.Fast) this.prrOut += len
   }
 
   /**
@@ -95,6 +104,6 @@ export class Recovery {
 
   /** The congestion window to send against: PRR's during fast recovery, else the controller's `cwnd`. */
   window(cwnd: number): number {
-    return this._mode === RecoveryMode.Fast ? this.prrWindow : cwnd
+    return this.mode === Mode.Fast ? this.prrWindow : cwnd
   }
 }

@@ -16,6 +16,7 @@
  */
 import { MAX_SACK_BLOCKS } from '../protocol/sack.js'
 import { ByteRing } from './byte-ring.js'
+import type { StreamStats } from './stream-config.js'
 import type { Millis } from './types.js'
 
 // Record flags.
@@ -26,6 +27,27 @@ const LOST = 2
 const PROBED = 4
 const MAX_U8 = 255
 const INITIAL_RECORDS = 64 // a power of two: slots are (head + k) & (capacity − 1)
+
+/** Bytes and records carrying one scoreboard mark, so that pipe needs no scan. */
+class Tally {
+  bytes = 0
+  records = 0
+
+  add(len: number): void {
+    this.bytes += len
+    this.records++
+  }
+
+  remove(len: number): void {
+    this.bytes -= len
+    this.records--
+  }
+
+  clear(): void {
+    this.bytes = 0
+    this.records = 0
+  }
+}
 
 export class SendBuffer {
   private readonly ring: ByteRing
@@ -43,12 +65,12 @@ export class SendBuffer {
   private segFlags = new Uint8Array(INITIAL_RECORDS)
   private _head = 0
   private _count = 0
+  /** Data segments sent, first transmissions and repeats. */
   private xmitCount = 0
-
-  private _sackedBytes = 0
-  private _sackedSegs = 0
-  private _lostBytes = 0
-  private _lostSegs = 0
+  private repeats = 0
+  private readonly sacked = new Tally()
+  /** Deemed lost, waiting for retransmission. */
+  private readonly lost = new Tally()
   /** Records below this k are not LOST: where the search for the next retransmission starts. */
   private lostScan = 0
 
@@ -92,25 +114,31 @@ export class SendBuffer {
 
   /** Outstanding and not SACKed: what the congestion controller sees in flight. */
   get flight(): number {
-    return this._nxt - this._una - this._sackedBytes
+    return this._nxt - this._una - this.sacked.bytes
   }
 
   /** RFC 6675 pipe: outstanding, not SACKed and not deemed lost. */
   get pipe(): number {
-    return this._nxt - this._una - this._sackedBytes - this._lostBytes
+    return this._nxt - this._una - this.sacked.bytes - this.lost.bytes
   }
 
   /** una plus SACKed bytes: grows by what one ACK delivered. */
   get delivered(): number {
-    return this._una + this._sackedBytes
+    return this._una + this.sacked.bytes
   }
 
   get sackedSegments(): number {
-    return this._sackedSegs
+    return this.sacked.records
   }
 
   get lostSegments(): number {
-    return this._lostSegs
+    return this.lost.records
+  }
+
+  /** Data segments sent, and how many of them repeated a record sent before. */
+  fillStats(st: StreamStats): void {
+    st.dataSegmentsSent = this.xmitCount
+    st.retransmits = this.repeats
   }
 
   /** Takes data[0..n) (the caller checked capacity). */
@@ -138,10 +166,8 @@ export class SendBuffer {
   abandon(): void {
     this._count = 0
     this._head = 0
-    this._sackedBytes = 0
-    this._sackedSegs = 0
-    this._lostBytes = 0
-    this._lostSegs = 0
+    this.sacked.clear()
+    this.lost.clear()
     this.lostScan = 0
     this._una = this._nxt = this._end
   }
@@ -225,6 +251,7 @@ export class SendBuffer {
     this.ring.read(this.segOff[i]!, out, at, len)
     this.segSentAt[i] = now
     this.segXmit[i] = ++this.xmitCount
+    if (this.segTx[i]! > 0) this.repeats++
     if (this.segTx[i]! < MAX_U8) this.segTx[i] = this.segTx[i]! + 1
     return len
   }
@@ -245,23 +272,20 @@ export class SendBuffer {
     if ((f & SACKED) !== 0) return false
     if ((f & LOST) !== 0) this.unmarkLost(i)
     this.segFlags[i] = this.segFlags[i]! | SACKED
-    this._sackedBytes += this.segLen[i]!
-    this._sackedSegs++
+    this.sacked.add(this.segLen[i]!)
     return true
   }
 
   /** Marks the k-th record (slot i) lost; the caller checked it is in flight. */
   markLost(k: number, i: number): void {
     this.segFlags[i] = this.segFlags[i]! | LOST
-    this._lostBytes += this.segLen[i]!
-    this._lostSegs++
+    this.lost.add(this.segLen[i]!)
     if (k < this.lostScan) this.lostScan = k
   }
 
   private unmarkLost(i: number): void {
     this.segFlags[i] = this.segFlags[i]! & ~LOST
-    this._lostBytes -= this.segLen[i]!
-    this._lostSegs--
+    this.lost.remove(this.segLen[i]!)
   }
 
   /** Marks every record in flight lost (after a retransmission timeout). */
@@ -327,13 +351,8 @@ export class SendBuffer {
   popHead(): void {
     const i = this._head
     const f = this.segFlags[i]!
-    if ((f & SACKED) !== 0) {
-      this._sackedBytes -= this.segLen[i]!
-      this._sackedSegs--
-    } else if ((f & LOST) !== 0) {
-      this._lostBytes -= this.segLen[i]!
-      this._lostSegs--
-    }
+    if ((f & SACKED) !== 0) this.sacked.remove(this.segLen[i]!)
+    else if ((f & LOST) !== 0) this.lost.remove(this.segLen[i]!)
     this._head = (i + 1) & (this.segOff.length - 1)
     this._count--
     if (this.lostScan > 0) this.lostScan--
@@ -344,8 +363,8 @@ export class SendBuffer {
     const i = this._head
     if (this.segOff[i]! >= ackOff) return
     const cut = ackOff - this.segOff[i]!
-    if ((this.segFlags[i]! & SACKED) !== 0) this._sackedBytes -= cut
-    if ((this.segFlags[i]! & LOST) !== 0) this._lostBytes -= cut
+    if ((this.segFlags[i]! & SACKED) !== 0) this.sacked.bytes -= cut
+    if ((this.segFlags[i]! & LOST) !== 0) this.lost.bytes -= cut
     this.segOff[i] = ackOff
     this.segLen[i] = this.segLen[i]! - cut
   }

@@ -44,16 +44,6 @@ export const AckOutcome = {
   FinAcked: 2,
 } as const
 
-/** What handleTimeout() concluded. */
-export const SendTimeout = {
-  None: 0,
-  /** A segment reached maxTransmissions on a silent path: reset the connection. */
-  GiveUp: 1,
-  /** Our FIN reached maxTransmissions without an acknowledgement. */
-  FinGiveUp: 2,
-} as const
-export type SendTimeout = (typeof SendTimeout)[keyof typeof SendTimeout]
-
 const INITIAL_RING = 64 * 1024
 
 export class StreamSender {
@@ -85,12 +75,6 @@ export class StreamSender {
   private _finPending = false
   private finTx = 0
   private _abandoned = false
-  // Counters for stats().
-  private dataSegmentsSent = 0
-  private retransmits = 0
-  private fastRetransmits = 0
-  private probes = 0
-  private rtoTimeouts = 0
 
   constructor(cfg: StreamConfig, dataIsn: number) {
     this.cfg = cfg
@@ -102,21 +86,9 @@ export class StreamSender {
 
   // ── getters ──
 
-  get una(): number {
-    return this.snd.una
-  }
-
-  get nxt(): number {
-    return this.snd.nxt
-  }
-
-  get end(): number {
-    return this.snd.end
-  }
-
-  /** Written, not yet sent. */
-  get unsent(): number {
-    return this.snd.unsent
+  /** Written and not yet acknowledged. */
+  get unacked(): number {
+    return this.snd.end - this.snd.una
   }
 
   /** Room in the send buffer. */
@@ -124,13 +96,24 @@ export class StreamSender {
     return this.snd.capacity
   }
 
-  get finQueued(): boolean {
-    return this._finQueued
+  /** Sequence number of the next new byte. */
+  get nextSeq(): number {
+    return this.seqOf(this.snd.nxt)
   }
 
-  /** The offset our FIN follows. */
-  get finOff(): number {
-    return this._finOff
+  /** Sequence number of the segment pollSegment() returned last. */
+  get segmentSeq(): number {
+    return this.lastSeq
+  }
+
+  /** Sequence number of our FIN (where it will be until it is sent). */
+  get finSeq(): number {
+    return this.seqOf(this._finSent ? this._finOff : this.snd.nxt)
+  }
+
+  /** finish() was called, or the peer made us stop: write() takes nothing more. */
+  get finQueued(): boolean {
+    return this._finQueued
   }
 
   get finSent(): boolean {
@@ -141,6 +124,11 @@ export class StreamSender {
     return this._finAcked
   }
 
+  /** Our FIN is queued and everything before it is acknowledged. */
+  get allDataAcked(): boolean {
+    return this._finQueued && this.snd.una === this._finOff
+  }
+
   /** A FIN should go out at the next chance (retransmission, or one best-effort FIN on an idle timeout). */
   get finPending(): boolean {
     return this._finPending
@@ -149,16 +137,6 @@ export class StreamSender {
   /** We stopped sending because the peer will take nothing more. */
   get abandoned(): boolean {
     return this._abandoned
-  }
-
-  /** Sequence number of the segment pollSegment() returned last. */
-  get segmentSeq(): number {
-    return this.lastSeq
-  }
-
-  /** The sequence number at data offset `off`. */
-  seqOf(off: number): number {
-    return (this.dataIsn + off) >>> 0
   }
 
   /** The data offset an acknowledgement number stands for (relative to una, so it survives the wrap). */
@@ -201,13 +179,10 @@ export class StreamSender {
   }
 
   fillStats(st: StreamStats): void {
-    st.dataSegmentsSent = this.dataSegmentsSent
-    st.retransmits = this.retransmits
-    st.fastRetransmits = this.fastRetransmits
-    st.lostSegments = this.loss.lostSegments
-    st.probes = this.probes
-    st.spuriousRetransmits = this.loss.spuriousRetransmits
-    st.rtoTimeouts = this.rtoTimeouts
+    this.snd.fillStats(st)
+    this.recovery.fillStats(st)
+    this.loss.fillStats(st)
+    this.tlp.fillStats(st)
     st.srtt = this.rtt.srtt
     st.rto = this.rtt.rto
     st.cwnd = this.cc.cwnd
@@ -280,8 +255,12 @@ export class StreamSender {
     this.finAckedNow()
   }
 
-  /** Runs our timers that are due. */
-  handleTimeout(now: Millis): SendTimeout {
+  /**
+   * Runs our timers that are due. True when the retransmission timer gave up
+   * (maxTransmissions on a silent path, or of our FIN once all data is
+   * acknowledged): the connection is over.
+   */
+  handleTimeout(now: Millis): boolean {
     const t = this.timers
     if (t.expire(Timer.Probe, now) && this.snd.count > 0 && !this.tlp.outstanding) {
       // The probe goes first, also when the RTO is due at the same time (RFC 8985 §7.2).
@@ -289,12 +268,11 @@ export class StreamSender {
       if (t.get(Timer.Retransmit) <= now) t.set(Timer.Retransmit, now + this.rtt.rto)
     }
     if (t.expire(Timer.Retransmit, now)) {
-      const r = this.onRetransmitTimeout(now)
-      if (r !== SendTimeout.None) return r
+      if (this.onRetransmitTimeout(now)) return true
     }
     if (t.expire(Timer.Reorder, now) && this.snd.count > 0) this.detectLosses(now, 0)
     if (t.expire(Timer.Nagle, now)) this.nagleExpired = true
-    return SendTimeout.None
+    return false
   }
 
   // ── commands ──
@@ -309,10 +287,10 @@ export class StreamSender {
     return n
   }
 
-  /** Our FIN follows offset `off` (the end of the written data). */
-  queueFin(off: number): void {
+  /** Our FIN follows the data written so far. */
+  queueFin(): void {
     this._finQueued = true
-    this._finOff = off
+    this._finOff = this.snd.end
   }
 
   /** Whether a FIN goes out at the next chance (also: one best-effort FIN on an idle timeout). */
@@ -378,6 +356,10 @@ export class StreamSender {
 
   // ── internals ──
 
+  private seqOf(off: number): number {
+    return (this.dataIsn + off) >>> 0
+  }
+
   private finAckedNow(): void {
     this._finAcked = true
     this.timers.stop(Timer.Retransmit)
@@ -426,7 +408,6 @@ export class StreamSender {
       // One congestion response per episode; it covers a probe's loss too.
       this.cc.onCongestionEvent(now, snd.outstanding)
       this.recovery.enterFast(snd.nxt, snd.outstanding)
-      this.fastRetransmits++
       this.tlp.cancel()
     }
     if (this.recovery.isFast) this.recovery.onAck(delivered, snd.pipe, this.cc.ssthresh, this.cfg.mss)
@@ -440,7 +421,8 @@ export class StreamSender {
     else this.timers.set(Timer.Probe, Math.min(now + pto, this.timers.get(Timer.Retransmit)))
   }
 
-  private onRetransmitTimeout(now: Millis): SendTimeout {
+  /** True if it gives up. */
+  private onRetransmitTimeout(now: Millis): boolean {
     const snd = this.snd
     if (snd.count > 0) {
       // Give up when the maxTransmissions-th transmission times out on a silent
@@ -448,9 +430,8 @@ export class StreamSender {
       // repairs are extra tries the reference would not have made.
       const silentFor = this.rtt.timeoutSeriesAge(now)
       if (this.rtt.backoff + 1 >= this.cfg.maxTransmissions && !this.heardSinceRto && silentFor >= this.cfg.retransmitGiveUp) {
-        return SendTimeout.GiveUp
+        return true
       }
-      this.rtoTimeouts++
       this.cc.onRto(now, snd.flight)
       this.rtt.backOff()
       // Everything outstanding and un-SACKed is presumed lost (RFC 6675 §5.1,
@@ -464,12 +445,12 @@ export class StreamSender {
       this.heardSinceRto = false
       this.timers.set(Timer.Retransmit, now + this.rtt.rto)
     } else if (this._finSent && !this._finAcked) {
-      if (this.finTx >= this.cfg.maxTransmissions) return SendTimeout.FinGiveUp
+      if (this.finTx >= this.cfg.maxTransmissions) return true
       this._finPending = true
       this.rtt.backOff()
       this.timers.set(Timer.Retransmit, now + this.rtt.rto)
     }
-    return SendTimeout.None
+    return false
   }
 
   /** The window-reopen retransmission, a lost segment, or a tail loss probe. */
@@ -523,7 +504,6 @@ export class StreamSender {
       snd.markProbed(i)
       retransmission = true
     }
-    this.probes++
     this.tlp.onSent(now, snd.nxt, retransmission, snd.outstanding)
     this.timers.stop(Timer.Probe)
     this.timers.set(Timer.Retransmit, now + this.rtt.rto) // RFC 8985 §7.3: the RTO follows a probe
@@ -572,12 +552,10 @@ export class StreamSender {
     const snd = this.snd
     if (retransmission) {
       snd.prepareRetransmit(i)
-      this.retransmits++
     }
     const len = snd.transmit(i, now, out, at)
     this.lastSeq = this.seqOf(snd.offsetOf(i))
     this.recovery.onSent(len)
-    this.dataSegmentsSent++
     this.timers.setIfUnset(Timer.Retransmit, now + this.rtt.rto)
     if (!retransmission) this.armProbe(now)
     return len

@@ -35,8 +35,8 @@ import { SessionError, type SessionCloseReason } from './errors.js'
 import { EventQueue } from './event-queue.js'
 import { Handshake, HandshakeTimeout } from './handshake.js'
 import { fillHeader } from './packet-fields.js'
-import { DataOutcome, StreamReceiver } from './receiver.js'
-import { AckOutcome, SendTimeout, StreamSender } from './sender.js'
+import { StreamReceiver } from './receiver.js'
+import { AckOutcome, StreamSender } from './sender.js'
 import {
   StreamEvent,
   StreamState,
@@ -172,7 +172,7 @@ export class StreamConnection {
 
   /** Bytes written but not yet acknowledged. */
   get writableLength(): number {
-    return this.sender.end - this.sender.una
+    return this.sender.unacked
   }
 
   /** Free space for write(). */
@@ -259,9 +259,8 @@ export class StreamConnection {
       this.st.synRetransmits++
       if (this._state === StreamState.SynSent) this.events.push(StreamEvent.SynRetransmitted)
     }
-    const outcome = this.sender.handleTimeout(now)
-    if (outcome !== SendTimeout.None) {
-      this.onSenderGaveUp(outcome)
+    if (this.sender.handleTimeout(now)) {
+      this.onSenderGaveUp()
       return
     }
     this.receiver.handleTimeout(now)
@@ -305,7 +304,7 @@ export class StreamConnection {
   finish(now: Millis): void {
     void now
     if (this.sender.finQueued || this._state === StreamState.Closed || this._state === StreamState.TimeWait) return
-    this.sender.queueFin(this.sender.end)
+    this.sender.queueFin()
     if (this._state === StreamState.CloseWait) this._state = StreamState.Closing
     else if (this._state === StreamState.Established) this._state = StreamState.FinWait
     this.wake()
@@ -331,13 +330,13 @@ export class StreamConnection {
     const sender = this.sender
     if (this.rstPending) {
       this.rstPending = false
-      return this.emit(out, offset, Flag.RST, sender.seqOf(sender.nxt), this.receiver.ackSeq, 0, 0)
+      return this.emit(out, offset, Flag.RST, sender.nextSeq, this.receiver.ackSeq, 0, 0)
     }
     const state = this._state
     if (state === StreamState.Closed) {
       if (sender.finPending) {
         sender.setFinPending(false) // best-effort FIN on idle timeout
-        return this.emit(out, offset, Flag.FIN, sender.seqOf(sender.nxt), 0, this.receiver.window(), 0)
+        return this.emit(out, offset, Flag.FIN, sender.nextSeq, 0, this.receiver.window(), 0)
       }
       return 0
     }
@@ -360,17 +359,16 @@ export class StreamConnection {
     if (this.finAckPending) {
       this.finAckPending = false
       this.receiver.ackSent()
-      const seq = sender.seqOf(sender.finSent ? sender.finOff : sender.nxt)
-      return this.emit(out, offset, Flag.FIN | Flag.ACK, seq, this.receiver.ackSeq, this.receiver.window(), 0)
+      return this.emit(out, offset, Flag.FIN | Flag.ACK, sender.finSeq, this.receiver.ackSeq, this.receiver.window(), 0)
     }
     if (sender.pollFin(now)) {
-      return this.emit(out, offset, Flag.FIN, sender.seqOf(sender.finOff), this.receiver.ackSeq, this.receiver.window(), 0)
+      return this.emit(out, offset, Flag.FIN, sender.finSeq, this.receiver.ackSeq, this.receiver.window(), 0)
     }
     // 3. A pure ACK (immediate, delayed-timer expiry, window update, keepalive).
     if (this.receiver.ackNow) {
       this.receiver.ackSent()
       const len = this.receiver.writeSack(out, offset + HEADER_SIZE)
-      return this.emit(out, offset, Flag.ACK, sender.seqOf(sender.nxt), this.receiver.ackSeq, this.receiver.window(), len)
+      return this.emit(out, offset, Flag.ACK, sender.nextSeq, this.receiver.ackSeq, this.receiver.window(), len)
     }
     return 0
   }
@@ -431,7 +429,7 @@ export class StreamConnection {
     this.sender.onConnected(this.handshake.complete(now))
     this.armIdleTimers(now)
     this.events.push(StreamEvent.Connected)
-    if (this.sender.unsent > 0 || this.sender.finQueued) this.wake()
+    if (this.sender.wantsTransmit) this.wake() // data or a FIN queued while opening
   }
 
   // ───────────────────────── internals: FIN / RST ─────────────────────────
@@ -483,9 +481,9 @@ export class StreamConnection {
   /** Reply to a bare FIN: FIN|ACK when we are done sending, else an ACK (half-close). */
   private answerFin(goStyle: boolean): void {
     const sender = this.sender
-    if (goStyle || (sender.finQueued && sender.una === sender.finOff) || sender.abandoned) {
+    if (goStyle || sender.allDataAcked || sender.abandoned) {
       this.finAckPending = true
-      if (!sender.finQueued) sender.queueFin(sender.nxt)
+      if (!sender.finQueued) sender.queueFin()
     } else {
       this.receiver.requestAck()
     }
@@ -496,7 +494,7 @@ export class StreamConnection {
     if (this._state === StreamState.Closed || this._state === StreamState.TimeWait) return
     if (!this.receiver.finished) return
     const sender = this.sender
-    const ourSideDone = sender.finAcked || this.finAckPending || (sender.finSent && sender.una === sender.finOff)
+    const ourSideDone = sender.finAcked || this.finAckPending || (sender.finSent && sender.allDataAcked)
     if (!ourSideDone) return
     if (receivedFinAck && sender.finAcked) {
       // The peer answered our FIN with FIN|ACK and keeps TIME_WAIT itself.
@@ -521,10 +519,10 @@ export class StreamConnection {
     }
   }
 
-  /** The sender's retransmission timer gave up (handleTimeout returned it). */
-  private onSenderGaveUp(outcome: SendTimeout): void {
+  /** The sender's retransmission timer gave up: on data (reset), or on our FIN. */
+  private onSenderGaveUp(): void {
     const sender = this.sender
-    if (outcome === SendTimeout.GiveUp) {
+    if (!sender.allDataAcked) {
       this.rstPending = true
       const tries = sender.headTransmissions
       this.enterClosed(this.err('retransmit-timeout', `segment sent ${tries} times without an answer`, true))
@@ -533,7 +531,7 @@ export class StreamConnection {
     // All our data was acknowledged before the FIN left. If the peer's FIN is
     // in too, both streams are complete and only the last answer was lost
     // (or the peer's TIME_WAIT ended first, §6.13): an orderly close.
-    const complete = this.receiver.finished && sender.una === sender.finOff
+    const complete = this.receiver.finished
     this.enterClosed(complete ? null : this.err('retransmit-timeout', 'FIN never acknowledged', false))
   }
 
@@ -574,10 +572,9 @@ export class StreamConnection {
       this.receiver.requestAck()
       return
     }
-    const outcome = this.receiver.onData(now, seq, payload)
-    if (outcome === DataOutcome.None) return
+    if (!this.receiver.onData(now, seq, payload)) return
     this.events.pushReadable()
-    if (outcome === DataOutcome.Complete) {
+    if (this.receiver.complete) {
       this.acceptPeerFin(false, false)
       this.checkBothDone(now, false)
     }

@@ -14,6 +14,7 @@
  * This holds what is due and the episode of the outstanding probe; the
  * connection sends, and keeps the deadline in its timer table.
  */
+import type { StreamStats } from './stream-config.js'
 import type { Millis } from './types.js'
 
 export interface ProbeTimeoutConfig {
@@ -33,10 +34,16 @@ export class TailLossProbe {
   private sentAt = 0
   /** Bytes outstanding when the probe left. */
   private flight = 0
+  private sent = 0
 
   /** A probe is outstanding until the cumulative ACK reaches what it covered. */
   get outstanding(): boolean {
     return this.end >= 0
+  }
+
+  /** Probes sent so far. */
+  fillStats(st: StreamStats): void {
+    st.probes = this.sent
   }
 
   /** Probe timeout in ms for `flight` bytes in flight; −1 without an RTT sample (no probe). */
@@ -50,6 +57,7 @@ export class TailLossProbe {
 
   /** A probe left: new data or (`retransmission`) a segment again; the episode lasts until una ≥ `sndNxt`. */
   onSent(now: Millis, sndNxt: number, retransmission: boolean, outstanding: number): void {
+    this.sent++
     this.end = sndNxt
     this.retransmission = retransmission
     this.sentAt = now
