@@ -10,7 +10,9 @@
  * segments deemed lost (while lost segments wait for the window, new data
  * waits too), then a tail loss probe, then new data under the congestion
  * window, the peer's window and Nagle. Our FIN leaves only once all data is
- * acknowledged (§20 item 13), and is retransmitted on the same timer.
+ * acknowledged, and is retransmitted on the same timer. A silent path is given
+ * up after maxTransmissions RTO transmissions and at least retransmitGiveUp
+ * since the first timeout of the series.
  */
 import { decodeSackInto, MAX_SACK_BLOCKS } from '../protocol/sack.js'
 import type { CongestionController } from './congestion.js'
