@@ -1,5 +1,5 @@
 /**
- * The opening handshake's retransmission (docs/wire.md §6.2): our SYN, or the
+ * The opening handshake's retransmission (docs/wire.md §6.4): our SYN, or the
  * SYN|ACK of an accepted connection, goes out again after synInitialRto,
  * doubling up to synMaxRto, and never later than the connect timeout, which
  * ends the attempt. A handshake whose SYN left only once gives an RTT sample

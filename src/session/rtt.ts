@@ -1,5 +1,6 @@
 /**
- * Round-trip time and retransmission timeout (RFC 6298).
+ * Round-trip time and retransmission timeout (RFC 6298; docs/wire.md §6.10 for
+ * what the reference does).
  *
  * RTO = max(SRTT + max(G, 4·RTTVAR), SRTT + delayedAck + G), at least minRto
  * and at most maxRto, doubling per timeout. The floor follows the path: with

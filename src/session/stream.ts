@@ -13,13 +13,16 @@
  *
  * Inside, byte positions are stream offsets (plain numbers from 0, never
  * wrapping); sequence numbers exist only on the wire: seq = (isn + 1 + offset) mod 2^32.
- * The connection is the one place that changes the connection's state
- * (handshake, close, events); the two directions are pieces that own their data:
- *   StreamSender      our bytes until acknowledged, and our FIN (sender.ts), built from
- *                     SendBuffer, LossDetector (RACK), Recovery (PRR), TailLossProbe,
- *                     RttEstimator and the CongestionController
- *   ReceiveAssembler  the peer's bytes in or out of order, SACK ranges, the window
- *   TimerTable        the deadlines (the sender keeps its own: RTO, RACK, probe, Nagle)
+ * This class is the one place that changes the connection's state (states,
+ * close rules, events); its helpers own their data and are told what happened:
+ *   Handshake       SYN / SYN|ACK retransmission and the connect timeout (handshake.ts)
+ *   StreamSender    our bytes until acknowledged, and our FIN (sender.ts), built from
+ *                   SendBuffer (send-buffer.ts), LossDetector (RACK, loss-detector.ts),
+ *                   Recovery (PRR, recovery.ts), TailLossProbe (tail-probe.ts),
+ *                   RttEstimator (rtt.ts) and the CongestionController (congestion.ts)
+ *   StreamReceiver  the peer's bytes, its FIN and when we acknowledge (receiver.ts), built
+ *                   from ReceiveAssembler (reassembly and SACK ranges, receive-assembler.ts)
+ *   TimerTable      keepalive, idle and TIME_WAIT here; each helper keeps its own deadlines
  *
  * Interop rules honoured (§20 items 10–14): every data segment carries ACK; FIN
  * packets carry no data; window = free 4096-byte slots, ≥ 1 when full; a peer
@@ -86,14 +89,12 @@ export class StreamConnection {
   private readonly events = new EventQueue()
   private readonly st: StreamStats = newStreamStats()
 
-  // --- send side (offsets count data bytes from 0; seq = sndDataIsn + offset) ---
+  // --- opening, and the two directions (data offsets count from 0; seq = ISN + 1 + offset) ---
   private readonly iss: number
-  private readonly sndDataIsn: number // seq of data offset 0 = iss + 1
-  private readonly sender: StreamSender
-  private readonly handshake: Handshake
-
-  // --- receive side ---
+  private readonly sndDataIsn: number // iss + 1
   private irs = 0
+  private readonly handshake: Handshake
+  private readonly sender: StreamSender
   private readonly receiver: StreamReceiver
 
   // --- close (our FIN is the sender's) ---
