@@ -68,7 +68,8 @@ export class StreamSender {
   private rtoRetransmitNow = false
   /** Something valid arrived since the last retransmission timeout. */
   private heardSinceRto = true
-  private lastSeq = 0
+  /** Data offset of the segment pollSegment() returned last (an offset, not a seq: it stays a small integer). */
+  private lastOff = 0
   // Our FIN.
   private _finQueued = false
   private _finOff = 0
@@ -105,7 +106,7 @@ export class StreamSender {
 
   /** Sequence number of the segment pollSegment() returned last. */
   get segmentSeq(): number {
-    return this.lastSeq
+    return this.seqOf(this.lastOff)
   }
 
   /** Sequence number of our FIN (where it will be until it is sent). */
@@ -556,7 +557,7 @@ export class StreamSender {
       snd.prepareRetransmit(i)
     }
     const len = snd.transmit(i, now, out, at)
-    this.lastSeq = this.seqOf(snd.offsetOf(i))
+    this.lastOff = snd.offsetOf(i)
     this.recovery.onSent(len)
     this.timers.setIfUnset(Timer.Retransmit, now + this.rtt.rto)
     if (!retransmission) this.armProbe(now)
