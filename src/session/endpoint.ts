@@ -18,6 +18,7 @@ import { Flag, HEADER_SIZE, MAX_PAYLOAD, PROTOCOL_VERSION, Protocol, PacketHeade
 import { addressKey, type PilotAddress } from '../protocol/address.js'
 import type { RandomSource } from '../random.js'
 import { SessionUsageError } from './errors.js'
+import { fillHeader } from './packet-fields.js'
 import { StreamConnection, StreamState, type StreamConfig, type TransmitScheduler } from './stream.js'
 import type { Millis } from './types.js'
 
@@ -540,30 +541,4 @@ function checkPort(port: number): void {
   if (!Number.isInteger(port) || port < 0 || port > 0xffff) {
     throw new SessionUsageError('PT_SESSION_BAD_ARGUMENT', `port ${port} is not a u16`)
   }
-}
-
-function fillHeader(
-  h: PacketHeader,
-  protocol: number,
-  flags: number,
-  src: PilotAddress,
-  srcPort: number,
-  dst: PilotAddress,
-  dstPort: number,
-  seq: number,
-  ack: number,
-  window: number,
-): void {
-  h.version = PROTOCOL_VERSION
-  h.protocol = protocol
-  h.flags = flags
-  h.srcNetwork = src.network
-  h.srcNode = src.node
-  h.dstNetwork = dst.network
-  h.dstNode = dst.node
-  h.srcPort = srcPort
-  h.dstPort = dstPort
-  h.seq = seq >>> 0
-  h.ack = ack >>> 0
-  h.window = window
 }
