@@ -39,19 +39,13 @@ export class Handshake {
   }
 
   /** A SYN or SYN|ACK should go out at the next chance. */
-  get due(): boolean {
-    return this._due
-  }
+  get due(): boolean { return this._due }
 
   /** SYNs (or SYN|ACKs) sent while opening. */
-  get transmissions(): number {
-    return this._transmissions
-  }
+  get transmissions(): number { return this._transmissions }
 
   /** Deadline of the retransmission timer, or Infinity. */
-  get nextDeadline(): Millis {
-    return this.deadline
-  }
+  get nextDeadline(): Millis { return this.deadline }
 
   /** Send the SYN|ACK again (the peer repeated its SYN). */
   request(): void {

@@ -34,19 +34,13 @@ export class StreamReceiver {
   }
 
   /** Bytes waiting for read(). */
-  get readable(): number {
-    return this.rcv.readable
-  }
+  get readable(): number { return this.rcv.readable }
 
   /** The peer finished sending (or the connection ended): read() reports the end once drained. */
-  get finished(): boolean {
-    return this._finished
-  }
+  get finished(): boolean { return this._finished }
 
   /** An ACK should go out at the next chance. */
-  get ackNow(): boolean {
-    return this._ackNow
-  }
+  get ackNow(): boolean { return this._ackNow }
 
   /** Our acknowledgement number: the next byte expected, + 1 for the peer's FIN. */
   get ackSeq(): number {
@@ -55,9 +49,7 @@ export class StreamReceiver {
   }
 
   /** Deadline of the delayed ACK, or Infinity. */
-  get deadline(): Millis {
-    return this.ackDeadline
-  }
+  get deadline(): Millis { return this.ackDeadline }
 
   /** The window to advertise, in 4096-byte slots. */
   window(): number {

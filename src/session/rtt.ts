@@ -36,19 +36,13 @@ export class RttEstimator {
   }
 
   /** Smoothed RTT, −1 before the first sample. */
-  get srtt(): number {
-    return this._srtt
-  }
+  get srtt(): number { return this._srtt }
 
   /** Current retransmission timeout, backed off. */
-  get rto(): number {
-    return this._rto
-  }
+  get rto(): number { return this._rto }
 
   /** Timeouts since the last progress. */
-  get backoff(): number {
-    return this._backoff
-  }
+  get backoff(): number { return this._backoff }
 
   /** A measured round trip (ignored if negative). */
   addSample(r: number): void {

@@ -83,19 +83,13 @@ export class SendBuffer {
   // ── offsets and byte counts ──
 
   /** Oldest unacknowledged offset. */
-  get una(): number {
-    return this._una
-  }
+  get una(): number { return this._una }
 
   /** Next offset to send for the first time. */
-  get nxt(): number {
-    return this._nxt
-  }
+  get nxt(): number { return this._nxt }
 
   /** End of the written data. */
-  get end(): number {
-    return this._end
-  }
+  get end(): number { return this._end }
 
   /** Room for write(). */
   get capacity(): number {
@@ -127,13 +121,9 @@ export class SendBuffer {
     return this._una + this.sacked.bytes
   }
 
-  get sackedSegments(): number {
-    return this.sacked.records
-  }
+  get sackedSegments(): number { return this.sacked.records }
 
-  get lostSegments(): number {
-    return this.lost.records
-  }
+  get lostSegments(): number { return this.lost.records }
 
   /** Data segments sent, and how many of them repeated a record sent before. */
   fillStats(st: StreamStats): void {
@@ -175,14 +165,10 @@ export class SendBuffer {
   // ── segment records ──
 
   /** Number of records (sent, unacknowledged segments). */
-  get count(): number {
-    return this._count
-  }
+  get count(): number { return this._count }
 
   /** Slot of the oldest record. */
-  get head(): number {
-    return this._head
-  }
+  get head(): number { return this._head }
 
   /** Slot of the k-th oldest record. */
   index(k: number): number {

@@ -95,9 +95,7 @@ export class StreamSender {
   }
 
   /** Room in the send buffer. */
-  get capacity(): number {
-    return this.snd.capacity
-  }
+  get capacity(): number { return this.snd.capacity }
 
   /** Sequence number of the next new byte. */
   get nextSeq(): number {
@@ -115,17 +113,11 @@ export class StreamSender {
   }
 
   /** finish() was called, or the peer made us stop: write() takes nothing more. */
-  get finQueued(): boolean {
-    return this._finQueued
-  }
+  get finQueued(): boolean { return this._finQueued }
 
-  get finSent(): boolean {
-    return this._finSent
-  }
+  get finSent(): boolean { return this._finSent }
 
-  get finAcked(): boolean {
-    return this._finAcked
-  }
+  get finAcked(): boolean { return this._finAcked }
 
   /** Our FIN is queued and everything before it is acknowledged. */
   get allDataAcked(): boolean {
@@ -133,14 +125,10 @@ export class StreamSender {
   }
 
   /** A FIN should go out at the next chance (retransmission, or one best-effort FIN on an idle timeout). */
-  get finPending(): boolean {
-    return this._finPending
-  }
+  get finPending(): boolean { return this._finPending }
 
   /** We stopped sending because the peer will take nothing more. */
-  get abandoned(): boolean {
-    return this._abandoned
-  }
+  get abandoned(): boolean { return this._abandoned }
 
   /** The data offset an acknowledgement number stands for (relative to una, so it survives the wrap). */
   offsetOfAck(ack: number): number {

@@ -88,25 +88,15 @@ export class FlowTable {
     this.ports = new NatPortPool(n, config.quarantineMs, config.random)
   }
 
-  get size(): number {
-    return this.liveCount
-  }
+  get size(): number { return this.liveCount }
 
-  get quarantinedPorts(): number {
-    return this.ports.quarantined
-  }
+  get quarantinedPorts(): number { return this.ports.quarantined }
 
-  get flowsCreated(): number {
-    return this.created
-  }
+  get flowsCreated(): number { return this.created }
 
-  get flowsExpired(): number {
-    return this.expired
-  }
+  get flowsExpired(): number { return this.expired }
 
-  get flowsReleased(): number {
-    return this.released
-  }
+  get flowsReleased(): number { return this.released }
 
   /** The live slot of a NAT port, or NO_FLOW. */
   slotOf(natPort: number): number {
