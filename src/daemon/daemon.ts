@@ -121,14 +121,15 @@ export class Daemon implements DaemonControl {
   static async start(options: DaemonOptions): Promise<Daemon> {
     const logger = options.logger ?? nullLogger
     const timing: DaemonTiming = { ...DEFAULT_DAEMON_TIMING, ...options.timing }
+    // Option text first: a typo is refused before anything is written, bound or registered.
+    const registry = parseHostPortOption(options.registry, '--registry')
+    const prefix = parsePrefixOption(options)
+    const tunOptions = options.tun ? { ...options.tun, prefix: prefix.text } : null
     await mkdir(options.stateDir, { recursive: true, mode: 0o700 })
     await chmod(options.stateDir, 0o700).catch(() => {})
     const { identity, created } = await loadOrCreateIdentity(options.identityPath ?? join(options.stateDir, 'identity.json'))
     if (created) logger.info('new identity created', { publicKey: Buffer.from(identity.publicKey).toString('base64') })
     const store = await TrustStore.open(options.stateDir, logger)
-    const registry = parseHostPortOption(options.registry, '--registry')
-    const prefix = parsePrefixOption(options)
-    const tunOptions = options.tun ? { ...options.tun, prefix: prefix.text } : null
     const beacon = options.beacon === null ? null : await resolveBeaconOption(options.beacon)
     const version = options.version ?? (await readPackageVersion())
     const bind = options.bind ?? (await UdpBind.open(parseListenOption(options.listen)))

@@ -3,6 +3,7 @@
 // starting are handled, not dropped.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { Identity } from '../../src/crypto/identity.js'
 import { saveIdentityFile } from '../../src/daemon/identity-file.js'
@@ -32,6 +33,26 @@ test('bad --registry, --beacon and --listen text is PT_CONFIG_INVALID naming the
       )
     }
     assert.ok(activeResources().length <= before, 'no socket or timer was opened')
+  } finally {
+    await w.close()
+  }
+})
+
+test('a bad or conflicting --prefix is PT_CONFIG_INVALID before the state directory is even created', async () => {
+  const w = await World.create({ beacon: false })
+  try {
+    const cases: Array<[Partial<DaemonOptions>, RegExp]> = [
+      [{ prefix: 'fd12::/64' }, /^--prefix/],
+      [{ prefix: 'fd12:3456:789a::/48', tun: { prefix: 'fd50:494c:4f54::/48' } }, /differs/],
+    ]
+    for (const [opts, message] of cases) {
+      await assert.rejects(
+        w.daemon('bad-prefix', opts),
+        (err: Error & { code?: string }) => err.code === 'PT_CONFIG_INVALID' && message.test(err.message),
+        JSON.stringify(opts),
+      )
+      assert.equal(existsSync(join(w.dir, 'bad-prefix')), false, 'nothing written for a refused option')
+    }
   } finally {
     await w.close()
   }
