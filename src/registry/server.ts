@@ -16,6 +16,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { DecodeError } from '../errors.js'
 import { nullLogger, type Logger } from '../logger.js'
 import { encodeRegistryMessage, RegistryFrameDecoder, type JsonObject } from '../protocol/registry-framing.js'
+import { newConnectionState } from './address-claims.js'
 import { normalizeRemoteIp } from './endpoints.js'
 import { withSortedKeys } from './json-order.js'
 import { DEFAULT_REGISTRY_LIMITS, type RegistryLimits } from './limits.js'
@@ -118,13 +119,17 @@ export class RegistryServer {
   }
 
   stats(): RegistryServerStats {
-    return { connections: this.sockets.size, ...this.counters, rejected: { ...this.rejected } }
+    return { connections: this.sockets.size, ...this.counters, bufferedFrameBytes: 0, rejected: { ...this.rejected } }
   }
 
   private accept(socket: Socket): void {
     this.counters.connectionsAccepted++
     this.sockets.add(socket)
-    const origin: RequestOrigin = { ip: normalizeRemoteIp(socket.remoteAddress ?? '0.0.0.0'), port: socket.remotePort ?? 0 }
+    const origin: RequestOrigin = {
+      ip: normalizeRemoteIp(socket.remoteAddress ?? '0.0.0.0'),
+      port: socket.remotePort ?? 0,
+      connection: newConnectionState(),
+    }
     const decoder = new RegistryFrameDecoder(this.limits.maxMessageSize)
     let closing = false
 

@@ -168,6 +168,11 @@ export class RegistryStore {
     return this.getNode(id)!
   }
 
+  /** Sets the stored endpoint and owner (a change the node has proven, address-claims.ts). */
+  setEndpoint(id: number, realAddr: string, owner: string | null): void {
+    this.statements.setEndpoint.run(realAddr, owner, id)
+  }
+
   touchNode(id: number, now: number): void {
     this.statements.touchNode.run(now, id)
   }
@@ -397,6 +402,7 @@ function prepareStatements(db: Database.Database) {
          is_public = 0, hostname = NULL, tags = '[]', task_exec = 0 WHERE id = @id`,
     ),
     touchNode: db.prepare('UPDATE nodes SET last_seen = ? WHERE id = ?'),
+    setEndpoint: db.prepare('UPDATE nodes SET real_addr = ?, owner = ? WHERE id = ?'),
     setVisibility: db.prepare('UPDATE nodes SET is_public = ? WHERE id = ?'),
     setHostname: db.prepare('UPDATE nodes SET hostname = ? WHERE id = ?'),
     setTags: db.prepare('UPDATE nodes SET tags = ? WHERE id = ?'),
