@@ -1,7 +1,7 @@
 /** Small pieces of the registry: endpoint text, token buckets, field rules, key order, address claims. */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { formatHostPort, isHostPort, normalizeRemoteIp, portOf } from '../../src/registry/endpoints.js'
+import { formatHostPort, isHostPort, normalizeRemoteIp, portOf, sourceKeyOf } from '../../src/registry/endpoints.js'
 import { KeyedRateLimiter } from '../../src/registry/rate-limiter.js'
 import { hostnameProblem, readTags, RequestRejected } from '../../src/registry/request-fields.js'
 import { withSortedKeys } from '../../src/registry/json-order.js'
@@ -22,6 +22,19 @@ test('real_addr text: IPv4 plain, IPv6 bracketed, IPv4-mapped IPv6 unwrapped', (
   assert.ok(isHostPort('[2001:db8::1]:9001'))
   assert.ok(!isHostPort('2001:db8::1:9001'))
   assert.ok(!isHostPort('bad host:9001'))
+})
+
+test('per-source cap key: IPv4 as is, IPv6 by its /64', () => {
+  assert.equal(sourceKeyOf('10.0.0.7'), '10.0.0.7')
+  assert.equal(sourceKeyOf('2001:db8:0:1::5'), '2001:db8:0:1::/64')
+  assert.equal(sourceKeyOf('2001:DB8:0:1:ffff:1:2:3'), '2001:db8:0:1::/64')
+  assert.equal(sourceKeyOf('2001:0db8:0000:0001:0000:0000:0000:0009'), '2001:db8:0:1::/64')
+  assert.equal(sourceKeyOf('2001:db8::1'), '2001:db8:0:0::/64')
+  assert.equal(sourceKeyOf('::1'), '0:0:0:0::/64')
+  assert.equal(sourceKeyOf('::'), '0:0:0:0::/64')
+  assert.equal(sourceKeyOf('1:2:3:4:5:6::'), '1:2:3:4::/64')
+  assert.equal(sourceKeyOf('64:ff9b::10.0.0.1'), '64:ff9b:0:0::/64')
+  assert.equal(sourceKeyOf('fe80::1%eth0'), 'fe80:0:0:0::/64')
 })
 
 test('token bucket: capacity, proportional refill, independent keys, bounded table', () => {
