@@ -1,15 +1,30 @@
 /**
  * Bounds on what one beacon will remember and do. The reference keeps every
- * node forever and relays for anyone (docs/wire.md §9.2, §17 item 12); these caps
- * keep memory and bandwidth bounded under floods.
+ * node forever, lets any Discover move any node and relays for anyone
+ * (docs/wire.md §9.2, §17 item 12); these caps keep memory and bandwidth bounded
+ * under floods and bound how long an endpoint holds a node ID.
  */
 import { BeaconError, BeaconErrorCode } from './errors.js'
 
 export interface BeaconLimits {
-  /** Nodes remembered at most; the least recently seen one is evicted first. */
+  /** Nodes remembered at most; the least recently seen one is evicted first (see `evictableAfterMs`). */
   maxNodes: number
-  /** A node is forgotten this long after its last Discover/PunchRequest (daemons refresh every ~30 s). */
+  /**
+   * A node is forgotten this long after its last Discover/PunchRequest from the endpoint that
+   * holds its ID (pilot-tun daemons send one every 20 s, Go daemons every 30 s). Until then a
+   * Discover for that ID from any other endpoint is ignored (docs/wire.md §17 item 12): nothing
+   * in a Discover is signed, so the first endpoint keeps the ID. The price is NAT rebinding: a
+   * node whose public endpoint changes gets relayed traffic at the new one only once the old
+   * entry expires, so this is kept short — 90 s is three Go refresh periods, and a lost
+   * Discover or two does not drop a live node.
+   */
   nodeTtlMs: number
+  /**
+   * A full table evicts its least recently seen node only if that node has been silent this
+   * long; otherwise the newcomer is refused (`table-full`). A flood of fresh IDs thus cannot
+   * push out a live node (refreshed every 20–30 s) and free its ID for the flooder to claim.
+   */
+  evictableAfterMs: number
   /** Source IPs with a rate-limit bucket at most; the least recently active one is evicted first. */
   maxSources: number
   /** Control messages (everything but Relay) per source IP: sustained rate and burst. */
@@ -25,7 +40,8 @@ export interface BeaconLimits {
 
 export const DEFAULT_BEACON_LIMITS: Readonly<BeaconLimits> = Object.freeze({
   maxNodes: 100_000,
-  nodeTtlMs: 5 * 60_000,
+  nodeTtlMs: 90_000,
+  evictableAfterMs: 60_000,
   maxSources: 65_536,
   // Many daemons can share one public IP behind a NAT, so the control budget is generous.
   controlPerSecond: 50,

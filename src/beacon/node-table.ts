@@ -1,6 +1,7 @@
 /**
- * The beacon's memory: node ID → the UDP endpoint it last announced itself
- * from (docs/wire.md §9.2), bounded in size and age.
+ * The beacon's memory: node ID → the UDP endpoint that holds it (docs/wire.md
+ * §9.2), bounded in size and age. The table only stores; the server decides
+ * that an ID stays with its endpoint until the entry expires.
  *
  * The Map is kept in last-seen order (a refresh deletes and re-inserts), so
  * the least recently seen node is the first key: eviction and expiry only ever
@@ -41,6 +42,8 @@ export class NodeTable {
   constructor(
     private readonly maxNodes: number,
     private readonly ttlMs: number,
+    /** The least recently seen node is evicted for a newcomer only after this long without a refresh. */
+    private readonly evictableAfterMs: number,
   ) {}
 
   get size(): number {
@@ -66,16 +69,25 @@ export class NodeTable {
     this.entries.set(nodeId, entry)
   }
 
-  /** Records a new endpoint for `nodeId` (a new node, or one that moved), evicting the least recently seen if full. */
-  set(nodeId: number, host: string, port: number, messages: { discoverReply: Uint8Array; punchCommand: Uint8Array }, now: number): NodeEntry {
-    const entry: NodeEntry = { host, port, discoverReply: messages.discoverReply, punchCommand: messages.punchCommand, lastSeen: now }
+  /**
+   * Records `nodeId` at `host:port`. When the table is full the least recently seen node is
+   * evicted if it has been silent for `evictableAfterMs`; otherwise nothing is stored and the
+   * result is null (a live node is never pushed out).
+   */
+  set(
+    nodeId: number,
+    host: string,
+    port: number,
+    messages: { discoverReply: Uint8Array; punchCommand: Uint8Array },
+    now: number,
+  ): NodeEntry | null {
     if (!this.entries.delete(nodeId) && this.entries.size >= this.maxNodes) {
-      const oldest = this.entries.keys().next()
-      if (!oldest.done) {
-        this.entries.delete(oldest.value)
-        this.evicted++
-      }
+      const oldest = this.entries.entries().next()
+      if (oldest.done || now - oldest.value[1].lastSeen < this.evictableAfterMs) return null
+      this.entries.delete(oldest.value[0])
+      this.evicted++
     }
+    const entry: NodeEntry = { host, port, discoverReply: messages.discoverReply, punchCommand: messages.punchCommand, lastSeen: now }
     this.entries.set(nodeId, entry)
     return entry
   }

@@ -7,6 +7,12 @@
  *   Discover(id)            → DiscoverReply(observed endpoint); id ≠ 0 is recorded.
  *   PunchRequest(req, tgt)  → records req; PunchCommand(tgt's endpoint) to req and
  *                             PunchCommand(req's endpoint) to tgt; unknown tgt is dropped.
+ *   (recording)             → a node ID belongs to the endpoint that first announced it
+ *                             until its entry expires; that endpoint's Discovers extend
+ *                             it, a claim from any other endpoint is refused and counted
+ *                             (`node-id-held`; a Discover is still answered). Nothing in
+ *                             these messages is signed (§9.2), so first come is all a
+ *                             beacon can go by; the reference lets anyone move any node.
  *   Relay(snd, dst, frame)  → RelayDeliver(snd, frame) to dst's endpoint, only when the
  *                             datagram comes from the endpoint snd last announced
  *                             (hardening of §17 item 12: the reference relays for anyone).
@@ -44,6 +50,9 @@ export interface BeaconServerOptions {
 }
 
 const SWEEP_INTERVAL_MS = 1000
+
+/** Why `record` stored nothing; each is also the drop reason counted. */
+type RecordRefusal = 'node-id-held' | 'table-full' | 'bad-source-address'
 /** RelayDeliver is written over the tail of the Relay header: `05 sss ddd frame` → `.... 06 sss frame`. */
 const RELAY_DELIVER_OFFSET = RELAY_HEADER_SIZE - RELAY_DELIVER_HEADER_SIZE
 
@@ -69,7 +78,7 @@ export class BeaconServer {
     this.bind = opts.bind
     this.logger = (opts.logger ?? nullLogger).child({ component: 'beacon' })
     this.now = opts.now ?? monotonicNow
-    this.nodes = new NodeTable(this.limits.maxNodes, this.limits.nodeTtlMs)
+    this.nodes = new NodeTable(this.limits.maxNodes, this.limits.nodeTtlMs, this.limits.evictableAfterMs)
     this.limiter = new SourceRateLimiter(this.limits)
     this.onDatagram = this.handleDatagram.bind(this)
     this.lastSweep = this.now()
@@ -184,19 +193,21 @@ export class BeaconServer {
   }
 
   private handleDiscover(nodeId: number, host: string, port: number, now: number): void {
+    // Node 0 is pre-registration discovery from a temporary socket (§9.3 step 2): answered,
+    // nothing remembered. A refused claim is answered the same way: the sender learns only
+    // its own endpoint, and a real node that rebinds learns its new one.
+    const entry = nodeId === 0 ? null : this.record(nodeId, host, port, now)
+    if (entry === 'bad-source-address') return
     let reply: Uint8Array
-    if (nodeId === 0) {
-      // Pre-registration discovery from a temporary socket (§9.3 step 2): answer, remember nothing.
+    if (entry !== null && typeof entry !== 'string') {
+      reply = entry.discoverReply
+    } else {
       const messages = encodeEndpointMessages(host, port)
       if (messages === null) {
         this.drop('bad-source-address')
         return
       }
       reply = messages.discoverReply
-    } else {
-      const entry = this.record(nodeId, host, port, now)
-      if (entry === null) return
-      reply = entry.discoverReply
     }
     this.bind.send(reply, host, port)
     this.counters.sent.discoverReply++
@@ -208,7 +219,7 @@ export class BeaconServer {
       return
     }
     const requester = this.record(requesterId, host, port, now)
-    if (requester === null) return
+    if (typeof requester === 'string') return
     if (targetId === requesterId) {
       this.drop('punch-self')
       return
@@ -265,25 +276,39 @@ export class BeaconServer {
     c.relayedBytes += out.length - RELAY_DELIVER_HEADER_SIZE
   }
 
-  /** Records `nodeId` at `host:port` (refresh, new node or moved node); null = unrepresentable source, dropped. */
-  private record(nodeId: number, host: string, port: number, now: number): NodeEntry | null {
+  /**
+   * `nodeId` announced from `host:port`: refreshes its entry, or creates one if the ID is
+   * free. Otherwise the claim is refused, counted, and the reason returned: the ID is held
+   * by a live entry at another endpoint, the table is full of live nodes, or the source
+   * address cannot be encoded.
+   */
+  private record(nodeId: number, host: string, port: number, now: number): NodeEntry | RecordRefusal {
     const existing = this.nodes.lookup(nodeId, now)
-    if (existing !== undefined && existing.port === port && existing.host === host) {
-      this.nodes.refresh(nodeId, existing, now)
-      return existing
+    if (existing !== undefined) {
+      if (existing.port === port && existing.host === host) {
+        this.nodes.refresh(nodeId, existing, now)
+        return existing
+      }
+      this.drop('node-id-held')
+      if (this.logger.debugEnabled) {
+        this.logger.debug('claim refused: node ID held by another endpoint', {
+          node: nodeId, from: formatHostPort(host, port), holder: formatHostPort(existing.host, existing.port),
+        })
+      }
+      return 'node-id-held'
     }
     const messages = encodeEndpointMessages(host, port)
     if (messages === null) {
       this.drop('bad-source-address')
-      return null
+      return 'bad-source-address'
     }
-    if (this.logger.debugEnabled) {
-      this.logger.debug(existing === undefined ? 'node announced' : 'node moved', {
-        node: nodeId, endpoint: formatHostPort(host, port),
-        ...(existing === undefined ? {} : { previous: formatHostPort(existing.host, existing.port) }),
-      })
+    const entry = this.nodes.set(nodeId, host, port, messages, now)
+    if (entry === null) {
+      this.drop('table-full')
+      return 'table-full'
     }
-    return this.nodes.set(nodeId, host, port, messages, now)
+    if (this.logger.debugEnabled) this.logger.debug('node announced', { node: nodeId, endpoint: formatHostPort(host, port) })
+    return entry
   }
 
   private drop(reason: BeaconDropReason): void {

@@ -1,6 +1,6 @@
 /** What a beacon counts: messages by type, drops by reason, state sizes and relayed traffic. */
 
-/** Why a datagram was not answered or forwarded. Stable strings: tests and dashboards key on them. */
+/** Why a datagram, or the claim in it, was not acted on. Stable strings: tests and dashboards key on them. */
 export const BEACON_DROP_REASONS = [
   'empty',
   /** A Discover, PunchRequest or Relay too short for its layout. */
@@ -24,6 +24,13 @@ export const BEACON_DROP_REASONS = [
   'relay-unknown-sender',
   /** Relay whose sender ID last discovered from another endpoint (docs/wire.md §17 item 12). */
   'spoofed-relay',
+  /**
+   * Discover or PunchRequest naming a node ID that a live entry holds at another endpoint:
+   * the claim is not recorded (a Discover is still answered with the sender's endpoint).
+   */
+  'node-id-held',
+  /** A new node ID while the table is full of nodes seen within `evictableAfterMs`. */
+  'table-full',
   'relay-unknown-dest',
   /** A bug: an unexpected exception in the handler (logged). */
   'internal-error',

@@ -26,3 +26,19 @@ export function portOf(hostPort: string): number | null {
 export function isHostPort(text: string): boolean {
   return text.length <= 262 && tryParseHostPort(text, { hosts: 'name' }) !== null
 }
+
+/**
+ * What connections are counted against for the per-source cap: an IPv4 address as it is,
+ * an IPv6 address by its /64 (one host usually holds a whole /64), e.g. `2001:db8:0:1::/64`.
+ */
+export function sourceKeyOf(ip: string): string {
+  const bare = ip.toLowerCase().split('%')[0]!
+  if (isIP(bare) !== 6) return bare
+  const halves = bare.split('::')
+  const head = halves[0] === '' ? [] : halves[0]!.split(':')
+  const tail = halves.length < 2 || halves[1] === '' ? [] : halves[1]!.split(':')
+  // A dotted IPv4 tail takes the room of two groups.
+  const tailGroups = tail.reduce((n, g) => n + (g.includes('.') ? 2 : 1), 0)
+  const groups = halves.length < 2 ? head : [...head, ...Array<string>(Math.max(0, 8 - head.length - tailGroups)).fill('0'), ...tail]
+  return `${groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`
+}

@@ -15,12 +15,15 @@
  *     trust any relayed accept unconditionally, §11.2);
  *   - `update/set_polo_score` and `beacon_register` stay unsigned but are
  *     rate limited per source IP;
- *   - IDs must be integers in range (Go maps junk to node 0).
+ *   - IDs must be integers in range (Go maps junk to node 0);
+ *   - an unsigned `register` with a known key does not move the node's address
+ *     until the node signs a request on that connection (address-claims.ts).
  */
 import { verifyChallenge, decodeStdBase64, ED25519_PUBLIC_KEY_SIZE } from '../crypto/identity.js'
 import { formatAddress } from '../protocol/address.js'
 import type { JsonObject } from '../protocol/registry-framing.js'
 import { nullLogger, type Logger } from '../logger.js'
+import { claimRegistration, confirmSigner, type ConnectionState } from './address-claims.js'
 import { RegistryChallenge } from './challenges.js'
 import { formatHostPort, isHostPort, portOf } from './endpoints.js'
 import type { RegistryLimits } from './limits.js'
@@ -42,10 +45,12 @@ import {
 import type { NodeRecord, RegistryStore } from './store.js'
 import { establishIfMutual, mayResolve } from './trust-rules.js'
 
-/** Where a request came from: the TCP peer of its connection. */
+/** Where a request came from: the TCP peer of its connection, and what that connection has proven so far. */
 export interface RequestOrigin {
   ip: string
   port: number
+  /** One per connection, kept by the server across its requests (address-claims.ts). */
+  connection: ConnectionState
 }
 
 export interface HandledRequest {
@@ -79,21 +84,21 @@ export class RegistryRequestHandler {
     this.beaconRegistrations = new KeyedRateLimiter({ capacity: this.limits.beaconRegistrationsPerMinute, periodMs: minute })
     this.handlers = new Map<string, Handler>([
       ['register', (r, o) => this.register(r, o)],
-      ['heartbeat', (r) => this.heartbeat(r)],
+      ['heartbeat', (r, o) => this.heartbeat(r, o)],
       ['lookup', (r) => this.lookup(r)],
-      ['resolve', (r) => this.resolve(r)],
-      ['set_visibility', (r) => this.setVisibility(r)],
-      ['set_hostname', (r) => this.setHostname(r)],
+      ['resolve', (r, o) => this.resolve(r, o)],
+      ['set_visibility', (r, o) => this.setVisibility(r, o)],
+      ['set_hostname', (r, o) => this.setHostname(r, o)],
       ['resolve_hostname', (r) => this.resolveHostname(r)],
-      ['set_tags', (r) => this.setTags(r)],
-      ['set_task_exec', (r) => this.setTaskExec(r)],
-      ['deregister', (r) => this.deregister(r)],
-      ['report_trust', (r) => this.reportTrust(r)],
-      ['revoke_trust', (r) => this.revokeTrust(r)],
-      ['request_handshake', (r) => this.requestHandshake(r)],
-      ['poll_handshakes', (r) => this.pollHandshakes(r)],
-      ['respond_handshake', (r) => this.respondHandshake(r)],
-      ['punch', (r) => this.punch(r)],
+      ['set_tags', (r, o) => this.setTags(r, o)],
+      ['set_task_exec', (r, o) => this.setTaskExec(r, o)],
+      ['deregister', (r, o) => this.deregister(r, o)],
+      ['report_trust', (r, o) => this.reportTrust(r, o)],
+      ['revoke_trust', (r, o) => this.revokeTrust(r, o)],
+      ['request_handshake', (r, o) => this.requestHandshake(r, o)],
+      ['poll_handshakes', (r, o) => this.pollHandshakes(r, o)],
+      ['respond_handshake', (r, o) => this.respondHandshake(r, o)],
+      ['punch', (r, o) => this.punch(r, o)],
       ['get_polo_score', (r) => this.getPoloScore(r)],
       ['update_polo_score', (r, o) => this.updatePoloScore(r, o)],
       ['set_polo_score', (r, o) => this.setPoloScore(r, o)],
@@ -104,7 +109,7 @@ export class RegistryRequestHandler {
       ['create_network', () => networksUnsupported()],
       ['join_network', () => networksUnsupported()],
       ['leave_network', () => networksUnsupported()],
-      ['rotate_key', (r) => this.rotateKey(r)],
+      ['rotate_key', (r, o) => this.rotateKey(r, o)],
       ['subscribe_replication', () => {
         throw new RequestRejected('unsupported', 'replication not configured')
       }],
@@ -154,11 +159,13 @@ export class RegistryRequestHandler {
     }
     // Hardening: `owner` never selects the ID. A known key keeps its ID; a new key always gets a
     // fresh one, even when another node registered with the same owner string (Go hands that ID over).
-    const node = this.store.transaction(() =>
-      known === null
-        ? this.store.createNode({ publicKey, owner: owner ?? null, realAddr, now })
-        : this.store.reviveNode(known.nodeId, { owner: owner ?? null, realAddr, now }),
-    )
+    // Hardening: a known key gets its ID back (as in Go) but moves its address only with proof.
+    const node = this.store.transaction(() => {
+      if (known === null) return this.store.createNode({ publicKey, owner: owner ?? null, realAddr, now })
+      const current = this.store.getNode(known.nodeId)
+      if (current === null) throw new Error(`key index names missing node ${known.nodeId}`)
+      return claimRegistration(this.store, current, { realAddr, owner: owner ?? null, now }, origin.connection)
+    })
 
     const response: JsonObject = {
       type: 'register_ok',
@@ -176,8 +183,8 @@ export class RegistryRequestHandler {
     return response
   }
 
-  private heartbeat(req: JsonObject): JsonObject {
-    const node = this.authenticate(req, 'node_id', RegistryChallenge.heartbeat)
+  private heartbeat(req: JsonObject, origin: RequestOrigin): JsonObject {
+    const node = this.authenticate(req, origin, 'node_id', RegistryChallenge.heartbeat)
     const now = this.now()
     this.store.touchNode(node.id, now)
     return { type: 'heartbeat_ok', time: Math.floor(now / 1000) }
@@ -201,9 +208,9 @@ export class RegistryRequestHandler {
     return response
   }
 
-  private resolve(req: JsonObject): JsonObject {
+  private resolve(req: JsonObject, origin: RequestOrigin): JsonObject {
     const targetId = readNodeId(req, 'node_id')
-    const requester = this.authenticate(req, 'requester_id', (id) => RegistryChallenge.resolve(id, targetId))
+    const requester = this.authenticate(req, origin, 'requester_id', (id) => RegistryChallenge.resolve(id, targetId))
     const target = this.onlineNode(targetId)
     if (!mayResolve(this.store, requester.id, target.id, target.isPublic)) {
       throw new RequestRejected('not-authorised', 'not authorised')
@@ -211,16 +218,16 @@ export class RegistryRequestHandler {
     return { type: 'resolve_ok', node_id: target.id, real_addr: target.realAddr ?? '' }
   }
 
-  private setVisibility(req: JsonObject): JsonObject {
+  private setVisibility(req: JsonObject, origin: RequestOrigin): JsonObject {
     const isPublic = readBoolean(req, 'public')
-    const node = this.authenticate(req, 'node_id', RegistryChallenge.setVisibility)
+    const node = this.authenticate(req, origin, 'node_id', RegistryChallenge.setVisibility)
     this.store.setVisibility(node.id, isPublic)
     return { type: 'set_visibility_ok', node_id: node.id, visibility: isPublic ? 'public' : 'private' }
   }
 
-  private setHostname(req: JsonObject): JsonObject {
+  private setHostname(req: JsonObject, origin: RequestOrigin): JsonObject {
     const hostname = readString(req, 'hostname', 255)
-    const node = this.authenticate(req, 'node_id', RegistryChallenge.setHostname)
+    const node = this.authenticate(req, origin, 'node_id', RegistryChallenge.setHostname)
     if (hostname !== '') {
       const problem = hostnameProblem(hostname)
       if (problem !== null) throw new RequestRejected('bad-field', problem)
@@ -238,26 +245,27 @@ export class RegistryRequestHandler {
     return { type: 'resolve_hostname_ok', node_id: node.id, address: nodeAddress(node.id), public: node.isPublic, hostname }
   }
 
-  private setTags(req: JsonObject): JsonObject {
+  private setTags(req: JsonObject, origin: RequestOrigin): JsonObject {
     const tags = readTags(req)
-    const node = this.authenticate(req, 'node_id', RegistryChallenge.setTags)
+    const node = this.authenticate(req, origin, 'node_id', RegistryChallenge.setTags)
     this.store.setTags(node.id, tags)
     return { type: 'set_tags_ok', node_id: node.id, tags }
   }
 
-  private setTaskExec(req: JsonObject): JsonObject {
+  private setTaskExec(req: JsonObject, origin: RequestOrigin): JsonObject {
     const enabled = readBoolean(req, 'enabled')
-    const node = this.authenticate(req, 'node_id', RegistryChallenge.setTaskExec)
+    const node = this.authenticate(req, origin, 'node_id', RegistryChallenge.setTaskExec)
     this.store.setTaskExec(node.id, enabled)
     return { type: 'set_task_exec_ok', node_id: node.id, task_exec: enabled }
   }
 
-  private deregister(req: JsonObject): JsonObject {
+  private deregister(req: JsonObject, origin: RequestOrigin): JsonObject {
     const id = readNodeId(req, 'node_id')
     const node = this.store.getNode(id)
     // Unknown IDs succeed quietly, as in Go; a known node must prove it is itself.
     if (node !== null) {
       this.verify(node, RegistryChallenge.deregister(id), readSignature(req))
+      confirmSigner(this.store, node, origin.connection)
       this.store.markOffline(id)
     }
     return { type: 'deregister_ok' }
@@ -265,9 +273,9 @@ export class RegistryRequestHandler {
 
   // --- trust and the handshake relay -----------------------------------------
 
-  private reportTrust(req: JsonObject): JsonObject {
+  private reportTrust(req: JsonObject, origin: RequestOrigin): JsonObject {
     const peerId = readNodeId(req, 'peer_id')
-    const node = this.authenticate(req, 'node_id', (id) => RegistryChallenge.reportTrust(id, peerId))
+    const node = this.authenticate(req, origin, 'node_id', (id) => RegistryChallenge.reportTrust(id, peerId))
     const peer = this.knownPeer(node, peerId)
     const now = this.now()
     this.store.transaction(() => {
@@ -277,18 +285,18 @@ export class RegistryRequestHandler {
     return { type: 'report_trust_ok' }
   }
 
-  private revokeTrust(req: JsonObject): JsonObject {
+  private revokeTrust(req: JsonObject, origin: RequestOrigin): JsonObject {
     const peerId = readNodeId(req, 'peer_id')
-    const node = this.authenticate(req, 'node_id', (id) => RegistryChallenge.revokeTrust(id, peerId))
+    const node = this.authenticate(req, origin, 'node_id', (id) => RegistryChallenge.revokeTrust(id, peerId))
     const peer = this.knownPeer(node, peerId)
     if (!this.store.removeTrust(node.id, peer.id)) throw new RequestRejected('not-found', 'no trust to revoke')
     return { type: 'revoke_trust_ok' }
   }
 
-  private requestHandshake(req: JsonObject): JsonObject {
+  private requestHandshake(req: JsonObject, origin: RequestOrigin): JsonObject {
     const toId = readNodeId(req, 'to_node_id')
     const justification = readOptionalString(req, 'justification') ?? ''
-    const from = this.authenticate(req, 'from_node_id', (id) => RegistryChallenge.requestHandshake(id, toId))
+    const from = this.authenticate(req, origin, 'from_node_id', (id) => RegistryChallenge.requestHandshake(id, toId))
     const to = this.onlineNode(toId)
     if (to.id === from.id) throw badField('to_node_id')
     const now = this.now()
@@ -303,8 +311,8 @@ export class RegistryRequestHandler {
     return { type: 'request_handshake_ok', status: 'delivered' }
   }
 
-  private pollHandshakes(req: JsonObject): JsonObject {
-    const node = this.authenticate(req, 'node_id', RegistryChallenge.pollHandshakes)
+  private pollHandshakes(req: JsonObject, origin: RequestOrigin): JsonObject {
+    const node = this.authenticate(req, origin, 'node_id', RegistryChallenge.pollHandshakes)
     const requests = this.store.takeHandshakeRequests(node.id)
     const responses = this.store.takeHandshakeResponses(node.id)
     return {
@@ -314,10 +322,10 @@ export class RegistryRequestHandler {
     }
   }
 
-  private respondHandshake(req: JsonObject): JsonObject {
+  private respondHandshake(req: JsonObject, origin: RequestOrigin): JsonObject {
     const peerId = readNodeId(req, 'peer_id')
     const accept = readBoolean(req, 'accept')
-    const node = this.authenticate(req, 'node_id', (id) => RegistryChallenge.respondHandshake(id, peerId))
+    const node = this.authenticate(req, origin, 'node_id', (id) => RegistryChallenge.respondHandshake(id, peerId))
     const peer = this.knownPeer(node, peerId)
     const now = this.now()
     const timestamp = Math.floor(now / 1000)
@@ -336,10 +344,10 @@ export class RegistryRequestHandler {
     return { type: 'respond_handshake_ok', accept, peer_id: peer.id }
   }
 
-  private punch(req: JsonObject): JsonObject {
+  private punch(req: JsonObject, origin: RequestOrigin): JsonObject {
     const aId = readNodeId(req, 'node_a')
     const bId = readNodeId(req, 'node_b')
-    const requester = this.authenticate(req, 'requester_id', () => RegistryChallenge.punch(aId, bId))
+    const requester = this.authenticate(req, origin, 'requester_id', () => RegistryChallenge.punch(aId, bId))
     if (requester.id !== aId && requester.id !== bId) throw new RequestRejected('not-authorised', 'not authorised')
     const a = this.onlineNode(aId)
     const b = this.onlineNode(bId)
@@ -409,9 +417,9 @@ export class RegistryRequestHandler {
     throw new RequestRejected('not-found', 'no such network')
   }
 
-  private rotateKey(req: JsonObject): JsonObject {
+  private rotateKey(req: JsonObject, origin: RequestOrigin): JsonObject {
     const newKey = readPublicKey(req, 'new_public_key')
-    const node = this.authenticate(req, 'node_id', RegistryChallenge.rotateKey)
+    const node = this.authenticate(req, origin, 'node_id', RegistryChallenge.rotateKey)
     if (this.store.findKey(newKey) !== null) throw new RequestRejected('conflict', 'public key already in use')
     this.store.rotateKey(node.id, newKey, this.now())
     return { type: 'rotate_key_ok', node_id: node.id, address: nodeAddress(node.id), public_key: newKey }
@@ -419,13 +427,16 @@ export class RegistryRequestHandler {
 
   // --- helpers -----------------------------------------------------------------
 
-  /** The online node named by `req[idKey]`, after checking its signature over `challenge(id)`. */
-  private authenticate(req: JsonObject, idKey: string, challenge: (id: number) => string): NodeRecord {
+  /**
+   * The online node named by `req[idKey]`, after checking its signature over
+   * `challenge(id)`. The connection then speaks for that node (address-claims.ts).
+   */
+  private authenticate(req: JsonObject, origin: RequestOrigin, idKey: string, challenge: (id: number) => string): NodeRecord {
     const id = readNodeId(req, idKey)
     const signature = readSignature(req)
     const node = this.onlineNode(id)
     this.verify(node, challenge(id), signature)
-    return node
+    return confirmSigner(this.store, node, origin.connection)
   }
 
   private verify(node: NodeRecord, challenge: string, signature: string): void {

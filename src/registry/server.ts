@@ -10,13 +10,19 @@
  *     frame decoder does not resume after a bad body);
  *   - wrong or missing fields, bad signatures: error response, connection stays;
  *   - a client that vanishes mid-frame: its decoder goes with its socket.
+ * And against exhaustion (connection-guard.ts): too many connections from one
+ * source are closed at once; a frame still incomplete `frameDeadlineMs` after
+ * its first byte closes its connection; when partly received frames across all
+ * connections pass `maxBufferedFrameBytes`, the largest holder is closed.
  * Each refusal is counted by reason in `stats()`.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import { DecodeError } from '../errors.js'
 import { nullLogger, type Logger } from '../logger.js'
 import { encodeRegistryMessage, RegistryFrameDecoder, type JsonObject } from '../protocol/registry-framing.js'
-import { normalizeRemoteIp } from './endpoints.js'
+import { newConnectionState } from './address-claims.js'
+import { ConnectionGuard } from './connection-guard.js'
+import { normalizeRemoteIp, sourceKeyOf } from './endpoints.js'
 import { withSortedKeys } from './json-order.js'
 import { DEFAULT_REGISTRY_LIMITS, type RegistryLimits } from './limits.js'
 import { errorResponse, RegistryRequestHandler, type RequestOrigin } from './request-handler.js'
@@ -34,10 +40,19 @@ export interface RegistryServerOptions {
 export interface RegistryServerStats {
   /** Connections open now. */
   connections: number
+  /** Every connection accepted, including those then closed at once for the per-source cap. */
   connectionsAccepted: number
   /** Connections closed because of bad framing or the idle limit. */
   connectionsClosedForInput: number
   connectionsClosedIdle: number
+  /** Connections closed at once because their source already had `maxConnectionsPerIp`. */
+  connectionsRefusedPerIp: number
+  /** Connections closed because a frame was not complete `frameDeadlineMs` after its first byte. */
+  connectionsClosedSlowFrame: number
+  /** Connections closed because partly received frames passed `maxBufferedFrameBytes`. */
+  connectionsClosedForBudget: number
+  /** Bytes of partly received frames held now, across all connections. */
+  bufferedFrameBytes: number
   requests: number
   /** Refused requests (and refused frames) by reason. */
   rejected: Partial<Record<RejectReason, number>>
@@ -50,21 +65,27 @@ export class RegistryServer {
   private readonly limits: RegistryLimits
   private readonly handler: RegistryRequestHandler
   private readonly sockets = new Set<Socket>()
-  private readonly counters: Omit<RegistryServerStats, 'connections' | 'rejected'> = {
+  private readonly counters: Omit<RegistryServerStats, 'connections' | 'rejected' | 'bufferedFrameBytes'> = {
     connectionsAccepted: 0,
     connectionsClosedForInput: 0,
     connectionsClosedIdle: 0,
+    connectionsRefusedPerIp: 0,
+    connectionsClosedSlowFrame: 0,
+    connectionsClosedForBudget: 0,
     requests: 0,
     nodesReaped: 0,
   }
   private readonly rejected: Partial<Record<RejectReason, number>> = {}
+  private readonly guard: ConnectionGuard<Socket>
   private server: Server | null = null
   private reapTimer: NodeJS.Timeout | null = null
+  private frameTimer: NodeJS.Timeout | null = null
 
   constructor(options: RegistryServerOptions) {
     this.store = options.store
     this.logger = (options.logger ?? nullLogger).child({ component: 'registry' })
     this.limits = { ...DEFAULT_REGISTRY_LIMITS, ...options.limits }
+    this.guard = new ConnectionGuard(this.limits)
     this.handler = new RegistryRequestHandler({
       store: this.store,
       now: options.now ?? Date.now,
@@ -89,6 +110,8 @@ export class RegistryServer {
     this.server = server
     this.reapTimer = setInterval(() => this.reapNow(), this.limits.reapIntervalMs)
     this.reapTimer.unref()
+    this.frameTimer = setInterval(() => this.closeOverdue(), this.guard.checkIntervalMs)
+    this.frameTimer.unref()
     const bound = server.address() as AddressInfo
     return { host: bound.address, port: bound.port }
   }
@@ -96,7 +119,9 @@ export class RegistryServer {
   /** Stops listening, closes every connection and the reaper. The store stays open (the caller owns it). */
   async close(): Promise<void> {
     if (this.reapTimer !== null) clearInterval(this.reapTimer)
+    if (this.frameTimer !== null) clearInterval(this.frameTimer)
     this.reapTimer = null
+    this.frameTimer = null
     const server = this.server
     this.server = null
     for (const socket of this.sockets) socket.destroy()
@@ -118,18 +143,32 @@ export class RegistryServer {
   }
 
   stats(): RegistryServerStats {
-    return { connections: this.sockets.size, ...this.counters, rejected: { ...this.rejected } }
+    return {
+      connections: this.sockets.size,
+      ...this.counters,
+      bufferedFrameBytes: this.guard.bufferedBytes,
+      rejected: { ...this.rejected },
+    }
   }
 
   private accept(socket: Socket): void {
     this.counters.connectionsAccepted++
+    socket.on('error', () => {}) // resets and the like; 'close' follows and cleans up
+    const ip = normalizeRemoteIp(socket.remoteAddress ?? '0.0.0.0')
+    const guarded = this.guard.admit(sourceKeyOf(ip), socket)
+    if (guarded === null) {
+      this.counters.connectionsRefusedPerIp++
+      socket.destroy()
+      return
+    }
     this.sockets.add(socket)
-    const origin: RequestOrigin = { ip: normalizeRemoteIp(socket.remoteAddress ?? '0.0.0.0'), port: socket.remotePort ?? 0 }
+    const origin: RequestOrigin = { ip, port: socket.remotePort ?? 0, connection: newConnectionState() }
     const decoder = new RegistryFrameDecoder(this.limits.maxMessageSize)
     let closing = false
 
     const closeAfter = (frame: Buffer): void => {
       closing = true
+      this.guard.remove(guarded)
       this.counters.connectionsClosedForInput++
       socket.end(frame, () => socket.destroy())
     }
@@ -139,12 +178,15 @@ export class RegistryServer {
       this.counters.connectionsClosedIdle++
       socket.destroy()
     })
-    socket.on('error', () => {}) // resets and the like; 'close' follows and cleans up
-    socket.on('close', () => this.sockets.delete(socket))
+    socket.on('close', () => {
+      this.sockets.delete(socket)
+      this.guard.remove(guarded)
+    })
     socket.on('drain', () => socket.resume())
     socket.on('data', (chunk: Buffer) => {
-      if (closing) return
+      if (closing || !guarded.counted) return
       decoder.push(chunk)
+      let completed = false
       // Requests run synchronously in arrival order, so answers leave in the same order.
       for (;;) {
         let request: JsonObject | null
@@ -156,7 +198,8 @@ export class RegistryServer {
           closeAfter(encodeRegistryMessage(errorResponse(reason === 'too-large' ? 'message too large' : 'invalid json')))
           return
         }
-        if (request === null) return
+        if (request === null) break
+        completed = true
         this.counters.requests++
         const { response, rejected } = this.handler.handle(request, origin)
         if (rejected !== null) {
@@ -168,7 +211,19 @@ export class RegistryServer {
         // A client that pipelines without reading gets no more work done until it reads.
         if (!socket.write(this.encodeResponse(response))) socket.pause()
       }
+      for (const over of this.guard.afterChunk(guarded, decoder.bufferedBytes, completed, performance.now())) {
+        this.counters.connectionsClosedForBudget++
+        over.handle.destroy()
+      }
     })
+  }
+
+  /** Closes connections whose partial frame passed `frameDeadlineMs` (the frame timer calls this). */
+  private closeOverdue(): void {
+    for (const late of this.guard.overdue(performance.now())) {
+      this.counters.connectionsClosedSlowFrame++
+      late.handle.destroy()
+    }
   }
 
   private encodeResponse(response: JsonObject): Buffer {

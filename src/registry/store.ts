@@ -3,7 +3,8 @@
  *
  * Every change is written before the request that caused it is answered, so a
  * registry restart loses nothing (the Go reference instead snapshots JSON at
- * most once a second, §10.7). WAL mode keeps those small commits cheap.
+ * most once a second, §10.7). WAL mode keeps those small commits cheap, and
+ * `synchronous = FULL` makes each one durable against power loss too.
  *
  * Node rows are never deleted: a node that deregisters or is reaped goes
  * offline (hostname freed), and its row keeps the public key, owner, score and
@@ -94,8 +95,10 @@ export class RegistryStore {
     try {
       this.db = new Database(options.path)
       this.db.pragma('journal_mode = WAL')
-      // NORMAL is durable against process crashes in WAL mode; only power loss can drop the last commits.
-      this.db.pragma('synchronous = NORMAL')
+      // FULL: every commit is on disk before the request is answered. NORMAL (WAL) survives a
+      // process crash but a power loss can drop the last commits, and with them an allocated
+      // node ID, which the next registration would then hand to a second key.
+      this.db.pragma('synchronous = FULL')
       this.db.pragma('foreign_keys = ON')
       migrateSchema(this.db)
       this.statements = prepareStatements(this.db)
@@ -110,6 +113,14 @@ export class RegistryStore {
 
   close(): void {
     if (this.db.open) this.db.close()
+  }
+
+  /** The durability settings in force on this connection (`synchronous`: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA). */
+  durability(): { journalMode: string; synchronous: number } {
+    return {
+      journalMode: String(this.db.pragma('journal_mode', { simple: true })),
+      synchronous: Number(this.db.pragma('synchronous', { simple: true })),
+    }
   }
 
   /** Runs `fn` in one transaction: all of its changes are stored, or none. */
@@ -155,6 +166,11 @@ export class RegistryStore {
     if (node.online) this.statements.refreshNode.run({ id, owner, real_addr: fields.realAddr, now: fields.now })
     else this.statements.reviveNode.run({ id, owner, real_addr: fields.realAddr, now: fields.now })
     return this.getNode(id)!
+  }
+
+  /** Sets the stored endpoint and owner (a change the node has proven, address-claims.ts). */
+  setEndpoint(id: number, realAddr: string, owner: string | null): void {
+    this.statements.setEndpoint.run(realAddr, owner, id)
   }
 
   touchNode(id: number, now: number): void {
@@ -386,6 +402,7 @@ function prepareStatements(db: Database.Database) {
          is_public = 0, hostname = NULL, tags = '[]', task_exec = 0 WHERE id = @id`,
     ),
     touchNode: db.prepare('UPDATE nodes SET last_seen = ? WHERE id = ?'),
+    setEndpoint: db.prepare('UPDATE nodes SET real_addr = ?, owner = ? WHERE id = ?'),
     setVisibility: db.prepare('UPDATE nodes SET is_public = ? WHERE id = ?'),
     setHostname: db.prepare('UPDATE nodes SET hostname = ? WHERE id = ?'),
     setTags: db.prepare('UPDATE nodes SET tags = ? WHERE id = ?'),

@@ -150,8 +150,8 @@ test('Relay to an unknown destination is dropped', async () => {
   }
 })
 
-test('a node that moves gets relayed traffic at its new endpoint, and relays only from there', async () => {
-  const rig = memoryRig()
+test('a node that moves (NAT rebinding) gets its relay back at the new endpoint once the old entry expires', async () => {
+  const rig = memoryRig({ nodeTtlMs: 60_000 })
   try {
     const a = rig.client('10.0.0.1')
     const bOld = rig.client('10.0.0.2', 4000)
@@ -159,12 +159,22 @@ test('a node that moves gets relayed traffic at its new endpoint, and relays onl
     a.discover(1)
     bOld.discover(2)
     await settle()
-    bNew.discover(2) // NAT rebinding: same node, new endpoint
+    bNew.discover(2) // same node, new endpoint: answered, but node 2 stays at the old one for now
     await settle()
     assert.deepEqual(bNew.take(), [hex('02 04 c6336409 7918')])
     a.take()
     bOld.take()
+    a.relay(1, 2, FRAME)
+    await settle()
+    assert.equal(bOld.take().length, 1)
+    assert.equal(bNew.take().length, 0)
 
+    rig.clock.advance(60_001) // the old endpoint fell silent; its entry expires
+    a.discover(1)
+    bNew.discover(2)
+    await settle()
+    a.take()
+    bNew.take()
     a.relay(1, 2, FRAME)
     bOld.relay(2, 1, FRAME) // the old endpoint may no longer speak for node 2
     bNew.relay(2, 1, FRAME)
@@ -172,7 +182,67 @@ test('a node that moves gets relayed traffic at its new endpoint, and relays onl
     assert.deepEqual(bNew.take(), [hex('06 00000001', FRAME)])
     assert.deepEqual(bOld.take(), [])
     assert.deepEqual(a.take(), [hex('06 00000002', FRAME)])
-    assert.equal(rig.server.stats().dropped['spoofed-relay'], 1)
+    const s = rig.server.stats()
+    assert.equal(s.dropped['spoofed-relay'], 1)
+    assert.equal(s.dropped['node-id-held'], 1)
+  } finally {
+    await rig.close()
+  }
+})
+
+test('hardening: a node ID belongs to the endpoint that announced it until the entry expires; a Discover from elsewhere is ignored', async () => {
+  const rig = memoryRig({ nodeTtlMs: 60_000 })
+  try {
+    const node7 = rig.client('10.0.0.7', 4000) // E1
+    const attacker = rig.client('203.0.113.66', 5000) // E2
+    const peer = rig.client('10.0.0.2', 4001)
+    node7.discover(7)
+    peer.discover(2)
+    await settle()
+    node7.take()
+    peer.take()
+
+    attacker.discover(7)
+    attacker.punch(7, 2) // a PunchRequest records its requester too
+    await settle()
+    assert.deepEqual(attacker.take(), [hex('02 04 cb007142 1388')], 'a Discover is still answered with the observed endpoint')
+    assert.deepEqual(peer.take(), [], 'no PunchCommand on behalf of a requester held elsewhere')
+
+    peer.relay(2, 7, FRAME)
+    peer.punch(2, 7)
+    await settle()
+    assert.deepEqual(node7.take(), [hex('06 00000002', FRAME), hex('04 04 0a000002 0fa1')])
+    assert.deepEqual(peer.take(), [hex('04 04 0a000007 0fa0')], 'punch info for node 7 is still E1')
+    assert.deepEqual(attacker.take(), [])
+    assert.equal(rig.server.stats().dropped['node-id-held'], 2)
+
+    // Node 7 refreshing from E1 extends its hold past the first TTL.
+    rig.clock.advance(50_000)
+    node7.discover(7)
+    await settle() // datagrams are handled at the clock's time when they arrive
+    rig.clock.advance(50_000)
+    attacker.discover(7)
+    peer.discover(2)
+    await settle()
+    node7.take()
+    attacker.take()
+    peer.relay(2, 7, FRAME)
+    await settle()
+    assert.equal(node7.take().length, 1)
+    assert.equal(attacker.take().length, 0)
+    assert.equal(rig.server.stats().dropped['node-id-held'], 3)
+
+    // Once node 7 has been silent for longer than the TTL, E2 can claim the ID.
+    rig.clock.advance(10_001)
+    peer.discover(2)
+    attacker.discover(7)
+    await settle()
+    attacker.take()
+    peer.take()
+    peer.relay(2, 7, FRAME)
+    await settle()
+    assert.deepEqual(attacker.take(), [hex('06 00000002', FRAME)])
+    assert.deepEqual(node7.take(), [])
   } finally {
     await rig.close()
   }
@@ -300,8 +370,8 @@ test('entries expire without Discover; a refresh keeps them', async () => {
   }
 })
 
-test('the node table is bounded: the least recently seen node is evicted', async () => {
-  const rig = memoryRig({ maxNodes: 3 })
+test('the node table is bounded: a newcomer evicts the least recently seen node, but never one seen recently', async () => {
+  const rig = memoryRig({ maxNodes: 3, evictableAfterMs: 1000 })
   try {
     const c = [1, 2, 3, 4].map((i) => rig.client(`10.0.0.${i}`))
     c[0]!.discover(1)
@@ -311,7 +381,18 @@ test('the node table is bounded: the least recently seen node is evicted', async
     rig.clock.advance(10)
     c[0]!.discover(1) // node 1 is now more recent than node 2
     await settle()
-    c[3]!.discover(4) // evicts node 2
+    c[3]!.discover(4) // every node was seen within 1 s: node 4 is refused, nobody is pushed out
+    await settle()
+    for (const x of c) x.take()
+    c[0]!.relay(1, 4, FRAME)
+    await settle()
+    assert.equal(c[3]!.take().length, 0)
+    let s = rig.server.stats()
+    assert.equal(s.dropped['table-full'], 1)
+    assert.equal(s.nodesEvicted, 0)
+
+    rig.clock.advance(1000)
+    c[3]!.discover(4) // node 2 has now been silent for 1010 ms: it makes room
     await settle()
     for (const x of c) x.take()
     c[0]!.relay(1, 2, FRAME)
@@ -319,7 +400,7 @@ test('the node table is bounded: the least recently seen node is evicted', async
     c[0]!.relay(1, 4, FRAME)
     await settle()
     assert.deepEqual(c.map((x) => x.take().length), [0, 0, 1, 1])
-    const s = rig.server.stats()
+    s = rig.server.stats()
     assert.equal(s.nodes, 3)
     assert.equal(s.nodesEvicted, 1)
   } finally {

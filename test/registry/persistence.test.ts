@@ -99,6 +99,20 @@ test('schema: created at the current version, WAL mode, reopened without migrati
   }
 })
 
+test('store durability: synchronous=FULL on an opened store, so a power loss cannot hand one ID to two keys', () => {
+  const { dir, cleanup } = tempDir()
+  try {
+    const store = new RegistryStore({ path: path.join(dir, 'r.db') })
+    try {
+      assert.deepEqual(store.durability(), { journalMode: 'wal', synchronous: 2 })
+    } finally {
+      store.close()
+    }
+  } finally {
+    cleanup()
+  }
+})
+
 test('store: IDs are never reused, hostnames unique among online nodes, trust pairs unordered', () => {
   const store = new RegistryStore({ path: ':memory:' })
   try {
