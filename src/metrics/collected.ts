@@ -30,35 +30,51 @@ export function registerCollected(registry: Registry, metrics: readonly Collecte
 }
 
 function registerOne(registry: Registry, m: CollectedMetric): void {
-  const labelNames = m.label === undefined ? [] : [m.label]
+  const config = { name: m.name, help: m.help, labelNames: m.label === undefined ? [] : [m.label], registers: [registry] }
   if (m.type === 'counter') {
     new Counter({
-      name: m.name,
-      help: m.help,
-      labelNames,
-      registers: [registry],
+      ...config,
       collect() {
-        // prom-client counters only add: start from nothing and add the server's own total.
-        this.reset()
-        fill(m, (labels, value) => this.inc(labels, value))
+        refill(this, m, (labels, value) => this.inc(labels, value))
       },
     })
-    return
+  } else {
+    new Gauge({
+      ...config,
+      collect() {
+        refill(this, m, (labels, value) => this.set(labels, value))
+      },
+    })
   }
-  new Gauge({
-    name: m.name,
-    help: m.help,
-    labelNames,
-    registers: [registry],
-    collect() {
-      this.reset()
-      fill(m, (labels, value) => this.set(labels, value))
-    },
-  })
 }
 
-function fill(m: CollectedMetric, put: (labels: Record<string, string>, value: number) => void): void {
+/** A counter read as one number. */
+export function counter(name: string, help: string, read: () => number): CollectedMetric {
+  return { name, help, type: 'counter', read }
+}
+
+/** A counter read as one number per value of `label`. */
+export function counterBy(name: string, help: string, label: string, read: () => Readonly<Record<string, number>>): CollectedMetric {
+  return { name, help, type: 'counter', label, read }
+}
+
+/** A gauge read as one number. */
+export function gauge(name: string, help: string, read: () => number): CollectedMetric {
+  return { name, help, type: 'gauge', read }
+}
+
+/** A gauge read as one number per value of `label`. */
+export function gaugeBy(name: string, help: string, label: string, read: () => Readonly<Record<string, number>>): CollectedMetric {
+  return { name, help, type: 'gauge', label, read }
+}
+
+/**
+ * Empties `metric` and puts `m`'s reading into it. Each scrape starts from nothing: prom-client
+ * counters only add, so a counter gets the server's own total added once.
+ */
+function refill(metric: { reset(): void }, m: CollectedMetric, put: (labels: Record<string, string>, value: number) => void): void {
   const reading = m.read()
+  metric.reset()
   if (typeof reading === 'number') {
     put({}, reading)
     return

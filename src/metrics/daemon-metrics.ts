@@ -17,7 +17,7 @@ import { Histogram, Registry } from 'prom-client'
 import type { HostPort } from '../protocol/host-port.js'
 import type { Logger } from '../logger.js'
 import { DROP_REASONS, type PathKind, type PeerInfo, type TunnelStats } from '../tunnel/index.js'
-import { PerScrape, registerCollected, type CollectedMetric } from './collected.js'
+import { counter, counterBy, gauge, gaugeBy, PerScrape, registerCollected, type CollectedMetric } from './collected.js'
 import { MetricsHttpServer } from './http-server.js'
 import { MonotonicTotal } from './monotonic.js'
 
@@ -96,87 +96,35 @@ export class DaemonMetrics {
   }
 
   private collected(): CollectedMetric[] {
-    const drops = (): Record<string, number> => this.tunnelStats.get()?.drops ?? zeroDrops()
+    const src = (): DaemonMetricsSource | null => this.source
+    const tunnel = (): TunnelStats | null => this.tunnelStats.get()
     return [
-      {
-        name: 'pilot_tun_peers',
-        help: 'Peers the tunnel knows, by path (none: keys or path still being set up).',
-        type: 'gauge',
-        label: 'path',
-        read: () => countPaths(this.peers.get()),
-      },
-      {
-        name: 'pilot_tun_bytes_in_total',
-        help: 'Pilot packet bytes received in authenticated tunnel frames, all peers.',
-        type: 'counter',
-        read: () => this.bytesIn.fold(this.peers.get(), peerId, (p) => p.bytesIn),
-      },
-      {
-        name: 'pilot_tun_bytes_out_total',
-        help: 'Pilot packet bytes sent in encrypted tunnel frames, all peers.',
-        type: 'counter',
-        read: () => this.bytesOut.fold(this.peers.get(), peerId, (p) => p.bytesOut),
-      },
-      {
-        name: 'pilot_tun_frames_in_total',
-        help: 'Authenticated data frames (PILS) received.',
-        type: 'counter',
-        read: () => this.tunnelStats.get()?.packetsIn ?? 0,
-      },
-      {
-        name: 'pilot_tun_frames_out_total',
-        help: 'Data frames (PILS) sent.',
-        type: 'counter',
-        read: () => this.tunnelStats.get()?.packetsOut ?? 0,
-      },
-      {
-        name: 'pilot_tun_drops_total',
-        help: 'Datagrams (or outgoing packets) the tunnel dropped, by reason.',
-        type: 'counter',
-        label: 'reason',
-        read: drops,
-      },
-      {
-        name: 'pilot_tun_retransmits_total',
-        help: 'Stream data segments sent again (loss, timeout, tail probe), summed over open streams at each scrape.',
-        type: 'counter',
-        read: () => this.retransmits.fold(this.source?.endpoint.connections() ?? [], (c) => c, (c) => c.stats().retransmits),
-      },
-      {
-        name: 'pilot_tun_refused_total',
-        help: 'Stream SYNs and datagrams refused by the trust policy, by protocol.',
-        type: 'counter',
-        label: 'protocol',
-        read: () => {
-          const s = this.source?.driver.stats()
-          return { stream: s?.synRefused ?? 0, datagram: s?.datagramsRefused ?? 0 }
-        },
-      },
-      {
-        name: 'pilot_tun_streams_open',
-        help: 'Pilot streams open now (including half-closed and TIME_WAIT).',
-        type: 'gauge',
-        read: () => this.source?.endpoint.connectionCount ?? 0,
-      },
-      {
-        name: 'pilot_tun_registry_connected',
-        help: '1 while the last registry heartbeat (or registration) succeeded, else 0.',
-        type: 'gauge',
-        read: () => (this.source?.session.connected === true ? 1 : 0),
-      },
-      {
-        name: 'pilot_tun_registry_heartbeat_age_seconds',
-        help: 'Seconds since the last successful registry heartbeat or registration.',
-        type: 'gauge',
-        read: () => (this.source === null ? 0 : this.source.session.lastHeartbeatAgoMs() / 1000),
-      },
-      {
-        name: 'pilot_tun_registry_heartbeats_total',
-        help: 'Registry heartbeats, by result.',
-        type: 'counter',
-        label: 'result',
-        read: () => ({ ok: this.source?.session.heartbeatsOk ?? 0, failed: this.source?.session.heartbeatsFailed ?? 0 }),
-      },
+      gaugeBy('pilot_tun_peers', 'Peers the tunnel knows, by path (none: keys or path still being set up).', 'path', () => countPaths(this.peers.get())),
+      counter('pilot_tun_bytes_in_total', 'Pilot packet bytes received in authenticated tunnel frames, all peers.', () =>
+        this.bytesIn.fold(this.peers.get(), peerId, (p) => p.bytesIn),
+      ),
+      counter('pilot_tun_bytes_out_total', 'Pilot packet bytes sent in encrypted tunnel frames, all peers.', () =>
+        this.bytesOut.fold(this.peers.get(), peerId, (p) => p.bytesOut),
+      ),
+      counter('pilot_tun_frames_in_total', 'Authenticated data frames (PILS) received.', () => tunnel()?.packetsIn ?? 0),
+      counter('pilot_tun_frames_out_total', 'Data frames (PILS) sent.', () => tunnel()?.packetsOut ?? 0),
+      counterBy('pilot_tun_drops_total', 'Datagrams (or outgoing packets) the tunnel dropped, by reason.', 'reason', () => tunnel()?.drops ?? zeroDrops()),
+      counter('pilot_tun_retransmits_total', 'Stream data segments sent again (loss, timeout, tail probe), summed over open streams at each scrape.', () =>
+        this.retransmits.fold(src()?.endpoint.connections() ?? [], (c) => c, (c) => c.stats().retransmits),
+      ),
+      counterBy('pilot_tun_refused_total', 'Stream SYNs and datagrams refused by the trust policy, by protocol.', 'protocol', () => {
+        const s = src()?.driver.stats()
+        return { stream: s?.synRefused ?? 0, datagram: s?.datagramsRefused ?? 0 }
+      }),
+      gauge('pilot_tun_streams_open', 'Pilot streams open now (including half-closed and TIME_WAIT).', () => src()?.endpoint.connectionCount ?? 0),
+      gauge('pilot_tun_registry_connected', '1 while the last registry heartbeat (or registration) succeeded, else 0.', () => (src()?.session.connected === true ? 1 : 0)),
+      gauge('pilot_tun_registry_heartbeat_age_seconds', 'Seconds since the last successful registry heartbeat or registration.', () =>
+        (src()?.session.lastHeartbeatAgoMs() ?? 0) / 1000,
+      ),
+      counterBy('pilot_tun_registry_heartbeats_total', 'Registry heartbeats, by result.', 'result', () => ({
+        ok: src()?.session.heartbeatsOk ?? 0,
+        failed: src()?.session.heartbeatsFailed ?? 0,
+      })),
     ]
   }
 }

@@ -9,7 +9,7 @@ import type { BeaconStats } from '../beacon/index.js'
 import type { Logger } from '../logger.js'
 import type { HostPort } from '../protocol/host-port.js'
 import type { RegistryServerStats } from '../registry/server.js'
-import { PerScrape, registerCollected } from './collected.js'
+import { counter, counterBy, gauge, PerScrape, registerCollected } from './collected.js'
 import { MetricsHttpServer } from './http-server.js'
 
 /** What the registry metrics read: the server's counters and the store's count of online nodes. */
@@ -41,63 +41,39 @@ export async function serveServerMetrics(
 
 export function registerRegistryServerMetrics(registry: Registry, source: RegistryMetricsSource): void {
   const stats = new PerScrape(() => source.server.stats())
+  const p = 'pilot_tun_registry_server_'
   registerCollected(registry, [
-    { name: 'pilot_tun_registry_server_connections', help: 'Client connections open now.', type: 'gauge', read: () => stats.get().connections },
-    {
-      name: 'pilot_tun_registry_server_connections_accepted_total',
-      help: 'Client connections accepted.',
-      type: 'counter',
-      read: () => stats.get().connectionsAccepted,
-    },
-    {
-      name: 'pilot_tun_registry_server_connections_closed_total',
-      help: 'Connections the server closed, by reason (input: bad framing; idle: the idle limit).',
-      type: 'counter',
-      label: 'reason',
-      read: () => ({ input: stats.get().connectionsClosedForInput, idle: stats.get().connectionsClosedIdle }),
-    },
-    { name: 'pilot_tun_registry_server_requests_total', help: 'Requests read (answered or refused).', type: 'counter', read: () => stats.get().requests },
-    {
-      name: 'pilot_tun_registry_server_rejected_total',
-      help: 'Requests and frames refused, by reason (a reason appears once it has happened).',
-      type: 'counter',
-      label: 'reason',
-      read: () => definedOnly(stats.get().rejected),
-    },
-    { name: 'pilot_tun_registry_server_nodes_online', help: 'Nodes registered and online now.', type: 'gauge', read: () => source.store.countOnline() },
-    {
-      name: 'pilot_tun_registry_server_nodes_reaped_total',
-      help: 'Nodes marked offline for missing heartbeats.',
-      type: 'counter',
-      read: () => stats.get().nodesReaped,
-    },
+    gauge(`${p}connections`, 'Client connections open now.', () => stats.get().connections),
+    counter(`${p}connections_accepted_total`, 'Client connections accepted.', () => stats.get().connectionsAccepted),
+    counterBy(`${p}connections_closed_total`, 'Connections the server closed, by reason (input: bad framing; idle: the idle limit).', 'reason', () => ({
+      input: stats.get().connectionsClosedForInput,
+      idle: stats.get().connectionsClosedIdle,
+    })),
+    counter(`${p}requests_total`, 'Requests read (answered or refused).', () => stats.get().requests),
+    counterBy(`${p}rejected_total`, 'Requests and frames refused, by reason (a reason appears once it has happened).', 'reason', () => definedOnly(stats.get().rejected)),
+    gauge(`${p}nodes_online`, 'Nodes registered and online now.', () => source.store.countOnline()),
+    counter(`${p}nodes_reaped_total`, 'Nodes marked offline for missing heartbeats.', () => stats.get().nodesReaped),
   ])
 }
 
 export function registerBeaconMetrics(registry: Registry, source: BeaconMetricsSource): void {
   const stats = new PerScrape(() => source.stats())
+  const p = 'pilot_tun_beacon_'
   registerCollected(registry, [
-    { name: 'pilot_tun_beacon_datagrams_total', help: 'Datagrams received.', type: 'counter', read: () => stats.get().datagrams },
-    {
-      name: 'pilot_tun_beacon_received_total',
-      help: 'Beacon messages received, by type (discover, punch_request and relay are the ones a beacon serves).',
-      type: 'counter',
-      label: 'type',
-      read: () => snakeKeys(stats.get().received),
-    },
-    { name: 'pilot_tun_beacon_sent_total', help: 'Beacon messages sent, by type.', type: 'counter', label: 'type', read: () => snakeKeys(stats.get().sent) },
-    { name: 'pilot_tun_beacon_drops_total', help: 'Datagrams neither answered nor forwarded, by reason.', type: 'counter', label: 'reason', read: () => stats.get().dropped },
-    { name: 'pilot_tun_beacon_nodes', help: 'Nodes remembered now (discovered, not yet expired).', type: 'gauge', read: () => stats.get().nodes },
-    {
-      name: 'pilot_tun_beacon_nodes_removed_total',
-      help: 'Nodes forgotten, by reason (evicted: the table was full; expired: no Discover within the TTL).',
-      type: 'counter',
-      label: 'reason',
-      read: () => ({ evicted: stats.get().nodesEvicted, expired: stats.get().nodesExpired }),
-    },
-    { name: 'pilot_tun_beacon_sources', help: 'Source IPs with a rate-limit bucket now.', type: 'gauge', read: () => stats.get().sources },
-    { name: 'pilot_tun_beacon_relayed_frames_total', help: 'Tunnel frames relayed between nodes.', type: 'counter', read: () => stats.get().relayedPackets },
-    { name: 'pilot_tun_beacon_relayed_bytes_total', help: 'Bytes of the relayed tunnel frames.', type: 'counter', read: () => stats.get().relayedBytes },
+    counter(`${p}datagrams_total`, 'Datagrams received.', () => stats.get().datagrams),
+    counterBy(`${p}received_total`, 'Beacon messages received, by type (discover, punch_request and relay are the ones a beacon serves).', 'type', () =>
+      snakeKeys(stats.get().received),
+    ),
+    counterBy(`${p}sent_total`, 'Beacon messages sent, by type.', 'type', () => snakeKeys(stats.get().sent)),
+    counterBy(`${p}drops_total`, 'Datagrams neither answered nor forwarded, by reason.', 'reason', () => stats.get().dropped),
+    gauge(`${p}nodes`, 'Nodes remembered now (discovered, not yet expired).', () => stats.get().nodes),
+    counterBy(`${p}nodes_removed_total`, 'Nodes forgotten, by reason (evicted: the table was full; expired: no Discover within the TTL).', 'reason', () => ({
+      evicted: stats.get().nodesEvicted,
+      expired: stats.get().nodesExpired,
+    })),
+    gauge(`${p}sources`, 'Source IPs with a rate-limit bucket now.', () => stats.get().sources),
+    counter(`${p}relayed_frames_total`, 'Tunnel frames relayed between nodes.', () => stats.get().relayedPackets),
+    counter(`${p}relayed_bytes_total`, 'Bytes of the relayed tunnel frames.', () => stats.get().relayedBytes),
   ])
 }
 

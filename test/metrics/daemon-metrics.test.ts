@@ -5,31 +5,14 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { connect, createServer, type AddressInfo } from 'node:net'
+import { createServer, type AddressInfo } from 'node:net'
 import { formatAddress } from '../../src/protocol/address.js'
 import { DaemonMetrics, type DaemonMetricsSource } from '../../src/metrics/daemon-metrics.js'
 import { DROP_REASONS, type PeerInfo, type TunnelStats } from '../../src/tunnel/index.js'
 import { PilotError } from '../../src/errors.js'
 import { World, activeResources } from '../daemon/world.js'
 import { pattern, readStream, waitFor, writeAll } from '../daemon/helpers.js'
-import { parseExposition, type Exposition } from './prom-text.js'
-
-async function scrape(url: string): Promise<Exposition> {
-  const r = await fetch(url)
-  assert.equal(r.status, 200)
-  return parseExposition(await r.text())
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1')
-    s.once('connect', () => {
-      s.destroy()
-      resolve(true)
-    })
-    s.once('error', () => resolve(false))
-  })
-}
+import { parseExposition, portOpen, scrape, type Exposition } from './prom-text.js'
 
 test('a daemon with metricsListen serves its traffic, peers, RTT and registry state; the port closes with it', { timeout: 60_000 }, async () => {
   const before = activeResources()

@@ -6,23 +6,12 @@ import { Counter, Registry } from 'prom-client'
 import { MetricsHttpServer, parseMetricsListen } from '../../src/metrics/http-server.js'
 import { PilotError } from '../../src/errors.js'
 import { activeResources } from '../daemon/world.js'
+import { portOpen } from './prom-text.js'
 
 function registryWithOne(): Registry {
   const registry = new Registry()
   new Counter({ name: 'demo_things_total', help: 'things', registers: [registry] }).inc(3)
   return registry
-}
-
-/** Resolves true when a TCP connect to the port succeeds, false when it is refused. */
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1')
-    s.once('connect', () => {
-      s.destroy()
-      resolve(true)
-    })
-    s.once('error', () => resolve(false))
-  })
 }
 
 test('parseMetricsListen: listen addresses in, bad text is PT_CONFIG_INVALID naming the flag', () => {

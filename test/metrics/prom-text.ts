@@ -1,4 +1,5 @@
-/** A small reader of Prometheus text exposition (format 0.0.4) for the metrics tests. */
+/** A small reader of Prometheus text exposition (format 0.0.4) for the metrics tests, a scrape and a port probe. */
+import { connect } from 'node:net'
 
 export interface Sample {
   readonly name: string
@@ -49,4 +50,23 @@ export function parseExposition(text: string): Exposition {
       return found[0]!.value
     },
   }
+}
+
+/** GETs `url`, expects 200, and parses the body. */
+export async function scrape(url: string): Promise<Exposition> {
+  const r = await fetch(url)
+  if (r.status !== 200) throw new Error(`GET ${url}: HTTP ${r.status}`)
+  return parseExposition(await r.text())
+}
+
+/** Resolves true when a TCP connect to 127.0.0.1:`port` succeeds, false when it is refused. */
+export function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1')
+    s.once('connect', () => {
+      s.destroy()
+      resolve(true)
+    })
+    s.once('error', () => resolve(false))
+  })
 }
