@@ -64,11 +64,9 @@ export const rendezvousCommand: CommandModule<object, RendezvousArgs> = {
       beacon: formatHostPort(beacon.local.host, beacon.local.port),
       store: args.store,
     })
-    const running = { registry, beacon }
-    const metrics =
-      metricsAt === null
-        ? null
-        : await serveMetricsOrUndo(metricsAt, { registry, beacon: beacon.server }, logger, () => Promise.all([running.beacon.close(), running.registry.close()]))
+    const started = { registry, beacon } // consts for the closure below (the lets above lose their narrowing in it)
+    const stopBoth = (): Promise<unknown> => Promise.all([started.beacon.close(), started.registry.close()])
+    const metrics = metricsAt === null ? null : await serveMetricsOrUndo(metricsAt, { registry, beacon: beacon.server }, logger, stopBoth)
     const sig = await signal
     logger.info(`${sig}: shutting down`)
     await metrics?.close()
