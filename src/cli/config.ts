@@ -19,7 +19,8 @@
  *       "interface": "pilot0",
  *       "prefix": "fd50:494c:4f54::/48",
  *       "mtu": 65520,
- *       "dns": "on"
+ *       "dns": "on",
+ *       "metrics-listen": "127.0.0.1:9101"
  *     }
  *
  * `"tun": false` is `--no-tun`. A flag given on the command line wins over the
@@ -57,6 +58,7 @@ export const CONFIG_KEYS = {
   mtu: { type: 'number', min: 1280, max: 65535 },
   mss: { type: 'number', min: 536, max: 65000 },
   dns: { type: 'choice', choices: ['on', 'off'] },
+  'metrics-listen': { type: 'string' },
 } as const satisfies Record<string, KeySpec>
 
 export type ConfigKey = keyof typeof CONFIG_KEYS

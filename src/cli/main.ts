@@ -68,6 +68,8 @@ export async function main(argv: string[]): Promise<number> {
     .command(rendezvousCommand!)
     .command(addressCommand)
     .command(identityCommand)
+    // `pilot-tun completion` prints the bash script; the script asks `pilot-tun --get-yargs-completions …`.
+    .completion('completion', 'print a bash completion script (install: pilot-tun completion >> ~/.bashrc)')
     .strict()
     .demandCommand(1, 'Name a command; `pilot-tun --help` lists them.')
     .recommendCommands()

@@ -23,6 +23,8 @@
  * one step from finished parts. `close()` reverses it: FIN on every stream, a
  * short grace, deregister, then everything closes and no timer or socket is
  * left.
+ * With `metricsListen` the metrics port (src/metrics/) is bound just before
+ * registering, and closed with the tunnel.
  *
  * Private by default: a stream SYN or datagram from a node without mutual
  * trust is refused (RST / dropped, counted), except on the trust port 444 and
@@ -60,6 +62,9 @@ import { TargetResolver } from './target-resolver.js'
 import { DEFAULT_DAEMON_TIMING, parseHostPortOption, parseListenOption, parsePrefixOption, readPackageVersion, resolveBeaconOption } from './options.js'
 import type { DaemonOptions, DaemonTiming } from './options.js'
 import type { OverlayPrefix } from '../protocol/ipv6-mapping.js'
+import type { HostPort } from '../protocol/host-port.js'
+import { parseMetricsListen } from '../metrics/http-server.js'
+import type { DaemonMetrics } from '../metrics/daemon-metrics.js'
 
 export { DEFAULT_DAEMON_TIMING, type DaemonOptions, type DaemonTiming } from './options.js'
 export type { ReceivedDatagram } from './node-streams.js'
@@ -86,6 +91,8 @@ interface NodeParts {
   readonly trust: TrustService
   readonly names: TargetResolver
   readonly streams: NodeStreams
+  /** `--metrics-listen`: the node's metrics and their HTTP server (null when off). */
+  readonly metrics: DaemonMetrics | null
 }
 
 /** What `buildNode` needs: the loaded and opened pieces, and the first registration. */
@@ -101,6 +108,7 @@ interface NodeInputs {
   readonly registration: Registration
   /** The overlay prefix (status, resolve, targets and the TUN agree on it). */
   readonly prefix: OverlayPrefix
+  readonly metrics: DaemonMetrics | null
 }
 
 export class Daemon implements DaemonControl {
@@ -124,6 +132,7 @@ export class Daemon implements DaemonControl {
     // Option text first: a typo is refused before anything is written, bound or registered.
     const registry = parseHostPortOption(options.registry, '--registry')
     const prefix = parsePrefixOption(options)
+    const metricsAt = options.metricsListen == null ? null : parseMetricsListen(options.metricsListen)
     const tunOptions = options.tun ? { ...options.tun, prefix: prefix.text } : null
     await mkdir(options.stateDir, { recursive: true, mode: 0o700 })
     await chmod(options.stateDir, 0o700).catch(() => {})
@@ -142,20 +151,24 @@ export class Daemon implements DaemonControl {
       reconnect: timing.registryReconnect,
     })
     let registration: Registration
+    let metrics: DaemonMetrics | null = null
     try {
       // Cheap TUN checks (permission, interface free) before anything is registered.
       if (tunOptions) await precheckTunFrontDoor(tunOptions)
+      // The metrics port too (a taken one fails here); prom-client is loaded only when asked for.
+      if (metricsAt !== null) metrics = await (await import('../metrics/daemon-metrics.js')).DaemonMetrics.serve(metricsAt, logger)
       registration = await registerNode(
         client,
         { listenAddr: formatHostPort(bind.local.host, bind.local.port), hostname: options.hostname ?? null, isPublic: options.public === true, owner: options.owner },
         logger,
       )
     } catch (err) {
+      await metrics?.close()
       client.close()
       await bind.close()
       throw err
     }
-    const inputs: NodeInputs = { options, timing, logger, identity, store, bind, client, beacon, registration, prefix }
+    const inputs: NodeInputs = { options, timing, logger, identity, store, bind, client, beacon, registration, prefix, metrics }
     const node = buildNode(inputs)
     // A TUN failure after start-up shuts the daemon down; it may come before the Daemon object exists.
     const tunFailed = new AbortController()
@@ -180,6 +193,7 @@ export class Daemon implements DaemonControl {
       listen: formatHostPort(bind.local.host, bind.local.port),
       registry: options.registry,
       beacon: options.beacon,
+      ...(metrics?.url ? { metrics: metrics.url } : {}),
     })
     return daemon
   }
@@ -334,6 +348,11 @@ export class Daemon implements DaemonControl {
     return this.node.tunnel
   }
 
+  /** Where `/metrics` is served (`metricsListen`, port 0 resolved); null when off. */
+  get metricsAddress(): HostPort | null {
+    return this.node.metrics?.address ?? null
+  }
+
   /** The UDP socket's local endpoint. */
   get localEndpoint(): UdpEndpoint {
     return this.node.bind.local
@@ -362,7 +381,7 @@ export class Daemon implements DaemonControl {
 
 /** Builds the node's parts from the first registration and starts the tunnel and the heartbeats. */
 function buildNode(inputs: NodeInputs): NodeParts {
-  const { options, timing, logger, identity, store, bind, client, registration } = inputs
+  const { options, timing, logger, identity, store, bind, client, registration, metrics } = inputs
   const nodeId = registration.nodeId
   const address: PilotAddress = { network: 0, node: nodeId }
   const random = options.random ?? new CryptoRandom()
@@ -386,7 +405,13 @@ function buildNode(inputs: NodeInputs): NodeParts {
     sink: tunnel,
     admit: admission.admit,
     logger: logger.child({ component: 'session' }),
-    onRttSample: (node, ms) => tunnel.recordRtt(node, ms),
+    onRttSample:
+      metrics === null
+        ? (node, ms) => tunnel.recordRtt(node, ms)
+        : (node, ms) => {
+            tunnel.recordRtt(node, ms)
+            metrics.observeRtt(ms)
+          },
   })
   tunnel.onPacket(driver.onPacket)
   const names = new TargetResolver({ client, directory, prefix: inputs.prefix })
@@ -430,7 +455,8 @@ function buildNode(inputs: NodeInputs): NodeParts {
   })
   tunnel.start()
   session.start()
-  return { nodeId, address, startedAt: performance.now(), bind, client, session, directory, tunnel, endpoint, driver, store, trust, names, streams }
+  metrics?.watch({ tunnel, endpoint, driver, session })
+  return { nodeId, address, startedAt: performance.now(), bind, client, session, directory, tunnel, endpoint, driver, store, trust, names, streams, metrics }
 }
 
 /** The node's half of `close()` (also after a failed TUN start): FINs, grace, deregister, then every part closes. */
@@ -464,6 +490,8 @@ async function closeNode(node: NodeParts, timing: DaemonTiming, logger: Logger):
   }
   driver.flushNow()
   driver.close()
+  // Scrapes work until here; then nothing is left listening.
+  await node.metrics?.close()
   await node.tunnel.close()
   await node.store.flush()
   logger.info('daemon stopped', { node: node.nodeId })

@@ -96,6 +96,8 @@ export interface DaemonOptions {
    * it to streams, datagrams and pings. null/absent = no TUN (`--no-tun`).
    */
   tun?: TunFrontDoorOptions | null
+  /** `--metrics-listen`: serve Prometheus text at `/metrics` on this TCP `[host]:port` (src/metrics/). null/absent = off. */
+  metricsListen?: string | null
 }
 
 /** "host:port" / "[v6]:port" with a host name or IP and a port in 1..65535; throws PT_CONFIG_INVALID naming `option`. */

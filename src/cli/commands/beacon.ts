@@ -10,6 +10,7 @@ import { formatHostPort, parseHostPort } from '../../protocol/host-port.js'
 import { nullLogger, type Logger } from '../../logger.js'
 import { UdpBind, type UdpEndpoint } from '../../tunnel/bind.js'
 import { LOG_LEVELS, createCliLogger, type LogLevel } from '../logging.js'
+import { METRICS_LISTEN_DESCRIBE, metricsListenOption, serveMetricsOrUndo } from '../metrics-listen.js'
 
 export const DEFAULT_BEACON_LISTEN = '0.0.0.0:9001'
 
@@ -84,6 +85,7 @@ interface BeaconArgs {
   'log-level': LogLevel
   'max-nodes'?: number | undefined
   'node-ttl'?: number | undefined
+  'metrics-listen'?: string | undefined
 }
 
 export const beaconCommand: CommandModule<object, BeaconArgs> = {
@@ -94,16 +96,20 @@ export const beaconCommand: CommandModule<object, BeaconArgs> = {
       .option('listen', { type: 'string', default: DEFAULT_BEACON_LISTEN, describe: 'UDP HOST:PORT to listen on' })
       .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'log verbosity' })
       .option('max-nodes', { type: 'number', describe: 'nodes remembered at most (least recently seen evicted)' })
-      .option('node-ttl', { type: 'number', describe: 'seconds a node is remembered after its last Discover' }) as Argv<BeaconArgs>,
+      .option('node-ttl', { type: 'number', describe: 'seconds a node is remembered after its last Discover' })
+      .option('metrics-listen', { type: 'string', describe: METRICS_LISTEN_DESCRIBE }) as Argv<BeaconArgs>,
   handler: async (args) => {
     const listen = parseListenAddress(args.listen)
+    const metricsAt = metricsListenOption(args['metrics-listen'])
     const logger = createCliLogger(args['log-level'])
     const limits: Partial<BeaconLimits> = {}
     if (args['max-nodes'] !== undefined) limits.maxNodes = args['max-nodes']
     if (args['node-ttl'] !== undefined) limits.nodeTtlMs = args['node-ttl'] * 1000
     const beacon = await startBeacon({ listen, logger, limits })
+    const metrics = metricsAt === null ? null : await serveMetricsOrUndo(metricsAt, { beacon: beacon.server }, logger, () => beacon.close())
     const signal = await waitForShutdownSignal()
     logger.info(`${signal}: shutting down`)
+    await metrics?.close()
     await beacon.close()
     const s = beacon.server.stats()
     logger.info('beacon stopped', {

@@ -5,6 +5,7 @@ import { parseHostPort, type HostPort } from '../../protocol/host-port.js'
 import { RegistryError, RegistryErrorCode } from '../../registry/errors.js'
 import { startRegistry, type RunningRegistry } from '../../registry/start.js'
 import { createCliLogger, LOG_LEVELS, type LogFormat, type LogLevel } from '../logging.js'
+import { METRICS_LISTEN_DESCRIBE, metricsListenOption, serveMetricsOrUndo } from '../metrics-listen.js'
 
 export { startRegistry, type RunningRegistry, type StartRegistryOptions } from '../../registry/start.js'
 
@@ -16,6 +17,7 @@ interface RegistryArgs {
   store: string
   'log-level': LogLevel
   'log-format': LogFormat
+  'metrics-listen'?: string
 }
 
 /** An IP (or `localhost`) `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all IPv4 interfaces); PT_CONFIG_INVALID names `flag`. */
@@ -40,9 +42,11 @@ export const registryCommand: CommandModule<object, RegistryArgs> = {
         choices: ['auto', 'text', 'json'] as const,
         default: 'auto' as LogFormat,
         describe: 'log lines as text or JSON (auto: JSON when stderr is not a terminal)',
-      }),
+      })
+      .option('metrics-listen', { type: 'string', describe: METRICS_LISTEN_DESCRIBE }),
   handler: async (args) => {
     const { host, port } = parseListenAddress(args.listen)
+    const metricsAt = metricsListenOption(args['metrics-listen'])
     const logger = createCliLogger(args['log-level'], args['log-format'])
     let registry: RunningRegistry
     try {
@@ -54,8 +58,10 @@ export const registryCommand: CommandModule<object, RegistryArgs> = {
       })
     }
     logger.info(`listening on ${args.listen}`, { port: registry.address.port, store: args.store })
+    const metrics = metricsAt === null ? null : await serveMetricsOrUndo(metricsAt, { registry }, logger, () => registry.close())
     await waitForSignal()
     logger.info('shutting down')
+    await metrics?.close()
     await registry.close()
   },
 }

@@ -8,6 +8,7 @@ import { PilotError } from '../../errors.js'
 import { formatHostPort } from '../../protocol/host-port.js'
 import { RegistryError, RegistryErrorCode } from '../../registry/errors.js'
 import { createCliLogger, LOG_LEVELS, type LogFormat, type LogLevel } from '../logging.js'
+import { METRICS_LISTEN_DESCRIBE, metricsListenOption, serveMetricsOrUndo } from '../metrics-listen.js'
 import { startBeacon, parseListenAddress as parseUdpListen, waitForShutdownSignal, DEFAULT_BEACON_LISTEN } from './beacon.js'
 import { startRegistry, parseListenAddress as parseTcpListen, DEFAULT_REGISTRY_LISTEN, DEFAULT_REGISTRY_STORE } from './registry.js'
 
@@ -17,6 +18,7 @@ interface RendezvousArgs {
   store: string
   'log-level': LogLevel
   'log-format': LogFormat
+  'metrics-listen'?: string
 }
 
 export const rendezvousCommand: CommandModule<object, RendezvousArgs> = {
@@ -32,11 +34,13 @@ export const rendezvousCommand: CommandModule<object, RendezvousArgs> = {
         choices: ['auto', 'text', 'json'] as const,
         default: 'auto' as LogFormat,
         describe: 'log lines as text or JSON (auto: JSON when stderr is not a terminal)',
-      }) as Argv<RendezvousArgs>,
+      })
+      .option('metrics-listen', { type: 'string', describe: `${METRICS_LISTEN_DESCRIBE}: the registry's and the beacon's` }) as Argv<RendezvousArgs>,
   handler: async (args) => {
     // Check both addresses before taking either port.
     const tcp = parseTcpListen(args['registry-listen'], '--registry-listen')
     const udp = parseUdpListen(args['beacon-listen'], '--beacon-listen')
+    const metricsAt = metricsListenOption(args['metrics-listen'])
     const logger = createCliLogger(args['log-level'], args['log-format'])
     const signal = waitForShutdownSignal()
     let registry
@@ -60,8 +64,12 @@ export const rendezvousCommand: CommandModule<object, RendezvousArgs> = {
       beacon: formatHostPort(beacon.local.host, beacon.local.port),
       store: args.store,
     })
+    const started = { registry, beacon } // consts for the closure below (the lets above lose their narrowing in it)
+    const stopBoth = (): Promise<unknown> => Promise.all([started.beacon.close(), started.registry.close()])
+    const metrics = metricsAt === null ? null : await serveMetricsOrUndo(metricsAt, { registry, beacon: beacon.server }, logger, stopBoth)
     const sig = await signal
     logger.info(`${sig}: shutting down`)
+    await metrics?.close()
     await Promise.all([beacon.close(), registry.close()])
     logger.info('rendezvous stopped')
   },

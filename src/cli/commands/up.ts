@@ -19,6 +19,7 @@ import type { Logger } from '../../logger.js'
 import { DEFAULT_OVERLAY_PREFIX_TEXT } from '../../protocol/ipv6-mapping.js'
 import { DEFAULT_CONFIG_PATH, loadConfigFile, mergeConfig, type ConfigValues } from '../config.js'
 import { createCliLogger, LOG_LEVELS, type LogFormat, type LogLevel } from '../logging.js'
+import { METRICS_LISTEN_DESCRIBE, metricsListenOption } from '../metrics-listen.js'
 
 export const DEFAULT_STATE_DIR = '/var/lib/pilot-tun'
 export const DEFAULT_LISTEN = ':4000'
@@ -43,6 +44,7 @@ interface UpArgs {
   mtu?: number
   mss?: number
   dns?: 'on' | 'off'
+  'metrics-listen'?: string
 }
 
 /** The TUN front door settings (`tun` null = --no-tun). */
@@ -73,6 +75,8 @@ export interface UpSettings {
   mss: number | null
   /** Hidden test knob (--heartbeat-interval): registry heartbeat period, null = the daemon's default. */
   heartbeatMs: number | null
+  /** `--metrics-listen`: TCP `[host]:port` of the Prometheus endpoint, null = off. */
+  metricsListen: string | null
 }
 
 /** What `up` needs from the daemon module. */
@@ -108,6 +112,7 @@ export const upCommand: CommandModule<object, UpArgs> = {
       .option('config', { type: 'string', describe: 'JSON config file; flags win over it', defaultDescription: DEFAULT_CONFIG_PATH })
       .option('log-level', { choices: LOG_LEVELS, describe: 'log verbosity', defaultDescription: 'info' })
       .option('log-format', { choices: ['auto', 'text', 'json'] as const, describe: 'text or JSON log lines (auto: JSON when stderr is not a terminal)', defaultDescription: 'auto' })
+      .option('metrics-listen', { type: 'string', describe: METRICS_LISTEN_DESCRIBE })
       .option('heartbeat-interval', { type: 'number', hidden: true, describe: 'registry heartbeat period in seconds (tests)' }) as Argv<UpArgs>,
   handler: async (args) => {
     const settings = await resolveUpSettings(args)
@@ -137,6 +142,7 @@ export async function resolveUpSettings(args: UpArgs): Promise<UpSettings> {
     mtu: args.mtu,
     mss: args.mss,
     dns: args.dns,
+    'metrics-listen': args['metrics-listen'],
   }
   const c = mergeConfig(file, flags)
   if (c.registry === undefined || c.registry === '') {
@@ -145,6 +151,7 @@ export async function resolveUpSettings(args: UpArgs): Promise<UpSettings> {
   const mtu = c.mtu ?? 65520
   if (!Number.isInteger(mtu) || mtu < 1280 || mtu > 65535) throw new ConfigError(`--mtu ${mtu} is out of range`, 'use an integer in 1280..65535 (IPv6 needs at least 1280)')
   const prefix = c.prefix ?? DEFAULT_OVERLAY_PREFIX_TEXT
+  metricsListenOption(c['metrics-listen']) // refused here, before the control socket is taken
   return {
     // One prefix for the daemon (status, resolve, targets) and its TUN, also with --no-tun.
     prefix,
@@ -162,6 +169,7 @@ export async function resolveUpSettings(args: UpArgs): Promise<UpSettings> {
     logFormat: c['log-format'] ?? 'auto',
     mss: checkMss(c.mss),
     heartbeatMs: heartbeatMs(args['heartbeat-interval']),
+    metricsListen: c['metrics-listen'] ?? null,
   }
 }
 
@@ -280,6 +288,7 @@ async function startDaemon(settings: UpSettings, logger: Logger): Promise<Runnin
       logger,
       prefix: settings.prefix,
       tun: settings.tun,
+      metricsListen: settings.metricsListen,
       timing: {
         ...(settings.heartbeatMs === null ? {} : { heartbeatMs: settings.heartbeatMs }),
         ...(settings.mss === null ? {} : { stream: { mss: settings.mss } }),

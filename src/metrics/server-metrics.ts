@@ -1,0 +1,91 @@
+/**
+ * What the rendezvous servers show at `/metrics` (`registry`, `beacon` and
+ * `rendezvous --metrics-listen`): their own `stats()` counters, read at
+ * scrape time into the registry they are given (`rendezvous` puts both
+ * servers into one).
+ */
+import { Registry } from 'prom-client'
+import type { BeaconStats } from '../beacon/index.js'
+import type { Logger } from '../logger.js'
+import type { HostPort } from '../protocol/host-port.js'
+import type { RegistryServerStats } from '../registry/server.js'
+import { counter, counterBy, gauge, PerScrape, registerCollected } from './collected.js'
+import { MetricsHttpServer } from './http-server.js'
+
+/** What the registry metrics read: the server's counters and the store's count of online nodes. */
+export interface RegistryMetricsSource {
+  readonly server: { stats(): RegistryServerStats }
+  readonly store: { countOnline(): number }
+}
+
+/** What the beacon metrics read. */
+export interface BeaconMetricsSource {
+  stats(): BeaconStats
+}
+
+/**
+ * A fresh `Registry` with the metrics of the given servers, served on `at`
+ * (the servers' own command closes it before them). PT_METRICS_LISTEN_FAILED
+ * when `at` cannot be bound.
+ */
+export async function serveServerMetrics(
+  at: HostPort,
+  servers: { registry?: RegistryMetricsSource; beacon?: BeaconMetricsSource },
+  logger?: Logger,
+): Promise<MetricsHttpServer> {
+  const registry = new Registry()
+  if (servers.registry !== undefined) registerRegistryServerMetrics(registry, servers.registry)
+  if (servers.beacon !== undefined) registerBeaconMetrics(registry, servers.beacon)
+  return MetricsHttpServer.listen(at, registry, logger === undefined ? {} : { logger })
+}
+
+export function registerRegistryServerMetrics(registry: Registry, source: RegistryMetricsSource): void {
+  const stats = new PerScrape(() => source.server.stats())
+  const p = 'pilot_tun_registry_server_'
+  registerCollected(registry, [
+    gauge(`${p}connections`, 'Client connections open now.', () => stats.get().connections),
+    counter(`${p}connections_accepted_total`, 'Client connections accepted.', () => stats.get().connectionsAccepted),
+    counterBy(`${p}connections_closed_total`, 'Connections the server closed, by reason (input: bad framing; idle: the idle limit).', 'reason', () => ({
+      input: stats.get().connectionsClosedForInput,
+      idle: stats.get().connectionsClosedIdle,
+    })),
+    counter(`${p}requests_total`, 'Requests read (answered or refused).', () => stats.get().requests),
+    counterBy(`${p}rejected_total`, 'Requests and frames refused, by reason (a reason appears once it has happened).', 'reason', () => definedOnly(stats.get().rejected)),
+    gauge(`${p}nodes_online`, 'Nodes registered and online now.', () => source.store.countOnline()),
+    counter(`${p}nodes_reaped_total`, 'Nodes marked offline for missing heartbeats.', () => stats.get().nodesReaped),
+  ])
+}
+
+export function registerBeaconMetrics(registry: Registry, source: BeaconMetricsSource): void {
+  const stats = new PerScrape(() => source.stats())
+  const p = 'pilot_tun_beacon_'
+  registerCollected(registry, [
+    counter(`${p}datagrams_total`, 'Datagrams received.', () => stats.get().datagrams),
+    counterBy(`${p}received_total`, 'Beacon messages received, by type (discover, punch_request and relay are the ones a beacon serves).', 'type', () =>
+      snakeKeys(stats.get().received),
+    ),
+    counterBy(`${p}sent_total`, 'Beacon messages sent, by type.', 'type', () => snakeKeys(stats.get().sent)),
+    counterBy(`${p}drops_total`, 'Datagrams neither answered nor forwarded, by reason.', 'reason', () => stats.get().dropped),
+    gauge(`${p}nodes`, 'Nodes remembered now (discovered, not yet expired).', () => stats.get().nodes),
+    counterBy(`${p}nodes_removed_total`, 'Nodes forgotten, by reason (evicted: the table was full; expired: no Discover within the TTL).', 'reason', () => ({
+      evicted: stats.get().nodesEvicted,
+      expired: stats.get().nodesExpired,
+    })),
+    gauge(`${p}sources`, 'Source IPs with a rate-limit bucket now.', () => stats.get().sources),
+    counter(`${p}relayed_frames_total`, 'Tunnel frames relayed between nodes.', () => stats.get().relayedPackets),
+    counter(`${p}relayed_bytes_total`, 'Bytes of the relayed tunnel frames.', () => stats.get().relayedBytes),
+  ])
+}
+
+function definedOnly(record: Readonly<Record<string, number | undefined>>): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const [k, v] of Object.entries(record)) if (v !== undefined) out[k] = v
+  return out
+}
+
+/** `punchRequest` → `punch_request`: Prometheus label values in the usual style. */
+function snakeKeys(record: object): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const [k, v] of Object.entries(record)) out[k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)] = v as number
+  return out
+}
