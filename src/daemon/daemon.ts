@@ -24,9 +24,10 @@
  * short grace, deregister, then everything closes and no timer or socket is
  * left.
  *
- * Private by default: a stream SYN or datagram from a node without mutual
- * trust is refused (RST / dropped, counted), except on the trust port 444 and
- * on ports opened with `listenStreams(port, fn, { allowUntrusted: true })`.
+ * Private by default: a stream SYN, datagram or ping from a node without
+ * mutual trust is refused (RST / dropped, counted), except on the trust port
+ * 444, on ports opened with `listenStreams(port, fn, { allowUntrusted: true })`
+ * and, with `answerPings`, pings and the echo port 7.
  *
  * Public API for the control socket/CLI: `Daemon.start(options)`, the
  * `DaemonControl` methods, `close()`, `closed`. For the TUN bridge and
@@ -50,7 +51,7 @@ import { PilotStream } from './pilot-stream.js'
 import { RegistryDirectory, RegistrySession, registerNode, type Registration } from './registry-session.js'
 import { TrustStore } from './trust-store.js'
 import { TRUST_PORT, TrustService, type TrustServiceStats } from './trust-service.js'
-import { sendHandshakeMessage, startEchoService, startHandshakeService } from './services.js'
+import { ECHO_PORT, sendHandshakeMessage, startEchoService, startHandshakeService, type HandshakeService, type HandshakeServiceStats } from './services.js'
 import { TunFrontDoor, precheckTunFrontDoor } from '../tun/bridge-setup.js'
 import type { BridgePong, IncomingStreamRequest } from '../tun/bridge-host.js'
 import { TrustAdmission } from './admission.js'
@@ -67,6 +68,7 @@ export type { ReceivedDatagram } from './node-streams.js'
 export interface DaemonStats {
   driver: SessionDriverStats
   trust: TrustServiceStats
+  handshake: HandshakeServiceStats
   registry: { registrations: number; heartbeatsOk: number; heartbeatsFailed: number }
 }
 
@@ -84,6 +86,7 @@ interface NodeParts {
   readonly driver: SessionDriver
   readonly store: TrustStore
   readonly trust: TrustService
+  readonly handshake: HandshakeService
   readonly names: TargetResolver
   readonly streams: NodeStreams
 }
@@ -321,10 +324,11 @@ export class Daemon implements DaemonControl {
   // ───────────────────────── diagnostics ─────────────────────────
 
   stats(): DaemonStats {
-    const { driver, trust, session } = this.node
+    const { driver, trust, handshake, session } = this.node
     return {
       driver: driver.stats(),
       trust: trust.stats(),
+      handshake: handshake.stats(),
       registry: { registrations: session.registrations, heartbeatsOk: session.heartbeatsOk, heartbeatsFailed: session.heartbeatsFailed },
     }
   }
@@ -380,7 +384,9 @@ function buildNode(inputs: NodeInputs): NodeParts {
     timing: timing.tunnel,
   })
   const endpoint = new SessionEndpoint({ local: address, random, stream: { connectTimeout: timing.dialTimeoutMs, ...timing.stream } })
-  const admission = new TrustAdmission(store)
+  const admission = new TrustAdmission(store, { answerPings: options.answerPings === true })
+  // Pingable by everyone: `pilot-tun ping` (and Go's) is an echo stream on port 7.
+  if (admission.answerPings) admission.openToAll(ECHO_PORT)
   const driver = new SessionDriver({
     endpoint,
     sink: tunnel,
@@ -404,7 +410,7 @@ function buildNode(inputs: NodeInputs): NodeParts {
     logger: logger.child({ component: 'trust' }),
   })
   startEchoService(driver)
-  startHandshakeService(driver, {
+  const handshake = startHandshakeService(driver, {
     readTimeoutMs: timing.handshakeReadTimeoutMs,
     logger,
     onMessage: (node, bytes) => {
@@ -430,7 +436,7 @@ function buildNode(inputs: NodeInputs): NodeParts {
   })
   tunnel.start()
   session.start()
-  return { nodeId, address, startedAt: performance.now(), bind, client, session, directory, tunnel, endpoint, driver, store, trust, names, streams }
+  return { nodeId, address, startedAt: performance.now(), bind, client, session, directory, tunnel, endpoint, driver, store, trust, handshake, names, streams }
 }
 
 /** The node's half of `close()` (also after a failed TUN start): FINs, grace, deregister, then every part closes. */
@@ -465,7 +471,7 @@ async function closeNode(node: NodeParts, timing: DaemonTiming, logger: Logger):
   driver.flushNow()
   driver.close()
   await node.tunnel.close()
-  await node.store.flush()
+  await node.store.close()
   logger.info('daemon stopped', { node: node.nodeId })
 }
 
