@@ -3,6 +3,8 @@
  * option that tests (and the composition root) may override.
  */
 
+// ───────────────────────── port 444 (services.ts) ─────────────────────────
+
 /**
  * Bytes one port-444 stream may deliver before it is reset. A trust message
  * is one JSON object of at most 4096 bytes (`MAX_HANDSHAKE_MESSAGE`); four
@@ -19,17 +21,6 @@ export const HANDSHAKE_MAX_STREAMS_PER_NODE = 4
 /** Port-444 streams open at once from all nodes together. */
 export const HANDSHAKE_MAX_STREAMS = 128
 
-/**
- * Incoming trust requests waiting for the operator. When the table is full,
- * new requesters are refused (counted); a node that asks again replaces its
- * own entry.
- */
-export const MAX_PENDING_TRUST_REQUESTS = 256
-
-/** A failed trust.json write is tried again after this long, doubling up to `TRUST_WRITE_RETRY_MAX_MS`. */
-export const TRUST_WRITE_RETRY_MIN_MS = 1_000
-export const TRUST_WRITE_RETRY_MAX_MS = 60_000
-
 /** The port-444 bounds together (`startHandshakeService` takes a partial override). */
 export interface HandshakeLimits {
   maxStreamBytes: number
@@ -44,3 +35,16 @@ export const DEFAULT_HANDSHAKE_LIMITS: Readonly<HandshakeLimits> = Object.freeze
   maxStreamsPerNode: HANDSHAKE_MAX_STREAMS_PER_NODE,
   maxStreams: HANDSHAKE_MAX_STREAMS,
 })
+
+// ───────────────────────── trust.json (trust-store.ts) ─────────────────────────
+
+/**
+ * Incoming trust requests waiting for the operator. When the table is full,
+ * new requesters are refused (counted); a node that asks again replaces its
+ * own entry.
+ */
+export const MAX_PENDING_TRUST_REQUESTS = 256
+
+/** A failed trust.json write is tried again after this long, doubling up to `TRUST_WRITE_RETRY_MAX_MS`. */
+export const TRUST_WRITE_RETRY_MIN_MS = 1_000
+export const TRUST_WRITE_RETRY_MAX_MS = 60_000
