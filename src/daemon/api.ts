@@ -28,6 +28,8 @@ export interface DaemonStatus {
   auto_accept: boolean
   peers: number
   connections: number
+  /** Null when trust.json holds every trust change; else why the last write failed (it is retried, the daemon acts on the change already). */
+  trust_unsaved: string | null
   /** Filled in by the TUN front door; null with --no-tun. */
   tun: { interface: string; address: string; prefix: string; mtu: number; dns: string } | null
 }

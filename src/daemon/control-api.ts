@@ -47,7 +47,7 @@ export interface ControlApiOptions {
     lastHeartbeatAgoMs(): number | null
     setHostname(name: string): Promise<string>
   }
-  store: Pick<TrustStore, 'isTrusted' | 'listTrusted' | 'listPending' | 'listOutgoing'>
+  store: Pick<TrustStore, 'isTrusted' | 'listTrusted' | 'listPending' | 'listOutgoing' | 'unsavedReason'>
   trust: Pick<TrustService, 'autoAccept' | 'request' | 'approve' | 'reject' | 'revoke'>
   names: Pick<TargetResolver, 'resolveTarget' | 'resolve' | 'displayHostname'>
   streams: {
@@ -88,6 +88,7 @@ export class ControlApi implements DaemonControl {
       auto_accept: o.trust.autoAccept,
       peers: o.tunnel.peers().length,
       connections: o.endpoint.connectionCount,
+      trust_unsaved: o.store.unsavedReason,
       tun: o.tun?.status() ?? null,
     }
   }

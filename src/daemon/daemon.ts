@@ -26,9 +26,10 @@
  * With `metricsListen` the metrics port (src/metrics/) is bound just before
  * registering, and closed with the tunnel.
  *
- * Private by default: a stream SYN or datagram from a node without mutual
- * trust is refused (RST / dropped, counted), except on the trust port 444 and
- * on ports opened with `listenStreams(port, fn, { allowUntrusted: true })`.
+ * Private by default: a stream SYN, datagram or ping from a node without
+ * mutual trust is refused (RST / dropped, counted), except on the trust port
+ * 444, on ports opened with `listenStreams(port, fn, { allowUntrusted: true })`
+ * and, with `answerPings`, pings and the echo port 7.
  *
  * Public API for the control socket/CLI: `Daemon.start(options)`, the
  * `DaemonControl` methods, `close()`, `closed`. For the TUN bridge and
@@ -52,7 +53,7 @@ import { PilotStream } from './pilot-stream.js'
 import { RegistryDirectory, RegistrySession, registerNode, type Registration } from './registry-session.js'
 import { TrustStore } from './trust-store.js'
 import { TRUST_PORT, TrustService, type TrustServiceStats } from './trust-service.js'
-import { sendHandshakeMessage, startEchoService, startHandshakeService } from './services.js'
+import { ECHO_PORT, sendHandshakeMessage, startEchoService, startHandshakeService, type HandshakeService, type HandshakeServiceStats } from './services.js'
 import { TunFrontDoor, precheckTunFrontDoor } from '../tun/bridge-setup.js'
 import type { BridgePong, IncomingStreamRequest } from '../tun/bridge-host.js'
 import { TrustAdmission } from './admission.js'
@@ -72,6 +73,7 @@ export type { ReceivedDatagram } from './node-streams.js'
 export interface DaemonStats {
   driver: SessionDriverStats
   trust: TrustServiceStats
+  handshake: HandshakeServiceStats
   registry: { registrations: number; heartbeatsOk: number; heartbeatsFailed: number }
 }
 
@@ -89,6 +91,7 @@ interface NodeParts {
   readonly driver: SessionDriver
   readonly store: TrustStore
   readonly trust: TrustService
+  readonly handshake: HandshakeService
   readonly names: TargetResolver
   readonly streams: NodeStreams
   /** `--metrics-listen`: the node's metrics and their HTTP server (null when off). */
@@ -335,10 +338,11 @@ export class Daemon implements DaemonControl {
   // ───────────────────────── diagnostics ─────────────────────────
 
   stats(): DaemonStats {
-    const { driver, trust, session } = this.node
+    const { driver, trust, handshake, session } = this.node
     return {
       driver: driver.stats(),
       trust: trust.stats(),
+      handshake: handshake.stats(),
       registry: { registrations: session.registrations, heartbeatsOk: session.heartbeatsOk, heartbeatsFailed: session.heartbeatsFailed },
     }
   }
@@ -399,7 +403,9 @@ function buildNode(inputs: NodeInputs): NodeParts {
     timing: timing.tunnel,
   })
   const endpoint = new SessionEndpoint({ local: address, random, stream: { connectTimeout: timing.dialTimeoutMs, ...timing.stream } })
-  const admission = new TrustAdmission(store)
+  const admission = new TrustAdmission(store, { answerPings: options.answerPings === true })
+  // Pingable by everyone: `pilot-tun ping` (and Go's) is an echo stream on port 7.
+  if (admission.answerPings) admission.openToAll(ECHO_PORT)
   const driver = new SessionDriver({
     endpoint,
     sink: tunnel,
@@ -429,7 +435,7 @@ function buildNode(inputs: NodeInputs): NodeParts {
     logger: logger.child({ component: 'trust' }),
   })
   startEchoService(driver)
-  startHandshakeService(driver, {
+  const handshake = startHandshakeService(driver, {
     readTimeoutMs: timing.handshakeReadTimeoutMs,
     logger,
     onMessage: (node, bytes) => {
@@ -456,7 +462,7 @@ function buildNode(inputs: NodeInputs): NodeParts {
   tunnel.start()
   session.start()
   metrics?.watch({ tunnel, endpoint, driver, session })
-  return { nodeId, address, startedAt: performance.now(), bind, client, session, directory, tunnel, endpoint, driver, store, trust, names, streams, metrics }
+  return { nodeId, address, startedAt: performance.now(), bind, client, session, directory, tunnel, endpoint, driver, store, trust, handshake, names, streams, metrics }
 }
 
 /** The node's half of `close()` (also after a failed TUN start): FINs, grace, deregister, then every part closes. */
@@ -493,7 +499,7 @@ async function closeNode(node: NodeParts, timing: DaemonTiming, logger: Logger):
   // Scrapes work until here; then nothing is left listening.
   await node.metrics?.close()
   await node.tunnel.close()
-  await node.store.flush()
+  await node.store.close()
   logger.info('daemon stopped', { node: node.nodeId })
 }
 

@@ -75,6 +75,12 @@ export interface DaemonOptions {
   public?: boolean
   /** Approve every incoming trust request (tests and demos). */
   autoAccept?: boolean
+  /**
+   * Answer pings from every node (control pings, hence ICMPv6 echo through
+   * pilot0, and the echo service on port 7 that `pilot-tun ping` uses), not
+   * only from trusted ones. Default false: private by default.
+   */
+  answerPings?: boolean
   /** Registry `owner` string (Go's key-recovery hint). */
   owner?: string
   kdf?: KdfMode

@@ -8,12 +8,18 @@
  *    one, in one segment, then closes 500 ms later) within 10 s, hand it to
  *    the trust service, close our side. `sendHandshakeMessage` is the sending
  *    side, with Go's timing.
+ *
+ * Port 444 is open to every node, so it is bounded (limits.ts): a small
+ * receive buffer, a stream that delivers more than a message's worth is
+ * reset, and a node (and all nodes together) may hold only a few streams at
+ * once; further SYNs are refused with RST. Each refusal is counted.
  */
 import { DEFAULT_MSS, type StreamConfig, type StreamConnection } from '../session/index.js'
 import type { Logger } from '../logger.js'
 import { PilotStream } from './pilot-stream.js'
 import type { SessionDriver } from './session-driver.js'
-import { MAX_HANDSHAKE_MESSAGE, TRUST_PORT } from './trust-service.js'
+import { TRUST_PORT } from './trust-service.js'
+import { DEFAULT_HANDSHAKE_LIMITS, type HandshakeLimits } from './limits.js'
 
 export const ECHO_PORT = 7
 
@@ -32,14 +38,79 @@ export interface HandshakeServiceOptions {
   onMessage: (remoteNode: number, bytes: Buffer) => void
   readTimeoutMs: number
   logger: Logger
+  /** Overrides of the port-444 bounds (tests). */
+  limits?: Partial<HandshakeLimits>
 }
 
-/** Accepts streams on port 444 (from anyone: the admission policy lets this port through). */
-export function startHandshakeService(driver: SessionDriver, options: HandshakeServiceOptions): void {
-  driver.listen(TRUST_PORT, (conn: StreamConnection) => {
-    const stream = new PilotStream(driver, conn)
-    new HandshakeReader(stream, options)
-  })
+export interface HandshakeServiceStats {
+  accepted: number
+  /** SYNs refused because their node already had `maxStreamsPerNode` streams open. */
+  refusedPerNode: number
+  /** SYNs refused because `maxStreams` streams were open. */
+  refusedTotal: number
+  /** Streams reset for delivering more than `maxStreamBytes`. */
+  oversize: number
+  /** Streams open now. */
+  open: number
+}
+
+/** Accepts streams on port 444 (from anyone: the admission policy lets this port through), within the limits. */
+export class HandshakeService {
+  private readonly limits: HandshakeLimits
+  /** Open streams per node; a node without any has no entry. */
+  private readonly perNode = new Map<number, number>()
+  private readonly st: HandshakeServiceStats = { accepted: 0, refusedPerNode: 0, refusedTotal: 0, oversize: 0, open: 0 }
+
+  constructor(
+    private readonly driver: SessionDriver,
+    private readonly options: HandshakeServiceOptions,
+  ) {
+    this.limits = { ...DEFAULT_HANDSHAKE_LIMITS, ...options.limits }
+    driver.listen(
+      TRUST_PORT,
+      (conn) => this.accept(conn),
+      { receiveBufferSize: this.limits.receiveBufferSize },
+      (node) => this.admits(node),
+    )
+  }
+
+  stats(): HandshakeServiceStats {
+    return { ...this.st }
+  }
+
+  private admits(node: number): boolean {
+    if (this.st.open >= this.limits.maxStreams) {
+      this.st.refusedTotal++
+      return false
+    }
+    if ((this.perNode.get(node) ?? 0) >= this.limits.maxStreamsPerNode) {
+      this.st.refusedPerNode++
+      return false
+    }
+    return true
+  }
+
+  private accept(conn: StreamConnection): void {
+    const node = conn.remoteAddress.node
+    this.st.accepted++
+    this.st.open++
+    this.perNode.set(node, (this.perNode.get(node) ?? 0) + 1)
+    const stream = new PilotStream(this.driver, conn)
+    stream.once('close', () => this.release(node))
+    new HandshakeReader(stream, this.options, this.limits.maxStreamBytes, () => this.st.oversize++)
+  }
+
+  private release(node: number): void {
+    this.st.open--
+    const n = (this.perNode.get(node) ?? 1) - 1
+    if (n <= 0) this.perNode.delete(node)
+    else this.perNode.set(node, n)
+  }
+}
+
+/** Starts the port-444 service on `driver`. */
+export function startHandshakeService(driver: SessionDriver, options: HandshakeServiceOptions): HandshakeService {
+  return new HandshakeService(driver, options)
 }
 
 /** Collects one JSON object from a port-444 stream (control plane: a closure or two is fine here). */
@@ -52,6 +123,8 @@ class HandshakeReader {
   constructor(
     private readonly stream: PilotStream,
     private readonly options: HandshakeServiceOptions,
+    private readonly maxBytes: number,
+    private readonly onOversize: () => void,
   ) {
     this.timer = setTimeout(() => this.finish(false), options.readTimeoutMs)
     stream.on('error', ignoreError)
@@ -61,13 +134,17 @@ class HandshakeReader {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.done) return
-    this.chunks.push(chunk)
     this.size += chunk.length
-    if (this.size > MAX_HANDSHAKE_MESSAGE * 4) {
-      this.finish(false)
+    if (this.size > this.maxBytes) {
+      // More than any trust message (also counting what follows one): cut the sender off (RST).
+      if (!this.done) this.onOversize()
+      this.done = true
+      clearTimeout(this.timer)
+      this.stream.destroy()
       return
     }
+    if (this.done) return // discarded: anything after the object
+    this.chunks.push(chunk)
     // One object in one segment: try as soon as the bytes look complete.
     if (chunk[chunk.length - 1] === 0x7d /* } */ && isCompleteJson(this.bytes())) this.finish(true)
   }

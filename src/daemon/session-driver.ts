@@ -16,17 +16,24 @@
  *
  * Policy stays outside the session layer and outside this file: `admit(node,
  * port)` decides whether an incoming SYN is accepted (else RST via
- * `endpoint.refuse`) and whether a datagram is delivered (else dropped). Both
- * refusals are counted.
+ * `endpoint.refuse`), whether a datagram is delivered (else dropped) and
+ * whether a control ping is answered (else dropped before the endpoint, which
+ * would answer it). A listener may add a gate of its own (per-node limits).
+ * Every refusal is counted.
+ *
+ * Every node's address is on the backbone (network 0, docs/wire.md §2), ours
+ * too: a packet whose source network is not ours did not come from the node
+ * the tunnel authenticated, and is dropped before anything reads it.
  *
  * Hot path (per packet): no closures, promises or string keys; the header is
  * the tunnel's scratch object; handles are found with one Map lookup by the
  * connection object; outgoing packets are carved from a shared slab.
  */
-import { HEADER_SIZE, MAX_PAYLOAD, PacketHeader, decodePacket } from '../protocol/header.js'
+import { HEADER_SIZE, MAX_PAYLOAD, PacketHeader, Protocol, decodePacket } from '../protocol/header.js'
 import type { PilotAddress } from '../protocol/address.js'
 import { readU32 } from '../bytes.js'
 import {
+  PING_PORT,
   StreamConnection,
   StreamEvent,
   type DatagramEvent,
@@ -50,8 +57,10 @@ export interface StreamHandle {
   onStreamEvent(event: StreamEvent): void
 }
 
-/** Admission policy: may `node` open a stream to / send a datagram to our `port`? */
-export type AdmitPolicy = (node: number, port: number, protocol: 'stream' | 'datagram') => boolean
+/** Admission policy: may `node` open a stream to / send a datagram to our `port`, or have its ping (port 0) answered? */
+export type AdmitPolicy = (node: number, port: number, protocol: 'stream' | 'datagram' | 'ping') => boolean
+/** A listener's own check of an admitted SYN from `node` (e.g. a per-node limit); false = RST. */
+export type ListenGate = (node: number) => boolean
 /** A listener receives each admitted connection on its port; it must attach a handle. */
 export type AcceptHandler = (connection: StreamConnection) => void
 /**
@@ -86,7 +95,13 @@ export interface SessionDriverStats {
   droppedWrongDestination: number
   /** Packets the driver had to decode itself and could not. */
   droppedBadHeader: number
+  /** Packets whose source network is not the sender's (ours: every node is on the backbone). */
+  droppedForeignNetwork: number
   synRefused: number
+  /** SYNs the admission policy let through but the port's gate refused (its limits). */
+  synGateRefused: number
+  /** Control pings the policy did not let us answer (untrusted senders, unless pings are answered for all). */
+  pingsRefused: number
   datagramsRefused: number
   /** SYNs for a port whose listener disappeared before the decision. */
   synNoListener: number
@@ -113,6 +128,7 @@ export class SessionDriver {
   private dirtyList: StreamHandle[] = []
   private spareDirty: StreamHandle[] = []
   private readonly listeners = new Map<number, AcceptHandler>()
+  private readonly gates = new Map<number, ListenGate>()
   private defaultHandler: DefaultIncomingHandler | null = null
   private datagramReceiver: DatagramReceiver | null = null
   private pongReceiver: PongReceiver | null = null
@@ -133,7 +149,10 @@ export class SessionDriver {
     packetsOut: 0,
     droppedWrongDestination: 0,
     droppedBadHeader: 0,
+    droppedForeignNetwork: 0,
     synRefused: 0,
+    synGateRefused: 0,
+    pingsRefused: 0,
     datagramsRefused: 0,
     synNoListener: 0,
     wakeups: 0,
@@ -205,6 +224,15 @@ export class SessionDriver {
       this.st.droppedWrongDestination++
       return
     }
+    if (h.srcNetwork !== this.localNetwork) {
+      this.st.droppedForeignNetwork++
+      return
+    }
+    // The endpoint answers every ping (the session layer has no policy): ask ours first.
+    if (h.protocol === Protocol.CONTROL && h.dstPort === PING_PORT && !this.admit(h.srcNode, PING_PORT, 'ping')) {
+      this.st.pingsRefused++
+      return
+    }
     this.st.packetsIn++
     if (this.batchNow < 0) this.batchNow = this.clock()
     const payload = packet.subarray(HEADER_SIZE, HEADER_SIZE + h.payloadLength)
@@ -238,15 +266,20 @@ export class SessionDriver {
     this.schedule()
   }
 
-  /** Streams arriving on `port` from admitted nodes go to `onAccept`. */
-  listen(port: number, onAccept: AcceptHandler, config?: Partial<StreamConfig>): void {
+  /**
+   * Streams arriving on `port` from admitted nodes go to `onAccept`; with a
+   * `gate`, only those it lets through (the others are answered with RST).
+   */
+  listen(port: number, onAccept: AcceptHandler, config?: Partial<StreamConfig>, gate?: ListenGate): void {
     this.endpoint.listen(port, config)
     this.listeners.set(port, onAccept)
+    if (gate !== undefined) this.gates.set(port, gate)
   }
 
   unlisten(port: number): void {
     this.endpoint.unlisten(port)
     this.listeners.delete(port)
+    this.gates.delete(port)
   }
 
   /**
@@ -314,6 +347,7 @@ export class SessionDriver {
     this.handles.clear()
     this.dirtyList.length = 0
     this.listeners.clear()
+    this.gates.clear()
   }
 
   // ───────────────────────── the batch ─────────────────────────
@@ -442,6 +476,12 @@ export class SessionDriver {
     }
     if (fallback !== null) {
       fallback(inc)
+      return
+    }
+    const gate = this.gates.get(inc.localPort)
+    if (gate !== undefined && !gate(inc.remote.node)) {
+      this.st.synGateRefused++
+      this.endpoint.refuse(now, inc)
       return
     }
     const conn = this.endpoint.accept(now, inc)

@@ -98,6 +98,8 @@ export interface TrustServiceStats {
   directSendFailed: number
   relayedRequests: number
   relayedResponses: number
+  /** Requests dropped because the pending table was full (`MAX_PENDING_TRUST_REQUESTS`). */
+  pendingRefused: number
   refused: Record<HandshakeRefusal, number>
 }
 
@@ -145,6 +147,7 @@ export class TrustService {
     directSendFailed: 0,
     relayedRequests: 0,
     relayedResponses: 0,
+    pendingRefused: 0,
     refused: {
       'bad-json': 0,
       'bad-type': 0,
@@ -299,8 +302,14 @@ export class TrustService {
       this.sendInBackground(node, 'handshake_accept')
       return
     }
-    const added = this.store.addPending(node, justification, publicKey)
-    if (added) this.logger.info('trust request received', { node, via, justification })
+    const outcome = this.store.addPending(node, justification, publicKey)
+    if (outcome === 'full') {
+      // Refused without an answer: a flood of requesters gets nothing back from us.
+      this.st.pendingRefused++
+      if (this.st.pendingRefused % 1000 === 1) this.logger.warn('trust request dropped: too many pending requests', { node, via, dropped: this.st.pendingRefused })
+      return
+    }
+    if (outcome === 'added') this.logger.info('trust request received', { node, via, justification })
     if (this.autoAccept) await this.approve(node)
   }
 

@@ -8,12 +8,20 @@
  *
  * Reads are synchronous lookups in memory; every change schedules one atomic
  * write (temp file 0600, fsync, rename), coalesced while a write is running.
+ * Memory is authoritative: a failed write is logged and tried again with
+ * back-off (`unsavedReason` says why it is not on disk meanwhile), and the
+ * next success writes every change since.
+ *
+ * Pending requests come from other nodes, so their number is capped
+ * (`MAX_PENDING_TRUST_REQUESTS`): when full, new requesters are refused; a
+ * node that asks again replaces its own entry.
  */
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { nullLogger, type Logger } from '../logger.js'
 import { DaemonError, DaemonErrorCode } from './errors.js'
+import { MAX_PENDING_TRUST_REQUESTS, TRUST_WRITE_RETRY_MAX_MS, TRUST_WRITE_RETRY_MIN_MS } from './limits.js'
 
 export interface TrustedEntry {
   node_id: number
@@ -43,23 +51,52 @@ interface TrustFile {
 
 export const TRUST_FILE_NAME = 'trust.json'
 
+/** What `addPending` did: a new entry, the node's entry renewed, or nothing (trusted already, or the table is full). */
+export type PendingOutcome = 'added' | 'replaced' | 'trusted' | 'full'
+
+export interface TrustStoreOptions {
+  /** Pending requests kept at most; default `MAX_PENDING_TRUST_REQUESTS`. */
+  maxPending?: number
+  /** Back-off of a failed write: first retry after `min` ms, doubling up to `max`. */
+  retryMinMs?: number
+  retryMaxMs?: number
+  /** Writes the file (default: `atomicWrite`; tests inject failures). */
+  write?: (path: string, text: string) => Promise<void>
+}
+
 export class TrustStore {
   readonly path: string
   private readonly logger: Logger
+  private readonly maxPending: number
+  private readonly retryMinMs: number
+  private readonly retryMaxMs: number
+  private readonly write: (path: string, text: string) => Promise<void>
   private readonly trusted = new Map<number, TrustedEntry>()
   private readonly pending = new Map<number, PendingEntry>()
   private readonly outgoing = new Map<number, OutgoingEntry>()
   private writing: Promise<void> | null = null
   private dirty = false
+  private retryTimer: NodeJS.Timeout | null = null
+  private retryDelayMs = 0
+  private lastWriteError: string | null = null
+  private closed = false
+  /** Requests refused because the pending table was full. */
+  pendingRefused = 0
+  /** Writes that failed (each is retried). */
+  writeFailures = 0
 
-  private constructor(path: string, logger: Logger) {
+  private constructor(path: string, logger: Logger, options: TrustStoreOptions) {
     this.path = path
     this.logger = logger
+    this.maxPending = options.maxPending ?? MAX_PENDING_TRUST_REQUESTS
+    this.retryMinMs = options.retryMinMs ?? TRUST_WRITE_RETRY_MIN_MS
+    this.retryMaxMs = options.retryMaxMs ?? TRUST_WRITE_RETRY_MAX_MS
+    this.write = options.write ?? atomicWrite
   }
 
   /** Loads `<stateDir>/trust.json`; a missing file is an empty table, a corrupt one is kept aside and replaced. */
-  static async open(stateDir: string, logger: Logger = nullLogger): Promise<TrustStore> {
-    const store = new TrustStore(join(stateDir, TRUST_FILE_NAME), logger)
+  static async open(stateDir: string, logger: Logger = nullLogger, options: TrustStoreOptions = {}): Promise<TrustStore> {
+    const store = new TrustStore(join(stateDir, TRUST_FILE_NAME), logger, options)
     let text: string | null = null
     try {
       text = await readFile(store.path, 'utf8')
@@ -108,6 +145,11 @@ export class TrustStore {
     return [...this.outgoing.values()]
   }
 
+  /** Null when trust.json holds every change; else why the last write failed (it is being retried). */
+  get unsavedReason(): string | null {
+    return this.dirty || this.writing !== null ? this.lastWriteError : null
+  }
+
   // ───────────────────────── changes (each persists) ─────────────────────────
 
   /** `node` becomes trusted; its pending and outgoing entries go. */
@@ -125,15 +167,24 @@ export class TrustStore {
     return entry
   }
 
-  /** Returns false if the request was already pending or the node is trusted (nothing changes). */
-  addPending(node: number, justification: string, publicKey: string): boolean {
-    if (this.pending.has(node) || this.trusted.has(node)) return false
+  /**
+   * Records `node`'s request: a new entry, or a renewal of its own (latest
+   * justification and time). Nothing changes for a trusted node, nor for a
+   * new node while `maxPending` requests wait ('full', counted).
+   */
+  addPending(node: number, justification: string, publicKey: string): PendingOutcome {
+    if (this.trusted.has(node)) return 'trusted'
+    const had = this.pending.has(node)
+    if (!had && this.pending.size >= this.maxPending) {
+      this.pendingRefused++
+      return 'full'
+    }
     const entry: PendingEntry = { node_id: node, received_at: new Date().toISOString() }
     if (publicKey !== '') entry.public_key = publicKey
     if (justification !== '') entry.justification = justification
     this.pending.set(node, entry)
     this.persist()
-    return true
+    return had ? 'replaced' : 'added'
   }
 
   addOutgoing(node: number): void {
@@ -161,16 +212,33 @@ export class TrustStore {
     return was
   }
 
-  /** Resolves once every change so far is on disk. */
+  /** Resolves once every change so far is on disk, or the write running now has failed (a retry is then scheduled). */
   async flush(): Promise<void> {
     while (this.writing !== null) await this.writing
+  }
+
+  /** Stops retrying after one last attempt to write what is unsaved (daemon shutdown). */
+  async close(): Promise<void> {
+    this.closed = true
+    if (this.retryTimer !== null) {
+      clearTimeout(this.retryTimer)
+      this.retryTimer = null
+      if (this.writing === null && this.dirty) this.startWrite()
+    }
+    await this.flush()
+    if (this.dirty) this.logger.error('trust table changes could not be saved before shutdown', { path: this.path, error: this.lastWriteError })
   }
 
   // ───────────────────────── persistence ─────────────────────────
 
   private persist(): void {
     this.dirty = true
-    if (this.writing !== null) return
+    // While a retry waits, the retry writes this change too.
+    if (this.writing !== null || this.retryTimer !== null || this.closed) return
+    this.startWrite()
+  }
+
+  private startWrite(): void {
     this.writing = this.writeLoop().finally(() => {
       this.writing = null
     })
@@ -181,12 +249,39 @@ export class TrustStore {
       this.dirty = false
       const text = JSON.stringify({ trusted: this.listTrusted(), pending: this.listPending(), outgoing: this.listOutgoing() }, null, 2) + '\n'
       try {
-        await atomicWrite(this.path, text)
+        await this.write(this.path, text)
       } catch (err) {
+        this.dirty = true // still to be written: memory stays authoritative
+        this.writeFailures++
         const e = new DaemonError(DaemonErrorCode.STATE_WRITE, `cannot write ${this.path}: ${(err as Error).message}`, { cause: err })
-        this.logger.error('trust table not saved', { path: this.path, error: e.message })
+        this.lastWriteError = e.message
+        this.scheduleRetry()
+        return
       }
+      if (this.lastWriteError !== null) {
+        this.logger.info('trust table saved again', { path: this.path })
+        this.lastWriteError = null
+      }
+      this.retryDelayMs = 0
     }
+  }
+
+  private scheduleRetry(): void {
+    if (this.closed) {
+      this.logger.error('trust table not saved', { path: this.path, error: this.lastWriteError })
+      return
+    }
+    this.retryDelayMs = this.retryDelayMs === 0 ? this.retryMinMs : Math.min(this.retryMaxMs, this.retryDelayMs * 2)
+    this.logger.error('trust table not saved; the change is kept in memory and the write retried', {
+      path: this.path,
+      error: this.lastWriteError,
+      retryInMs: this.retryDelayMs,
+    })
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null
+      if (this.writing === null && this.dirty) this.startWrite()
+    }, this.retryDelayMs)
+    this.retryTimer.unref()
   }
 
   private load(file: Partial<TrustFile>): void {

@@ -7,6 +7,10 @@
  * responder is registered on the interface (`resolvectl dns IF A`,
  * `resolvectl domain IF ~pilot`) and reverted on close; otherwise `hint`
  * says how to use it.
+ *
+ * A query never takes the daemon down: whatever the lookup or the codec
+ * throws is logged and counted (`handlerErrors`), and that query gets
+ * SERVFAIL or no answer; the next ones are answered as usual.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram'
 import { execFile } from 'node:child_process'
@@ -50,6 +54,8 @@ export interface DnsStats {
   lookups: number
   lookupFailures: number
   malformed: number
+  /** Queries whose handling threw (a bug: logged with its stack). */
+  handlerErrors: number
 }
 
 interface CacheEntry {
@@ -73,7 +79,7 @@ export class DnsResponder {
   private closed = false
   /** Where the responder listens, e.g. `[fd50:…::2a]:53`. */
   port = 0
-  readonly st: DnsStats = { queries: 0, answeredFromCache: 0, lookups: 0, lookupFailures: 0, malformed: 0 }
+  readonly st: DnsStats = { queries: 0, answeredFromCache: 0, lookups: 0, lookupFailures: 0, malformed: 0, handlerErrors: 0 }
 
   constructor(private readonly opts: DnsResponderOptions) {
     this.host = opts.host
@@ -134,6 +140,14 @@ export class DnsResponder {
 
   private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
     this.st.queries++
+    try {
+      this.answer(msg, rinfo)
+    } catch (err) {
+      this.handlerFailed(err)
+    }
+  }
+
+  private answer(msg: Buffer, rinfo: RemoteInfo): void {
     let q: DnsQuery
     try {
       q = parseDnsQuery(msg)
@@ -150,10 +164,17 @@ export class DnsResponder {
       this.st.answeredFromCache++
       return this.reply(buildDnsResponse(q, hit.address), rinfo)
     }
-    this.lookup(name).then(
-      (address) => this.reply(buildDnsResponse(q, address), rinfo),
-      () => this.reply(buildDnsServerFailure(q), rinfo),
-    )
+    this.lookup(name)
+      .then(
+        (address) => this.reply(buildDnsResponse(q, address), rinfo),
+        () => this.reply(buildDnsServerFailure(q), rinfo),
+      )
+      .catch((err: unknown) => this.handlerFailed(err))
+  }
+
+  private handlerFailed(err: unknown): void {
+    this.st.handlerErrors++
+    this.logger.error('DNS query handling failed', { error: String(err), stack: (err as Error)?.stack })
   }
 
   /** The node's mapped address, null for "no such name"; rejects when the registry cannot answer. */
@@ -161,7 +182,15 @@ export class DnsResponder {
     let p = this.inflight.get(name)
     if (p !== undefined) return p
     this.st.lookups++
-    p = this.host.resolve(name).then(
+    let resolving: Promise<{ node_id: number }>
+    try {
+      resolving = this.host.resolve(name)
+    } catch (err) {
+      // A resolver that throws instead of rejecting: a bug, but this query's alone.
+      this.handlerFailed(err)
+      resolving = Promise.reject(err)
+    }
+    p = resolving.then(
       (r) => mapPilotToIpv6({ network: 0, node: r.node_id }, this.prefix),
       (err: unknown) => {
         if ((err as { code?: string } | null)?.code === 'PT_NAME_NOT_FOUND') return null

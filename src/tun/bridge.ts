@@ -17,11 +17,13 @@
  *     dst in the prefix, not a node ... Destination Unreachable code 3
  *   writes of one batch ─► one writePackets (tun-writer.ts)
  *
- *   Pilot datagram ─► IPv6/UDP P:q → A:p (checksum) ─► TUN (batched per tick)
+ *   Pilot datagram ─► IPv6/UDP P:q → A:p (checksum) ─► TUN (batched per tick);
+ *                     a source outside our network is dropped (counted)
  *   Pilot SYN to a port without a daemon listener ─► bridge-tcp.ts (inbound)
  *
  * ICMPv6 errors are rate-limited (token bucket, RFC 4443 §2.4 f). Reflector
- * flows, held SYNs and outstanding pings expire on one coarse tick.
+ * flows, held SYNs and outstanding pings expire on one coarse tick; a bug
+ * there is logged and counted, never fatal.
  *
  * `TunBridge.start` builds in dependency order: the internal listener, the
  * reflector for its port, then the bridge with its TCP half, which sees the
@@ -88,6 +90,10 @@ export interface TunBridgeStats {
   udpIn: number
   /** Pilot datagrams that did not fit the TUN MTU. */
   udpInTooBig: number
+  /** Pilot datagrams from another network than ours (the daemon drops them first; this is the second line). */
+  udpInForeignNetwork: number
+  /** Housekeeping ticks that threw (logged). */
+  tickErrors: number
   echoRequests: number
   echoReplies: number
   pingsExpired: number
@@ -158,6 +164,8 @@ export class TunBridge implements TcpBridgeOutput {
   private readonly echo = new Icmpv6Echo()
   private readonly scratchAddr = new Uint8Array(16)
   private readonly tick: NodeJS.Timeout
+  /** What the tick expires: reflector flows, outstanding pings, held SYNs. */
+  private readonly expiring: ReadonlyArray<{ expire(now: number): void }>
   private isClosed = false
   private fatal = false
   private readonly onFatal: ((err: TunError) => void) | null
@@ -167,8 +175,10 @@ export class TunBridge implements TcpBridgeOutput {
     udpOut: 0,
     udpIn: 0,
     udpInTooBig: 0,
+    udpInForeignNetwork: 0,
     echoRequests: 0,
     echoReplies: 0,
+    tickErrors: 0,
   }
   private readonly drops: Record<BridgeDropReason, number>
 
@@ -223,6 +233,7 @@ export class TunBridge implements TcpBridgeOutput {
       inboundConnectTimeoutMs: options.inboundConnectTimeoutMs ?? 5_000,
       ...(options.inboundConnect ? { connect: options.inboundConnect } : {}),
     })
+    this.expiring = [this.reflector, this.echoes, this.tcp]
     this.host.onDatagram((d) => this.onDatagram(d))
     this.host.onPong((p) => this.onPong(p))
     this.host.setDefaultStreamHandler((req) => this.tcp.onIncoming(req))
@@ -249,6 +260,8 @@ export class TunBridge implements TcpBridgeOutput {
       udpOut: this.st.udpOut,
       udpIn: this.st.udpIn,
       udpInTooBig: this.st.udpInTooBig,
+      udpInForeignNetwork: this.st.udpInForeignNetwork,
+      tickErrors: this.st.tickErrors,
       echoRequests: this.st.echoRequests,
       echoReplies: this.st.echoReplies,
       pingsExpired: this.echoes.expired,
@@ -386,6 +399,11 @@ export class TunBridge implements TcpBridgeOutput {
 
   private onDatagram(d: BridgeDatagram): void {
     if (this.isClosed) return
+    // The IPv6 source is built from d.from: another network would be an address no peer owns.
+    if (d.from.network !== this.host.address.network) {
+      this.st.udpInForeignNetwork++
+      return
+    }
     const n = d.data.length
     if (UDP_HEADROOM + n > this.device.mtu || d.fromPort === 0 || d.toPort === 0) {
       this.st.udpInTooBig++
@@ -438,9 +456,16 @@ export class TunBridge implements TcpBridgeOutput {
   private onTick(): void {
     if (this.isClosed) return
     const now = this.clock()
-    this.reflector.expire(now)
-    this.echoes.expire(now)
-    this.tcp.expire(now)
+    // Each part on its own: a bug in one must neither stop the others nor end the
+    // daemon (a throw from an interval is an uncaught exception).
+    for (const part of this.expiring) {
+      try {
+        part.expire(now)
+      } catch (err) {
+        this.st.tickErrors++
+        this.logger.error('TUN bridge housekeeping failed', { error: String(err), stack: (err as Error)?.stack })
+      }
+    }
   }
 
   private onDeviceError(err: TunError): void {

@@ -24,3 +24,21 @@ test('--mss: default null (session default), flag and config key accepted, out-o
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('--answer-pings: default false (private by default), flag and config key accepted, a non-boolean refused', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pilot-up-'))
+  try {
+    const none = join(dir, 'none.json')
+    writeFileSync(none, JSON.stringify({ registry: '127.0.0.1:9000' }))
+    const config = join(dir, 'config.json')
+    writeFileSync(config, JSON.stringify({ registry: '127.0.0.1:9000', 'answer-pings': true }))
+    assert.equal((await resolveUpSettings({ config: none })).answerPings, false)
+    assert.equal((await resolveUpSettings({ config: none, 'answer-pings': true })).answerPings, true)
+    assert.equal((await resolveUpSettings({ config })).answerPings, true)
+    assert.equal((await resolveUpSettings({ config, 'answer-pings': false })).answerPings, false, 'the flag wins')
+    writeFileSync(config, JSON.stringify({ registry: '127.0.0.1:9000', 'answer-pings': 'yes' }))
+    await assert.rejects(resolveUpSettings({ config }), (e: unknown) => e instanceof PilotError && e.code === 'PT_CONFIG_INVALID')
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})

@@ -80,6 +80,7 @@ function fakes(overrides: Partial<ControlApiOptions> = {}) {
       listTrusted: () => [{ node_id: 7, public_key: 'k', approved_at: '2026-01-01T00:00:00Z', mutual: true }],
       listPending: () => [{ node_id: 9, received_at: '2026-01-02T00:00:00Z' }],
       listOutgoing: () => [{ node_id: 11, sent_at: '2026-01-03T00:00:00Z' }],
+      unsavedReason: null,
     } as unknown as ControlApiOptions['store'],
     trust: {
       autoAccept: false,
@@ -134,6 +135,7 @@ test('status reports identity, endpoints (IPv6 bracketed), registry, counts and 
     auto_accept: false,
     peers: 2,
     connections: 3,
+    trust_unsaved: null,
     tun: null,
   })
   const tun = { interface: 'pilot0', address: 'fd50::1', prefix: 'fd50:494c:4f54::/48', mtu: 65520, dns: 'off' }

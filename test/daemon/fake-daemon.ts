@@ -22,6 +22,7 @@ export const STATUS: DaemonStatus = {
   auto_accept: false,
   peers: 1,
   connections: 0,
+  trust_unsaved: null,
   tun: null,
 }
 

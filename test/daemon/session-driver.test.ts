@@ -6,7 +6,9 @@ import { createHash } from 'node:crypto'
 import type { StreamConnection } from '../../src/session/index.js'
 import type { SessionDriver } from '../../src/daemon/session-driver.js'
 import { PilotStream } from '../../src/daemon/pilot-stream.js'
-import { readStream, writeAll, pattern } from './helpers.js'
+import { readStream, writeAll, pattern, waitFor } from './helpers.js'
+import { TrustAdmission } from '../../src/daemon/admission.js'
+import { PacketHeader, Protocol, encodePacket } from '../../src/protocol/header.js'
 import { driverPair as pair } from './driver-pair.js'
 
 function acceptInto(driver: SessionDriver, port: number, out: PilotStream[]): void {
@@ -47,7 +49,8 @@ test('a refused SYN (admit says no) fails the dial with PT_SESSION_REFUSED and i
 })
 
 test('destroy() resets the peer (PT_SESSION_RESET), datagrams and pings flow', async () => {
-  const { a, b, close } = pair((_node, port, proto) => proto === 'stream' || port === 5)
+  // Pings ask the policy too (private by default): this one lets them through.
+  const { a, b, close } = pair((_node, port, proto) => proto === 'stream' || proto === 'ping' || port === 5)
   const accepted: PilotStream[] = []
   acceptInto(b, 80, accepted)
   const client = new PilotStream(a, a.connect({ network: 0, node: 2 }, 80))
@@ -69,5 +72,48 @@ test('destroy() resets the peer (PT_SESSION_RESET), datagrams and pings flow', a
   await new Promise((r) => setTimeout(r, 20))
   assert.deepEqual(got, ['5:ok'])
   assert.equal(b.stats().datagramsRefused, 1)
+  close()
+})
+
+test('control pings: an untrusted node gets no pong, a trusted one does (private by default)', async () => {
+  const trusted = new Set<number>()
+  const admission = new TrustAdmission({ isTrusted: (node) => trusted.has(node) })
+  const { a, b, close } = pair(admission.admit)
+  let pongs = 0
+  a.onPong(() => pongs++)
+  a.sendPing({ network: 0, node: 2 }, Buffer.from('who'))
+  await new Promise((r) => setTimeout(r, 100))
+  assert.equal(pongs, 0, 'node 1 is not trusted by node 2: no answer')
+  assert.equal(b.stats().pingsRefused, 1)
+  trusted.add(1)
+  a.sendPing({ network: 0, node: 2 }, Buffer.from('friend'))
+  await waitFor(() => pongs === 1, 'the trusted ping answered')
+  close()
+})
+
+test('control pings with answerPings (`up --answer-pings`): every node gets its pong', async () => {
+  const admission = new TrustAdmission({ isTrusted: () => false }, { answerPings: true })
+  const { a, b, close } = pair(admission.admit)
+  const pong = new Promise<number>((r) => a.onPong((ev) => r(ev.id)))
+  const id = a.sendPing({ network: 0, node: 2 }, Buffer.from('stranger'))
+  assert.equal(await pong, id)
+  assert.equal(b.stats().pingsRefused, 0)
+  // Only pings: the stranger's datagrams and streams are still refused.
+  assert.equal(admission.admit(1, 5, 'datagram'), false)
+  assert.equal(admission.admit(1, 80, 'stream'), false)
+  close()
+})
+
+test('a packet whose source network is not the sender\'s (the backbone) is dropped before the session layer', async () => {
+  const { b, close } = pair()
+  const got: number[] = []
+  b.onDatagram((ev) => got.push(ev.remote.network))
+  const h = PacketHeader.from({ protocol: Protocol.DATAGRAM, srcNetwork: 5, srcNode: 1, dstNetwork: 0, dstNode: 2, srcPort: 1000, dstPort: 53 })
+  b.receive(encodePacket(h, Buffer.from('spoofed network')))
+  h.srcNetwork = 0
+  b.receive(encodePacket(h, Buffer.from('fine')))
+  await new Promise((r) => setTimeout(r, 20))
+  assert.deepEqual(got, [0])
+  assert.equal(b.stats().droppedForeignNetwork, 1)
   close()
 })

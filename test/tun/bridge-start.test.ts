@@ -154,3 +154,43 @@ test('packet paths map addresses with the configured prefix: UDP out and in, ech
     tun.close()
   }
 })
+
+test('a Pilot datagram whose source is in another network than ours is dropped, not written as IPv6 from that network', async () => {
+  const host = new FakeHost()
+  const tun = new MemoryTun({ name: 'pt-start3' })
+  const bridge = await TunBridge.start({ host, device: tun, prefix: PREFIX, listenHost: '::1', inboundBindHost: '::1' })
+  try {
+    host.datagramHandler!({ from: { network: 4, node: 7 }, fromPort: 6000, toPort: 5000, data: Buffer.from('spoofed') })
+    host.datagramHandler!({ from: PEER, fromPort: 6000, toPort: 5000, data: Buffer.from('fine') })
+    await waitFor(() => tun.written.length >= 1, 'the good datagram written')
+    await new Promise((r) => setTimeout(r, 20))
+    assert.equal(tun.written.length, 1)
+    assert.equal(tun.written[0]!.subarray(48).toString(), 'fine')
+    assert.equal(bridge.stats().udpInForeignNetwork, 1)
+  } finally {
+    await bridge.close()
+    tun.close()
+  }
+})
+
+test('a bug in the housekeeping tick is caught: the bridge keeps ticking and the process keeps running', async () => {
+  const host = new FakeHost()
+  const tun = new MemoryTun({ name: 'pt-start4' })
+  const bridge = await TunBridge.start({ host, device: tun, prefix: PREFIX, listenHost: '::1', inboundBindHost: '::1', tickMs: 10, pingTimeoutMs: 30 })
+  try {
+    let calls = 0
+    const reflector = bridge.reflector as unknown as { expire(now: number): void }
+    reflector.expire = () => {
+      calls++
+      throw new Error('housekeeping bug')
+    }
+    await waitFor(() => calls >= 3, 'three ticks despite the throw', 2_000)
+    assert.ok(bridge.stats().tickErrors >= 3)
+    // The other parts still expire: an unanswered echo is forgotten after pingTimeoutMs.
+    tun.inject(naivePacket({ src: A, dst: P, protocol: 58, l4: Uint8Array.of(128, 0, 0, 0, 0, 1, 0, 1) }))
+    await waitFor(() => bridge.stats().pingsExpired === 1, 'the echo expired by the tick', 2_000)
+  } finally {
+    await bridge.close()
+    tun.close()
+  }
+})

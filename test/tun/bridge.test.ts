@@ -54,10 +54,12 @@ let w: World
 let a: Daemon // with the TUN
 let b: Daemon // trusted by a, hostname bob
 let c: Daemon // no trust with a
+let d: Daemon // no trust with a, but answers pings from everyone (--answer-pings)
 let tun: MemoryTun
 let A: Uint8Array
 let B: Uint8Array
 let C: Uint8Array
+let D: Uint8Array
 /** Inbound connections land on this loopback server (the test's stand-in for "the kernel connects to R:y"). */
 let localServer: Server
 let localPort = 0
@@ -98,9 +100,11 @@ before(async () => {
   })
   b = await w.daemon('b', { autoAccept: true, hostname: 'bob' })
   c = await w.daemon('c')
+  d = await w.daemon('d', { answerPings: true })
   A = addr(a)
   B = addr(b)
   C = addr(c)
+  D = addr(d)
   await trustPair(a, b)
 })
 
@@ -257,10 +261,21 @@ test('ICMPv6 echo → Pilot ping → pong → echo reply from the peer (same id,
   assert.equal(u16(reply, 46), 7)
   assert.ok(Buffer.from(reply.subarray(48)).equals(data))
   assert.ok(naiveVerify(reply))
-  // Also works without trust (pings are control packets).
-  const since2 = tun.written.length
+})
+
+test('ICMPv6 echo to a node without trust: it does not answer (private by default) unless it answers pings for all', async () => {
+  const l4 = Buffer.from([128, 0, 0, 0, 0x12, 0x35, 0, 1, 0x61, 0x62])
+  const since = tun.written.length
   tun.inject(naivePacket({ src: A, dst: C, protocol: ICMP6, l4 }))
-  await written(tun, (p) => p[6] === ICMP6 && p[40] === 129 && same(p.subarray(8, 24), C), 'echo reply from c', since2)
+  await waitFor(() => c.stats().driver.pingsRefused === 1, 'c refused the ping')
+  await new Promise((r) => setTimeout(r, 200))
+  assert.equal(tun.written.slice(since).filter((p) => p[6] === ICMP6 && p[40] === 129).length, 0, 'no echo reply from c')
+  await assert.rejects(a.ping(pilotText(c.nodeId), 5_000), { code: 'PT_TRUST_REQUIRED' })
+  // d runs with answerPings: `pilot-tun ping` (an echo stream on port 7, which also sets up
+  // the tunnel to d) and the same ICMPv6 echo are answered.
+  assert.ok((await a.ping(pilotText(d.nodeId), 5_000)).rtt_ms >= 0)
+  tun.inject(naivePacket({ src: A, dst: D, protocol: ICMP6, l4 }))
+  await written(tun, (p) => p[6] === ICMP6 && p[40] === 129 && same(p.subarray(8, 24), D), 'echo reply from d', since)
 })
 
 test('DNS: bob.pilot AAAA → b\'s mapped address; unknown names NXDOMAIN; cached', async () => {

@@ -32,6 +32,7 @@ export function formatStatus(s: DaemonStatus): string {
     ...(s.tun ? [['dns', s.tun.dns] as [string, string]] : []),
     ['kdf', s.kdf],
     ['auto-accept', s.auto_accept ? 'yes' : 'no'],
+    ...(s.trust_unsaved ? [['trust table', `NOT SAVED (${s.trust_unsaved}); retrying`] as [string, string]] : []),
     ['peers', s.peers],
     ['connections', s.connections],
     ['uptime', formatSeconds(s.uptime_s)],

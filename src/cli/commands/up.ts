@@ -8,6 +8,10 @@
  * the socket starts answering. Shutdown is the reverse: the daemon closes (the
  * socket answers PT_DAEMON_CLOSED meanwhile), then the socket file goes, which
  * is what `pilot-tun down` waits for. A second SIGINT/SIGTERM exits at once.
+ *
+ * Errors nobody caught follow process-policy.ts: an unhandled rejection is
+ * logged and the daemon keeps serving; an uncaught exception tears the
+ * daemon down and exits non-zero (systemd restarts it).
  */
 import type { Argv, CommandModule } from 'yargs'
 import type { DaemonControl } from '../../daemon/api.js'
@@ -20,6 +24,7 @@ import { DEFAULT_OVERLAY_PREFIX_TEXT } from '../../protocol/ipv6-mapping.js'
 import { DEFAULT_CONFIG_PATH, loadConfigFile, mergeConfig, type ConfigValues } from '../config.js'
 import { createCliLogger, LOG_LEVELS, type LogFormat, type LogLevel } from '../logging.js'
 import { METRICS_LISTEN_DESCRIBE, metricsListenOption } from '../metrics-listen.js'
+import { installProcessPolicy } from '../process-policy.js'
 
 export const DEFAULT_STATE_DIR = '/var/lib/pilot-tun'
 export const DEFAULT_LISTEN = ':4000'
@@ -33,6 +38,7 @@ interface UpArgs {
   'control-socket'?: string
   hostname?: string
   'auto-accept'?: boolean
+  'answer-pings'?: boolean
   public?: boolean
   kdf?: 'auto' | 'hkdf' | 'legacy'
   config?: string
@@ -67,6 +73,8 @@ export interface UpSettings {
   controlSocket: string
   hostname: string | null
   autoAccept: boolean
+  /** Answer pings (ICMPv6 echo, `pilot-tun ping`) from nodes without trust too. */
+  answerPings: boolean
   public: boolean
   kdf: 'auto' | 'hkdf' | 'legacy'
   logLevel: LogLevel
@@ -107,6 +115,7 @@ export const upCommand: CommandModule<object, UpArgs> = {
       .option('control-socket', { type: 'string', describe: 'Unix socket the CLI talks to (mode 0600)', defaultDescription: DEFAULT_CONTROL_SOCKET })
       .option('hostname', { type: 'string', describe: 'register this hostname' })
       .option('auto-accept', { type: 'boolean', describe: 'approve every incoming trust request', defaultDescription: 'false' })
+      .option('answer-pings', { type: 'boolean', describe: 'answer pings (ping6 over pilot0, `pilot-tun ping`) from nodes without trust too', defaultDescription: 'false' })
       .option('public', { type: 'boolean', describe: 'show this node\'s endpoint to every node at the registry (connecting still needs mutual trust)', defaultDescription: 'false' })
       .option('kdf', { choices: ['auto', 'hkdf', 'legacy'] as const, describe: 'tunnel key derivation', defaultDescription: 'auto' })
       .option('config', { type: 'string', describe: 'JSON config file; flags win over it', defaultDescription: DEFAULT_CONFIG_PATH })
@@ -133,6 +142,7 @@ export async function resolveUpSettings(args: UpArgs): Promise<UpSettings> {
     'control-socket': args['control-socket'],
     hostname: args.hostname,
     'auto-accept': args['auto-accept'],
+    'answer-pings': args['answer-pings'],
     public: args.public,
     kdf: args.kdf,
     'log-level': args['log-level'],
@@ -163,6 +173,7 @@ export async function resolveUpSettings(args: UpArgs): Promise<UpSettings> {
     controlSocket: c['control-socket'] ?? DEFAULT_CONTROL_SOCKET,
     hostname: c.hostname ?? null,
     autoAccept: c['auto-accept'] ?? false,
+    answerPings: c['answer-pings'] ?? false,
     public: c.public ?? false,
     kdf: c.kdf ?? 'auto',
     logLevel: c['log-level'] ?? 'info',
@@ -195,6 +206,14 @@ async function runDaemon(settings: UpSettings, logger: Logger): Promise<void> {
   const control = controlFacade(() => daemon, () => requestStop('shutdown requested over the control socket'))
   const server = new ControlServer({ path: settings.controlSocket, control, logger })
   await server.listen()
+  const policy = installProcessPolicy({
+    logger,
+    teardown: async () => {
+      // The daemon first (pilot0 and its routes go with it), then the socket file.
+      await daemon?.close()
+      await server.close()
+    },
+  })
 
   let signals = 0
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -237,6 +256,7 @@ async function runDaemon(settings: UpSettings, logger: Logger): Promise<void> {
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
+    policy.uninstall()
   }
   // A clean shutdown leaves nothing running; if something still holds the
   // event loop, do not hang the service manager.
@@ -283,6 +303,7 @@ async function startDaemon(settings: UpSettings, logger: Logger): Promise<Runnin
       stateDir: settings.stateDir,
       hostname: settings.hostname,
       autoAccept: settings.autoAccept,
+      answerPings: settings.answerPings,
       public: settings.public,
       kdf: settings.kdf,
       logger,
