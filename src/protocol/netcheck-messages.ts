@@ -24,7 +24,6 @@ export const NetcheckType = {
   PROBE_INFO: 0x09,
   PROBE_REPLY: 0x0a,
 } as const
-export type NetcheckType = (typeof NetcheckType)[keyof typeof NetcheckType]
 
 /** A ProbeRequest shorter than this is refused (anti-amplification; see the file comment). */
 export const PROBE_REQUEST_MIN_SIZE = 128
