@@ -29,14 +29,14 @@ export interface ProbeTiming {
   retryMs: number
   /** Discover round trips to time, one after the other. */
   rttSamples: number
-  /** After the beacon first answers, how long its ProbeInfo may take before it counts as a beacon without probe ports. */
+  /** After the beacon first answers, how long its ProbeInfo may take before it counts as a beacon without probe ports (at least 4 RTT). */
   probeInfoWaitMs: number
   /** ProbeRequests sent in all while an unsolicited reply is missing (each makes every probe send one again). */
   filterRequests: number
   filterRequestGapMs: number
   /** After the last ProbeRequest, how long a missing unsolicited reply is still waited for (at least 3 RTT). */
   filterSettleMs: number
-  /** How long the probe ports get to answer the mapping Discovers. */
+  /** How long the probe ports get to answer the mapping Discovers (at least 4 RTT). */
   mappingWaitMs: number
 }
 
@@ -246,13 +246,14 @@ export class NetcheckProbe {
     const t = this.timing
     if (this.ports === null) {
       // Waiting for ProbeInfo. A beacon that answers Discover but not this has no probe ports.
-      if (this.firstAnswerAt >= 0 && now >= this.firstAnswerAt + t.probeInfoWaitMs) {
+      const giveUpAt = this.firstAnswerAt + this.scaled(t.probeInfoWaitMs)
+      if (this.firstAnswerAt >= 0 && now >= giveUpAt) {
         this.filterDone = true
         return
       }
       if (this.lastRequestAt < 0 || now - this.lastRequestAt >= t.retryMs) this.sendRequest(now)
       at(this.lastRequestAt + t.retryMs)
-      if (this.firstAnswerAt >= 0) at(this.firstAnswerAt + t.probeInfoWaitMs)
+      if (this.firstAnswerAt >= 0) at(giveUpAt)
       return
     }
     if (this.ports.every((_, i) => this.unsolicited[i] !== null)) {
@@ -272,7 +273,8 @@ export class NetcheckProbe {
   private stepMapping(now: number, at: (when: number) => void): void {
     const ports = this.ports ?? []
     if (this.mappingStartedAt < 0) this.mappingStartedAt = now
-    if (ports.every((p) => p.mapped !== null) || now >= this.mappingStartedAt + this.timing.mappingWaitMs) {
+    const endAt = this.mappingStartedAt + this.scaled(this.timing.mappingWaitMs)
+    if (ports.every((p) => p.mapped !== null) || now >= endAt) {
       this.mappingDone = true
       return
     }
@@ -284,7 +286,7 @@ export class NetcheckProbe {
       }
       at(p.lastSentAt + this.timing.retryMs)
     }
-    at(this.mappingStartedAt + this.timing.mappingWaitMs)
+    at(endAt)
   }
 
   private sendRequest(now: number): void {
@@ -295,6 +297,11 @@ export class NetcheckProbe {
 
   private send(data: Uint8Array, to: Endpoint): void {
     this.queue.push({ data, host: to.host, port: to.port })
+  }
+
+  /** A wait of at least `ms`, and of 4 round trips on a slow path. */
+  private scaled(ms: number): number {
+    return Math.max(ms, 4 * this.medianRtt())
   }
 
   private medianRtt(): number {

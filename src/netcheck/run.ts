@@ -56,7 +56,9 @@ export interface NetcheckOptions {
   edges?: Partial<NetcheckEdges>
 }
 
-const REAL_EDGES: NetcheckEdges = {
+/** The real socket, resolver, interfaces, registry, clock and randomness (a fresh set per run). */
+function realEdges(): NetcheckEdges {
+  return {
   openBind: (host, port) => UdpBind.open({ host, port, receiveBufferSize: 256 * 1024, sendBufferSize: 256 * 1024 }),
   lookup: async (host, family) => (isIP(host) !== 0 ? host : (await lookup(host, { family })).address),
   localAddresses: () =>
@@ -66,10 +68,11 @@ const REAL_EDGES: NetcheckEdges = {
   probeRegistry: (target, timeoutMs) => probeRegistry(target, timeoutMs),
   now: () => performance.now(),
   random: new CryptoRandom(),
+  }
 }
 
 export async function runNetcheck(opts: NetcheckOptions): Promise<NetcheckReport> {
-  const edges: NetcheckEdges = { ...REAL_EDGES, ...opts.edges }
+  const edges: NetcheckEdges = { ...realEdges(), ...opts.edges }
   const { bind, busy } = await openProbingSocket(edges, opts.listen, opts.listenExplicit)
   try {
     const registry = opts.registry === null ? null : edges.probeRegistry(opts.registry, opts.timeoutMs)
