@@ -33,6 +33,8 @@ import { readFile } from 'node:fs/promises'
 import { ConfigError, PilotError } from '../errors.js'
 
 export const DEFAULT_CONFIG_PATH = '/etc/pilot-tun/config.json'
+/** The tunnel socket when neither `--listen` nor the file names one (`up`; `netcheck` probes from it). */
+export const DEFAULT_LISTEN = ':4000'
 
 type KeySpec =
   | { type: 'string' }

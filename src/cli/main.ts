@@ -14,6 +14,7 @@ import { addressCommand } from './commands/address.js'
 import { downCommand } from './commands/down.js'
 import { hostnameCommand } from './commands/hostname.js'
 import { identityCommand } from './commands/identity.js'
+import { netcheckCommand } from './commands/netcheck.js'
 import { peersCommand } from './commands/peers.js'
 import { pingCommand } from './commands/ping.js'
 import { resolveCommand } from './commands/resolve.js'
@@ -66,6 +67,7 @@ export async function main(argv: string[]): Promise<number> {
     .command(registryCommand!)
     .command(beaconCommand!)
     .command(rendezvousCommand!)
+    .command(netcheckCommand)
     .command(addressCommand)
     .command(identityCommand)
     // `pilot-tun completion` prints the bash script; the script asks `pilot-tun --get-yargs-completions …`.

@@ -1,14 +1,17 @@
 /**
  * `pilot-tun beacon`: runs a beacon in the foreground until SIGINT/SIGTERM.
  * `startBeacon` is the reusable part (the `rendezvous` command runs it beside
- * a registry).
+ * a registry). `--probe-listen` adds netcheck's probe ports
+ * (src/netcheck/responder.ts, docs/wire.md §9.8) in front of the beacon.
  */
 import type { Argv, CommandModule } from 'yargs'
 import { BeaconError, BeaconErrorCode, BeaconServer, resolveBeaconLimits, type BeaconLimits } from '../../beacon/index.js'
 import { DecodeError, PilotError } from '../../errors.js'
 import { formatHostPort, parseHostPort } from '../../protocol/host-port.js'
 import { nullLogger, type Logger } from '../../logger.js'
-import { UdpBind, type UdpEndpoint } from '../../tunnel/bind.js'
+import { PROBE_MAX_ENDPOINTS } from '../../protocol/netcheck-messages.js'
+import { ProbeResponder, type ProbePortBinds } from '../../netcheck/responder.js'
+import { UdpBind, type PacketBind, type UdpEndpoint } from '../../tunnel/bind.js'
 import { LOG_LEVELS, createCliLogger, type LogLevel } from '../logging.js'
 import { METRICS_LISTEN_DESCRIBE, metricsListenOption, serveMetricsOrUndo } from '../metrics-listen.js'
 
@@ -19,23 +22,63 @@ export interface StartBeaconOptions {
   listen: string | UdpEndpoint
   logger?: Logger
   limits?: Partial<BeaconLimits>
+  /** Netcheck probe ports (at most 2; one on another address lets clients tell a full cone from a restricted one). */
+  probeListen?: ReadonlyArray<string | UdpEndpoint>
 }
 
 export interface RunningBeacon {
   readonly server: BeaconServer
   /** The endpoint actually bound (the real port when 0 was asked for). */
   readonly local: UdpEndpoint
+  /** The netcheck probe ports, when `probeListen` asked for some. */
+  readonly probes: ProbeResponder | null
   close(): Promise<void>
 }
 
-/** Binds the UDP socket and starts a beacon on it; `PT_BEACON_LISTEN_FAILED` when the port is taken. */
+/** Binds the UDP socket(s) and starts a beacon; `PT_BEACON_LISTEN_FAILED` when a port is taken. */
 export async function startBeacon(opts: StartBeaconOptions): Promise<RunningBeacon> {
   const listen = typeof opts.listen === 'string' ? parseListenAddress(opts.listen) : opts.listen
+  const probeListen = (opts.probeListen ?? []).map((p) => (typeof p === 'string' ? parseListenAddress(p, '--probe-listen') : p))
+  if (probeListen.length > PROBE_MAX_ENDPOINTS) {
+    throw new BeaconError(BeaconErrorCode.INVALID_LISTEN, `at most ${PROBE_MAX_ENDPOINTS} probe ports, got ${probeListen.length}`, {
+      hint: 'one on the beacon\'s address (e.g. --probe-listen :9002) and one on another address of this host',
+    })
+  }
   const logger = opts.logger ?? nullLogger
   const limits = resolveBeaconLimits(opts.limits) // refuse bad limits before taking the port
-  let bind: UdpBind
+  const opened: PacketBind[] = []
+  let probes: ProbePortBinds[]
+  let bind: PacketBind
   try {
-    bind = await UdpBind.open({ host: listen.host, port: listen.port })
+    bind = await openUdp(listen, '--listen', opened)
+    probes = []
+    for (const p of probeListen) {
+      const discover = await openUdp(p, '--probe-listen', opened)
+      const unsolicited = await openUdp({ host: p.host, port: 0 }, '--probe-listen', opened)
+      probes.push({ discover, unsolicited, advertise: { host: isUnspecified(p.host) ? null : p.host, port: discover.local.port } })
+    }
+  } catch (err) {
+    await Promise.all(opened.map((b) => b.close()))
+    throw err
+  }
+  const responder = probes.length === 0 ? null : new ProbeResponder({ main: bind, probes, logger, limits })
+  const server = new BeaconServer({ bind: responder?.beaconBind ?? bind, logger, limits })
+  server.start()
+  const local = formatHostPort(bind.local.host, bind.local.port)
+  logger.info(`beacon listening on udp ${local}`, { endpoint: local })
+  for (const p of probes) logger.info(`netcheck probe port on udp ${formatHostPort(p.discover.local.host, p.discover.local.port)}`)
+  const close = async (): Promise<void> => {
+    await Promise.all([server.close(), responder?.close()])
+  }
+  return { server, local: bind.local, probes: responder, close }
+}
+
+/** One UDP socket, added to `opened`; PT_BEACON_LISTEN_FAILED naming `flag` when it cannot be bound. */
+async function openUdp(listen: UdpEndpoint, flag: string, opened: PacketBind[]): Promise<PacketBind> {
+  try {
+    const bind = await UdpBind.open({ host: listen.host, port: listen.port })
+    opened.push(bind)
+    return bind
   } catch (err) {
     const cause = err instanceof PilotError && err.cause !== undefined ? err.cause : err
     const inUse = (cause as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE'
@@ -44,17 +87,16 @@ export async function startBeacon(opts: StartBeaconOptions): Promise<RunningBeac
       `cannot listen on UDP ${formatHostPort(listen.host, listen.port)}: ${inUse ? 'address already in use' : cause instanceof Error ? cause.message : String(cause)}`,
       {
         hint: inUse
-          ? 'another process (maybe another beacon) holds this port; stop it or pick another with --listen'
+          ? `another process (maybe another beacon) holds this port; stop it or pick another with ${flag}`
           : 'check that the address is one of this host\'s addresses (or 0.0.0.0 / ::)',
         cause: err,
       },
     )
   }
-  const server = new BeaconServer({ bind, logger, limits })
-  server.start()
-  const local = formatHostPort(bind.local.host, bind.local.port)
-  logger.info(`beacon listening on udp ${local}`, { endpoint: local })
-  return { server, local: bind.local, close: () => server.close() }
+}
+
+function isUnspecified(host: string): boolean {
+  return host === '0.0.0.0' || host === '::'
 }
 
 /** An IP `HOST:PORT`, `[IPv6]:PORT`, `:PORT` (all IPv4 interfaces) or `PORT`; PT_BEACON_INVALID_LISTEN names `flag`. */
@@ -80,8 +122,12 @@ export function waitForShutdownSignal(): Promise<NodeJS.Signals> {
   })
 }
 
+export const PROBE_LISTEN_HELP =
+  'a netcheck probe port, UDP HOST:PORT (up to 2: :PORT for another port of this address, IP:PORT on a second address to tell full from restricted cones)'
+
 interface BeaconArgs {
   listen: string
+  'probe-listen'?: string[]
   'log-level': LogLevel
   'max-nodes'?: number | undefined
   'node-ttl'?: number | undefined
@@ -94,6 +140,7 @@ export const beaconCommand: CommandModule<object, BeaconArgs> = {
   builder: (y: Argv) =>
     y
       .option('listen', { type: 'string', default: DEFAULT_BEACON_LISTEN, describe: 'UDP HOST:PORT to listen on' })
+      .option('probe-listen', { type: 'string', array: true, describe: PROBE_LISTEN_HELP })
       .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'log verbosity' })
       .option('max-nodes', { type: 'number', describe: 'nodes remembered at most (least recently seen evicted)' })
       .option('node-ttl', { type: 'number', describe: 'seconds a node is remembered after its last Discover' })
@@ -105,7 +152,7 @@ export const beaconCommand: CommandModule<object, BeaconArgs> = {
     const limits: Partial<BeaconLimits> = {}
     if (args['max-nodes'] !== undefined) limits.maxNodes = args['max-nodes']
     if (args['node-ttl'] !== undefined) limits.nodeTtlMs = args['node-ttl'] * 1000
-    const beacon = await startBeacon({ listen, logger, limits })
+    const beacon = await startBeacon({ listen, logger, limits, probeListen: args['probe-listen'] ?? [] })
     const metrics = metricsAt === null ? null : await serveMetricsOrUndo(metricsAt, { beacon: beacon.server }, logger, () => beacon.close())
     const signal = await waitForShutdownSignal()
     logger.info(`${signal}: shutting down`)

@@ -9,12 +9,13 @@ import { formatHostPort } from '../../protocol/host-port.js'
 import { RegistryError, RegistryErrorCode } from '../../registry/errors.js'
 import { createCliLogger, LOG_LEVELS, type LogFormat, type LogLevel } from '../logging.js'
 import { METRICS_LISTEN_DESCRIBE, metricsListenOption, serveMetricsOrUndo } from '../metrics-listen.js'
-import { startBeacon, parseListenAddress as parseUdpListen, waitForShutdownSignal, DEFAULT_BEACON_LISTEN } from './beacon.js'
+import { startBeacon, parseListenAddress as parseUdpListen, waitForShutdownSignal, DEFAULT_BEACON_LISTEN, PROBE_LISTEN_HELP } from './beacon.js'
 import { startRegistry, parseListenAddress as parseTcpListen, DEFAULT_REGISTRY_LISTEN, DEFAULT_REGISTRY_STORE } from './registry.js'
 
 interface RendezvousArgs {
   'registry-listen': string
   'beacon-listen': string
+  'beacon-probe-listen'?: string[]
   store: string
   'log-level': LogLevel
   'log-format': LogFormat
@@ -28,6 +29,7 @@ export const rendezvousCommand: CommandModule<object, RendezvousArgs> = {
     y
       .option('registry-listen', { type: 'string', default: DEFAULT_REGISTRY_LISTEN, describe: 'registry TCP HOST:PORT' })
       .option('beacon-listen', { type: 'string', default: DEFAULT_BEACON_LISTEN, describe: 'beacon UDP HOST:PORT' })
+      .option('beacon-probe-listen', { type: 'string', array: true, describe: PROBE_LISTEN_HELP })
       .option('store', { type: 'string', default: DEFAULT_REGISTRY_STORE, describe: 'registry SQLite database (created if missing)' })
       .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'log verbosity' })
       .option('log-format', {
@@ -41,6 +43,7 @@ export const rendezvousCommand: CommandModule<object, RendezvousArgs> = {
     const tcp = parseTcpListen(args['registry-listen'], '--registry-listen')
     const udp = parseUdpListen(args['beacon-listen'], '--beacon-listen')
     const metricsAt = metricsListenOption(args['metrics-listen'])
+    const probeListen = (args['beacon-probe-listen'] ?? []).map((p) => parseUdpListen(p, '--beacon-probe-listen'))
     const logger = createCliLogger(args['log-level'], args['log-format'])
     const signal = waitForShutdownSignal()
     let registry
@@ -54,7 +57,7 @@ export const rendezvousCommand: CommandModule<object, RendezvousArgs> = {
     }
     let beacon
     try {
-      beacon = await startBeacon({ listen: udp, logger: logger.child({ component: 'beacon' }) })
+      beacon = await startBeacon({ listen: udp, probeListen, logger: logger.child({ component: 'beacon' }) })
     } catch (err) {
       await registry.close()
       throw err

@@ -21,13 +21,12 @@ import { daemonClosedError } from '../../daemon/errors.js'
 import { ConfigError, PilotError } from '../../errors.js'
 import type { Logger } from '../../logger.js'
 import { DEFAULT_OVERLAY_PREFIX_TEXT } from '../../protocol/ipv6-mapping.js'
-import { DEFAULT_CONFIG_PATH, loadConfigFile, mergeConfig, type ConfigValues } from '../config.js'
+import { DEFAULT_CONFIG_PATH, DEFAULT_LISTEN, loadConfigFile, mergeConfig, type ConfigValues } from '../config.js'
 import { createCliLogger, LOG_LEVELS, type LogFormat, type LogLevel } from '../logging.js'
 import { METRICS_LISTEN_DESCRIBE, metricsListenOption } from '../metrics-listen.js'
 import { installProcessPolicy } from '../process-policy.js'
 
 export const DEFAULT_STATE_DIR = '/var/lib/pilot-tun'
-export const DEFAULT_LISTEN = ':4000'
 
 interface UpArgs {
   tun?: boolean
