@@ -184,7 +184,7 @@ test('pilot-tun.service: CAP_NET_ADMIN and CAP_NET_BIND_SERVICE only, /dev/net/t
   assert.deepEqual(one(unit, 'Service', 'RestrictAddressFamilies').split(/\s+/).sort(), ['AF_INET', 'AF_INET6', 'AF_NETLINK', 'AF_UNIX'])
   // /proc/sys stays read-only except IPv6's per-interface settings, where the
   // daemon turns IPv6 on for pilot0 when new links start without it.
-  assert.deepEqual(values(unit, 'Service', 'ReadWritePaths'), ['/proc/sys/net/ipv6/conf/'])
+  assert.deepEqual(values(unit, 'Service', 'ReadWritePaths'), ['-/proc/sys/net/ipv6/conf/'])
   // Resource limits: set, and numbers (README.md says why these).
   assert.equal(one(unit, 'Service', 'MemoryMax'), '1G')
   assert.equal(one(unit, 'Service', 'TasksMax'), '64')
