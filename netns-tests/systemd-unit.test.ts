@@ -30,7 +30,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
-import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { randomBytes } from 'node:crypto'
 import { dirname, join, resolve } from 'node:path'
@@ -56,6 +56,10 @@ function unavailable(): string | null {
   if (!existsSync('/dev/net/tun')) return '/dev/net/tun is missing'
   if (!existsSync(join(repoRoot, 'build', 'Release', 'pilot_tun_native.node'))) return 'the TUN addon is not built (npm run build:native)'
   if (!existsSync(join(repoRoot, 'dist', 'src', 'cli', 'main.js'))) return 'not built (npm run build)'
+  // Only the checkout is bind-mounted: dependencies linked in from elsewhere would be missing in there.
+  const modules = join(repoRoot, 'node_modules')
+  if (!existsSync(modules)) return 'no node_modules (npm ci)'
+  if (!realpathSync(modules).startsWith(`${realpathSync(repoRoot)}/`)) return 'node_modules links out of the checkout, which the container does not see'
   return null
 }
 
