@@ -4,6 +4,8 @@
  *
  *   start:  parse options → open + configure the interface (openTunInterface)
  *           → TunBridge.start (listener, reflector, reading) → DNS responder
+ *           (optional: a port it cannot bind leaves DNS off with a warning,
+ *           and status().dns says why)
  *   close:  bridge.close (sockets, hooks) → DNS close (resolvectl revert)
  *           → interface close (the kernel removes address and routes)
  *
@@ -58,6 +60,23 @@ export interface TunFrontDoorStats {
   device: TunDevice['stats']
 }
 
+/**
+ * One line for the log and `status`: where the responder tried to bind, the
+ * errno, and the usual way out for the two that happen in practice.
+ */
+export function describeDnsStartFailure(err: unknown, host: string, port: number): string {
+  const where = `[${host}]:${port}`
+  const code = (err as NodeJS.ErrnoException | null)?.code
+  if (typeof code !== 'string') return `cannot bind ${where}: ${err instanceof Error ? err.message : String(err)}`
+  const fix =
+    code === 'EACCES' || code === 'EPERM'
+      ? ': ports below 1024 need root or CAP_NET_BIND_SERVICE (the shipped systemd unit grants it)'
+      : code === 'EADDRINUSE'
+        ? ': another DNS server holds that port on that address'
+        : ''
+  return `cannot bind ${where} (${code})${fix}`
+}
+
 function parsePrefix(text: string): OverlayPrefix {
   try {
     return parseOverlayPrefix(text)
@@ -89,13 +108,15 @@ export class TunFrontDoor {
   private constructor(
     readonly bridge: TunBridge,
     readonly dns: DnsResponder | null,
+    /** Why the DNS responder is not running although it was asked for (status shows it). */
+    private readonly dnsFailure: string | null,
     readonly device: TunDevice,
     private readonly iface: TunInterface | null,
     readonly prefix: OverlayPrefix,
     private readonly logger: Logger,
   ) {}
 
-  /** Builds and starts everything; on failure nothing is left behind. */
+  /** Builds and starts everything; on failure (other than DNS's) nothing is left behind. */
   static async start(host: BridgeHost, options: TunFrontDoorOptions, logger: Logger = nullLogger, onFatal?: (err: TunError) => void): Promise<TunFrontDoor> {
     const prefix = parsePrefix(options.prefix ?? DEFAULT_OVERLAY_PREFIX_TEXT)
     const name = options.interface ?? DEFAULT_TUN_NAME
@@ -114,8 +135,7 @@ export class TunFrontDoor {
       )
       device = iface.device
     }
-    let bridge: TunBridge | null = null
-    let dns: DnsResponder | null = null
+    let bridge: TunBridge
     try {
       bridge = await TunBridge.start({
         host,
@@ -126,26 +146,42 @@ export class TunFrontDoor {
         ...options.bridge,
         ...(onFatal ? { onFatal } : {}),
       })
-      if (options.dns !== false) {
-        dns = new DnsResponder({
-          host,
-          prefix,
-          bindHost: options.dnsBind?.host ?? bridge.localAddressText,
-          bindPort: options.dnsBind?.port ?? 53,
-          interfaceName: device.name,
-          logger: logger.child({ component: 'dns' }),
-          useResolved: options.device === undefined,
-          ...(options.commandRunner ? { run: options.commandRunner } : {}),
-        })
-        await dns.start()
-      }
     } catch (err) {
-      await bridge?.close().catch(() => {})
-      await dns?.close().catch(() => {})
       if (iface !== null) await iface.close().catch(() => {})
       throw err
     }
-    return new TunFrontDoor(bridge, dns, device, iface, prefix, logger)
+    let dns: DnsResponder | null = null
+    let dnsFailure: string | null = null
+    if (options.dns !== false) {
+      const dnsLogger = logger.child({ component: 'dns' })
+      const bindHost = options.dnsBind?.host ?? bridge.localAddressText
+      const bindPort = options.dnsBind?.port ?? 53
+      const responder = new DnsResponder({
+        host,
+        prefix,
+        bindHost,
+        bindPort,
+        interfaceName: device.name,
+        logger: dnsLogger,
+        useResolved: options.device === undefined,
+        ...(options.commandRunner ? { run: options.commandRunner } : {}),
+      })
+      // The responder is a convenience (names for addresses anyone can type);
+      // without it the node still carries traffic, so a port it cannot have
+      // (no CAP_NET_BIND_SERVICE, another resolver on 53) is a warning.
+      try {
+        await responder.start()
+        dns = responder
+      } catch (err) {
+        await responder.close().catch(() => {})
+        dnsFailure = describeDnsStartFailure(err, bindHost, bindPort)
+        dnsLogger.warn('the .pilot DNS responder is off: its port could not be bound', {
+          error: dnsFailure,
+          code: (err as NodeJS.ErrnoException | null)?.code ?? null,
+        })
+      }
+    }
+    return new TunFrontDoor(bridge, dns, dnsFailure, device, iface, prefix, logger)
   }
 
   status(): TunStatus {
@@ -154,7 +190,7 @@ export class TunFrontDoor {
       address: this.bridge.localAddressText,
       prefix: this.prefix.text,
       mtu: this.device.mtu,
-      dns: this.dns === null ? 'off' : this.dns.hint(),
+      dns: this.dns !== null ? this.dns.hint() : this.dnsFailure !== null ? `failed: ${this.dnsFailure}` : 'off',
     }
   }
 

@@ -113,6 +113,7 @@ export class InterfaceSetup {
   constructor(
     options: InterfaceSetupOptions,
     private readonly run: IpRunner = execIp(),
+    private readonly sysctl: SysctlFiles = procSysctlFiles,
   ) {
     const resolved = resolveTunOptions({ name: options.name ?? DEFAULT_TUN_NAME, mtu: options.mtu ?? DEFAULT_TUN_MTU })
     this.name = resolved.name
@@ -150,7 +151,7 @@ export class InterfaceSetup {
     try {
       const [link, ...rest] = this.upCommands()
       await this.run(link!)
-      await enableIpv6On(this.name)
+      await enableIpv6On(this.name, this.sysctl)
       for (const args of rest) await this.run(args)
       this.isUp = true
     } catch (err) {
@@ -379,17 +380,49 @@ export async function openTunInterface(
   }
 }
 
+/** Reads and writes sysctl files; tests pass a fake (a read-only /proc/sys cannot be staged as root). */
+export interface SysctlFiles {
+  read(path: string): Promise<string>
+  write(path: string, text: string): Promise<void>
+}
+
+export const procSysctlFiles: SysctlFiles = {
+  read: (path) => readFile(path, 'utf8'),
+  write: (path, text) => writeFile(path, text),
+}
+
 /**
  * Turns IPv6 on for our own interface only, when the system creates new links
  * with it disabled (`net.ipv6.conf.default.disable_ipv6=1`, common in
  * containers and namespaces); `ip -6 addr add` fails otherwise. Nothing else
  * is touched, and a system without the sysctl (or a test double) is fine.
+ * When the sysctl says 1 but cannot be written (a read-only /proc/sys, as
+ * under systemd's ProtectKernelTunables=yes) this says so, instead of leaving
+ * `ip -6 addr add` to fail with "IPv6 is disabled on this device".
  */
-async function enableIpv6On(name: string): Promise<void> {
+export async function enableIpv6On(name: string, files: SysctlFiles = procSysctlFiles): Promise<void> {
   const path = `/proc/sys/net/ipv6/conf/${name}/disable_ipv6`
+  let value: string
   try {
-    if ((await readFile(path, 'utf8')).trim() === '1') await writeFile(path, '0')
+    value = (await files.read(path)).trim()
   } catch {
-    // No such interface in /proc (fake `ip` in tests) or no IPv6 at all: `ip -6 addr add` reports it.
+    return // no such interface in /proc (fake `ip` in tests) or no IPv6 at all: `ip -6 addr add` reports it
+  }
+  if (value !== '1') return
+  try {
+    await files.write(path, '0')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException | null)?.code ?? (err as Error).message
+    throw new TunError(
+      TunErrorCode.PERMISSION,
+      `IPv6 is disabled on ${name} (new links start with net.ipv6.conf.default.disable_ipv6=1) and ${path} cannot be written (${code})`,
+      {
+        hint:
+          'turn IPv6 on for new links (sysctl -w net.ipv6.conf.default.disable_ipv6=0), or let pilot-tun write it: ' +
+          'under systemd, ProtectKernelTunables=yes makes /proc/sys read-only and the shipped unit re-opens ' +
+          'ReadWritePaths=/proc/sys/net/ipv6/conf/ for this',
+        cause: err,
+      },
+    )
   }
 }

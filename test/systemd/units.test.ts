@@ -1,7 +1,9 @@
 // Checks the systemd units in systemd/: `systemd-analyze verify` accepts each
 // one without a warning about it, and the settings the daemon depends on are
-// there (CAP_NET_ADMIN, the state/runtime/config directories matching the
-// daemon's defaults, restart on failure, no MemoryDenyWriteExecute).
+// there (CAP_NET_ADMIN and CAP_NET_BIND_SERVICE, the IPv6 sysctls writable,
+// the state/runtime/config directories matching the daemon's defaults,
+// resource limits, restart on failure, no MemoryDenyWriteExecute).
+// netns-tests/systemd-unit.test.ts runs the unit under a real systemd.
 //
 // verify refuses a unit whose ExecStart binary does not exist, and the
 // committed units name /usr/bin/pilot-tun (where `npm install -g` puts it with
@@ -164,11 +166,13 @@ test('every unit: realistic ExecStart, restart on failure, dynamic user, hardene
   }
 })
 
-test('pilot-tun.service: CAP_NET_ADMIN only, /dev/net/tun, directories that match the daemon defaults', () => {
+test('pilot-tun.service: CAP_NET_ADMIN and CAP_NET_BIND_SERVICE only, /dev/net/tun, directories that match the daemon defaults', () => {
   const { unit } = readUnit('pilot-tun.service')
   assert.equal(one(unit, 'Service', 'ExecStart'), `${INSTALLED_BIN} up --config ${DEFAULT_CONFIG_PATH}`)
-  assert.equal(one(unit, 'Service', 'AmbientCapabilities'), 'CAP_NET_ADMIN')
-  assert.equal(one(unit, 'Service', 'CapabilityBoundingSet'), 'CAP_NET_ADMIN')
+  // NET_ADMIN: the TUN, its link, address and route. NET_BIND_SERVICE: DNS on [A]:53.
+  const caps = ['CAP_NET_ADMIN', 'CAP_NET_BIND_SERVICE']
+  assert.deepEqual(one(unit, 'Service', 'AmbientCapabilities').split(/\s+/).sort(), caps)
+  assert.deepEqual(one(unit, 'Service', 'CapabilityBoundingSet').split(/\s+/).sort(), caps)
   assert.equal(one(unit, 'Service', 'DevicePolicy'), 'closed')
   assert.deepEqual(values(unit, 'Service', 'DeviceAllow'), ['/dev/net/tun rw'])
   // The daemon's defaults are where systemd makes the service's writable directories.
@@ -178,6 +182,13 @@ test('pilot-tun.service: CAP_NET_ADMIN only, /dev/net/tun, directories that matc
   assert.equal(`/etc/${one(unit, 'Service', 'ConfigurationDirectory')}/config.json`, DEFAULT_CONFIG_PATH)
   // ip(8) talks netlink; the tunnel UDP, the registry TCP, the control socket AF_UNIX.
   assert.deepEqual(one(unit, 'Service', 'RestrictAddressFamilies').split(/\s+/).sort(), ['AF_INET', 'AF_INET6', 'AF_NETLINK', 'AF_UNIX'])
+  // /proc/sys stays read-only except IPv6's per-interface settings, where the
+  // daemon turns IPv6 on for pilot0 when new links start without it.
+  assert.deepEqual(values(unit, 'Service', 'ReadWritePaths'), ['-/proc/sys/net/ipv6/conf/'])
+  // Resource limits: set, and numbers (README.md says why these).
+  assert.equal(one(unit, 'Service', 'MemoryMax'), '1G')
+  assert.equal(one(unit, 'Service', 'TasksMax'), '64')
+  assert.equal(one(unit, 'Service', 'LimitNOFILE'), '65536')
   // Each of these would break the TUN: a private /dev has no /dev/net/tun, a
   // user namespace makes CAP_NET_ADMIN useless in the host's network
   // namespace, a private network hides pilot0 from everyone else.

@@ -11,9 +11,11 @@ import {
   InterfaceSetup,
   assertInterfaceFree,
   classifyIpFailure,
+  enableIpv6On,
   execIp,
   hasNetAdmin,
   type IpRunner,
+  type SysctlFiles,
 } from '../../src/tun/interface-setup.js'
 import { TunError } from '../../src/tun/tun-errors.js'
 
@@ -137,4 +139,78 @@ test('hasNetAdmin reads bit 12 of CapEff', () => {
   } finally {
     rmSync(dir, { recursive: true })
   }
+})
+
+/** Sysctl files in memory; `writeError` makes every write fail with that errno. */
+function fakeSysctl(values: Record<string, string>, writeError?: string) {
+  const writes: Array<[string, string]> = []
+  const files: SysctlFiles = {
+    async read(path) {
+      const v = values[path]
+      if (v === undefined) throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' })
+      return v
+    },
+    async write(path, text) {
+      if (writeError !== undefined) throw Object.assign(new Error(`${writeError}: ${path}`), { code: writeError })
+      writes.push([path, text])
+      values[path] = text
+    },
+  }
+  return { files, writes }
+}
+
+const PILOT0_DISABLE = '/proc/sys/net/ipv6/conf/pilot0/disable_ipv6'
+
+test('enableIpv6On writes 0 to our interface\'s disable_ipv6 only when it is 1, and nothing when the file is absent', async () => {
+  const off = fakeSysctl({ [PILOT0_DISABLE]: '1\n', '/proc/sys/net/ipv6/conf/default/disable_ipv6': '1\n' })
+  await enableIpv6On('pilot0', off.files)
+  assert.deepEqual(off.writes, [[PILOT0_DISABLE, '0']], 'only pilot0, never default or all')
+  const on = fakeSysctl({ [PILOT0_DISABLE]: '0\n' })
+  await enableIpv6On('pilot0', on.files)
+  assert.deepEqual(on.writes, [])
+  const absent = fakeSysctl({})
+  await enableIpv6On('pilot0', absent.files)
+  assert.deepEqual(absent.writes, [])
+})
+
+test('enableIpv6On on a read-only /proc/sys (ProtectKernelTunables=yes) fails with PT_TUN_PERMISSION naming the sysctl and the way out', async () => {
+  const ro = fakeSysctl({ [PILOT0_DISABLE]: '1\n' }, 'EROFS')
+  await assert.rejects(enableIpv6On('pilot0', ro.files), (e: unknown) => {
+    assert.ok(e instanceof TunError)
+    assert.equal(e.code, 'PT_TUN_PERMISSION')
+    assert.match(e.message, /IPv6 is disabled on pilot0/)
+    assert.ok(e.message.includes(PILOT0_DISABLE), e.message)
+    assert.match(e.message, /\(EROFS\)/)
+    assert.match(e.hint ?? '', /net\.ipv6\.conf\.default\.disable_ipv6=0/)
+    assert.match(e.hint ?? '', /ReadWritePaths=\/proc\/sys\/net\/ipv6\/conf\//)
+    return true
+  })
+})
+
+test('up stops before `ip -6 addr add` when IPv6 cannot be turned on, and removes the link', async () => {
+  const ip = fakeIp({ kind: 'tun' })
+  const sysctl = fakeSysctl({ [PILOT0_DISABLE]: '1' }, 'EACCES')
+  const s = new InterfaceSetup({ address: A }, ip.run, sysctl.files)
+  await assert.rejects(s.up(), (e: unknown) => e instanceof TunError && e.code === 'PT_TUN_PERMISSION' && /\(EACCES\)/.test(e.message))
+  assert.equal(ip.calls[0], 'link set dev pilot0 mtu 65520 up')
+  assert.ok(!ip.calls.some((c) => c.startsWith('-6 addr add')), `no address attempted: ${ip.calls.join('; ')}`)
+  assert.ok(ip.calls.includes('link del dev pilot0'), 'the link is removed')
+  assert.equal(s.configured, false)
+})
+
+test('up turns IPv6 on between the link and the address when new links start without it', async () => {
+  const ip = fakeIp({ kind: 'tun' })
+  const sysctl = fakeSysctl({ [PILOT0_DISABLE]: '1' })
+  let linkUpBeforeWrite = false
+  const files: SysctlFiles = {
+    read: sysctl.files.read,
+    async write(path, text) {
+      linkUpBeforeWrite = ip.calls.length === 1 && ip.calls[0]!.startsWith('link set')
+      await sysctl.files.write(path, text)
+    },
+  }
+  await new InterfaceSetup({ address: A }, ip.run, files).up()
+  assert.deepEqual(sysctl.writes, [[PILOT0_DISABLE, '0']])
+  assert.ok(linkUpBeforeWrite, 'written after the link is up and before the address')
+  assert.equal(ip.calls[1], `-6 addr add ${A}/128 dev pilot0 nodad`)
 })
