@@ -20,7 +20,7 @@ import { encodePilp } from '../protocol/tunnel-frames.js'
 import { BeaconType, RELAY_DELIVER_HEADER_SIZE, RELAY_HEADER_SIZE, decodeBeaconMessage, writeRelayHeader } from '../protocol/beacon-messages.js'
 import type { PacketBind, UdpEndpoint } from './bind.js'
 import { normalizeHost } from './endpoints.js'
-import type { TunnelScheduler } from './timing.js'
+import { DEFAULT_TIMING, type TunnelScheduler } from './timing.js'
 import { DEFAULT_LIMITS, type TunnelLimits } from './limits.js'
 import type { DropCounters, TunnelCounters } from './stats.js'
 import { KeyedTokenBuckets, TokenBucket } from './token-bucket.js'
@@ -44,7 +44,12 @@ export type PunchLimits = Pick<TunnelLimits, 'punchBurst' | 'punchesPerSecond' |
   punchTargetIntervalMs: number
 }
 
-export const DEFAULT_PUNCH_LIMITS: Readonly<PunchLimits> = Object.freeze({ ...DEFAULT_LIMITS, punchTargetIntervalMs: 1_000 })
+export const DEFAULT_PUNCH_LIMITS: Readonly<PunchLimits> = Object.freeze({
+  punchBurst: DEFAULT_LIMITS.punchBurst,
+  punchesPerSecond: DEFAULT_LIMITS.punchesPerSecond,
+  maxPunchTargets: DEFAULT_LIMITS.maxPunchTargets,
+  punchTargetIntervalMs: DEFAULT_TIMING.punchTargetIntervalMs,
+})
 
 export interface BeaconClientOptions {
   nodeId: number

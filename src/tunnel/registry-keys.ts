@@ -48,9 +48,9 @@ export interface RegistryKeyCacheOptions {
 }
 
 export class RegistryKeyCache {
-  /** Entries with a key, and entries whose first lookup is running. */
+  /** Entries with a key. */
   private readonly entries = new Map<number, RegistryKeyEntry>()
-  /** Entries the registry had no key for. */
+  /** Entries the registry had no key for, and entries whose first lookup is running. */
   private readonly unknown = new Map<number, RegistryKeyEntry>()
   private pending = 0
   private remotePending = 0
@@ -86,9 +86,10 @@ export class RegistryKeyCache {
     if (entry?.fetching) return true
     if (!this.hasRoom(cause)) return false
     if (entry === undefined) {
+      // Filed as unknown until an answer brings a key: a flood of new IDs pushes out only unknowns.
       entry = { key: null, keyObject: null, fetchedMs: 0, fetching: false, remote: false }
-      this.entries.set(nodeId, entry)
-      if (this.entries.size > this.opts.maxKeys) evictSettled(this.entries)
+      this.unknown.set(nodeId, entry)
+      if (this.unknown.size > this.opts.maxUnknown) evictSettled(this.unknown)
     }
     entry.fetching = true
     entry.remote = cause === 'remote'

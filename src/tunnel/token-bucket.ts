@@ -18,10 +18,11 @@ export class TokenBucket {
 
   /** Spends a token if there is one. */
   take(now: number): boolean {
-    if (this.stampMs !== null && now > this.stampMs) {
-      this.tokens = Math.min(this.burst, this.tokens + ((now - this.stampMs) * this.perSecond) / 1_000)
+    if (this.stampMs === null || now > this.stampMs) {
+      // Refill for the time since the last use; a clock going backwards refills nothing.
+      if (this.stampMs !== null) this.tokens = Math.min(this.burst, this.tokens + ((now - this.stampMs) * this.perSecond) / 1_000)
+      this.stampMs = now
     }
-    this.stampMs = now
     if (this.tokens < 1) return false
     this.tokens -= 1
     return true
