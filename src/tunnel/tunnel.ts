@@ -8,7 +8,7 @@
  * and tests use short timings over a `MemoryNetwork`.
  *
  * This file is the composition: it owns the socket, the peer table, the counters
- * and the packet path (receive, PILS open and seal, delivery). Each concern with
+ * and the packet path (receive, PILS open, delivery; sealing is frame-sender.ts). Each concern with
  * state of its own is a piece that reaches back only through a narrow port (none
  * imports this file):
  *  - kdf.ts            which key derivation a peer gets, learned from frames that open;
@@ -17,6 +17,7 @@
  *  - beacon-client.ts  Discover, PunchRequest and PunchCommand, relay framing;
  *  - recovery.ts       restarts: answers to PILS we cannot open, our PILA again on silence;
  *  - send-queue.ts     packets waiting for keys;
+ *  - frame-sender.ts   PILS sealing, and frames out on a peer's path;
  *  - peer-table.ts     the peers, bounded, and what outlives a removed one (keys, replay state).
  *
  * Receive order (wireguard-go, docs/style.md): classify (§5.1) → beacon messages
@@ -42,10 +43,10 @@
  *    is evicted at the cap), no peer for a node the registry has no key for,
  *    registry lookups caused by strangers, PunchCommand answers.
  */
-import { TAG_SIZE, readNonceCounter } from '../crypto/index.js'
-import { readU32, writeU32 } from '../bytes.js'
+import { readNonceCounter } from '../crypto/index.js'
+import { readU32 } from '../bytes.js'
 import { HEADER_SIZE, PacketHeader, decodePacket } from '../protocol/header.js'
-import { DatagramKind, Magic, PILK_SIZE, PILS_MIN_SIZE, classifyDatagram } from '../protocol/tunnel-frames.js'
+import { DatagramKind, PILK_SIZE, PILS_MIN_SIZE, classifyDatagram } from '../protocol/tunnel-frames.js'
 import { CryptoRandom } from '../random.js'
 import { nullLogger, type Logger } from '../logger.js'
 import { PilotError } from '../errors.js'
@@ -56,12 +57,13 @@ import { DEFAULT_LIMITS, type TunnelLimits } from './limits.js'
 import type { PacketHandler, TunnelOptions } from './tunnel-options.js'
 import { DEFAULT_TIMING, systemScheduler, type TunnelScheduler, type TunnelTiming } from './timing.js'
 import { newDropCounters, newTunnelCounters, type DropCounters, type DropReason, type TunnelCounters, type TunnelStats } from './stats.js'
-import { DATA_OFFSET, KdfChooser, sealingCipher } from './kdf.js'
+import { DATA_OFFSET, KdfChooser } from './kdf.js'
 import { KeyExchange, type KeyExchangePort } from './key-exchange.js'
 import { PathManager, type PathChangeHandler, type PathPort } from './paths.js'
 import { BeaconClient, type BeaconClientPort } from './beacon-client.js'
 import { SessionRecovery, type RecoveryPort } from './recovery.js'
 import { SendQueue } from './send-queue.js'
+import { FrameSender } from './frame-sender.js'
 
 export { PILA_CAPABILITY_HKDF, type KdfMode } from './kdf.js'
 export { RECOVERY_AUTH_FAILURES } from './recovery.js'
@@ -86,6 +88,7 @@ export class Tunnel {
   private readonly beacon: BeaconClient
   private readonly recovery: SessionRecovery
   private readonly queue: SendQueue
+  private readonly sender: FrameSender
   private readonly peerTable: PeerTable
   private packetHandler: PacketHandler | null = null
   private readonly drops: DropCounters = newDropCounters()
@@ -104,8 +107,8 @@ export class Tunnel {
     acceptPila: (sender, frame, host, port, relayed, now) => this.acceptPila(sender, frame, host, port, relayed, now),
     keyUnknown: (nodeId) => this.dropKeylessPeer(nodeId),
     sendKeyFrame: (peer, now) => this.sendKeyFrame(peer, now),
-    sendKeyFrameTo: (host, port) => this.sendKeyFrameTo(host, port),
-    sendKeyFrameRelayed: (to) => this.sendKeyFrameRelayed(to),
+    sendKeyFrameTo: (host, port) => this.sender.keyFrameTo(host, port),
+    sendKeyFrameRelayed: (to) => this.sender.keyFrameRelayed(to),
     keySent: (peer, now) => this.markKeySent(peer, now),
     isCurrent: (peer) => !this.closed && this.peerTable.get(peer.nodeId) === peer,
     resolveIfIdle: (peer) => {
@@ -155,6 +158,7 @@ export class Tunnel {
       counters,
       port,
     })
+    this.sender = new FrameSender({ nodeId, bind: this.bind, beacon: this.beacon, keys: this.keys, clock: scheduler, counters, drops })
     const hasRelay = this.beacon.endpoint !== null
     this.paths = new PathManager({ directory: opts.directory, hasRelay, timing, clock: scheduler, logger, drops, port })
     this.recovery = new SessionRecovery({
@@ -549,62 +553,12 @@ export class Tunnel {
   }
 
   private sealAndSend(peer: Peer, packet: Uint8Array): void {
-    const len = packet.length
-    const out = Buffer.allocUnsafe(DATA_OFFSET + len + TAG_SIZE)
-    writeU32(out, 0, Magic.PILS)
-    writeU32(out, 4, this.nodeId)
-    const seq = peer.sendSeq!
-    seq.next(peer.nonce, 0)
-    out.set(peer.nonce, 8)
-    sealingCipher(peer).sealFrame(this.nodeId, peer.nonce, packet, out, DATA_OFFSET)
-    peer.packetsOut++
-    peer.bytesOut += len
-    this.counters.packetsOut++
-    if (peer.silentSinceMs === 0) {
-      const now = this.scheduler.now()
-      peer.silentSinceMs = now
-      if (peer.unansweredSinceMs === 0 && (peer.path === 'direct' || peer.path === 'punched')) peer.unansweredSinceMs = now
-    } else if (peer.unansweredSinceMs === 0 && (peer.path === 'direct' || peer.path === 'punched')) {
-      peer.unansweredSinceMs = this.scheduler.now()
-    }
-    this.sendFrame(peer, out)
-    if (seq.needsRekey) this.rotatePending = true
-  }
-
-  /** Sends a complete frame on the peer's current path. `frame` is handed over to the bind. */
-  private sendFrame(peer: Peer, frame: Buffer): boolean {
-    if (peer.path === 'relay') {
-      this.beacon.sendRelayed(frame, peer.nodeId)
-      return true
-    }
-    const ep = peer.endpoint
-    if (ep !== null) {
-      this.bind.send(frame, ep.host, ep.port)
-      // The frame is not modified after this; both sends may read it.
-      const pending = peer.pendingEndpoint
-      if (pending !== null) this.bind.send(frame, pending.host, pending.port)
-      return true
-    }
-    this.drops['no-path']++
-    return false
+    if (this.sender.seal(peer, packet)) this.rotatePending = true
   }
 
   /** Our PILA on the peer's path; once it went out, the peer counts as having our key. */
   private sendKeyFrame(peer: Peer, now: number): void {
-    if (this.sendFrame(peer, this.keys.copyPila())) {
-      this.counters.keyFramesSent++
-      this.markKeySent(peer, now)
-    }
-  }
-
-  private sendKeyFrameTo(host: string, port: number): void {
-    this.bind.send(this.keys.copyPila(), host, port)
-    this.counters.keyFramesSent++
-  }
-
-  private sendKeyFrameRelayed(to: number): void {
-    this.beacon.sendRelayed(this.keys.copyPila(), to)
-    this.counters.keyFramesSent++
+    if (this.sender.keyFrame(peer)) this.markKeySent(peer, now)
   }
 
   private markKeySent(peer: Peer, now: number): void {

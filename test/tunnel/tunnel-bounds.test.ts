@@ -139,3 +139,28 @@ test('at maxPeers the idlest peer makes room; the table never passes the bound',
     await w.close()
   }
 })
+
+test('past maxForgottenPeers the oldest remembered peer is dropped and our key pair rotates (its old frames stop opening)', async () => {
+  const w = world({ maxForgottenPeers: 1 })
+  const a = w.node(1, '10.0.0.1')
+  const b = w.node(2, '10.0.0.2')
+  const c = w.node(3, '10.0.0.3')
+  try {
+    a.tunnel.send(2, packet(1, 2, 'to b'))
+    a.tunnel.send(3, packet(1, 3, 'to c'))
+    await waitFor(() => b.received.length === 1 && c.received.length === 1, 'both set up')
+    const key = Buffer.from(a.tunnel.x25519PublicKey)
+    a.tunnel.forget(2)
+    a.tunnel.tick()
+    assert.equal(a.tunnel.stats().keyRotations, 0, 'one remembered peer fits')
+    a.tunnel.forget(3)
+    a.tunnel.tick()
+    assert.equal(a.tunnel.stats().keyRotations, 1)
+    assert.ok(!key.equals(Buffer.from(a.tunnel.x25519PublicKey)))
+    assert.equal(a.tunnel.stateSizes().forgottenPeers, 1)
+    a.tunnel.send(2, packet(1, 2, 'after the rotation'))
+    await waitFor(() => b.received.length === 2, 'b reached under the new key')
+  } finally {
+    await w.close()
+  }
+})
