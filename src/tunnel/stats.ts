@@ -31,7 +31,7 @@ export const DROP_REASONS = [
   'lookup-limited', // a PILA needing a registry lookup, over its source's rate limit
   'punch-limited', // a PunchCommand over the per-target or global rate limit, not answered
   'unregistered-peer', // outgoing packet to a node the registry has no key for (no peer kept)
-  'peer-expired', // outgoing packet still queued when its peer was removed (idle, or evicted at the cap)
+  'peer-expired', // outgoing packet still queued when its peer was removed (idle, evicted at the cap, forgotten)
   'queue-overflow', // outgoing packet dropped: a peer's queue was full (oldest dropped)
   'queue-limit', // outgoing packet dropped: too many peers already have queues
   'no-path', // outgoing frame with neither endpoint nor beacon

@@ -300,7 +300,7 @@ export class Tunnel {
    */
   forget(peerNodeId: number): void {
     const peer = this.peerTable.get(peerNodeId)
-    if (peer !== undefined) this.removePeer(peer)
+    if (peer !== undefined) this.removePeer(peer, 'peer-expired')
     this.keys.forget(peerNodeId)
   }
 
@@ -466,16 +466,21 @@ export class Tunnel {
 
   /** A PILA verified against the registry key (§5.7 steps 5–8, hardened). */
   private acceptPila(sender: number, frame: Buffer, host: string, port: number, relayed: boolean, now: number): void {
-    const peer = this.peerTable.get(sender) ?? this.createPeer(sender)
+    const existing = this.peerTable.get(sender)
+    const peer = existing ?? this.createPeer(sender)
     const changed = this.keys.peerKeyChanged(peer, frame)
     if (changed && this.keys.isRetiredKey(peer, frame)) {
       // A key the peer had before (a capture replayed after its restart): taking it back would
       // reset the replay windows and let its old PILS open again.
       this.drops['pila-retired-key']++
+      if (existing === undefined) this.removePeer(peer, 'peer-expired')
       return
     }
     const wasCurrent = peer.peerKeyCurrent
-    if (changed && !this.keys.adoptPeerKey(peer, frame)) return
+    if (changed && !this.keys.adoptPeerKey(peer, frame)) {
+      if (existing === undefined) this.removePeer(peer, 'peer-expired')
+      return
+    }
     peer.peerKeyCurrent = true
     peer.lastReceiveMs = now
     peer.silentSinceMs = 0
@@ -504,7 +509,7 @@ export class Tunnel {
     if (this.peerTable.full) {
       const victim = this.peerTable.idlest()
       if (victim !== undefined) {
-        this.removePeer(victim)
+        this.removePeer(victim, 'peer-expired')
         this.counters.peersEvicted++
       }
     }
@@ -513,12 +518,15 @@ export class Tunnel {
     return peer
   }
 
-  /** Removes a peer and its queue (counted); its key and replay state are remembered. */
-  private removePeer(peer: Peer): void {
+  /**
+   * Removes a peer; the packets still queued for it are dropped under `queuedDrop`. Its key and
+   * replay state are remembered (peer-table.ts).
+   */
+  private removePeer(peer: Peer, queuedDrop: DropReason): void {
     this.keys.retireSequence(peer)
     const queued = this.queue.size(peer.nodeId)
     if (queued > 0) {
-      this.drops['peer-expired'] += queued
+      this.drops[queuedDrop] += queued
       this.queue.delete(peer.nodeId)
     }
     // A remembered peer pushed out loses its replay protection: rotate, so its old frames no longer open.
@@ -528,11 +536,7 @@ export class Tunnel {
   /** The registry has no key for the node: a peer we were setting up for it goes, with its queue. */
   private dropKeylessPeer(nodeId: number): void {
     const peer = this.peerTable.get(nodeId)
-    if (peer === undefined || peer.peerX25519 !== null || peer.restoredKey !== null) return
-    const queued = this.queue.size(nodeId)
-    this.drops['unregistered-peer'] += queued
-    this.queue.delete(nodeId)
-    this.peerTable.remove(peer)
+    if (peer !== undefined && peer.peerX25519 === null && peer.restoredKey === null) this.removePeer(peer, 'unregistered-peer')
   }
 
   /** First need of a peer: PunchRequest at once, key prefetch, resolve → PILA direct. */
@@ -585,7 +589,7 @@ export class Tunnel {
           peer.lastActiveMs = now
         }
         if (now - lastTrafficMs(peer) >= idleMs) {
-          this.removePeer(peer) // deleting the entry being visited is safe for a Map
+          this.removePeer(peer, 'peer-expired') // deleting the entry being visited is safe for a Map
           this.counters.peersExpired++
           continue
         }
