@@ -142,8 +142,8 @@ export class KeyExchange {
   }
 
   /**
-   * Starts the registry lookup of a node's key unless it is cached or on its way. `remote`:
-   * because of a frame a stranger sent (counted against `maxRemoteKeyLookups`).
+   * Starts the registry lookup of a node's key unless it is cached or on its way. Cause
+   * 'remote': a frame a stranger sent (counted against `maxRemoteKeyLookups`).
    */
   prefetchKey(nodeId: number, cause: LookupCause = 'local'): void {
     if (this.keys.get(nodeId) === undefined) this.keys.fetch(nodeId, cause)

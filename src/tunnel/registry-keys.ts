@@ -138,10 +138,9 @@ export class RegistryKeyCache {
     const known = entry.key !== null
     const [to, from] = known ? [this.entries, this.unknown] : [this.unknown, this.entries]
     if (from.get(nodeId) === entry) from.delete(nodeId)
-    if (to.get(nodeId) !== entry) {
-      to.set(nodeId, entry)
-      if (to.size > (known ? this.opts.maxKeys : this.opts.maxUnknown)) evictSettled(to)
-    }
+    to.delete(nodeId) // (re-)inserted as the newest: eviction takes the longest unanswered first
+    to.set(nodeId, entry)
+    if (to.size > (known ? this.opts.maxKeys : this.opts.maxUnknown)) evictSettled(to)
   }
 }
 
