@@ -14,7 +14,10 @@
  *
  * `RegistryDirectory`: `lookup` → Ed25519 key, `resolve` → endpoint, each
  * cached for a short TTL (failures are not cached long, so a peer that
- * becomes resolvable after trust is found quickly).
+ * becomes resolvable after trust is found quickly). Both caches are bounded
+ * (`MAX_DIRECTORY_ENTRIES`, oldest dropped) and shrink: a "no" goes when it
+ * expires, an answer `DIRECTORY_STALE_KEEP_MS` after (kept that long to serve
+ * through a registry outage). Concurrent asks for one node share one request.
  */
 import type { HandshakeInbox, LookupResult, RegistryClient } from '../registry/client.js'
 import { decodeStdBase64 } from '../crypto/identity.js'
@@ -260,6 +263,51 @@ interface CacheEntry<T> {
   expires: number
 }
 
+/** Entries each of the directory's caches (lookups, endpoints) holds at most; the oldest goes first. */
+export const MAX_DIRECTORY_ENTRIES = 4_096
+/**
+ * How long an answer stays after it expired, served only while the registry cannot be asked
+ * (and by `peek`/`isRegistered`). One hour; a "no" is dropped when it expires.
+ */
+export const DIRECTORY_STALE_KEEP_MS = 3_600_000
+
+/** One of the directory's caches: node ID → answer (null = "no"), bounded and swept. */
+class AnswerCache<T> {
+  private readonly entries = new Map<number, CacheEntry<T | null>>()
+  private nextSweepMs = 0
+
+  constructor(
+    private readonly maxEntries: number,
+    private readonly staleKeepMs: number,
+    private readonly sweepEveryMs: number,
+  ) {}
+
+  get size(): number {
+    return this.entries.size
+  }
+
+  get(nodeId: number): CacheEntry<T | null> | undefined {
+    return this.entries.get(nodeId)
+  }
+
+  /** Stores an answer as the newest entry; drops the oldest past the bound, and what has aged out. */
+  set(nodeId: number, value: T | null, expires: number, now: number): void {
+    this.entries.delete(nodeId)
+    this.entries.set(nodeId, { value, expires })
+    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as number)
+    if (now >= this.nextSweepMs) {
+      this.nextSweepMs = now + this.sweepEveryMs
+      for (const [id, e] of this.entries) {
+        if (e.expires + (e.value === null ? 0 : this.staleKeepMs) <= now) this.entries.delete(id)
+      }
+    }
+  }
+
+  delete(nodeId: number): void {
+    this.entries.delete(nodeId)
+  }
+}
+
 export interface RegistryDirectoryOptions {
   client: RegistryClient
   /** Our node ID (the requester of `resolve`). */
@@ -268,6 +316,10 @@ export interface RegistryDirectoryOptions {
   ttlMs?: number
   /** How long failures are kept. Default 1 s. */
   negativeTtlMs?: number
+  /** Entries per cache. Default MAX_DIRECTORY_ENTRIES. */
+  maxEntries?: number
+  /** How long an answer outlives its TTL. Default DIRECTORY_STALE_KEEP_MS. */
+  staleKeepMs?: number
   logger?: Logger
   clock?: () => number
 }
@@ -280,8 +332,11 @@ export class RegistryDirectory implements PeerDirectory {
   private readonly negativeTtlMs: number
   private readonly logger: Logger
   private readonly clock: () => number
-  private readonly lookups = new Map<number, CacheEntry<LookupResult | null>>()
-  private readonly endpoints = new Map<number, CacheEntry<UdpEndpoint | null>>()
+  private readonly lookups: AnswerCache<LookupResult>
+  private readonly endpoints: AnswerCache<UdpEndpoint>
+  /** Requests running, so concurrent asks for one node share one. */
+  private readonly lookupsInFlight = new Map<number, Promise<LookupResult | null>>()
+  private readonly resolvesInFlight = new Map<number, Promise<UdpEndpoint | null>>()
 
   constructor(options: RegistryDirectoryOptions) {
     this.client = options.client
@@ -290,13 +345,26 @@ export class RegistryDirectory implements PeerDirectory {
     this.negativeTtlMs = options.negativeTtlMs ?? 1_000
     this.logger = options.logger ?? nullLogger
     this.clock = options.clock ?? (() => performance.now())
+    const maxEntries = options.maxEntries ?? MAX_DIRECTORY_ENTRIES
+    const staleKeepMs = options.staleKeepMs ?? DIRECTORY_STALE_KEEP_MS
+    this.lookups = new AnswerCache(maxEntries, staleKeepMs, this.ttlMs)
+    this.endpoints = new AnswerCache(maxEntries, staleKeepMs, this.ttlMs)
+  }
+
+  /** Entries in the lookup and endpoint caches, and requests running (tests, diagnostics). */
+  cacheSizes(): { lookups: number; endpoints: number; inFlight: number } {
+    return { lookups: this.lookups.size, endpoints: this.endpoints.size, inFlight: this.lookupsInFlight.size + this.resolvesInFlight.size }
   }
 
   /** The registry's `lookup` answer for `nodeId`, or null if it has none (cached). */
-  async lookup(nodeId: number): Promise<LookupResult | null> {
-    const now = this.clock()
+  lookup(nodeId: number): Promise<LookupResult | null> {
     const hit = this.lookups.get(nodeId)
-    if (hit !== undefined && hit.expires > now) return hit.value
+    if (hit !== undefined && hit.expires > this.clock()) return Promise.resolve(hit.value)
+    return shared(this.lookupsInFlight, nodeId, () => this.fetchLookup(nodeId))
+  }
+
+  private async fetchLookup(nodeId: number): Promise<LookupResult | null> {
+    const hit = this.lookups.get(nodeId)
     let value: LookupResult | null = null
     try {
       value = await this.client.lookup(nodeId)
@@ -309,7 +377,8 @@ export class RegistryDirectory implements PeerDirectory {
         return hit.value
       }
     }
-    this.lookups.set(nodeId, { value, expires: this.clock() + (value === null ? this.negativeTtlMs : this.ttlMs) })
+    const now = this.clock()
+    this.lookups.set(nodeId, value, now + (value === null ? this.negativeTtlMs : this.ttlMs), now)
     return value
   }
 
@@ -323,7 +392,8 @@ export class RegistryDirectory implements PeerDirectory {
     if (hit !== undefined && hit.value !== null) return true
     try {
       const value = await this.client.lookup(nodeId)
-      this.lookups.set(nodeId, { value, expires: this.clock() + this.ttlMs })
+      const now = this.clock()
+      this.lookups.set(nodeId, value, now + this.ttlMs, now)
       return true
     } catch (err) {
       return isTransportFailure(err) ? null : false
@@ -342,10 +412,14 @@ export class RegistryDirectory implements PeerDirectory {
     return key !== null && key.length === 32 ? new Uint8Array(key) : null
   }
 
-  async resolveEndpoint(nodeId: number): Promise<UdpEndpoint | null> {
-    const now = this.clock()
+  resolveEndpoint(nodeId: number): Promise<UdpEndpoint | null> {
     const hit = this.endpoints.get(nodeId)
-    if (hit !== undefined && hit.expires > now) return hit.value
+    if (hit !== undefined && hit.expires > this.clock()) return Promise.resolve(hit.value)
+    return shared(this.resolvesInFlight, nodeId, () => this.fetchEndpoint(nodeId))
+  }
+
+  private async fetchEndpoint(nodeId: number): Promise<UdpEndpoint | null> {
+    const hit = this.endpoints.get(nodeId)
     let value: UdpEndpoint | null = null
     try {
       const r = await this.client.resolve(this.selfId(), nodeId)
@@ -358,7 +432,8 @@ export class RegistryDirectory implements PeerDirectory {
         return hit.value
       }
     }
-    this.endpoints.set(nodeId, { value, expires: this.clock() + (value === null ? this.negativeTtlMs : this.ttlMs) })
+    const now = this.clock()
+    this.endpoints.set(nodeId, value, now + (value === null ? this.negativeTtlMs : this.ttlMs), now)
     return value
   }
 
@@ -366,7 +441,21 @@ export class RegistryDirectory implements PeerDirectory {
   invalidate(nodeId: number): void {
     this.lookups.delete(nodeId)
     this.endpoints.delete(nodeId)
+    // A request already running was asked before the change: the next ask starts its own.
+    this.lookupsInFlight.delete(nodeId)
+    this.resolvesInFlight.delete(nodeId)
   }
+}
+
+/** The request running for `nodeId` in `inFlight`, or a new one from `start` (removed when it settles). */
+function shared<T>(inFlight: Map<number, Promise<T>>, nodeId: number, start: () => Promise<T>): Promise<T> {
+  const running = inFlight.get(nodeId)
+  if (running !== undefined) return running
+  const p = start().finally(() => {
+    if (inFlight.get(nodeId) === p) inFlight.delete(nodeId)
+  })
+  inFlight.set(nodeId, p)
+  return p
 }
 
 /** True when the registry could not be asked (as opposed to answering "no"). */

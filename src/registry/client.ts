@@ -1,6 +1,11 @@
 /**
  * The daemon's registry client (docs/wire.md §10): one long-lived connection,
- * requests queued and sent one at a time, each with a timeout. A lost
+ * requests queued and sent one at a time, each with a timeout. Two queues:
+ * questions about other nodes (lookup, resolve, resolve_hostname), which
+ * strangers' traffic can make numerous, wait behind the node's own standing
+ * (heartbeat, register, handshakes, everything else), so a heartbeat waits for
+ * at most the one request in flight and a lookup flood cannot get the node
+ * reaped. Within a queue, order is kept. A lost
  * connection is re-dialled with backoff (0.5 s doubling to 10 s, 5 tries,
  * 5 s per dial) and the request that was interrupted is retried once.
  *
@@ -69,6 +74,9 @@ export interface HandshakeInbox {
   responses: Array<{ fromNodeId: number; accept: boolean; timestamp: number }>
 }
 
+/** Request types that ask about other nodes: they go to the back lane (see the file comment). */
+const DIRECTORY_QUERIES: ReadonlySet<string> = new Set(['lookup', 'resolve', 'resolve_hostname'])
+
 interface PendingRequest {
   message: JsonObject
   resolve(response: JsonObject): void
@@ -85,6 +93,9 @@ export class RegistryClient {
   private readonly logger: Logger
   private readonly timeoutMs: number
   private readonly policy: ReconnectPolicy
+  /** The node's own requests (heartbeat, register, ...): always sent first. */
+  private readonly ownQueue: PendingRequest[] = []
+  /** Questions about other nodes. */
   private readonly queue: PendingRequest[] = []
   private connection: RegistryClientConnection | null = null
   private inFlight: PendingRequest | null = null
@@ -243,7 +254,8 @@ export class RegistryClient {
         settled: false,
         retried: false,
       }
-      this.queue.push(pending)
+      const lane = typeof message.type === 'string' && DIRECTORY_QUERIES.has(message.type) ? this.queue : this.ownQueue
+      lane.push(pending)
       void this.pump()
     })
   }
@@ -252,8 +264,10 @@ export class RegistryClient {
   close(): void {
     if (this.closed) return
     this.closed = true
-    for (const pending of this.queue) this.settle(pending, closedError())
-    this.queue.length = 0
+    for (const lane of [this.ownQueue, this.queue]) {
+      for (const pending of lane) this.settle(pending, closedError())
+      lane.length = 0
+    }
     this.connection?.destroy()
     this.connection = null
     if (this.sleepTimer !== null) clearTimeout(this.sleepTimer)
@@ -271,8 +285,7 @@ export class RegistryClient {
     this.pumping = true
     try {
       while (!this.closed) {
-        while (this.queue.length > 0 && this.queue[0]!.settled) this.queue.shift()
-        const pending = this.queue[0]
+        const pending = this.nextPending()
         if (pending === undefined) break
         let connection: RegistryClientConnection
         try {
@@ -302,6 +315,15 @@ export class RegistryClient {
     } finally {
       this.pumping = false
     }
+  }
+
+  /** The request to send next: the node's own first; settled ones are dropped from the fronts. */
+  private nextPending(): PendingRequest | undefined {
+    for (const lane of [this.ownQueue, this.queue]) {
+      while (lane.length > 0 && lane[0]!.settled) lane.shift()
+      if (lane.length > 0) return lane[0]
+    }
+    return undefined
   }
 
   /** The open connection, dialling with backoff if there is none. */

@@ -9,14 +9,21 @@
  * to the tunnel (`onRelayed`) with the sender the beacon vouches for, which the
  * tunnel checks against the frame's own sender. No beacon configured: every
  * send here is a no-op and every beacon message is refused.
+ *
+ * A PunchCommand makes us send four datagrams to an endpoint it names, and its
+ * source address is all that says it came from the beacon (UDP: spoofable).
+ * So punches are rate-limited per target endpoint (`punchTargetIntervalMs`)
+ * and in total (a token bucket); the rest is dropped (`punch-limited`).
  */
 import { readU32, writeU32 } from '../bytes.js'
 import { encodePilp } from '../protocol/tunnel-frames.js'
 import { BeaconType, RELAY_DELIVER_HEADER_SIZE, RELAY_HEADER_SIZE, decodeBeaconMessage, writeRelayHeader } from '../protocol/beacon-messages.js'
 import type { PacketBind, UdpEndpoint } from './bind.js'
 import { normalizeHost } from './endpoints.js'
-import type { TunnelScheduler } from './timing.js'
+import { DEFAULT_TIMING, type TunnelScheduler } from './timing.js'
+import { DEFAULT_LIMITS, type TunnelLimits } from './limits.js'
 import type { DropCounters, TunnelCounters } from './stats.js'
+import { KeyedTokenBuckets, TokenBucket } from './token-bucket.js'
 
 /** PILP frames sent towards an endpoint on each PunchCommand (§9.4). */
 export const PUNCH_COPIES = 3
@@ -31,6 +38,19 @@ export interface BeaconClientPort {
   onPunchCommand(host: string, port: number, now: number): void
 }
 
+/** The bounds on answering PunchCommands. */
+export type PunchLimits = Pick<TunnelLimits, 'punchBurst' | 'punchesPerSecond' | 'maxPunchTargets'> & {
+  /** One punch per target endpoint per this. */
+  punchTargetIntervalMs: number
+}
+
+export const DEFAULT_PUNCH_LIMITS: Readonly<PunchLimits> = Object.freeze({
+  punchBurst: DEFAULT_LIMITS.punchBurst,
+  punchesPerSecond: DEFAULT_LIMITS.punchesPerSecond,
+  maxPunchTargets: DEFAULT_LIMITS.maxPunchTargets,
+  punchTargetIntervalMs: DEFAULT_TIMING.punchTargetIntervalMs,
+})
+
 export interface BeaconClientOptions {
   nodeId: number
   /** The beacon's UDP endpoint (an IP literal, as datagrams report it), or null for none. */
@@ -38,6 +58,8 @@ export interface BeaconClientOptions {
   bind: Pick<PacketBind, 'send'>
   clock: Pick<TunnelScheduler, 'now'>
   keepaliveMs: number
+  /** Default DEFAULT_PUNCH_LIMITS. */
+  punchLimits?: PunchLimits
   drops: DropCounters
   counters: TunnelCounters
   port: BeaconClientPort
@@ -48,9 +70,14 @@ export class BeaconClient {
   readonly endpoint: UdpEndpoint | null
   private publicEp: UdpEndpoint | null = null
   private nextDiscoverMs = 0
+  private readonly punchBudget: TokenBucket
+  private readonly punchTargets: KeyedTokenBuckets
 
   constructor(private readonly opts: BeaconClientOptions) {
     this.endpoint = opts.beacon === null ? null : { host: normalizeHost(opts.beacon.host), port: opts.beacon.port }
+    const limits = opts.punchLimits ?? DEFAULT_PUNCH_LIMITS
+    this.punchBudget = new TokenBucket(limits.punchBurst, limits.punchesPerSecond)
+    this.punchTargets = new KeyedTokenBuckets(1, 1_000 / Math.max(1, limits.punchTargetIntervalMs), limits.maxPunchTargets)
   }
 
   /** Our public endpoint as the beacon last reported it (DiscoverReply), if any. */
@@ -130,11 +157,16 @@ export class BeaconClient {
     }
   }
 
-  /** §9.4: three PILP and our PILA towards the endpoint, then the tunnel remembers it. */
+  /** §9.4: three PILP and our PILA towards the endpoint, then the tunnel remembers it. Rate-limited. */
   private punch(host: string, port: number): void {
     this.opts.counters.punchCommands++
     if (port === 0) return
     const now = this.opts.clock.now()
+    // Per target first, so repeats towards one endpoint do not spend the global budget.
+    if (!this.punchTargets.take(`${host}|${port}`, now) || !this.punchBudget.take(now)) {
+      this.opts.drops['punch-limited']++
+      return
+    }
     for (let i = 0; i < PUNCH_COPIES; i++) this.opts.bind.send(encodePilp(), host, port)
     this.opts.port.sendKeyFrameTo(host, port)
     this.opts.port.onPunchCommand(host, port, now)

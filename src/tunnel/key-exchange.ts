@@ -9,7 +9,12 @@
  *    node) while the key is fetched, then checked once more;
  *  - replay state and the send sequence restart only with new key material;
  *    one send counter per peer key, and a sequence re-created under the same
- *    key pair starts above every counter retired under it (§17 item 5).
+ *    key pair starts above every counter retired under it (§17 item 5);
+ *  - a peer's previous X25519 keys are retired: a PILA carrying one (a capture
+ *    replayed after the peer restarted) is refused, since taking it back would
+ *    reset the replay windows and let the old PILS open again;
+ *  - registry lookups caused by strangers' PILAs are limited per source IP
+ *    (token bucket) and in number in flight (registry-keys.ts).
  *
  * Owns the key pair, the PILA bytes, the registry key cache and the parked
  * PILAs; writes only the key fields of a `Peer`. Sends nothing itself: a
@@ -32,10 +37,15 @@ import type { RandomSource } from '../random.js'
 import type { Logger } from '../logger.js'
 import type { PeerDirectory } from './peer-directory.js'
 import type { Peer } from './peer.js'
-import { RegistryKeyCache } from './registry-keys.js'
+import { RegistryKeyCache, type LookupCause } from './registry-keys.js'
 import { PILA_CAPABILITY_HKDF, type KdfChooser } from './kdf.js'
 import type { TunnelScheduler, TunnelTiming } from './timing.js'
+import type { TunnelLimits } from './limits.js'
 import type { DropCounters } from './stats.js'
+import { KeyedTokenBuckets } from './token-bucket.js'
+
+/** The one lookup-limit source for every relayed PILA (they all come from the beacon). */
+const RELAYED_SOURCE = 'relay'
 
 /** A PILA waiting for its sender's registry key; `frame` is a copy. */
 interface ParkedPila {
@@ -49,7 +59,24 @@ interface ParkedPila {
 export interface KeyExchangePort {
   /** A PILA verified against the registry key, now or after the key lookup: adopt it (§5.7 steps 5–8). */
   acceptPila(sender: number, frame: Buffer, host: string, port: number, relayed: boolean, now: number): void
+  /** The registry has no key for the node (or could not be asked): no session can be made with it now. */
+  keyUnknown(nodeId: number): void
 }
+
+/** Whether a peer may be set up for a node we want to send to (`KeyExchange.admitPeer`). */
+export type PeerAdmission = 'ok' | 'unregistered' | 'busy'
+
+export type KeyExchangeLimits = Pick<
+  TunnelLimits,
+  | 'retiredKeysPerPeer'
+  | 'maxKeyLookups'
+  | 'maxRemoteKeyLookups'
+  | 'lookupBurstPerSource'
+  | 'lookupsPerSecondPerSource'
+  | 'maxLookupSources'
+  | 'maxCachedKeys'
+  | 'maxUnknownKeys'
+>
 
 export interface KeyExchangeOptions {
   nodeId: number
@@ -60,6 +87,7 @@ export interface KeyExchangeOptions {
   clock: Pick<TunnelScheduler, 'now'>
   logger: Logger
   timing: Pick<TunnelTiming, 'keyRefetchMs' | 'negativeKeyCacheMs'>
+  limits: KeyExchangeLimits
   drops: DropCounters
   port: KeyExchangePort
 }
@@ -67,6 +95,8 @@ export interface KeyExchangeOptions {
 export class KeyExchange {
   private readonly keys: RegistryKeyCache
   private readonly parked = new Map<number, ParkedPila>()
+  /** PILA-caused lookups per source IP. */
+  private readonly lookupSources: KeyedTokenBuckets
   private x25519: X25519KeyPair
   /** Our key frame (136 bytes, +1 capability byte unless legacy mode); never modified, copied per send. */
   private pila: Buffer
@@ -80,7 +110,18 @@ export class KeyExchange {
   private readonly onKeyFetchedBound = (nodeId: number): void => this.onKeyFetched(nodeId)
 
   constructor(private readonly opts: KeyExchangeOptions) {
-    this.keys = new RegistryKeyCache(opts.directory, () => opts.clock.now(), opts.logger)
+    const { limits } = opts
+    this.keys = new RegistryKeyCache({
+      directory: opts.directory,
+      now: () => opts.clock.now(),
+      logger: opts.logger,
+      onFetched: this.onKeyFetchedBound,
+      maxPending: limits.maxKeyLookups,
+      maxRemotePending: limits.maxRemoteKeyLookups,
+      maxKeys: limits.maxCachedKeys,
+      maxUnknown: limits.maxUnknownKeys,
+    })
+    this.lookupSources = new KeyedTokenBuckets(limits.lookupBurstPerSource, limits.lookupsPerSecondPerSource, limits.maxLookupSources)
     this.x25519 = X25519KeyPair.generate()
     this.pila = this.buildPila()
   }
@@ -95,9 +136,36 @@ export class KeyExchange {
     return Buffer.from(this.pila)
   }
 
-  /** Starts the registry lookup of a node's key unless it is cached or on its way. */
-  prefetchKey(nodeId: number): void {
-    if (this.keys.get(nodeId) === undefined) this.keys.fetch(nodeId, null)
+  /** Registry lookups in flight, and entries in the key cache (for tests and diagnostics). */
+  get lookupStats(): { pending: number; cached: number } {
+    return { pending: this.keys.pendingCount, cached: this.keys.size }
+  }
+
+  /**
+   * Starts the registry lookup of a node's key unless it is cached or on its way. Cause
+   * 'remote': a frame a stranger sent (counted against `maxRemoteKeyLookups`).
+   */
+  prefetchKey(nodeId: number, cause: LookupCause = 'local'): void {
+    if (this.keys.get(nodeId) === undefined) this.keys.fetch(nodeId, cause)
+  }
+
+  /**
+   * May a peer be set up for `nodeId`, which we want to send to? 'unregistered' while the
+   * registry's "no key" is remembered (negativeKeyCacheMs), 'busy' when the key is not cached
+   * and no lookup can start; otherwise 'ok', with the lookup started if one is needed. A peer
+   * whose lookup then finds no key is dropped again (`KeyExchangePort.keyUnknown`).
+   */
+  admitPeer(nodeId: number): PeerAdmission {
+    const entry = this.keys.get(nodeId)
+    if (entry !== undefined && (entry.key !== null || entry.fetching)) return 'ok'
+    if (entry !== undefined && this.opts.clock.now() - entry.fetchedMs < this.opts.timing.negativeKeyCacheMs) return 'unregistered'
+    return this.keys.fetch(nodeId, 'local') ? 'ok' : 'busy'
+  }
+
+  /** The verified PILA carries one of the peer's previous X25519 keys (a replay from before a restart). */
+  isRetiredKey(peer: Peer, frame: Buffer): boolean {
+    for (const k of peer.retiredKeys) if (bytesEqual(k, frame, 8)) return true
+    return false
   }
 
   /**
@@ -124,11 +192,17 @@ export class KeyExchange {
     const hadKey = peer.peerX25519 !== null
     const x = frame.subarray(8, 40)
     if (!this.installCiphers(peer, x)) return false
+    // A peer set up again after it was removed comes back with what we remembered of it: its key
+    // then is not new, and the replay windows under it stay.
+    const previous = peer.peerX25519 ?? peer.restoredKey
+    const sameAsRestored = !hadKey && previous !== null && bytesEqual(previous, frame, 8)
+    if (previous !== null && !sameAsRestored) this.retireKey(peer, previous)
+    peer.restoredKey = null
     peer.peerX25519 = Uint8Array.from(x)
     // New peer key: new key material, so a fresh sequence and fresh replay state are safe.
     this.retireSequence(peer)
     peer.sendSeq = new NonceSequence(this.opts.random, this.counterFloor)
-    peer.replay.reset()
+    if (!sameAsRestored) peer.replay.reset()
     peer.prevLegacy = null
     peer.prevHkdf = null
     peer.gotPils = false
@@ -180,6 +254,13 @@ export class KeyExchange {
     this.keys.clear()
   }
 
+  /** Remembers a key the peer no longer uses (the oldest forgotten past `retiredKeysPerPeer`). */
+  private retireKey(peer: Peer, key: Uint8Array): void {
+    const retired = peer.retiredKeys
+    retired.push(key)
+    if (retired.length > this.opts.limits.retiredKeysPerPeer) retired.shift()
+  }
+
   private check(frame: Buffer, host: string, port: number, relayed: boolean, relaySender: number, afterFetch: boolean): void {
     if (frame.length < PILA_SIZE) {
       this.opts.drops.short++
@@ -197,17 +278,17 @@ export class KeyExchange {
     const now = this.opts.clock.now()
     const entry = this.keys.get(sender)
     if (entry === undefined || entry.fetching) {
-      this.parkAndFetch(sender, frame, host, port, relayed)
+      this.parkAndFetch(sender, frame, host, port, relayed, now)
       return
     }
     if (entry.key === null) {
-      if (!afterFetch && now - entry.fetchedMs >= this.opts.timing.negativeKeyCacheMs) this.parkAndFetch(sender, frame, host, port, relayed)
+      if (!afterFetch && now - entry.fetchedMs >= this.opts.timing.negativeKeyCacheMs) this.parkAndFetch(sender, frame, host, port, relayed, now)
       else this.opts.drops['pila-unknown-key']++
       return
     }
     if (!bytesEqual(entry.key, frame, 40)) {
       // The registry may have a newer key (rotate_key): re-fetch once, then refuse.
-      if (!afterFetch && now - entry.fetchedMs >= this.opts.timing.keyRefetchMs) this.parkAndFetch(sender, frame, host, port, relayed)
+      if (!afterFetch && now - entry.fetchedMs >= this.opts.timing.keyRefetchMs) this.parkAndFetch(sender, frame, host, port, relayed, now)
       else this.opts.drops['pila-key-mismatch']++
       return
     }
@@ -218,21 +299,35 @@ export class KeyExchange {
     this.opts.port.acceptPila(sender, frame, host, port, relayed, now)
   }
 
-  private parkAndFetch(sender: number, frame: Buffer, host: string, port: number, relayed: boolean): void {
-    // One parked PILA per node (the latest); copied because `frame` may be decrypted over later.
-    if (!this.keys.fetch(sender, this.onKeyFetchedBound)) {
-      this.opts.drops['lookup-busy']++
-      return
+  /**
+   * Parks the PILA (one per node, the latest; copied because `frame` may be decrypted over
+   * later) while its sender's key is looked up. Anyone can send a PILA with any sender ID, so a
+   * lookup it causes is limited: per source IP (token bucket) and in number in flight.
+   */
+  private parkAndFetch(sender: number, frame: Buffer, host: string, port: number, relayed: boolean, now: number): void {
+    if (this.keys.get(sender)?.fetching !== true) {
+      if (!this.keys.hasRoom('remote')) {
+        this.opts.drops['lookup-busy']++
+        return
+      }
+      if (!this.lookupSources.take(relayed ? RELAYED_SOURCE : host, now)) {
+        this.opts.drops['lookup-limited']++
+        return
+      }
+      this.keys.fetch(sender, 'remote')
     }
     this.parked.set(sender, { frame: Buffer.from(frame), host, port, relayed })
   }
 
   private onKeyFetched(nodeId: number): void {
-    const p = this.parked.get(nodeId)
-    if (p === undefined || this.closed) return
-    this.parked.delete(nodeId)
+    if (this.closed) return
     try {
-      this.check(p.frame, p.host, p.port, p.relayed, nodeId, true)
+      const p = this.parked.get(nodeId)
+      if (p !== undefined) {
+        this.parked.delete(nodeId)
+        this.check(p.frame, p.host, p.port, p.relayed, nodeId, true)
+      }
+      if (this.keys.get(nodeId)?.key === null) this.opts.port.keyUnknown(nodeId)
     } catch (err) {
       this.opts.drops['internal-error']++
       this.opts.logger.error('tunnel key frame handling failed', { error: String(err) })

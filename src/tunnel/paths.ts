@@ -3,8 +3,13 @@
  * (from the registry, or roaming), a hole-punched one (from a beacon
  * PunchCommand), or the beacon relay; and how a peer moves between them.
  *
- *  - a working direct endpoint moves only on an authenticated PILS (a signed
- *    PILA can be replayed, so it moves it only when it brings a new key);
+ *  - a working direct endpoint moves only on an authenticated PILS. A signed
+ *    PILA can be replayed from anywhere: one with the peer's current key from
+ *    elsewhere is a candidate only; one bringing a new key from elsewhere (a
+ *    restart on a new port, or a capture forwarded from another address)
+ *    makes that address the pending endpoint, which gets copies of our frames
+ *    until a PILS from it authenticates (then it is the endpoint) or
+ *    `directStaleMs` passes;
  *  - set-up that finds no authenticated direct frame within `relayAfterMs`
  *    falls back to the relay, and so does a direct path whose PILS go
  *    unanswered for `directStaleMs`;
@@ -75,8 +80,12 @@ export class PathManager {
   noteDirectPils(peer: Peer, host: string, port: number, now: number): void {
     peer.lastDirectAuthMs = now
     peer.unansweredSinceMs = 0
+    const pending = peer.pendingEndpoint
+    if (pending !== null) peer.pendingEndpoint = null // settled: the peer's new key speaks from here
     if ((peer.path === 'direct' || peer.path === 'punched') && endpointEquals(peer.endpoint, host, port)) return
-    this.setDirect(peer, host, port, peer.path === 'relay' ? 'upgrade' : peer.path === 'none' ? 'confirmed' : 'roam', now)
+    let reason: PathChangeEvent['reason'] = peer.path === 'relay' ? 'upgrade' : peer.path === 'none' ? 'confirmed' : 'roam'
+    if (reason === 'roam' && pending !== null && pending.port === port && pending.host === host) reason = 'key-change'
+    this.setDirect(peer, host, port, reason, now)
   }
 
   /** A verified PILA arrived directly. Returns true if it upgraded a relayed peer. */
@@ -86,7 +95,9 @@ export class PathManager {
         peer.lastDirectAuthMs = now
         peer.unansweredSinceMs = 0
       } else if (keyChanged) {
-        this.setDirect(peer, host, port, 'key-change', now)
+        // A new key from elsewhere: reach it too, but move only on a PILS from there.
+        peer.pendingEndpoint = peer.findCandidate(host, port) ?? peer.addCandidate(host, port, this.isPunched(host, port), false)
+        peer.pendingSinceMs = now
       } else {
         // A signed PILA can be replayed from anywhere: keep it as a candidate only.
         peer.addCandidate(host, port, this.isPunched(host, port), false)
@@ -150,6 +161,7 @@ export class PathManager {
 
   /** One peer's share of the tick: relay fallback during set-up, relay probes, stale direct paths. */
   tick(peer: Peer, now: number): void {
+    if (peer.pendingEndpoint !== null && now - peer.pendingSinceMs >= this.opts.timing.directStaleMs) peer.pendingEndpoint = null
     if (peer.path === 'none') {
       if (this.opts.hasRelay && peer.setupStartedMs !== 0 && now - peer.setupStartedMs >= this.opts.timing.relayAfterMs) {
         this.setRelay(peer, 'relay-timeout', now)

@@ -73,7 +73,15 @@ export class Peer {
   peerAdvertisesHkdf = false
   sendSeq: NonceSequence | null = null
   readonly nonce = new Uint8Array(NONCE_SIZE)
-  readonly replay = new ReplayWindows()
+  /** Replaced only when a removed peer is set up again (peer-table.ts gives back its windows). */
+  replay = new ReplayWindows()
+  /** The peer's previous X25519 keys (oldest first, bounded): a PILA carrying one is refused. */
+  retiredKeys: Uint8Array[] = []
+  /**
+   * The key this peer had when it was removed (peer-table.ts), until its next PILA: the same key
+   * keeps `replay`, another one retires it.
+   */
+  restoredKey: Uint8Array | null = null
   /** We have sent our current key frame to this peer (clock value, 0 = not yet). */
   keySentMs = 0
   /** We hold a peer key verified since our current key pair was made. */
@@ -88,6 +96,13 @@ export class Peer {
   path: PathKind = 'none'
   endpoint: UdpEndpoint | null = null
   readonly candidates: CandidateEndpoint[] = []
+  /**
+   * Where a PILA with a new key came from, when that is not `endpoint` (a restart on a new port,
+   * or a capture replayed from elsewhere): it gets copies of our frames, and becomes the endpoint
+   * only when an authenticated PILS arrives from it. Null = none.
+   */
+  pendingEndpoint: CandidateEndpoint | null = null
+  pendingSinceMs = 0
   /** Set-up started (first send or first key frame), 0 = not started. */
   setupStartedMs = 0
   /** Set-up resolve started and not failed (a later success keeps it set). */
@@ -110,6 +125,10 @@ export class Peer {
 
   // --- counters
   lastReceiveMs = 0
+  /** Last clock value with traffic either way (as the tick saw it), for idle expiry. */
+  lastActiveMs = 0
+  /** `packetsIn + packetsOut` when the tick last looked: a change is traffic. */
+  activityMark = 0
   /** Smoothed RTT, -1 = none; provisional while it only holds the key-exchange sample. */
   rttMs = -1
   rttProvisional = false

@@ -26,7 +26,12 @@ export const DROP_REASONS = [
   'pila-key-mismatch', // the frame's Ed25519 key is not the registered one
   'pila-bad-signature',
   'pila-bad-key', // X25519 key of low order (all-zero shared secret)
+  'pila-retired-key', // a signed PILA carrying one of the peer's previous X25519 keys (a replay)
   'lookup-busy', // too many registry lookups in flight
+  'lookup-limited', // a PILA needing a registry lookup, over its source's rate limit
+  'punch-limited', // a PunchCommand over the per-target or global rate limit, not answered
+  'unregistered-peer', // outgoing packet to a node the registry has no key for (no peer kept)
+  'peer-expired', // outgoing packet still queued when its peer was removed (idle, evicted at the cap, forgotten)
   'queue-overflow', // outgoing packet dropped: a peer's queue was full (oldest dropped)
   'queue-limit', // outgoing packet dropped: too many peers already have queues
   'no-path', // outgoing frame with neither endpoint nor beacon
@@ -59,6 +64,10 @@ export interface TunnelStats {
   recoveryKeyFramesSent: number
   /** Such answers withheld by the rate limit. */
   recoveryRateLimited: number
+  /** Peers removed after `peerIdleMs` without traffic. */
+  peersExpired: number
+  /** Peers removed to make room for a new one at `maxPeers`. */
+  peersEvicted: number
 }
 
 /** Everything in `TunnelStats` but the drops: one object per tunnel, counted into by its pieces. */
@@ -76,5 +85,7 @@ export function newTunnelCounters(): TunnelCounters {
     keyRotations: 0,
     recoveryKeyFramesSent: 0,
     recoveryRateLimited: 0,
+    peersExpired: 0,
+    peersEvicted: 0,
   }
 }

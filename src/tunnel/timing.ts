@@ -35,6 +35,13 @@ export interface TunnelTiming {
    * authentication failures) go to one node ID, and to one source host, at most this often.
    */
   recoveryIntervalMs: number
+  /**
+   * A peer with nothing sent or received for this long is removed (its key and replay state
+   * kept in the forgotten-peer table, limits.ts); the next packet either way sets it up again.
+   */
+  peerIdleMs: number
+  /** PunchCommands towards one target endpoint are answered at most once per this. */
+  punchTargetIntervalMs: number
 }
 
 export const DEFAULT_TIMING: Readonly<TunnelTiming> = Object.freeze({
@@ -50,6 +57,8 @@ export const DEFAULT_TIMING: Readonly<TunnelTiming> = Object.freeze({
   directStaleMs: 15_000,
   silenceRekeyMs: 2_000,
   recoveryIntervalMs: 1_000,
+  peerIdleMs: 600_000,
+  punchTargetIntervalMs: 1_000,
 })
 
 /** Timer edge: swap in a fake for deterministic tests; defaults to the global timers. */

@@ -10,6 +10,7 @@ import type { PacketBind, UdpEndpoint } from './bind.js'
 import type { PeerDirectory } from './peer-directory.js'
 import type { KdfMode } from './kdf.js'
 import type { TunnelScheduler, TunnelTiming } from './timing.js'
+import type { TunnelLimits } from './limits.js'
 
 export interface TunnelOptions {
   bind: PacketBind
@@ -23,6 +24,8 @@ export interface TunnelOptions {
   random?: RandomSource
   logger?: Logger
   timing?: Partial<TunnelTiming>
+  /** Bounds on peers, lookups and punches (limits.ts); the defaults fit a daemon. */
+  limits?: Partial<TunnelLimits>
   scheduler?: TunnelScheduler
   /** Packets queued per peer while keys are missing (oldest dropped). Go: 64. */
   maxQueuedPerPeer?: number

@@ -8,7 +8,7 @@
  * and tests use short timings over a `MemoryNetwork`.
  *
  * This file is the composition: it owns the socket, the peer table, the counters
- * and the packet path (receive, PILS open and seal, delivery). Each concern with
+ * and the packet path (receive, PILS open, delivery; sealing is frame-sender.ts). Each concern with
  * state of its own is a piece that reaches back only through a narrow port (none
  * imports this file):
  *  - kdf.ts            which key derivation a peer gets, learned from frames that open;
@@ -16,7 +16,9 @@
  *  - paths.ts          direct / punched / relay, roaming, probes, endpoint resolves;
  *  - beacon-client.ts  Discover, PunchRequest and PunchCommand, relay framing;
  *  - recovery.ts       restarts: answers to PILS we cannot open, our PILA again on silence;
- *  - send-queue.ts     packets waiting for keys.
+ *  - send-queue.ts     packets waiting for keys;
+ *  - frame-sender.ts   PILS sealing, and frames out on a peer's path;
+ *  - peer-table.ts     the peers, bounded, and what outlives a removed one (keys, replay state).
  *
  * Receive order (wireguard-go, docs/style.md): classify (§5.1) → beacon messages
  * (only from the configured beacon) → PILS: peer by sender ID, replay check,
@@ -34,32 +36,41 @@
  *  - the decrypted packet's source node must equal the PILS sender ID, and a
  *    relayed frame's sender must equal the RelayDeliver sender;
  *  - a working direct endpoint moves only on an authenticated PILS (a signed
- *    PILA can be replayed, so it moves it only when it brings a new key).
+ *    PILA can be replayed; one with a new key from elsewhere gets copies of our
+ *    frames until a PILS from there authenticates, paths.ts), and a PILA with
+ *    one of the peer's previous keys is refused (key-exchange.ts);
+ *  - bounded state (limits.ts): the peer table (idle peers expire, the idlest
+ *    is evicted at the cap), no peer for a node the registry has no key for,
+ *    registry lookups caused by strangers, PunchCommand answers.
  */
-import { TAG_SIZE, readNonceCounter } from '../crypto/index.js'
-import { readU32, writeU32 } from '../bytes.js'
+import { readNonceCounter } from '../crypto/index.js'
+import { readU32 } from '../bytes.js'
 import { HEADER_SIZE, PacketHeader, decodePacket } from '../protocol/header.js'
-import { DatagramKind, Magic, PILK_SIZE, PILS_MIN_SIZE, classifyDatagram } from '../protocol/tunnel-frames.js'
+import { DatagramKind, PILK_SIZE, PILS_MIN_SIZE, classifyDatagram } from '../protocol/tunnel-frames.js'
 import { CryptoRandom } from '../random.js'
 import { nullLogger, type Logger } from '../logger.js'
 import { PilotError } from '../errors.js'
 import type { PacketBind, UdpEndpoint } from './bind.js'
-import { Peer, type PeerInfo } from './peer.js'
+import type { Peer, PeerInfo } from './peer.js'
+import { PeerTable, lastTrafficMs } from './peer-table.js'
+import { DEFAULT_LIMITS, type TunnelLimits } from './limits.js'
 import type { PacketHandler, TunnelOptions } from './tunnel-options.js'
 import { DEFAULT_TIMING, systemScheduler, type TunnelScheduler, type TunnelTiming } from './timing.js'
 import { newDropCounters, newTunnelCounters, type DropCounters, type DropReason, type TunnelCounters, type TunnelStats } from './stats.js'
-import { DATA_OFFSET, KdfChooser, sealingCipher } from './kdf.js'
+import { DATA_OFFSET, KdfChooser } from './kdf.js'
 import { KeyExchange, type KeyExchangePort } from './key-exchange.js'
 import { PathManager, type PathChangeHandler, type PathPort } from './paths.js'
 import { BeaconClient, type BeaconClientPort } from './beacon-client.js'
 import { SessionRecovery, type RecoveryPort } from './recovery.js'
 import { SendQueue } from './send-queue.js'
+import { FrameSender } from './frame-sender.js'
 
 export { PILA_CAPABILITY_HKDF, type KdfMode } from './kdf.js'
 export { RECOVERY_AUTH_FAILURES } from './recovery.js'
 export type { PathChangeHandler } from './paths.js'
 export type { DropReason }
 export type { PacketHandler, TunnelOptions } from './tunnel-options.js'
+export type { TunnelLimits } from './limits.js'
 
 /** Accepted RTT samples (ms); anything else is ignored. */
 const MAX_RTT_SAMPLE_MS = 120_000
@@ -69,6 +80,7 @@ export class Tunnel {
   private readonly bind: PacketBind
   private readonly logger: Logger
   private readonly timing: TunnelTiming
+  private readonly limits: TunnelLimits
   private readonly scheduler: TunnelScheduler
   private readonly kdf: KdfChooser
   private readonly keys: KeyExchange
@@ -76,7 +88,8 @@ export class Tunnel {
   private readonly beacon: BeaconClient
   private readonly recovery: SessionRecovery
   private readonly queue: SendQueue
-  private readonly peerTable = new Map<number, Peer>()
+  private readonly sender: FrameSender
+  private readonly peerTable: PeerTable
   private packetHandler: PacketHandler | null = null
   private readonly drops: DropCounters = newDropCounters()
   private readonly counters: TunnelCounters = newTunnelCounters()
@@ -92,15 +105,16 @@ export class Tunnel {
   /** The pieces' one way back into the tunnel. */
   private readonly port: KeyExchangePort & PathPort & RecoveryPort & BeaconClientPort = {
     acceptPila: (sender, frame, host, port, relayed, now) => this.acceptPila(sender, frame, host, port, relayed, now),
+    keyUnknown: (nodeId) => this.dropKeylessPeer(nodeId),
     sendKeyFrame: (peer, now) => this.sendKeyFrame(peer, now),
-    sendKeyFrameTo: (host, port) => this.sendKeyFrameTo(host, port),
-    sendKeyFrameRelayed: (to) => this.sendKeyFrameRelayed(to),
+    sendKeyFrameTo: (host, port) => this.sender.keyFrameTo(host, port),
+    sendKeyFrameRelayed: (to) => this.sender.keyFrameRelayed(to),
     keySent: (peer, now) => this.markKeySent(peer, now),
     isCurrent: (peer) => !this.closed && this.peerTable.get(peer.nodeId) === peer,
     resolveIfIdle: (peer) => {
       if (!peer.resolving) this.paths.startResolve(peer)
     },
-    prefetchKey: (nodeId) => this.keys.prefetchKey(nodeId),
+    prefetchKey: (nodeId) => this.keys.prefetchKey(nodeId, 'remote'),
     onRelayed: (frame, host, port, sender) => this.onFrame(classifyDatagram(frame), frame, host, port, true, sender),
     onPunchCommand: (host, port, now) => this.paths.notePunchCommand(host, port, now, this.peerTable.values()),
   }
@@ -114,8 +128,10 @@ export class Tunnel {
     this.logger = opts.logger ?? nullLogger
     this.timing = { ...DEFAULT_TIMING, ...opts.timing }
     if (opts.directStaleMs !== undefined) this.timing.directStaleMs = opts.directStaleMs
+    this.limits = { ...DEFAULT_LIMITS, ...opts.limits }
     this.scheduler = opts.scheduler ?? systemScheduler
-    const { nodeId, logger, timing, scheduler, drops, counters, port } = this
+    this.peerTable = new PeerTable(this.limits)
+    const { nodeId, logger, timing, limits, scheduler, drops, counters, port } = this
     this.kdf = new KdfChooser(opts.kdf ?? 'auto', logger)
     this.queue = new SendQueue(opts.maxQueuedPerPeer ?? 64, opts.maxQueuedPeers ?? 256)
     this.keys = new KeyExchange({
@@ -127,10 +143,22 @@ export class Tunnel {
       clock: scheduler,
       logger,
       timing,
+      limits,
       drops,
       port,
     })
-    this.beacon = new BeaconClient({ nodeId, beacon: opts.beacon, bind: this.bind, clock: scheduler, keepaliveMs: timing.beaconKeepaliveMs, drops, counters, port })
+    this.beacon = new BeaconClient({
+      nodeId,
+      beacon: opts.beacon,
+      bind: this.bind,
+      clock: scheduler,
+      keepaliveMs: timing.beaconKeepaliveMs,
+      punchLimits: { ...limits, punchTargetIntervalMs: timing.punchTargetIntervalMs },
+      drops,
+      counters,
+      port,
+    })
+    this.sender = new FrameSender({ nodeId, bind: this.bind, beacon: this.beacon, keys: this.keys, clock: scheduler, counters, drops })
     const hasRelay = this.beacon.endpoint !== null
     this.paths = new PathManager({ directory: opts.directory, hasRelay, timing, clock: scheduler, logger, drops, port })
     this.recovery = new SessionRecovery({
@@ -194,7 +222,9 @@ export class Tunnel {
    * Sends one complete encoded Pilot packet (header with CRC + payload) to
    * `peerNodeId`: sealed as PILS at once if keys exist, otherwise copied into
    * the peer's queue (flushed when the key exchange completes) and path set-up
-   * starts. Drops are counted in `stats()`.
+   * starts. A node the registry has no key for gets no peer (`unregistered-peer`), and
+   * neither does one whose key is not cached while the lookups are all busy (`lookup-busy`).
+   * Drops are counted in `stats()`.
    */
   send(peerNodeId: number, packet: Uint8Array): void {
     if (this.closed) return
@@ -207,11 +237,19 @@ export class Tunnel {
       return
     }
     let peer = this.peerTable.get(peerNodeId)
-    if (peer === undefined) peer = this.createPeer(peerNodeId)
+    if (peer === undefined) {
+      const admission = this.keys.admitPeer(peerNodeId)
+      if (admission !== 'ok') {
+        this.drops[admission === 'busy' ? 'lookup-busy' : 'unregistered-peer']++
+        return
+      }
+      peer = this.createPeer(peerNodeId)
+    }
     if (peer.ready) {
       this.sealAndSend(peer, packet)
       return
     }
+    peer.lastActiveMs = this.scheduler.now()
     const dropped = this.queue.push(peerNodeId, packet)
     if (dropped !== null) {
       this.drops[dropped]++
@@ -256,15 +294,20 @@ export class Tunnel {
     if (peer !== undefined) peer.recordRtt(ms, false)
   }
 
-  /** Trust revoked: forget the peer's session, endpoint, queue and cached registry key. */
+  /**
+   * Trust revoked: forget the peer's session, endpoint, queue and cached registry key (its
+   * replay state stays remembered, peer-table.ts).
+   */
   forget(peerNodeId: number): void {
     const peer = this.peerTable.get(peerNodeId)
-    if (peer !== undefined) {
-      this.keys.retireSequence(peer)
-      this.queue.delete(peerNodeId)
-      this.peerTable.delete(peerNodeId)
-    }
+    if (peer !== undefined) this.removePeer(peer, 'peer-expired')
     this.keys.forget(peerNodeId)
+  }
+
+  /** Registry lookups in flight, key cache entries, peers and remembered removed peers (tests, diagnostics). */
+  stateSizes(): { keyLookups: number; cachedKeys: number; peers: number; forgottenPeers: number } {
+    const { pending, cached } = this.keys.lookupStats
+    return { keyLookups: pending, cachedKeys: cached, peers: this.peerTable.size, forgottenPeers: this.peerTable.forgottenCount }
   }
 
   /**
@@ -423,10 +466,21 @@ export class Tunnel {
 
   /** A PILA verified against the registry key (§5.7 steps 5–8, hardened). */
   private acceptPila(sender: number, frame: Buffer, host: string, port: number, relayed: boolean, now: number): void {
-    const peer = this.peerTable.get(sender) ?? this.createPeer(sender)
+    const existing = this.peerTable.get(sender)
+    const peer = existing ?? this.createPeer(sender)
     const changed = this.keys.peerKeyChanged(peer, frame)
+    if (changed && this.keys.isRetiredKey(peer, frame)) {
+      // A key the peer had before (a capture replayed after its restart): taking it back would
+      // reset the replay windows and let its old PILS open again.
+      this.drops['pila-retired-key']++
+      if (existing === undefined) this.removePeer(peer, 'peer-expired')
+      return
+    }
     const wasCurrent = peer.peerKeyCurrent
-    if (changed && !this.keys.adoptPeerKey(peer, frame)) return
+    if (changed && !this.keys.adoptPeerKey(peer, frame)) {
+      if (existing === undefined) this.removePeer(peer, 'peer-expired')
+      return
+    }
     peer.peerKeyCurrent = true
     peer.lastReceiveMs = now
     peer.silentSinceMs = 0
@@ -450,11 +504,39 @@ export class Tunnel {
 
   // ------------------------------------------------------------------ send path
 
+  /** A new peer; at `maxPeers` the one idle longest makes room. */
   private createPeer(nodeId: number): Peer {
-    const peer = new Peer(nodeId)
+    if (this.peerTable.full) {
+      const victim = this.peerTable.idlest()
+      if (victim !== undefined) {
+        this.removePeer(victim, 'peer-expired')
+        this.counters.peersEvicted++
+      }
+    }
+    const peer = this.peerTable.add(nodeId, this.scheduler.now())
     this.kdf.choose(peer)
-    this.peerTable.set(nodeId, peer)
     return peer
+  }
+
+  /**
+   * Removes a peer; the packets still queued for it are dropped under `queuedDrop`. Its key and
+   * replay state are remembered (peer-table.ts).
+   */
+  private removePeer(peer: Peer, queuedDrop: DropReason): void {
+    this.keys.retireSequence(peer)
+    const queued = this.queue.size(peer.nodeId)
+    if (queued > 0) {
+      this.drops[queuedDrop] += queued
+      this.queue.delete(peer.nodeId)
+    }
+    // A remembered peer pushed out loses its replay protection: rotate, so its old frames no longer open.
+    if (this.peerTable.remove(peer)) this.rotatePending = true
+  }
+
+  /** The registry has no key for the node: a peer we were setting up for it goes, with its queue. */
+  private dropKeylessPeer(nodeId: number): void {
+    const peer = this.peerTable.get(nodeId)
+    if (peer !== undefined && peer.peerX25519 === null && peer.restoredKey === null) this.removePeer(peer, 'unregistered-peer')
   }
 
   /** First need of a peer: PunchRequest at once, key prefetch, resolve → PILA direct. */
@@ -475,59 +557,12 @@ export class Tunnel {
   }
 
   private sealAndSend(peer: Peer, packet: Uint8Array): void {
-    const len = packet.length
-    const out = Buffer.allocUnsafe(DATA_OFFSET + len + TAG_SIZE)
-    writeU32(out, 0, Magic.PILS)
-    writeU32(out, 4, this.nodeId)
-    const seq = peer.sendSeq!
-    seq.next(peer.nonce, 0)
-    out.set(peer.nonce, 8)
-    sealingCipher(peer).sealFrame(this.nodeId, peer.nonce, packet, out, DATA_OFFSET)
-    peer.packetsOut++
-    peer.bytesOut += len
-    this.counters.packetsOut++
-    if (peer.silentSinceMs === 0) {
-      const now = this.scheduler.now()
-      peer.silentSinceMs = now
-      if (peer.unansweredSinceMs === 0 && (peer.path === 'direct' || peer.path === 'punched')) peer.unansweredSinceMs = now
-    } else if (peer.unansweredSinceMs === 0 && (peer.path === 'direct' || peer.path === 'punched')) {
-      peer.unansweredSinceMs = this.scheduler.now()
-    }
-    this.sendFrame(peer, out)
-    if (seq.needsRekey) this.rotatePending = true
-  }
-
-  /** Sends a complete frame on the peer's current path. `frame` is handed over to the bind. */
-  private sendFrame(peer: Peer, frame: Buffer): boolean {
-    if (peer.path === 'relay') {
-      this.beacon.sendRelayed(frame, peer.nodeId)
-      return true
-    }
-    const ep = peer.endpoint
-    if (ep !== null) {
-      this.bind.send(frame, ep.host, ep.port)
-      return true
-    }
-    this.drops['no-path']++
-    return false
+    if (this.sender.seal(peer, packet)) this.rotatePending = true
   }
 
   /** Our PILA on the peer's path; once it went out, the peer counts as having our key. */
   private sendKeyFrame(peer: Peer, now: number): void {
-    if (this.sendFrame(peer, this.keys.copyPila())) {
-      this.counters.keyFramesSent++
-      this.markKeySent(peer, now)
-    }
-  }
-
-  private sendKeyFrameTo(host: string, port: number): void {
-    this.bind.send(this.keys.copyPila(), host, port)
-    this.counters.keyFramesSent++
-  }
-
-  private sendKeyFrameRelayed(to: number): void {
-    this.beacon.sendRelayed(this.keys.copyPila(), to)
-    this.counters.keyFramesSent++
+    if (this.sender.keyFrame(peer)) this.markKeySent(peer, now)
   }
 
   private markKeySent(peer: Peer, now: number): void {
@@ -546,7 +581,18 @@ export class Tunnel {
       this.beacon.discoverIfDue(now)
       if (this.rotatePending) this.rotateKeys()
       const keyRetryMs = this.timing.keyRetryMs
+      const idleMs = this.timing.peerIdleMs
       for (const peer of this.peerTable.values()) {
+        const traffic = peer.packetsIn + peer.packetsOut
+        if (traffic !== peer.activityMark) {
+          peer.activityMark = traffic
+          peer.lastActiveMs = now
+        }
+        if (now - lastTrafficMs(peer) >= idleMs) {
+          this.removePeer(peer, 'peer-expired') // deleting the entry being visited is safe for a Map
+          this.counters.peersExpired++
+          continue
+        }
         if (!peer.ready && this.queue.has(peer.nodeId) && now - peer.keySentMs >= keyRetryMs) {
           if (!peer.resolveStarted) this.paths.startResolve(peer)
           if (peer.endpoint !== null || peer.path === 'relay') this.sendKeyFrame(peer, now)

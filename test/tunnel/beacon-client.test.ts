@@ -3,7 +3,9 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { BeaconType, encodeBeaconMessage } from '../../src/protocol/beacon-messages.js'
-import { BeaconClient } from '../../src/tunnel/beacon-client.js'
+import { BeaconClient, PUNCH_COPIES } from '../../src/tunnel/beacon-client.js'
+import { DEFAULT_LIMITS } from '../../src/tunnel/limits.js'
+import { DEFAULT_TIMING } from '../../src/tunnel/timing.js'
 import { newDropCounters, newTunnelCounters } from '../../src/tunnel/stats.js'
 import type { UdpEndpoint } from '../../src/tunnel/bind.js'
 
@@ -109,6 +111,34 @@ test('PunchCommand: three PILP and our PILA towards the endpoint, then the tunne
   assert.equal(counters.punchCommands, 2)
   assert.equal(sent.length, 3)
   assert.equal(calls.length, 2)
+})
+
+test('10,000 PunchCommands for random targets: at most the burst of punches (4 datagrams each) until the budget refills', () => {
+  const { client, sent, calls, drops, counters, clock } = setup()
+  const punch = (host: string, port: number): void =>
+    client.handle(encodeBeaconMessage({ type: BeaconType.PUNCH_COMMAND, endpoint: { host, port } }), BEACON.host, BEACON.port)
+  for (let i = 0; i < 10_000; i++) punch(`198.51.${(i >> 8) & 255}.${i & 255}`, 1_000 + (i % 60_000))
+  const keyFrames = (): number => calls.filter((c) => c.startsWith('key to')).length
+  assert.equal(counters.punchCommands, 10_000)
+  assert.equal(sent.length, DEFAULT_LIMITS.punchBurst * PUNCH_COPIES, `PILP sent: ${sent.length}`)
+  assert.equal(keyFrames(), DEFAULT_LIMITS.punchBurst, 'one PILA per punch')
+  assert.equal(drops['punch-limited'], 10_000 - DEFAULT_LIMITS.punchBurst)
+  clock.t += 1_000 // the global budget refills at punchesPerSecond
+  for (let i = 0; i < 1_000; i++) punch(`203.0.113.${i & 255}`, 2_000 + i)
+  assert.equal(keyFrames(), DEFAULT_LIMITS.punchBurst + DEFAULT_LIMITS.punchesPerSecond)
+})
+
+test('PunchCommands towards one target: one punch per punchTargetIntervalMs, without spending the global budget', () => {
+  const { client, calls, drops, clock } = setup()
+  const punch = (port: number): void =>
+    client.handle(encodeBeaconMessage({ type: BeaconType.PUNCH_COMMAND, endpoint: { host: '192.0.2.9', port } }), BEACON.host, BEACON.port)
+  for (let i = 0; i < 100; i++) punch(4444)
+  assert.deepEqual(calls, ['key to 192.0.2.9:4444', 'punched 192.0.2.9:4444 at 5000'])
+  assert.equal(drops['punch-limited'], 99)
+  punch(4445) // another port is another target
+  clock.t += DEFAULT_TIMING.punchTargetIntervalMs
+  punch(4444)
+  assert.deepEqual(calls.filter((c) => c.startsWith('key to')), ['key to 192.0.2.9:4444', 'key to 192.0.2.9:4445', 'key to 192.0.2.9:4444'])
 })
 
 test('RelayDeliver hands the inner frame (a view) and the sender the beacon vouches for to the tunnel', () => {

@@ -7,8 +7,11 @@ import { MemoryNetwork, type MemoryBind } from '../../src/tunnel/testing/memory-
 import { MemoryPeerDirectory } from '../../src/tunnel/testing/memory-directory.js'
 import { Tunnel, type KdfMode, type TunnelOptions } from '../../src/tunnel/tunnel.js'
 import type { PathChangeEvent } from '../../src/tunnel/peer.js'
-import type { TunnelTiming } from '../../src/tunnel/timing.js'
+import type { TunnelScheduler, TunnelTiming } from '../../src/tunnel/timing.js'
 import type { DatagramHandler, PacketBind, UdpEndpoint } from '../../src/tunnel/bind.js'
+import type { PeerDirectory } from '../../src/tunnel/peer-directory.js'
+import { encodePila } from '../../src/protocol/tunnel-frames.js'
+import { randomBytes } from 'node:crypto'
 
 export const FAST: Partial<TunnelTiming> = {
   tickMs: 10,
@@ -170,4 +173,65 @@ export async function leakedHandles(): Promise<string[]> {
     if (i > 10) await new Promise((r) => setTimeout(r, 5).unref())
   }
   return process.getActiveResourcesInfo().filter(watched)
+}
+
+/** A clock that moves only when told to, and a timer that never fires (tests call `tick()`). */
+export class ManualScheduler implements TunnelScheduler {
+  t = 1_000
+  now(): number {
+    return this.t
+  }
+  setInterval(): unknown {
+    return null
+  }
+  clearInterval(): void {}
+}
+
+/**
+ * A `PeerDirectory` over a `MemoryPeerDirectory` whose key lookups can be held (answered only on
+ * `release()`), counting calls and the most lookups in flight at once.
+ */
+export class HeldDirectory implements PeerDirectory {
+  readonly memory = new MemoryPeerDirectory()
+  hold = false
+  lookups = 0
+  resolves = 0
+  inFlight = 0
+  maxInFlight = 0
+  readonly lookedUp: number[] = []
+  private readonly waiting: Array<() => void> = []
+
+  lookupKey(nodeId: number): Promise<Uint8Array | null> {
+    this.lookups++
+    this.lookedUp.push(nodeId)
+    this.inFlight++
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight)
+    const answer = (): Promise<Uint8Array | null> => {
+      this.inFlight--
+      return this.memory.lookupKey(nodeId)
+    }
+    if (!this.hold) return answer()
+    return new Promise((resolve) => this.waiting.push(() => resolve(answer())))
+  }
+
+  resolveEndpoint(nodeId: number): Promise<UdpEndpoint | null> {
+    this.resolves++
+    return this.memory.resolveEndpoint(nodeId)
+  }
+
+  /** Answers every held lookup. */
+  release(): void {
+    this.hold = false
+    for (const w of this.waiting.splice(0)) w()
+  }
+}
+
+/** A PILA from `sender` with random keys and signature: it costs a key lookup, never a session. */
+export function junkPila(sender: number): Buffer {
+  return encodePila({ senderId: sender, x25519Public: randomBytes(32), ed25519Public: randomBytes(32), signature: randomBytes(64) })
+}
+
+/** Lets promise callbacks and queued immediates run. */
+export function settle(): Promise<void> {
+  return new Promise((r) => setImmediate(r))
 }

@@ -10,6 +10,7 @@ import { KeyExchange } from '../../src/tunnel/key-exchange.js'
 import { KdfChooser, type KdfMode } from '../../src/tunnel/kdf.js'
 import { Peer } from '../../src/tunnel/peer.js'
 import { newDropCounters } from '../../src/tunnel/stats.js'
+import { DEFAULT_LIMITS, type TunnelLimits } from '../../src/tunnel/limits.js'
 import { MemoryPeerDirectory } from '../../src/tunnel/testing/memory-directory.js'
 
 const TIMING = { keyRefetchMs: 200, negativeKeyCacheMs: 100 }
@@ -28,11 +29,12 @@ class Clock {
   }
 }
 
-function node(nodeId: number, directory: MemoryPeerDirectory, clock: Clock, opts: { kdf?: KdfMode; identity?: Identity; register?: boolean } = {}) {
+function node(nodeId: number, directory: MemoryPeerDirectory, clock: Clock, opts: { kdf?: KdfMode; identity?: Identity; register?: boolean; limits?: Partial<TunnelLimits> } = {}) {
   const identity = opts.identity ?? Identity.generate()
   if (opts.register !== false) directory.setKey(nodeId, identity.publicKey)
   const drops = newDropCounters()
   const accepted: Accepted[] = []
+  const unknown: number[] = []
   const kx = new KeyExchange({
     nodeId,
     identity,
@@ -42,10 +44,14 @@ function node(nodeId: number, directory: MemoryPeerDirectory, clock: Clock, opts
     clock,
     logger: nullLogger,
     timing: TIMING,
+    limits: { ...DEFAULT_LIMITS, ...opts.limits },
     drops,
-    port: { acceptPila: (sender, _frame, host, port, relayed) => accepted.push({ sender, host, port, relayed }) },
+    port: {
+      acceptPila: (sender, _frame, host, port, relayed) => accepted.push({ sender, host, port, relayed }),
+      keyUnknown: (id) => unknown.push(id),
+    },
   })
-  return { kx, drops, accepted, identity }
+  return { kx, drops, accepted, unknown, identity }
 }
 
 /** Lets the directory's promises settle. */

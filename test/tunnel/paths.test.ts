@@ -55,15 +55,40 @@ test('authenticated PILS: the first confirms a direct path, the same endpoint ch
   assert.equal(p.lastDirectAuthMs, clock.t + 2)
 })
 
-test('a replayed PILA from elsewhere does not move a direct path (a candidate only); one with a new key does', () => {
+test('a replayed PILA from elsewhere does not move a direct path (a candidate only); one with a new key only once a PILS from there authenticates', () => {
   const { paths, events, peer, clock } = setup()
   const p = peer(2)
   paths.noteDirectPils(p, A.host, A.port, clock.t)
   assert.equal(paths.noteDirectPila(p, '6.6.6.6', 1, false, clock.t), false)
   assert.deepEqual(p.endpoint && [p.endpoint.host, p.endpoint.port], [A.host, A.port])
   assert.notEqual(p.findCandidate('6.6.6.6', 1), null)
+  assert.equal(p.pendingEndpoint, null)
+  // A new key from elsewhere: pending (it gets copies of our frames), the endpoint stays.
   assert.equal(paths.noteDirectPila(p, A2.host, A2.port, true, clock.t), false)
+  assert.deepEqual(p.endpoint && [p.endpoint.host, p.endpoint.port], [A.host, A.port])
+  const pending = (q: Peer): [string, number] | null => (q.pendingEndpoint === null ? null : [q.pendingEndpoint.host, q.pendingEndpoint.port])
+  assert.deepEqual(pending(p), [A2.host, A2.port])
+  assert.deepEqual(events.map(summary), ['none→direct confirmed 10.0.0.1:4000'])
+  // The first authenticated PILS from there moves it (reported as the key change it was).
+  paths.noteDirectPils(p, A2.host, A2.port, clock.t + 1)
+  assert.equal(p.pendingEndpoint, null)
   assert.deepEqual(events.map(summary), ['none→direct confirmed 10.0.0.1:4000', 'direct→direct key-change 10.0.0.1:4001'])
+})
+
+test('a pending endpoint ends with a PILS from the current endpoint, or after directStaleMs', () => {
+  const { paths, events, peer, clock } = setup()
+  const p = peer(2)
+  paths.noteDirectPils(p, A.host, A.port, clock.t)
+  paths.noteDirectPila(p, '6.6.6.6', 1, true, clock.t)
+  assert.notEqual(p.pendingEndpoint, null)
+  paths.noteDirectPils(p, A.host, A.port, clock.t + 1) // the peer's new key speaks from where it was
+  assert.equal(p.pendingEndpoint, null)
+  paths.noteDirectPila(p, '6.6.6.6', 1, true, clock.t + 2)
+  paths.tick(p, clock.t + 2 + TIMING.directStaleMs - 1)
+  assert.notEqual(p.pendingEndpoint, null)
+  paths.tick(p, clock.t + 2 + TIMING.directStaleMs)
+  assert.equal(p.pendingEndpoint, null)
+  assert.deepEqual(events.map(summary), ['none→direct confirmed 10.0.0.1:4000'], 'the endpoint never moved')
 })
 
 test('a relayed peer moves to direct on an authenticated direct frame (upgrade); the PILA case reports it', () => {

@@ -2,6 +2,7 @@
 // over a MemoryNetwork with the real BeaconServer.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { Identity } from '../../src/crypto/index.js'
 import { World, exchange, firstWord, packet, payloads, waitFor } from './helpers.js'
 import type { KdfMode } from '../../src/tunnel/tunnel.js'
 
@@ -51,12 +52,15 @@ test('queue is bounded: 64 per peer, oldest dropped', async () => {
   const w = await World.create({ beacon: false })
   try {
     const a = w.node(1, '10.0.0.1')
-    w.directory.setEndpoint(2, null) // nowhere to send: everything stays queued
+    // Node 2 is registered (a node the registry does not know gets no peer and no queue) but
+    // not reachable yet: everything stays queued.
+    const identity2 = Identity.generate()
+    w.directory.setKey(2, identity2.publicKey).setEndpoint(2, null)
     for (let i = 0; i < 70; i++) a.tunnel.send(2, packet(1, 2, `p${i}`))
     assert.equal(a.tunnel.peer(2)!.queued, 64)
     assert.equal(a.tunnel.stats().drops['queue-overflow'], 6)
     // Now the peer appears: the 64 newest arrive.
-    const b = w.node(2, '10.0.0.2')
+    const b = w.node(2, '10.0.0.2', { identity: identity2 })
     b.tunnel.send(1, packet(2, 1, 'hello')) // b knows a's endpoint from the directory
     await waitFor(() => b.received.length === 64, '64 queued packets')
     assert.equal(payloads(b)[0], 'p6')

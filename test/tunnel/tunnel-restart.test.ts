@@ -163,6 +163,9 @@ test('peer restarted on a new port, no relay: our silence re-key resolves it aga
     pumps.push(pump(() => a, 2, 'ab'))
     await waitFor(() => b2.received.length > 0, 'a packet at the new port', RECOVER_MS)
     console.log(`# followed to the new port after ${(performance.now() - t0).toFixed(0)} ms`)
+    // b2's new key came from the new port: our frames go there too, but the endpoint moves only
+    // once a PILS from there authenticates (a PILA can be replayed from anywhere).
+    await exchange(b2, a, 'from the new port')
     assert.deepEqual(a.tunnel.peer(2)!.endpoint, { host: '10.0.0.2', port: 4001 })
     assert.ok(a.paths.some((e) => e.reason === 'key-change' && e.endpoint?.port === 4001))
   } finally {

@@ -4,8 +4,11 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Identity, X25519KeyPair, signPila } from '../../src/crypto/index.js'
 import { encodePila, encodePilk, encodePilt } from '../../src/protocol/tunnel-frames.js'
+import { BeaconType, encodeBeaconMessage } from '../../src/protocol/beacon-messages.js'
 import { Tunnel } from '../../src/tunnel/tunnel.js'
-import { FAST, World, exchange, firstWord, packet, payloads, sleep, waitFor } from './helpers.js'
+import { PUNCH_COPIES } from '../../src/tunnel/beacon-client.js'
+import { DEFAULT_LIMITS } from '../../src/tunnel/limits.js'
+import { BEACON, FAST, ManualScheduler, World, exchange, firstWord, packet, payloads, sleep, waitFor } from './helpers.js'
 import { GoLikePeer } from './go-peer.js'
 
 const B = { host: '10.0.0.2', port: 4000 }
@@ -282,4 +285,32 @@ test('construction rejects a bad node ID; close() is idempotent and stops the ti
   await t.close()
   t.send(2, packet(9, 2, 'x')) // no throw after close
   t.receive(Buffer.from('PILS'), '1.2.3.4', 1)
+})
+
+test('10,000 PunchCommands (from the beacon address, for random targets) make at most the punch bound of PILP and PILA', async () => {
+  const w = await World.create({ beacon: false }) // nothing answers on the beacon address but our spoofer
+  try {
+    const spoofedBeacon = w.net.bind(BEACON.host, BEACON.port)
+    const evilBeacon = new Tunnel({
+      bind: w.net.bind('10.0.0.2', 4000),
+      identity: Identity.generate(),
+      nodeId: 2,
+      directory: w.directory,
+      beacon: BEACON,
+      timing: FAST,
+      scheduler: new ManualScheduler(), // frozen: the budget does not refill during the flood
+    })
+    const sentBefore = w.net.delivered + w.net.dropped
+    for (let i = 0; i < 10_000; i++) {
+      const cmd = encodeBeaconMessage({ type: BeaconType.PUNCH_COMMAND, endpoint: { host: `198.51.${(i >> 8) & 255}.${i & 255}`, port: 7_000 } })
+      evilBeacon.receive(cmd, BEACON.host, BEACON.port)
+    }
+    const punchDatagrams = w.net.delivered + w.net.dropped - sentBefore
+    assert.equal(punchDatagrams, DEFAULT_LIMITS.punchBurst * (PUNCH_COPIES + 1), `datagrams sent: ${punchDatagrams}`)
+    assert.equal(evilBeacon.stats().drops['punch-limited'], 10_000 - DEFAULT_LIMITS.punchBurst)
+    await evilBeacon.close()
+    await spoofedBeacon.close()
+  } finally {
+    await w.close()
+  }
 })
