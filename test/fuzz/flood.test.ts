@@ -8,8 +8,9 @@
  * Paths: the tunnel (a daemon's UDP socket, with a 4 MiB stream between two
  * daemons beside the flood), the beacon (10,000 distinct sources), the
  * control socket (well-framed requests that are all wrong) and the registry
- * (hostile frames over many TCP connections). The DNS responder's 10^5-query
- * fuzz lives in test/tun/dns.test.ts; decoders have their own in this folder.
+ * (hostile frames over many TCP connections) and the .pilot DNS responder
+ * (real UDP on ::1 from 50 source ports). Decoders have their own fuzzers in
+ * this folder and beside their tests.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -19,9 +20,9 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setFlagsFromString } from 'node:v8'
+import { createSocket, type Socket as Socket6 } from 'node:dgram'
 import { runInNewContext } from 'node:vm'
 import { SeededRandom } from '../../src/random.js'
-import { MemoryLogger } from '../../src/logger.js'
 import { Identity } from '../../src/crypto/identity.js'
 import { ControlClient } from '../../src/daemon/control/client.js'
 import { ControlServer } from '../../src/daemon/control/server.js'
@@ -34,6 +35,10 @@ import { World } from '../daemon/world.js'
 import { pattern, readStream, waitFor, writeAll } from '../daemon/helpers.js'
 import { FakeDaemon } from '../daemon/fake-daemon.js'
 import { BEACON_HOST, BEACON_PORT, memoryRig } from '../beacon/helpers.js'
+import { DnsResponder } from '../../src/tun/bridge-dns.js'
+import type { BridgeHost } from '../../src/tun/bridge-host.js'
+import { DEFAULT_OVERLAY_PREFIX, mapPilotToIpv6 } from '../../src/protocol/ipv6-mapping.js'
+import { MemoryLogger, nullLogger } from '../../src/logger.js'
 
 const FLOOD = 100_000
 /** Heap growth allowed after a flood, after a full GC (the bound the suite states). */
@@ -349,3 +354,71 @@ test(`registry: ${FLOOD.toLocaleString('en')} hostile frames over 100 connection
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test(`DNS: ${FLOOD.toLocaleString('en')} hostile queries from 50 source ports; an honest AAAA query is answered`, { timeout: 120_000 }, async () => {
+  const resolver = {
+    resolve(target: string): Promise<{ node_id: number }> {
+      if (target === 'bob') return Promise.resolve({ node_id: 42 })
+      return Promise.reject(Object.assign(new Error('no such name'), { code: 'PT_NAME_NOT_FOUND' }))
+    },
+  } as unknown as BridgeHost
+  const dns = new DnsResponder({ host: resolver, prefix: DEFAULT_OVERLAY_PREFIX, bindHost: '::1', bindPort: 0, interfaceName: 'none', logger: nullLogger, useResolved: false })
+  await dns.start()
+  const sockets = await Promise.all(
+    Array.from({ length: 50 }, () => new Promise<Socket6>((resolve) => {
+      const s = createSocket('udp6')
+      s.on('message', () => {})
+      s.bind(0, '::1', () => resolve(s))
+    })),
+  )
+  try {
+    const heapBefore = settledHeap()
+    const rng = new SeededRandom(0xd25)
+    const valid = dnsQuery('bob.pilot', 7)
+    for (let i = 0; i < FLOOD; i++) {
+      const k = rng.int(4)
+      const q = k === 0 ? dnsQuery(`n${rng.int(1e6)}.pilot`, rng.int(65536)) : k === 1 ? Buffer.from(mutate(rng, valid)) : Buffer.from(randomBytes(rng, rng.int(600)))
+      sockets[i % sockets.length]!.send(q, dns.port, '::1')
+      if (i % 32 === 31) await yieldToIo()
+    }
+    // The honest query: retried a few times, since the flood may still fill the socket's queue.
+    let answer: Buffer | null = null
+    for (let attempt = 0; attempt < 10 && answer === null; attempt++) answer = await askDns(dns.port, 'bob.pilot', 4242)
+    assert.ok(answer !== null, 'the responder answers an honest query after the flood')
+    const seen = dns.stats().queries
+    assert.ok(seen >= FLOOD / 2, `the responder saw only ${seen} datagrams: the flood did not reach it`)
+    assert.equal(dns.stats().handlerErrors, 0)
+    assert.equal(answer[3]! & 0x0f, 0, 'NOERROR')
+    assert.ok(Buffer.from(answer.subarray(answer.length - 16)).equals(Buffer.from(mapPilotToIpv6({ network: 0, node: 42 }, DEFAULT_OVERLAY_PREFIX))))
+    const growth = settledHeap() - heapBefore
+    console.log(`# DNS flood: ${dns.stats().queries} queries, ${dns.stats().malformed} malformed, heap growth ${(growth / 1048576).toFixed(1)} MiB`)
+    assert.ok(growth < HEAP_BOUND, `heap grew ${(growth / 1048576).toFixed(1)} MiB`)
+  } finally {
+    for (const s of sockets) s.close()
+    await dns.close()
+  }
+})
+
+function dnsQuery(name: string, id: number): Buffer {
+  return Buffer.concat([
+    Buffer.from([id >> 8, id & 0xff, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
+    ...name.split('.').map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l)])),
+    Buffer.from([0, 0, 28, 0, 1]),
+  ])
+}
+
+function askDns(port: number, name: string, id: number): Promise<Buffer | null> {
+  return new Promise((resolve) => {
+    const s = createSocket('udp6')
+    const t = setTimeout(() => {
+      s.close()
+      resolve(null)
+    }, 1_000)
+    s.on('message', (m) => {
+      clearTimeout(t)
+      s.close()
+      resolve(m)
+    })
+    s.send(dnsQuery(name, id), port, '::1')
+  })
+}
