@@ -86,6 +86,7 @@ class Bench {
   private readonly procs: { name: string; child: ChildProcess; out: string[] }[] = []
   /** Every reference command run and what it printed, for diagnostics. */
   readonly transcript: string[] = []
+  readonly startedAt = Date.now()
 
   constructor(readonly ref: ReferenceBinaries) {}
 
@@ -203,7 +204,7 @@ class ReferenceNode {
 
   async ctl(args: string[], timeoutMs?: number): Promise<RunResult & { json: unknown }> {
     const r = await this.bench.run(this.bench.ref.bin('pilotctl'), ['--json', ...args], { HOME: this.home, PILOT_SOCKET: this.socket }, timeoutMs)
-    this.bench.transcript.push(`$ pilotctl --json ${args.join(' ')}  → exit ${r.code}: ${(r.stdout + r.stderr).trim().slice(0, 300)}`)
+    this.bench.transcript.push(`[+${((Date.now() - this.bench.startedAt) / 1000).toFixed(1)} s] $ pilotctl --json ${args.join(' ')}  → exit ${r.code}: ${(r.stdout + r.stderr).trim().slice(0, 300)}`)
     let json: unknown = null
     try {
       json = (JSON.parse(r.stdout) as { data?: unknown }).data ?? null
