@@ -4,46 +4,24 @@
 // not queue behind the lookups, or the node would be reaped).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { randomInt } from 'node:crypto'
 import { Identity } from '../../src/crypto/index.js'
-import { encodeRegistryMessage, RegistryFrameDecoder, type JsonObject } from '../../src/protocol/registry-framing.js'
+import type { JsonObject } from '../../src/protocol/registry-framing.js'
 import { RegistryDirectory } from '../../src/daemon/registry-session.js'
 import { Tunnel } from '../../src/tunnel/tunnel.js'
 import { DEFAULT_LIMITS } from '../../src/tunnel/limits.js'
 import { MemoryNetwork } from '../../src/tunnel/testing/memory-bind.js'
 import { FAST, ManualScheduler, junkPila, waitFor } from '../tunnel/helpers.js'
-import { testClient } from '../registry/helpers.js'
+import { scriptedRegistry, testClient } from '../registry/helpers.js'
 
-/** A registry that answers every request after `delayMs`: heartbeats ok, lookups "not found". Records the order. */
+/** A registry that answers every request after `delayMs`: heartbeats ok, lookups "not found". `seen` is the request order. */
 async function slowRegistry(delayMs: number) {
-  const seen: string[] = []
-  const sockets = new Set<Socket>()
-  const server = createServer((socket) => {
-    sockets.add(socket)
-    socket.on('close', () => sockets.delete(socket))
-    socket.on('error', () => {})
-    const decoder = new RegistryFrameDecoder()
-    socket.on('data', (chunk: Buffer) => {
-      decoder.push(chunk)
-      for (let m = decoder.next(); m !== null; m = decoder.next()) {
-        const req: JsonObject = m
-        seen.push(req.type === 'lookup' ? `lookup ${String(req.node_id)}` : String(req.type))
-        const reply: JsonObject = req.type === 'heartbeat' ? { type: 'heartbeat_ok', time: 1 } : { type: 'error', error: 'node not found' }
-        setTimeout(() => socket.write(encodeRegistryMessage(reply)), delayMs)
-      }
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return {
-    port: (server.address() as AddressInfo).port,
-    seen,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy()
-        server.close(() => resolve())
-      }),
-  }
+  const registry = await scriptedRegistry(
+    (req) => (req.type === 'heartbeat' ? { type: 'heartbeat_ok', time: 1 } : { type: 'error', error: 'node not found' }),
+    { delayMs },
+  )
+  const describe = (req: JsonObject): string => (req.type === 'lookup' ? `lookup ${String(req.node_id)}` : String(req.type))
+  return { ...registry, get seen(): string[] { return registry.requests.map(describe) } }
 }
 
 test('PILA flood from 200 sources: registry lookups under the caps, and a heartbeat during it is sent next', async () => {

@@ -5,44 +5,20 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer, type AddressInfo, type Socket } from 'node:net'
-import { encodeRegistryMessage, RegistryFrameDecoder, type JsonObject } from '../../src/protocol/registry-framing.js'
-import { testClient, leakedHandles } from './helpers.js'
+import { scriptedRegistry, testClient, leakedHandles } from './helpers.js'
 
-/** A registry that records request types in arrival order and answers each after `delayMs`. */
+/** A registry that answers each request after `delayMs`; `seen` lists request types in arrival order. */
 async function slowRegistry(delayMs: number) {
-  const seen: string[] = []
-  const sockets = new Set<Socket>()
-  const server = createServer((socket) => {
-    sockets.add(socket)
-    socket.on('close', () => sockets.delete(socket))
-    socket.on('error', () => {})
-    const decoder = new RegistryFrameDecoder()
-    socket.on('data', (chunk: Buffer) => {
-      decoder.push(chunk)
-      for (let m = decoder.next(); m !== null; m = decoder.next()) {
-        const req: JsonObject = m
-        seen.push(String(req.type))
-        const reply: JsonObject =
-          req.type === 'heartbeat'
-            ? { type: 'heartbeat_ok', time: 1 }
-            : req.type === 'lookup'
-              ? { type: 'lookup_ok', node_id: req.node_id as number, address: 'a', public_key: 'k' }
-              : { type: `${String(req.type)}_ok` }
-        setTimeout(() => socket.write(encodeRegistryMessage(reply)), delayMs)
-      }
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return {
-    port: (server.address() as AddressInfo).port,
-    seen,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy()
-        server.close(() => resolve())
-      }),
-  }
+  const registry = await scriptedRegistry(
+    (req) =>
+      req.type === 'heartbeat'
+        ? { type: 'heartbeat_ok', time: 1 }
+        : req.type === 'lookup'
+          ? { type: 'lookup_ok', node_id: req.node_id as number, address: 'a', public_key: 'k' }
+          : { type: `${String(req.type)}_ok` },
+    { delayMs },
+  )
+  return { ...registry, get seen(): string[] { return registry.requests.map((r) => String(r.type)) } }
 }
 
 test('a heartbeat issued behind 40 queued lookups is the next request sent, and is answered before them', async () => {

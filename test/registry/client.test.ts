@@ -1,57 +1,18 @@
 /** RegistryClient: exact request bytes, lock step, reconnect, retry, timeouts and typed errors. */
 import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
+import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { Identity } from '../../src/crypto/identity.js'
-import { encodeRegistryMessage, RegistryFrameDecoder, type JsonObject } from '../../src/protocol/registry-framing.js'
+import { encodeRegistryMessage, type JsonObject } from '../../src/protocol/registry-framing.js'
 import { RegistryError, RegistryErrorCode } from '../../src/registry/errors.js'
 import { RegistryServer } from '../../src/registry/server.js'
-import { FakeClock, startTestRegistry, testClient, leakedHandles } from './helpers.js'
+import { FakeClock, scriptedRegistry, startTestRegistry, testClient, leakedHandles, type ScriptedRegistry } from './helpers.js'
 
 /** RFC 8032 test 1 key, whose registry signatures docs/wire.md §16.5 lists. */
 const RFC8032_SEED = Buffer.from('9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60', 'hex')
 
 /** A scripted server: records raw request frames and answers with `answer(request)` (null = stay silent). */
-async function scriptedServer(answer: (req: JsonObject, socket: Socket) => JsonObject | null): Promise<{
-  server: Server
-  port: number
-  frames: Buffer[]
-  sockets: Set<Socket>
-  close(): Promise<void>
-}> {
-  const frames: Buffer[] = []
-  const sockets = new Set<Socket>()
-  const server = createServer((socket) => {
-    sockets.add(socket)
-    socket.on('close', () => sockets.delete(socket))
-    socket.on('error', () => {})
-    const decoder = new RegistryFrameDecoder()
-    let raw = Buffer.alloc(0)
-    socket.on('data', (chunk: Buffer) => {
-      raw = Buffer.concat([raw, chunk])
-      decoder.push(chunk)
-      for (let m = decoder.next(); m !== null; m = decoder.next()) {
-        const size = raw.readUInt32BE(0) + 4
-        frames.push(raw.subarray(0, size))
-        raw = raw.subarray(size)
-        const reply = answer(m, socket)
-        if (reply !== null) socket.write(encodeRegistryMessage(reply))
-      }
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return {
-    server,
-    port: (server.address() as AddressInfo).port,
-    frames,
-    sockets,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy()
-        server.close(() => resolve())
-      }),
-  }
-}
+const scriptedServer = (answer: (req: JsonObject, socket: Socket) => JsonObject | null): Promise<ScriptedRegistry> => scriptedRegistry(answer)
 
 test('requests are the bytes Go daemons send: §16.7 lookup, §16.5 signatures, sorted keys, numbers as numbers', async () => {
   const fake = await scriptedServer((req) => {

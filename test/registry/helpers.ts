@@ -1,5 +1,5 @@
 /** Test fixtures for the registry: a server on 127.0.0.1:0 with a fake clock, and a raw framed TCP connection. */
-import { connect, type Socket } from 'node:net'
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
 import { encodeRegistryMessage, RegistryFrameDecoder, type JsonObject } from '../../src/protocol/registry-framing.js'
 import { RegistryServer } from '../../src/registry/server.js'
 import { RegistryStore } from '../../src/registry/store.js'
@@ -169,4 +169,61 @@ export async function leakedHandles(): Promise<string[]> {
     if (i > 10) await new Promise((resolve) => setTimeout(resolve, 10).unref())
   }
   return process.getActiveResourcesInfo().filter(watched)
+}
+
+/** A scripted registry on 127.0.0.1 (see `scriptedRegistry`). */
+export interface ScriptedRegistry {
+  port: number
+  /** Raw request frames (length prefix included), in arrival order. */
+  frames: Buffer[]
+  /** The decoded requests, in arrival order. */
+  requests: JsonObject[]
+  sockets: Set<Socket>
+  close(): Promise<void>
+}
+
+/**
+ * A fake registry: records every request and answers it with `answer(request)`
+ * (null = stay silent), after `delayMs` when given (a slow registry).
+ */
+export async function scriptedRegistry(
+  answer: (req: JsonObject, socket: Socket) => JsonObject | null,
+  options: { delayMs?: number } = {},
+): Promise<ScriptedRegistry> {
+  const frames: Buffer[] = []
+  const requests: JsonObject[] = []
+  const sockets = new Set<Socket>()
+  const server = createServer((socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+    socket.on('error', () => {})
+    const decoder = new RegistryFrameDecoder()
+    let raw = Buffer.alloc(0)
+    socket.on('data', (chunk: Buffer) => {
+      raw = Buffer.concat([raw, chunk])
+      decoder.push(chunk)
+      for (let m = decoder.next(); m !== null; m = decoder.next()) {
+        const size = raw.readUInt32BE(0) + 4
+        frames.push(raw.subarray(0, size))
+        raw = raw.subarray(size)
+        requests.push(m)
+        const reply = answer(m, socket)
+        if (reply === null) continue
+        if (options.delayMs === undefined) socket.write(encodeRegistryMessage(reply))
+        else setTimeout(() => socket.write(encodeRegistryMessage(reply)), options.delayMs)
+      }
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    port: (server.address() as AddressInfo).port,
+    frames,
+    requests,
+    sockets,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy()
+        server.close(() => resolve())
+      }),
+  }
 }
