@@ -11,16 +11,8 @@ import { formatAddress } from '../../src/protocol/address.js'
 import { pilotToIpv6Text } from '../../src/protocol/ipv6-mapping.js'
 import type { Daemon } from '../../src/daemon/daemon.js'
 import { World, activeResources } from './world.js'
-import { waitFor } from './helpers.js'
+import { codeOf, waitFor } from './helpers.js'
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p
-  } catch (err) {
-    return (err as { code?: string }).code ?? String(err)
-  }
-  return 'no error'
-}
 
 function addr(d: Daemon): string {
   return formatAddress(d.address)

@@ -65,3 +65,14 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, what: stri
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms))
 }
+
+/** The error code a promise rejects with (its text without one), or 'no error'; a stream it yields is destroyed. */
+export async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    const value = await p
+    ;(value as { destroy?: () => void } | undefined)?.destroy?.()
+  } catch (err) {
+    return (err as { code?: string }).code ?? String(err)
+  }
+  return 'no error'
+}

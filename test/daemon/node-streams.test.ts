@@ -8,7 +8,7 @@ import { NodeStreams, type ReceivedDatagram } from '../../src/daemon/node-stream
 import type { PilotStream } from '../../src/daemon/pilot-stream.js'
 import { TRUST_PORT } from '../../src/daemon/trust-service.js'
 import { driverPair, type DriverPair } from './driver-pair.js'
-import { readStream } from './helpers.js'
+import { codeOf, readStream } from './helpers.js'
 
 interface Side {
   streams: NodeStreams
@@ -47,15 +47,6 @@ function twoNodes() {
   return { pair, a: side(1, pair.a, admA, trustA), b: side(2, pair.b, admB, trustB) }
 }
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    const s = await p
-    ;(s as PilotStream | undefined)?.destroy?.()
-  } catch (err) {
-    return (err as { code?: string }).code ?? String(err)
-  }
-  return 'no error'
-}
 
 test('TrustAdmission: streams to 444 and to open ports from anyone, everything else from trusted nodes only', () => {
   const trusted = new Set([5])

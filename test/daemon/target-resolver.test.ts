@@ -7,6 +7,7 @@ import { TargetResolver } from '../../src/daemon/target-resolver.js'
 import { pilotToIpv6Text } from '../../src/protocol/ipv6-mapping.js'
 import type { LookupResult } from '../../src/registry/client.js'
 import { RegistryError, RegistryErrorCode } from '../../src/registry/errors.js'
+import { codeOf } from './helpers.js'
 
 function entry(nodeId: number, hostname?: string): LookupResult {
   return { nodeId, address: '', publicKey: '', isPublic: false, networks: [0], poloScore: 0, ...(hostname === undefined ? {} : { hostname }) }
@@ -35,14 +36,6 @@ function resolver(options: { names?: Record<string, number>; lookup?: (node: num
   return { r, asked }
 }
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p
-  } catch (err) {
-    return (err as { code?: string }).code ?? String(err)
-  }
-  return 'no error'
-}
 
 test('a Pilot address, an overlay IPv6 address and a hostname (case-folded) all name a node', async () => {
   const { r, asked } = resolver({ names: { bravo: 42 } })
