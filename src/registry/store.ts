@@ -4,7 +4,8 @@
  * Every change is written before the request that caused it is answered, so a
  * registry restart loses nothing (the Go reference instead snapshots JSON at
  * most once a second, §10.7). WAL mode keeps those small commits cheap, and
- * `synchronous = FULL` makes each one durable against power loss too.
+ * `synchronous = FULL` makes each one durable against power loss too; only a
+ * heartbeat's `last_seen` is committed without its own fsync (`touchNode`).
  *
  * Node rows are never deleted: a node that deregisters or is reaped goes
  * offline (hostname freed), and its row keeps the public key, owner, score and
@@ -173,8 +174,19 @@ export class RegistryStore {
     this.statements.setEndpoint.run(realAddr, owner, id)
   }
 
+  /**
+   * A heartbeat's `last_seen`: soft state that the next heartbeat rewrites, so
+   * it is committed without the fsync of FULL (one per heartbeat would be
+   * hundreds a second with thousands of nodes). In WAL mode the next FULL
+   * commit makes it durable along with everything before it.
+   */
   touchNode(id: number, now: number): void {
-    this.statements.touchNode.run(now, id)
+    this.db.pragma('synchronous = NORMAL')
+    try {
+      this.statements.touchNode.run(now, id)
+    } finally {
+      this.db.pragma('synchronous = FULL')
+    }
   }
 
   setVisibility(id: number, isPublic: boolean): void {

@@ -105,6 +105,11 @@ test('store durability: synchronous=FULL on an opened store, so a power loss can
     const store = new RegistryStore({ path: path.join(dir, 'r.db') })
     try {
       assert.deepEqual(store.durability(), { journalMode: 'wal', synchronous: 2 })
+      // A heartbeat's last_seen skips the fsync, and the connection is FULL again afterwards.
+      const node = store.createNode({ publicKey: 'k1', owner: null, realAddr: '127.0.0.1:4000', now: 1 })
+      store.touchNode(node.id, 2)
+      assert.equal(store.getNode(node.id)!.lastSeen, 2)
+      assert.deepEqual(store.durability(), { journalMode: 'wal', synchronous: 2 })
     } finally {
       store.close()
     }
