@@ -21,7 +21,8 @@
  *       "prefix": "fd50:494c:4f54::/48",
  *       "mtu": 65520,
  *       "dns": "on",
- *       "metrics-listen": "127.0.0.1:9101"
+ *       "metrics-listen": "127.0.0.1:9101",
+ *       "ipc-socket": "/tmp/pilot.sock"
  *     }
  *
  * `"tun": false` is `--no-tun`. A flag given on the command line wins over the
@@ -63,6 +64,7 @@ export const CONFIG_KEYS = {
   mss: { type: 'number', min: 536, max: 65000 },
   dns: { type: 'choice', choices: ['on', 'off'] },
   'metrics-listen': { type: 'string' },
+  'ipc-socket': { type: 'string' },
 } as const satisfies Record<string, KeySpec>
 
 export type ConfigKey = keyof typeof CONFIG_KEYS

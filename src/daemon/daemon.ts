@@ -78,7 +78,7 @@ export interface DaemonStats {
 }
 
 /** Everything `buildNode` makes, finished and connected; the `Daemon` and `closeNode` work on this. */
-interface NodeParts {
+export interface NodeParts {
   readonly nodeId: number
   readonly address: PilotAddress
   readonly startedAt: number
@@ -345,6 +345,11 @@ export class Daemon implements DaemonControl {
       handshake: handshake.stats(),
       registry: { registrations: session.registrations, heartbeatsOk: session.heartbeatsOk, heartbeatsFailed: session.heartbeatsFailed },
     }
+  }
+
+  /** The node's parts, for in-process front ends built outside (the driver IPC: ipc-host.ts). */
+  get parts(): NodeParts {
+    return this.node
   }
 
   /** The tunnel (tests and `peers` details). */

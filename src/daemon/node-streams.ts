@@ -48,6 +48,8 @@ export class NodeStreams implements BridgeHost {
   /** The tunnel, the registry directory and the target resolver, asked by `openStream` and `resolve`. */
   private readonly lookups: Pick<NodeStreamsOptions, 'peers' | 'registry' | 'names'>
   private datagramHandler: ((d: ReceivedDatagram) => void) | null = null
+  /** Further receivers next to `datagramHandler` (the driver IPC). */
+  private readonly datagramListeners = new Set<(d: ReceivedDatagram) => void>()
   private closing = false
 
   constructor(options: NodeStreamsOptions) {
@@ -57,7 +59,10 @@ export class NodeStreams implements BridgeHost {
     this.lookups = options
     this.driver.onDatagram((ev) => {
       const handler = this.datagramHandler
-      if (handler !== null) handler({ from: ev.remote, fromPort: ev.remotePort, toPort: ev.localPort, data: ev.data })
+      if (handler === null && this.datagramListeners.size === 0) return
+      const d: ReceivedDatagram = { from: ev.remote, fromPort: ev.remotePort, toPort: ev.localPort, data: ev.data }
+      if (handler !== null) handler(d)
+      for (const l of this.datagramListeners) l(d)
     })
   }
 
@@ -129,6 +134,12 @@ export class NodeStreams implements BridgeHost {
   /** Receives datagrams from trusted nodes (others are dropped and counted). One handler. */
   onDatagram(handler: ((d: ReceivedDatagram) => void) | null): void {
     this.datagramHandler = handler
+  }
+
+  /** Adds a datagram receiver next to the `onDatagram` handler; returns its removal. */
+  addDatagramListener(listener: (d: ReceivedDatagram) => void): () => void {
+    this.datagramListeners.add(listener)
+    return () => this.datagramListeners.delete(listener)
   }
 
   /**

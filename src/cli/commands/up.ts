@@ -25,6 +25,8 @@ import { DEFAULT_CONFIG_PATH, DEFAULT_LISTEN, loadConfigFile, mergeConfig, type 
 import { createCliLogger, LOG_LEVELS, type LogFormat, type LogLevel } from '../logging.js'
 import { METRICS_LISTEN_DESCRIBE, metricsListenOption } from '../metrics-listen.js'
 import { installProcessPolicy } from '../process-policy.js'
+import { startIpcSocket, type RunningIpcSocket } from '../ipc-socket.js'
+import type { Daemon } from '../../daemon/daemon.js'
 
 export const DEFAULT_STATE_DIR = '/var/lib/pilot-tun'
 
@@ -50,6 +52,7 @@ interface UpArgs {
   mss?: number
   dns?: 'on' | 'off'
   'metrics-listen'?: string
+  'ipc-socket'?: string
 }
 
 /** The TUN front door settings (`tun` null = --no-tun). */
@@ -84,6 +87,8 @@ export interface UpSettings {
   heartbeatMs: number | null
   /** `--metrics-listen`: TCP `[host]:port` of the Prometheus endpoint, null = off. */
   metricsListen: string | null
+  /** `--ipc-socket`: the Go reference's driver IPC socket (src/ipc/), null = off. */
+  ipcSocket: string | null
 }
 
 /** What `up` needs from the daemon module. */
@@ -121,6 +126,7 @@ export const upCommand: CommandModule<object, UpArgs> = {
       .option('log-level', { choices: LOG_LEVELS, describe: 'log verbosity', defaultDescription: 'info' })
       .option('log-format', { choices: ['auto', 'text', 'json'] as const, describe: 'text or JSON log lines (auto: JSON when stderr is not a terminal)', defaultDescription: 'auto' })
       .option('metrics-listen', { type: 'string', describe: METRICS_LISTEN_DESCRIBE })
+      .option('ipc-socket', { type: 'string', describe: 'also serve the Go reference\'s driver IPC on this Unix socket (mode 0600), for its pilotctl and driver programs; off by default' })
       .option('heartbeat-interval', { type: 'number', hidden: true, describe: 'registry heartbeat period in seconds (tests)' }) as Argv<UpArgs>,
   handler: async (args) => {
     const settings = await resolveUpSettings(args)
@@ -152,6 +158,7 @@ export async function resolveUpSettings(args: UpArgs): Promise<UpSettings> {
     mss: args.mss,
     dns: args.dns,
     'metrics-listen': args['metrics-listen'],
+    'ipc-socket': args['ipc-socket'],
   }
   const c = mergeConfig(file, flags)
   if (c.registry === undefined || c.registry === '') {
@@ -180,6 +187,7 @@ export async function resolveUpSettings(args: UpArgs): Promise<UpSettings> {
     mss: checkMss(c.mss),
     heartbeatMs: heartbeatMs(args['heartbeat-interval']),
     metricsListen: c['metrics-listen'] ?? null,
+    ipcSocket: c['ipc-socket'] ?? null,
   }
 }
 
@@ -198,6 +206,7 @@ function heartbeatMs(seconds: number | undefined): number | null {
 /** Starts control socket and daemon, waits for a stop, closes both. */
 async function runDaemon(settings: UpSettings, logger: Logger): Promise<void> {
   let daemon: RunningDaemon | null = null
+  let ipc: RunningIpcSocket | null = null
   let requestStop: (why: string) => void = () => {}
   const stopped = new Promise<string>((resolve) => {
     requestStop = resolve
@@ -209,6 +218,7 @@ async function runDaemon(settings: UpSettings, logger: Logger): Promise<void> {
     logger,
     teardown: async () => {
       // The daemon first (pilot0 and its routes go with it), then the socket file.
+      await ipc?.close()
       await daemon?.close()
       await server.close()
     },
@@ -229,7 +239,12 @@ async function runDaemon(settings: UpSettings, logger: Logger): Promise<void> {
   try {
     logger.info(`starting: registering with ${settings.registry}`, { stateDir: settings.stateDir, listen: settings.listen })
     try {
-      daemon = await startDaemon(settings, logger)
+      const started = await startDaemon(settings, logger)
+      daemon = started
+      if (settings.ipcSocket !== null) ipc = await startIpcSocket(started, settings.ipcSocket, logger).catch(async (err: unknown) => {
+        await started.close()
+        throw err
+      })
     } catch (err) {
       await server.close()
       throw err
@@ -249,6 +264,7 @@ async function runDaemon(settings: UpSettings, logger: Logger): Promise<void> {
     })
     const why = await stopped
     logger.info(`${why}: shutting down`)
+    await ipc?.close()
     await daemon.close()
     await server.close()
     logger.info('pilot-tun stopped')
@@ -292,7 +308,7 @@ function controlFacade(get: () => RunningDaemon | null, stop: () => void): Daemo
 }
 
 /** Builds the daemon (src/daemon/daemon.ts, loaded only when `up` runs so client commands start fast). */
-async function startDaemon(settings: UpSettings, logger: Logger): Promise<RunningDaemon> {
+async function startDaemon(settings: UpSettings, logger: Logger): Promise<Daemon> {
   const { Daemon } = await import('../../daemon/daemon.js')
   try {
     return await Daemon.start({
