@@ -81,9 +81,9 @@ export class IpcClient {
     socket.on('error', (err) => server.logger.debug('IPC client error', { error: err.message }))
   }
 
-  /** Bound ports and open conns (tests, logs). */
-  get summary(): { ports: number[]; conns: number[] } {
-    return { ports: [...this.ports], conns: [...this.conns.keys()] }
+  /** Bound ports, open conns and bytes queued on the socket (tests, logs). */
+  get summary(): { ports: number[]; conns: number[]; queuedBytes: number } {
+    return { ports: [...this.ports], conns: [...this.conns.keys()], queuedBytes: this.socket.writableLength }
   }
 
   /** RecvFrom, unless the client is backed up; false = dropped. */

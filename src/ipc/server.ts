@@ -87,6 +87,11 @@ export class IpcServer {
     return { clients: this.clients.size, connections: this.conns.size, ...this.counters }
   }
 
+  /** Per client: bound ports, conns, bytes queued on its socket. */
+  clientSummaries(): Array<IpcClient['summary']> {
+    return [...this.clients].map((c) => c.summary)
+  }
+
   /** Creates the socket; rejects with PT_IPC_IN_USE or PT_IPC_PATH. */
   async listen(): Promise<void> {
     if (this.listening || this.closing) throw new Error('IpcServer.listen called twice')
