@@ -174,6 +174,7 @@ export class Bench {
       '-identity', join(this.dir, `${name}.identity`), '-hostname', name, '-keepalive', '2s', ...extraArgs,
     ], { HOME: home })
     const node = new ReferenceNode(this, home, socket)
+    node.registry = rv.registry
     const info = await waitFor(`reference daemon ${name} to register`, async () => {
       if (!existsSync(socket)) return null
       const r = await node.ctl(['info'])
@@ -197,10 +198,13 @@ export class Bench {
 export class ReferenceNode {
   nodeId = 0
   address = ''
+  /** PILOT_REGISTRY for pilotctl (its compiled-in default is a public address); set it to the test's registry. */
+  registry: string | null = null
   constructor(private readonly bench: Bench, readonly home: string, readonly socket: string) {}
 
   async ctl(args: string[], timeoutMs?: number): Promise<RunResult & { json: unknown }> {
-    const r = await this.bench.run(this.bench.ref.bin('pilotctl'), ['--json', ...args], { HOME: this.home, PILOT_SOCKET: this.socket }, timeoutMs)
+    const env: NodeJS.ProcessEnv = { HOME: this.home, PILOT_SOCKET: this.socket, ...(this.registry === null ? {} : { PILOT_REGISTRY: this.registry }) }
+    const r = await this.bench.run(this.bench.ref.bin('pilotctl'), ['--json', ...args], env, timeoutMs)
     this.bench.transcript.push(`[+${((Date.now() - this.bench.startedAt) / 1000).toFixed(1)} s] $ pilotctl --json ${args.join(' ')}  → exit ${r.code}: ${(r.stdout + r.stderr).trim().slice(0, 300)}`)
     let json: unknown = null
     try {
