@@ -34,8 +34,8 @@ import {
   ipcCommandName,
   type IpcMessage,
 } from '../protocol/ipc-frames.js'
+import type { Logger } from '../logger.js'
 import type { IpcDatagram, IpcHost, IpcJson, IpcStream } from './host.js'
-import type { IpcServer } from './server.js'
 
 export interface IpcLimits {
   maxConnsPerClient: number
@@ -43,6 +43,19 @@ export interface IpcLimits {
   maxPendingRequests: number
   writeHighWater: number
   closeGraceMs: number
+}
+
+/** What a client needs from its server (server.ts), which owns the conn table of all clients. */
+export interface IpcClientOwner {
+  readonly host: IpcHost
+  readonly logger: Logger
+  readonly limits: IpcLimits
+  readonly conns: ReadonlyMap<number, { client: IpcClient; stream: object }>
+  readonly counters: { badFrames: number; unknownCommands: number }
+  /** A fresh conn ID for `stream`. */
+  register(client: IpcClient, stream: object): number
+  unregister(id: number): void
+  connIdOf(stream: object): number | undefined
 }
 
 interface ConnEntry {
@@ -57,7 +70,7 @@ interface ConnEntry {
 const ERROR_CODE = 1
 
 export class IpcClient {
-  private readonly server: IpcServer
+  private readonly server: IpcClientOwner
   private readonly host: IpcHost
   private readonly socket: Socket
   private readonly limits: IpcLimits
@@ -71,7 +84,7 @@ export class IpcClient {
   private sendBlocked = 0
   private gone = false
 
-  constructor(server: IpcServer, socket: Socket) {
+  constructor(server: IpcClientOwner, socket: Socket) {
     this.server = server
     this.host = server.host
     this.socket = socket

@@ -20,7 +20,7 @@ import { PilotError } from '../errors.js'
 import { nullLogger, type Logger } from '../logger.js'
 import { probeSocket } from '../daemon/control/server.js'
 import type { IpcHost } from './host.js'
-import { IpcClient, type IpcLimits } from './client.js'
+import { IpcClient, type IpcClientOwner, type IpcLimits } from './client.js'
 
 /** Where the reference's drivers look by default. */
 export const DEFAULT_IPC_SOCKET = '/tmp/pilot.sock'
@@ -54,7 +54,7 @@ export const DEFAULT_IPC_LIMITS: IpcLimits = {
   closeGraceMs: 10_000,
 }
 
-export class IpcServer {
+export class IpcServer implements IpcClientOwner {
   readonly path: string
   readonly host: IpcHost
   readonly logger: Logger
