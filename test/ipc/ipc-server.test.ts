@@ -244,3 +244,45 @@ test('back-pressure: a driver that stops reading holds the sender back; nothing 
   await writing
   assert.equal(sha(got), sha(data))
 })
+
+test('garbage from many clients (random bytes, random valid-length frames) never takes the server down', async () => {
+  let seed = 7
+  const rnd = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
+    return seed % n
+  }
+  const victims: TestIpcClient[] = []
+  for (let i = 0; i < 8; i++) {
+    const c = await client()
+    victims.push(c)
+    for (let j = 0; j < 40; j++) {
+      if (rnd(2) === 0) {
+        c.raw(Buffer.from(Array.from({ length: 1 + rnd(40) }, () => rnd(256))))
+      } else {
+        // a well-framed message with a random command and payload (not the ones that change the node's registration or trust)
+        let cmd = 1 + rnd(0x24)
+        if ([IpcCommand.Deregister, IpcCommand.SetHostname, IpcCommand.Handshake, IpcCommand.SetVisibility].includes(cmd)) cmd = IpcCommand.Info
+        const body = Buffer.from([cmd, ...Array.from({ length: rnd(24) }, () => rnd(256))])
+        const head = Buffer.alloc(4)
+        head.writeUInt32BE(body.length)
+        c.raw(Buffer.concat([head, body]))
+      }
+    }
+  }
+  await new Promise((r) => setTimeout(r, 500))
+  for (const c of victims) c.close()
+  await waitFor(() => server.stats().clients === 0 || server.stats().clients <= clients.filter((c) => !c.closed).length, 'victims gone')
+  const c = await client()
+  c.send({ cmd: IpcCommand.Info })
+  assert.equal((await c.json(IpcCommand.InfoOK)).node_id, a.nodeId)
+})
+
+test('Deregister: deregister_ok; the daemon registers again after its heartbeats fail (runs last)', async () => {
+  const c = await client()
+  const before = a.stats().registry.registrations
+  c.send({ cmd: IpcCommand.Deregister })
+  assert.deepEqual(await c.json(IpcCommand.DeregisterOK), { type: 'deregister_ok' })
+  await waitFor(() => a.stats().registry.registrations > before, 're-registration', 10_000)
+  c.send({ cmd: IpcCommand.ResolveHostname, text: 'ipc-a2' })
+  assert.equal((await c.json(IpcCommand.ResolveHostnameOK)).node_id, a.nodeId)
+})
