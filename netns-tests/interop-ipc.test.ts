@@ -5,7 +5,7 @@
 // skips, saying why, without the reference binaries.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { accessSync, constants, mkdirSync } from 'node:fs'
+import { accessSync, constants, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Bench, ReferenceNode, referenceLookup, sleep, waitFor, withBench } from './helpers/reference-bench.js'
 import { TestIpcClient } from '../test/ipc/ipc-client.js'
@@ -150,6 +150,23 @@ test('interop IPC: the reference pilotctl drives a pilot-tun daemon (info, trust
     assert.equal(b.recv_bytes, 1_048_576)
     const rb = await ok(ref, ['bench', 'ptipc', '1', '--timeout', '30s'], 60_000)
     assert.equal(rb.recv_bytes, 1_048_576)
+
+    // The reference's own services (1001 data exchange, 1002 event stream, 1003 tasks) reached over our IPC.
+    const msg = await ok(pt, ['send-message', 'refipc', '--data', 'message over the IPC'], 20_000)
+    bench.transcript.push(`send-message answer: ${JSON.stringify(msg)}`)
+    const file = join(bench.dir, 'payload.txt')
+    writeFileSync(file, 'file over the IPC\n')
+    await pt.ctl(['send-file', 'refipc', file], 20_000)
+    const inbox = await ref.ctl(['inbox'])
+    assert.match(inbox.stdout, /message over the IPC/, 'the reference received the message')
+    await ref.ctl(['received'])
+    const sub = pt.ctl(['subscribe', 'refipc', 'weather', '--count', '1', '--timeout', '10s'], 15_000)
+    await sleep(1000)
+    await ok(ref, ['publish', 'refipc', 'weather', '--data', 'rain over the IPC'], 15_000)
+    const subbed = await sub
+    assert.match(subbed.stdout, /rain over the IPC/, subbed.stdout + subbed.stderr)
+    await pt.ctl(['task', 'submit', 'refipc', '--task', 'say hello'], 20_000)
+    await pt.ctl(['traceroute', ref.address, '--timeout', '5s'], 15_000)
 
     const conns = await ok(pt, ['connections'])
     assert.ok(Array.isArray(conns.connections), JSON.stringify(conns))
