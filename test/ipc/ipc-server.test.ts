@@ -130,6 +130,8 @@ test('datagrams: RecvFrom (with dst_port) to every client, SendTo reaches the pe
   c2.send({ cmd: IpcCommand.Info })
   await c1.cmd(IpcCommand.InfoOK)
   await c2.cmd(IpcCommand.InfoOK)
+  const atHandler: ReceivedDatagram[] = []
+  a.onDatagram((d) => atHandler.push(d)) // the TUN's single handler keeps working next to the IPC
   const fromPort = b.sendDatagram(a.nodeId, 6000, Buffer.from('dg-1'))
   for (const c of [c1, c2]) {
     const m = await c.cmd<IpcMessage & { src: { node: number }; srcPort: number; dstPort: number; data: Uint8Array }>(IpcCommand.RecvFrom)
@@ -138,6 +140,9 @@ test('datagrams: RecvFrom (with dst_port) to every client, SendTo reaches the pe
     assert.equal(m.dstPort, 6000)
     assert.equal(Buffer.from(m.data).toString(), 'dg-1')
   }
+  assert.equal(atHandler.length, 1)
+  assert.equal(Buffer.from(atHandler[0]!.data).toString(), 'dg-1')
+  a.onDatagram(null)
   const got: ReceivedDatagram[] = []
   b.onDatagram((d) => got.push(d))
   c1.send({ cmd: IpcCommand.SendTo, addr: addr(b), port: 6001, data: Buffer.from('dg-2') })
