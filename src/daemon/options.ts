@@ -81,6 +81,8 @@ export interface DaemonOptions {
    * only from trusted ones. Default false: private by default.
    */
   answerPings?: boolean
+  /** The task submission service on port 1003 (docs/wire.md §13.5; src/services/tasks/). Default true. */
+  tasks?: boolean
   /** Registry `owner` string (Go's key-recovery hint). */
   owner?: string
   kdf?: KdfMode
