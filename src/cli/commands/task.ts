@@ -8,6 +8,7 @@ import { resolve as resolvePath } from 'node:path'
 import type { Argv, CommandModule } from 'yargs'
 import type { TaskSummary } from '../../services/tasks/task-api.js'
 import { withDaemon, withDaemonOptions, type DaemonClientArgs } from '../daemon-options.js'
+import { PilotError } from '../../errors.js'
 import { formatFields, formatTable, printResult } from '../output.js'
 
 /** Submit and send-results wait for the peer (dial, then its answer). */
@@ -103,7 +104,7 @@ export const taskCommand: CommandModule = {
             .option('file', { type: 'string', describe: 'a file to send as the result' })
             .conflicts('results', 'file')
             .check((a) => {
-              if ((a.results === undefined || a.results === '') && (a.file === undefined || a.file === '')) throw new Error('give --results TEXT or --file PATH')
+              if ((a.results === undefined || a.results === '') && (a.file === undefined || a.file === '')) throw new PilotError('PT_CLI_USAGE', 'give --results TEXT or --file PATH', { hint: 'pilot-tun task send-results --id ID --results "..."' })
               return true
             }) as Argv<IdArgs>,
         handler: async (args) => {
