@@ -25,7 +25,6 @@ import type {
   TrustList,
 } from '../api.js'
 import type { TaskResults } from '../../services/tasks/task-api.js'
-import { TaskError, TaskErrorCode } from '../../services/tasks/task-errors.js'
 
 /** Largest JSON body accepted either way (a peers list of ~1,000 peers fits). */
 export const CONTROL_MAX_MESSAGE = 256 * 1024
@@ -336,7 +335,7 @@ export async function dispatch(control: DaemonControl, method: ControlMethod, pa
     case 'task.send_results': {
       const p = validateParams(method, params)
       if ((p.results === '') === (p.file === '')) {
-        throw new TaskError(TaskErrorCode.BAD_STATE, 'give exactly one of --results TEXT and --file PATH', { hint: 'pilot-tun task send-results --id ID --results "..."' })
+        throw badRequest('task.send_results: give exactly one of "results" and "file"', 'pilot-tun task send-results --id ID --results "..."')
       }
       return control.task({ op: 'send_results', id: p.id, results: p.results === '' ? null : p.results, file: p.file === '' ? null : p.file })
     }
