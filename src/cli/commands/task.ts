@@ -130,10 +130,12 @@ export const taskCommand: CommandModule = {
 
 export function formatTaskList(tasks: TaskSummary[]): string {
   if (tasks.length === 0) return 'no tasks'
-  return formatTable(
+  const table = formatTable(
     ['TASK', 'SIDE', 'STATUS', 'FROM', 'TO', 'CREATED', 'DESCRIPTION'],
     tasks.map((t) => [t.task_id, t.category, t.status, t.from, t.to, t.created_at, short(t.description)]),
   )
+  const results = tasks.filter((t) => t.result_path !== undefined).map((t) => `result of ${t.task_id}: ${t.result_path}`)
+  return results.length === 0 ? table : `${table}\n\n${results.join('\n')}`
 }
 
 function short(text: string): string {
