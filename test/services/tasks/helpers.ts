@@ -84,6 +84,16 @@ export class TaskNet {
     return svc
   }
 
+  /** A raw stream from node `from` to `to`'s port 1003 (the caller writes bytes by hand). */
+  rawStream(from: number, to: number): Duplex {
+    const a = new End({ network: 0, node: to })
+    const b = new End({ network: 0, node: from })
+    a.peer = b
+    b.peer = a
+    this.listeners.get(to)!(b)
+    return a
+  }
+
   storeDir(i: number): string {
     return join(this.dirs[i]!, 'tasks')
   }

@@ -216,3 +216,49 @@ test('reward formula against hand-computed values (round half up, at least 1)', 
   assert.equal(r(63, 0, 600), 5) // (1 + 6) × 0.7 = 4.9 → 5
   assert.equal(taskReward({ cpuMs: Number.NaN, idleMs: -5, stagedMs: Infinity }), 1) // nonsense counts as 0
 })
+
+test('hostile streams: garbage, an oversized length, a silent peer, a second frame — each is closed, nothing stored, the service lives on', async () => {
+  const net = new TaskNet()
+  try {
+    await net.node(S)
+    const w = await net.node(W, { readTimeoutMs: 100 })
+    const ended = (s: import('node:stream').Duplex): Promise<Buffer> =>
+      new Promise((resolve) => {
+        const got: Buffer[] = []
+        s.on('data', (d: Buffer) => got.push(d))
+        s.on('end', () => resolve(Buffer.concat(got)))
+      })
+    // Random bytes.
+    for (let i = 0; i < 20; i++) {
+      const s = net.rawStream(S, W)
+      const done = ended(s)
+      s.write(Buffer.from(Array.from({ length: 64 }, () => Math.floor(Math.random() * 256))))
+      assert.equal((await done).length, 0)
+    }
+    // A 4 GiB length: refused from the header, no body awaited.
+    const big = net.rawStream(S, W)
+    const bigDone = ended(big)
+    big.write(Buffer.from([0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff]))
+    assert.equal((await bigDone).length, 0)
+    // Half a header, then silence: closed after the read timeout.
+    const slow = net.rawStream(S, W)
+    const slowDone = ended(slow)
+    slow.write(Buffer.from([0, 0]))
+    assert.equal((await slowDone).length, 0)
+    // A SUBMIT followed by a second frame: the first is answered, the second ignored.
+    const { encodeSubmit } = await import('../../../src/protocol/task-frames.js')
+    const two = net.rawStream(S, W)
+    const twoDone = ended(two)
+    const id = 'aaaaaaaa-0000-0000-0000-000000000001'
+    two.write(Buffer.concat([
+      encodeSubmit({ task_id: id, task_description: 'one', from_addr: '0:0000.0000.0001', to_addr: '0:0000.0000.0002' }),
+      encodeStatusUpdate({ task_id: id, status: 'ACCEPTED', justification: '' }),
+    ]))
+    const answer = decodeTaskFrame(await twoDone)
+    assert.ok('answer' in answer && answer.answer.status === 200)
+    assert.deepEqual(w.list('received').map((t) => [t.task_id, t.status]), [[id, 'NEW']])
+    assert.ok(w.stats().badFrames >= 21, JSON.stringify(w.stats()))
+  } finally {
+    await net.close()
+  }
+})
