@@ -97,3 +97,25 @@ test('task subcommands against a fake daemon', async () => {
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('up --no-tasks and the "tasks" config key: default on, flag and key accepted, a non-boolean refused', async () => {
+  const { resolveUpSettings } = await import('../../src/cli/commands/up.js')
+  const dir = mkdtempSync(join(tmpdir(), 'pilot-up-tasks-'))
+  try {
+    const none = join(dir, 'none.json')
+    const config = join(dir, 'config.json')
+    const { writeFileSync } = await import('node:fs')
+    writeFileSync(none, JSON.stringify({ registry: '127.0.0.1:9000' }))
+    writeFileSync(config, JSON.stringify({ registry: '127.0.0.1:9000', tasks: false }))
+    assert.equal((await resolveUpSettings({ config: none })).tasks, true)
+    assert.equal((await resolveUpSettings({ config: none, tasks: false })).tasks, false)
+    assert.equal((await resolveUpSettings({ config })).tasks, false)
+    assert.equal((await resolveUpSettings({ config, tasks: true })).tasks, true, 'the flag wins')
+    writeFileSync(config, JSON.stringify({ registry: '127.0.0.1:9000', tasks: 'no' }))
+    await assert.rejects(resolveUpSettings({ config }), (e: { code?: string }) => e.code === 'PT_CONFIG_INVALID')
+    const help = await run(['up', '--help'])
+    assert.match(help.stdout, /--tasks +run the task submission service on port 1003/)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
