@@ -10,7 +10,8 @@ import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Identity } from '../src/crypto/identity.js'
 import { RegistryClient } from '../src/registry/client.js'
-import { Bench, ReferenceNode, referenceLookup, waitFor, withBench } from './helpers/reference-bench.js'
+import { Daemon } from '../src/daemon/index.js'
+import { Bench, HOST, ReferenceNode, referenceLookup, waitFor, withBench } from './helpers/reference-bench.js'
 
 const skip = referenceLookup.reason ?? false
 
@@ -173,4 +174,47 @@ test('interop tasks on the pilot-tun rendezvous: reference ⇄ pilot-tun, result
 
 test('interop tasks on the reference rendezvous: the same flow against the reference registry', { skip, timeout: 120_000 }, async (t) => {
   await withBench(t, async (bench) => taskInterop(bench, await bench.referenceRendezvous()))
+})
+
+test('interop task timers: a pilot-tun worker (timers shortened) tells a reference submitter CANCELLED and EXPIRED; the expiry costs the worker a point', { skip, timeout: 60_000 }, async (t) => {
+  await withBench(t, async (bench) => {
+    const rv = await bench.pilotTunRendezvous()
+    const ref = await bench.referenceDaemon('refk', rv)
+    const daemon = await Daemon.start({
+      stateDir: join(bench.dir, 'inproc'),
+      registry: rv.registry,
+      beacon: rv.beacon,
+      listen: `${HOST}:0`,
+      hostname: 'ptk',
+      timing: { heartbeatMs: 1_000, tasks: { newTimeoutMs: 1_500, headTimeoutMs: 1_500, tickMs: 200 } },
+    })
+    const reg = registryClient(rv)
+    try {
+      await daemon.trustRequest('refk', 'timers')
+      await waitFor('the pilot-tun request at the reference', async () => {
+        const r = await ref.ctl(['pending'])
+        return ((r.json as { pending: { node_id: number }[] | null } | null)?.pending ?? []).some((p) => p.node_id === daemon.nodeId)
+      })
+      assert.equal((await ref.ctl(['approve', String(daemon.nodeId)])).code, 0)
+      await waitFor('pilot-tun to trust the reference', async () => daemon.isTrusted(ref.nodeId))
+
+      // Not answered: cancelled by pilot-tun, and (unlike a [G] worker) the submitter is told.
+      const a = await ref.ctl(['task', 'submit', 'ptk', '--task', 'nobody answers'], 30_000)
+      const idA = (a.json as { task_id: string }).task_id
+      await waitFor('the reference to see CANCELLED', async () => (await refTasks(ref)).find((x) => x.task_id === idA)?.status === 'CANCELLED', 15_000)
+      const fileA = JSON.parse(readFileSync(join(ref.home, '.pilot', 'tasks', 'submitted', `${idA}.json`), 'utf8')) as { status_justification: string }
+      assert.equal(fileA.status_justification, 'Task cancelled: no response within 1 minute')
+
+      // Accepted but never executed: expires at the head of the queue; the worker loses a point.
+      const b = await ref.ctl(['task', 'submit', 'ptk', '--task', 'accepted, then forgotten'], 30_000)
+      const idB = (b.json as { task_id: string }).task_id
+      await daemon.task({ op: 'accept', id: idB })
+      await waitFor('the reference to see EXPIRED', async () => (await refTasks(ref)).find((x) => x.task_id === idB)?.status === 'EXPIRED', 15_000)
+      await waitFor('the worker to lose a point', async () => (await reg.getPoloScore(daemon.nodeId)).poloScore === -1)
+      assert.deepEqual((await daemon.task({ op: 'list', type: 'received' })).tasks.map((x) => [x.task_id, x.status]).sort(), [[idA, 'CANCELLED'], [idB, 'EXPIRED']].sort())
+    } finally {
+      reg.close()
+      await daemon.close()
+    }
+  })
 })

@@ -196,7 +196,8 @@ export class Daemon implements DaemonControl {
     let tasks: TaskService | null = null
     if (options.tasks !== false) {
       try {
-        tasks = await startTaskService(options.stateDir, taskDeps(node), logger)
+        const t = timing.tasks ?? {}
+        tasks = await startTaskService(options.stateDir, { ...taskDeps(node), ...(t.tickMs === undefined ? {} : { tickMs: t.tickMs }), timers: t }, logger)
       } catch (err) {
         await tunDoor?.close()
         await closeNode(node, timing, logger)

@@ -16,6 +16,7 @@ import type { ReconnectPolicy } from '../registry/client.js'
 import type { StreamConfig } from '../session/index.js'
 import type { KdfMode, PacketBind, TunnelTiming, UdpEndpoint } from '../tunnel/index.js'
 import type { TunFrontDoorOptions } from '../tun/bridge-setup.js'
+import type { TaskTiming } from '../services/tasks/timers.js'
 
 export interface DaemonTiming {
   /** Registry heartbeat (then poll_handshakes). Go: 30 s. */
@@ -42,6 +43,8 @@ export interface DaemonTiming {
   tunnel: Partial<TunnelTiming>
   /** Stream defaults for every connection of this node. */
   stream: Partial<StreamConfig>
+  /** Task service timers (src/services/tasks/timers.ts; tests shorten them). */
+  tasks?: Partial<TaskTiming>
 }
 
 export const DEFAULT_DAEMON_TIMING: Readonly<DaemonTiming> = Object.freeze({

@@ -46,7 +46,7 @@ import {
 } from '../../protocol/task-frames.js'
 import { nullLogger, type Logger } from '../../logger.js'
 import { FINAL_STATUSES, TaskStore, notFound, parseTime, rfc3339, type TaskRecord, type TaskSide } from './task-store.js'
-import { TaskTimers, queueOrder, NEW_TASK_CHECK_MS, type TimedTask } from './timers.js'
+import { TaskTimers, queueOrder, NEW_TASK_CHECK_MS, type TimedTask, type TimerLimits } from './timers.js'
 import { taskReward } from './reward.js'
 import { TaskError, TaskErrorCode } from './task-errors.js'
 import type { TaskCommand, TaskControl, TaskResults, TaskSummary } from './task-api.js'
@@ -79,6 +79,8 @@ export interface TaskServiceDeps {
   maxInbound?: number
   /** Timer period; 0 = no timer (tests call `tick`). */
   tickMs?: number
+  /** The timers' limits (default 1 min for NEW, 1 h at the queue head). */
+  timers?: Partial<TimerLimits>
   /** Largest file `send-results --file` reads. */
   maxResultFileBytes?: number
 }
@@ -94,7 +96,7 @@ export interface TaskServiceStats {
 export class TaskService implements TaskControl {
   private readonly now: () => number
   private readonly logger: Logger
-  private readonly timers = new TaskTimers()
+  private readonly timers: TaskTimers
   private readonly tickTimer: NodeJS.Timeout | null
   private inbound = 0
   private closed = false
@@ -104,6 +106,7 @@ export class TaskService implements TaskControl {
   constructor(private readonly d: TaskServiceDeps) {
     this.now = d.now ?? Date.now
     this.logger = (d.logger ?? nullLogger).child({ component: 'tasks' })
+    this.timers = new TaskTimers(d.timers)
     d.listenStreams(TASK_PORT, (s) => this.accept(s))
     const tickMs = d.tickMs ?? NEW_TASK_CHECK_MS
     this.tickTimer = tickMs > 0 ? setInterval(() => void this.tick().catch((e: unknown) => this.logger.warn('task timers failed', { error: String(e) })), tickMs) : null
@@ -311,9 +314,15 @@ export class TaskService implements TaskControl {
         if (t === undefined) return null
         if (action.kind === 'cancel' && t.status !== 'NEW') return null
         if (action.kind === 'expire' && t.status !== 'ACCEPTED') return null
+        // As [G]: a cancelled task records when it was given up on, like an answer.
         return action.kind === 'cancel'
-          ? this.d.store.update('received', t.task_id, { status: 'CANCELLED', status_justification: 'Task was not accepted within 1 minute' })
-          : this.d.store.update('received', t.task_id, { status: 'EXPIRED', status_justification: 'Task waited at the head of the queue for over 1 hour' })
+          ? this.d.store.update('received', t.task_id, {
+              status: 'CANCELLED',
+              status_justification: 'Task cancelled: no response within 1 minute',
+              accepted_at: rfc3339(now),
+              time_idle_ms: Math.max(0, now - (parseTime(t.created_at) ?? now)),
+            })
+          : this.d.store.update('received', t.task_id, { status: 'EXPIRED', status_justification: 'Task expired: waited at the head of the queue for over 1 hour' })
       })
       if (rec === null) continue
       this.logger.info('task timed out', { task_id: rec.task_id, status: rec.status })

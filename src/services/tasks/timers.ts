@@ -32,6 +32,11 @@ export interface TimerLimits {
   headTimeoutMs: number
 }
 
+/** The timers and how often they are looked at (the daemon's `timing.tasks`). */
+export interface TaskTiming extends TimerLimits {
+  tickMs: number
+}
+
 /** The accepted tasks in queue order: oldest acceptance first, task id breaking ties. */
 export function queueOrder<T extends TimedTask>(tasks: Iterable<T>): T[] {
   return [...tasks]
