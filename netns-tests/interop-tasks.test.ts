@@ -86,6 +86,10 @@ async function taskInterop(bench: Bench, rv: Rendezvous): Promise<void> {
   const reg = registryClient(rv)
   try {
     assert.deepEqual(await scores(reg, ref.nodeId, pt.nodeId), [0, 0])
+    // `task enable` sets the registry's task_exec flag, as `pilotctl enable-tasks` does.
+    const en = await ptTask(bench, pt.control, ['enable'])
+    assert.deepEqual(en.json, { node_id: pt.nodeId, task_exec: true }, en.out)
+    assert.equal((await reg.lookup(pt.nodeId)).taskExec, true)
 
     // ── reference submits, pilot-tun works ──
     const sub = await ref.ctl(['task', 'submit', 'ptk', '--task', 'ref asks pilot-tun'], 30_000)

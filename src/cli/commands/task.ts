@@ -36,7 +36,7 @@ function withId<T>(y: Argv<T>): Argv<IdArgs> {
 
 export const taskCommand: CommandModule = {
   command: 'task <action>',
-  describe: 'tasks between nodes (port 1003): submit, list, accept, decline, execute, send-results, queue',
+  describe: 'tasks between nodes (port 1003): submit, list, accept, decline, execute, send-results, queue, enable, disable',
   builder: (y) =>
     y
       .command<SubmitArgs>({
@@ -124,7 +124,25 @@ export const taskCommand: CommandModule = {
           )
         },
       })
-      .demandCommand(1, 'Name an action: submit, list, accept, decline, execute, send-results or queue.'),
+      .command<DaemonClientArgs>({
+        command: 'enable',
+        describe: 'advertise at the registry that this node executes tasks (task_exec; as `pilotctl enable-tasks`)',
+        builder: (b) => withDaemonOptions(b),
+        handler: async (args) => {
+          const r = await withDaemon(args, (c) => c.call('task.set_exec', { enabled: 1 }))
+          printResult(args, r, (v) => `node ${v.node_id}: task_exec ${v.task_exec ? 'on' : 'off'}`)
+        },
+      })
+      .command<DaemonClientArgs>({
+        command: 'disable',
+        describe: 'stop advertising task execution at the registry (port 1003 still takes tasks; --no-tasks closes it)',
+        builder: (b) => withDaemonOptions(b),
+        handler: async (args) => {
+          const r = await withDaemon(args, (c) => c.call('task.set_exec', { enabled: 0 }))
+          printResult(args, r, (v) => `node ${v.node_id}: task_exec ${v.task_exec ? 'on' : 'off'}`)
+        },
+      })
+      .demandCommand(1, 'Name an action: submit, list, accept, decline, execute, send-results, queue, enable or disable.'),
   handler: () => {},
 }
 

@@ -75,6 +75,7 @@ export const CONTROL_METHODS = [
   'task.execute',
   'task.send_results',
   'task.queue',
+  'task.set_exec',
 ] as const
 
 export type ControlMethod = (typeof CONTROL_METHODS)[number]
@@ -101,6 +102,8 @@ export interface ControlParams {
   /** Exactly one of `results` (text) and `file` (a path the daemon reads) is non-empty. */
   'task.send_results': { id: string; results: string; file: string }
   'task.queue': Record<string, never>
+  /** 1 = enable, 0 = disable. */
+  'task.set_exec': { enabled: number }
 }
 
 export interface ControlResults {
@@ -122,6 +125,7 @@ export interface ControlResults {
   'task.execute': TaskResults['execute']
   'task.send_results': TaskResults['send_results']
   'task.queue': TaskResults['queue']
+  'task.set_exec': TaskResults['set_exec']
 }
 
 export type RequestId = number | string
@@ -238,6 +242,7 @@ const PARAM_SPECS: { [M in ControlMethod]: Record<string, FieldSpec> } = {
     file: { kind: 'string', max: PARAM_LIMITS.pathLength, optional: '' },
   },
   'task.queue': {},
+  'task.set_exec': { enabled: { kind: 'int', min: 0, max: 1 } },
 }
 
 /**
@@ -342,6 +347,8 @@ export async function dispatch(control: DaemonControl, method: ControlMethod, pa
     case 'task.queue':
       validateParams(method, params)
       return control.task({ op: 'queue' })
+    case 'task.set_exec':
+      return control.task({ op: 'set_exec', enabled: validateParams(method, params).enabled === 1 })
   }
 }
 

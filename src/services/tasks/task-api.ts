@@ -29,6 +29,8 @@ export type TaskCommand =
   | { op: 'execute' }
   | { op: 'send_results'; id: string; results: string | null; file: string | null }
   | { op: 'queue' }
+  /** The registry's `task_exec` flag ([G] `enable-tasks` / `disable-tasks`): advertised only, port 1003 serves either way. */
+  | { op: 'set_exec'; enabled: boolean }
 
 export interface TaskSubmitResult {
   task_id: string
@@ -83,6 +85,7 @@ export interface TaskResults {
   execute: TaskExecuteResult
   send_results: TaskSendResultsResult
   queue: { queue: TaskQueueEntry[] }
+  set_exec: { node_id: number; task_exec: boolean }
 }
 
 export interface TaskControl {

@@ -67,6 +67,7 @@ export interface TaskServiceDeps {
   registry: {
     getPoloScore(node: number): Promise<{ poloScore: number }>
     updatePoloScore(node: number, delta: number): Promise<{ poloScore: number }>
+    setTaskExec?(node: number, enabled: boolean): Promise<{ taskExec: boolean }>
   }
   /** hostname | address | overlay IPv6 → node (the daemon's TargetResolver). */
   resolveTarget(target: string): Promise<{ node: number }>
@@ -147,6 +148,12 @@ export class TaskService implements TaskControl {
         return (await this.sendResults(c.id, c.results, c.file)) as R
       case 'queue':
         return { queue: this.queue() } as R
+      case 'set_exec': {
+        const set = this.d.registry.setTaskExec
+        if (set === undefined) throw new TaskError(TaskErrorCode.DISABLED, 'this registry client cannot set task_exec')
+        const r = await set.call(this.d.registry, this.d.selfId, c.enabled)
+        return { node_id: this.d.selfId, task_exec: r.taskExec } as R
+      }
       default:
         throw new TaskError(TaskErrorCode.BAD_STATE, 'unknown task command')
     }

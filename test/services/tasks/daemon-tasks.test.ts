@@ -49,6 +49,11 @@ test('daemon pair: submit, accept, execute, send-results; scores at the registry
     assert.equal(onB.from, formatAddress(a.address))
     // Now a scores below b: b refuses a's next task.
     assert.equal(await codeOf(a.task({ op: 'submit', target: formatAddress(b.address), description: 'again' })), 'PT_TASK_REFUSED')
+    // task_exec at the registry, as `pilotctl enable-tasks` / `disable-tasks`.
+    assert.deepEqual(await b.task({ op: 'set_exec', enabled: true }), { node_id: b.nodeId, task_exec: true })
+    assert.equal((await reg.lookup(b.nodeId)).taskExec, true)
+    assert.deepEqual(await b.task({ op: 'set_exec', enabled: false }), { node_id: b.nodeId, task_exec: false })
+    assert.equal((await reg.lookup(b.nodeId)).taskExec, undefined)
     // set_polo_score through the client, then it is accepted again.
     await reg.setPoloScore(a.nodeId, 10)
     assert.equal((await a.task({ op: 'submit', target: String(b.nodeId), description: 'again' })).status, 200)

@@ -23,7 +23,7 @@ test('task.* methods: parameters validated, commands passed on', async () => {
   try {
     assert.deepEqual(
       CONTROL_METHODS.filter((m) => m.startsWith('task.')),
-      ['task.submit', 'task.list', 'task.accept', 'task.decline', 'task.execute', 'task.send_results', 'task.queue'],
+      ['task.submit', 'task.list', 'task.accept', 'task.decline', 'task.execute', 'task.send_results', 'task.queue', 'task.set_exec'],
     )
     assert.deepEqual(await c.call('task.queue', {}), { queue: [] })
     assert.deepEqual(await c.call('task.list', {} as never), { tasks: [] })
@@ -33,6 +33,7 @@ test('task.* methods: parameters validated, commands passed on', async () => {
     await codeOf(c.call('task.send_results', { id: ID, file: '/tmp/x' } as never))
     await codeOf(c.call('task.submit', { target: 'bob', description: 'd' }))
     await codeOf(c.call('task.execute', {}))
+    await codeOf(c.call('task.set_exec', { enabled: 1 }))
     const bad = [
       c.call('task.list', { type: 'both' }),
       c.call('task.accept', {} as never),
@@ -42,6 +43,8 @@ test('task.* methods: parameters validated, commands passed on', async () => {
       c.call('task.send_results', { id: ID, results: '', file: '' }),
       c.call('task.send_results', { id: ID, results: 'a', file: '/b' }),
       c.call('task.execute', { id: ID } as never),
+      c.call('task.set_exec', { enabled: 2 }),
+      c.call('task.set_exec', {} as never),
     ]
     for (const p of bad) assert.equal(await codeOf(p), 'PT_CONTROL_BAD_REQUEST')
     assert.deepEqual(
@@ -55,6 +58,7 @@ test('task.* methods: parameters validated, commands passed on', async () => {
         { op: 'send_results', id: ID, results: null, file: '/tmp/x' },
         { op: 'submit', target: 'bob', description: 'd' },
         { op: 'execute' },
+        { op: 'set_exec', enabled: true },
       ],
     )
   } finally {
