@@ -199,6 +199,7 @@ export class TaskService implements TaskControl {
     const node = /^[0-9]+$/.test(target.trim()) ? Number(target.trim()) : (await this.d.resolveTarget(target)).node
     const to = formatAddress({ network: 0, node })
     const req: SubmitRequest = { task_id: formatTaskId(this.d.randomBytes(16)), task_description: description, from_addr: this.selfAddress, to_addr: to }
+    this.d.store.checkRoom('submitted')
     const created = this.now()
     const stream = await this.d.openStream(node, TASK_PORT)
     let answer: TaskMessage
@@ -351,20 +352,23 @@ export class TaskService implements TaskControl {
     this.inbound++
     const remote = stream.remoteAddress.node
     stream.on('error', () => {})
+    // Acted on: a clean close (FIN), which tells a pilot-tun sender the frame was taken. A frame
+    // that could not be read or acted on (bad bytes, a result that cannot be saved): reset.
     readOneFrame(stream, this.d.readTimeoutMs ?? 30_000)
       .then(async (msg) => {
         this.st.framesIn++
         const answer = await this.handle(remote, msg)
         if (answer !== null) stream.write(answer)
+        stream.end()
+        setTimeout(() => stream.destroy(), 5000).unref()
       })
       .catch((err: unknown) => {
         this.st.badFrames++
         this.logger.debug('task frame refused', { node: remote, error: String(err) })
+        stream.destroy()
       })
       .finally(() => {
         this.inbound--
-        stream.end()
-        setTimeout(() => stream.destroy(), 5000).unref()
       })
   }
 

@@ -151,6 +151,13 @@ export class TaskStore {
     return [...this.tasks[side].values()].map((t) => ({ ...t })).sort((a, b) => a.created_at.localeCompare(b.created_at) || a.task_id.localeCompare(b.task_id))
   }
 
+  /** Throws PT_TASK_STORE_FULL when `add` on `side` would (every task there is live). */
+  checkRoom(side: TaskSide): void {
+    if (this.tasks[side].size < this.limits.maxTasks) return
+    if (this.list(side).some((x) => FINAL_STATUSES.has(x.status))) return
+    throw storeFull(this.limits.maxTasks, side)
+  }
+
   /** Adds a new task; makes room by dropping the oldest finished one, or refuses with PT_TASK_STORE_FULL. */
   async add(side: TaskSide, t: TaskRecord): Promise<void> {
     const map = this.tasks[side]
@@ -158,7 +165,7 @@ export class TaskStore {
     if (map.size >= this.limits.maxTasks) {
       const victim = this.list(side).find((x) => FINAL_STATUSES.has(x.status))
       if (victim === undefined) {
-        throw new TaskError(TaskErrorCode.STORE_FULL, `${this.limits.maxTasks} ${side} tasks are open already`, { hint: 'finish or decline some with `pilot-tun task ...`' })
+        throw storeFull(this.limits.maxTasks, side)
       }
       await this.remove(side, victim.task_id)
     }
@@ -215,4 +222,8 @@ async function atomicWrite(path: string, data: Buffer): Promise<void> {
 
 export function notFound(id: string, side?: TaskSide): TaskError {
   return new TaskError(TaskErrorCode.NOT_FOUND, `task not found: ${id}`, { hint: `see \`pilot-tun task list${side === undefined ? '' : ` --type ${side}`}\`` })
+}
+
+function storeFull(max: number, side: TaskSide): TaskError {
+  return new TaskError(TaskErrorCode.STORE_FULL, `${max} ${side} tasks are open already`, { hint: 'finish or decline some with `pilot-tun task ...`' })
 }

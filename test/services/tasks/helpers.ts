@@ -22,6 +22,11 @@ class End extends Duplex implements TaskStream {
     cb()
   }
   override _read(): void {}
+  override _destroy(err: Error | null, cb: (e?: Error | null) => void): void {
+    // A reset (destroy before our side finished) reaches the other end as an error, as a Pilot stream's RST does.
+    if (!this.peer.destroyed && (err !== null || !this.writableFinished)) this.peer.destroy(new Error('reset by peer'))
+    cb(err)
+  }
 }
 
 export class FakePolo {

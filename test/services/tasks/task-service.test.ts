@@ -222,11 +222,13 @@ test('hostile streams: garbage, an oversized length, a silent peer, a second fra
   try {
     await net.node(S)
     const w = await net.node(W, { readTimeoutMs: 100 })
+    // Refused streams are reset (an error here), answered ones end cleanly.
     const ended = (s: import('node:stream').Duplex): Promise<Buffer> =>
       new Promise((resolve) => {
         const got: Buffer[] = []
         s.on('data', (d: Buffer) => got.push(d))
         s.on('end', () => resolve(Buffer.concat(got)))
+        s.on('error', () => resolve(Buffer.concat(got)))
       })
     // Random bytes.
     for (let i = 0; i < 20; i++) {
@@ -258,6 +260,29 @@ test('hostile streams: garbage, an oversized length, a silent peer, a second fra
     assert.ok('answer' in answer && answer.answer.status === 200)
     assert.deepEqual(w.list('received').map((t) => [t.task_id, t.status]), [[id, 'NEW']])
     assert.ok(w.stats().badFrames >= 21, JSON.stringify(w.stats()))
+  } finally {
+    await net.close()
+  }
+})
+
+test('a result the submitter cannot save is reset, so the worker keeps the task EXECUTING and may retry; a full submitted store refuses before sending', async () => {
+  const net = new TaskNet()
+  try {
+    const s = await net.node(S, { limits: { maxResultBytes: 4, maxTasks: 1 } })
+    const w = await net.node(W)
+    const sub = await s.task({ op: 'submit', target: 'node2', description: 'x' })
+    await w.task({ op: 'accept', id: sub.task_id })
+    await w.task({ op: 'execute' })
+    assert.notEqual(await codeOf(w.task({ op: 'send_results', id: sub.task_id, results: 'far too long', file: null })), 'resolved')
+    assert.equal(w.list('received')[0]!.status, 'EXECUTING')
+    assert.equal(s.list('submitted')[0]!.status, 'EXECUTING')
+    await w.task({ op: 'send_results', id: sub.task_id, results: 'ok', file: null })
+    assert.equal(s.list('submitted')[0]!.status, 'COMPLETED')
+    // One slot, and it is finished: room. Then it is live: refused here, nothing reaches the worker.
+    net.polo.scores.set(S, 100)
+    await s.task({ op: 'submit', target: 'node2', description: 'y' })
+    assert.equal(await codeOf(s.task({ op: 'submit', target: 'node2', description: 'z' })), 'PT_TASK_STORE_FULL')
+    assert.equal(w.list('received').length, 2)
   } finally {
     await net.close()
   }
