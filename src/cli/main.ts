@@ -20,6 +20,7 @@ import { pingCommand } from './commands/ping.js'
 import { resolveCommand } from './commands/resolve.js'
 import { statusCommand } from './commands/status.js'
 import { trustCommand } from './commands/trust.js'
+import { taskCommand } from './commands/task.js'
 
 /** Loaders and help lines of the commands loaded on demand. Keep `describe` in step with the modules. */
 const SERVER_COMMANDS: Record<string, { load: () => Promise<CommandModule<object, any>>; describe: string }> = {
@@ -63,6 +64,7 @@ export async function main(argv: string[]): Promise<number> {
     .command(pingCommand)
     .command(resolveCommand)
     .command(trustCommand)
+    .command(taskCommand)
     .command(hostnameCommand)
     .command(registryCommand!)
     .command(beaconCommand!)

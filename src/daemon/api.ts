@@ -7,6 +7,7 @@
  * TARGET arguments accept a hostname, a Pilot address (N:NNNN.HHHH.LLLL) or a
  * mapped IPv6 address.
  */
+import type { TaskControl } from '../services/tasks/task-api.js'
 
 export type PathKind = 'direct' | 'punched' | 'relay' | 'none'
 
@@ -84,7 +85,8 @@ export interface TrustList {
   outgoing: Array<{ node_id: number; address: string; sent_at: string }>
 }
 
-export interface DaemonControl {
+/** `task(command)` is the task service's (src/services/tasks/task-api.ts). */
+export interface DaemonControl extends TaskControl {
   status(): Promise<DaemonStatus>
   peers(): Promise<PeerStatus[]>
   /** One echo round trip; rejects with PT_PING_TIMEOUT after `timeoutMs`. */

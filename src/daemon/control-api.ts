@@ -61,7 +61,7 @@ export interface ControlApiOptions {
   requestClose: () => void
 }
 
-export class ControlApi implements DaemonControl {
+export class ControlApi implements Omit<DaemonControl, 'task'> {
   private readonly o: ControlApiOptions
 
   constructor(options: ControlApiOptions) {

@@ -66,6 +66,8 @@ import type { OverlayPrefix } from '../protocol/ipv6-mapping.js'
 import type { HostPort } from '../protocol/host-port.js'
 import { parseMetricsListen } from '../metrics/http-server.js'
 import type { DaemonMetrics } from '../metrics/daemon-metrics.js'
+import { startTaskService, tasksDisabledError, type TaskService } from '../services/tasks/index.js'
+import type { TaskCommand, TaskResults } from '../services/tasks/task-api.js'
 
 export { DEFAULT_DAEMON_TIMING, type DaemonOptions, type DaemonTiming } from './options.js'
 export type { ReceivedDatagram } from './node-streams.js'
@@ -127,6 +129,8 @@ export class Daemon implements DaemonControl {
   private readonly inputs: NodeInputs
   private readonly resolveClosed: () => void
   private closing: Promise<void> | null = null
+  /** Port 1003 (null with `tasks: false`). */
+  private readonly tasks: TaskService | null
 
   /** Loads the identity, opens the socket, registers and starts every service. */
   static async start(options: DaemonOptions): Promise<Daemon> {
@@ -189,7 +193,18 @@ export class Daemon implements DaemonControl {
       const t = tunDoor.status()
       logger.info('TUN interface up', { interface: t.interface, address: t.address, prefix: t.prefix, mtu: t.mtu, dns: t.dns })
     }
-    const daemon = new Daemon(node, inputs, version, tunDoor, tunFailed.signal)
+    let tasks: TaskService | null = null
+    if (options.tasks !== false) {
+      try {
+        const t = timing.tasks ?? {}
+        tasks = await startTaskService(options.stateDir, { ...taskDeps(node), ...(t.tickMs === undefined ? {} : { tickMs: t.tickMs }), timers: t }, logger)
+      } catch (err) {
+        await tunDoor?.close()
+        await closeNode(node, timing, logger)
+        throw err
+      }
+    }
+    const daemon = new Daemon(node, inputs, version, tunDoor, tunFailed.signal, tasks)
     logger.info('daemon started', {
       node: daemon.nodeId,
       address: formatAddress(daemon.address),
@@ -201,7 +216,8 @@ export class Daemon implements DaemonControl {
     return daemon
   }
 
-  private constructor(node: NodeParts, inputs: NodeInputs, version: string, tunDoor: TunFrontDoor | null, tunFailed: AbortSignal) {
+  private constructor(node: NodeParts, inputs: NodeInputs, version: string, tunDoor: TunFrontDoor | null, tunFailed: AbortSignal, tasks: TaskService | null) {
+    this.tasks = tasks
     const { options } = inputs
     this.identity = inputs.identity
     this.nodeId = node.nodeId
@@ -282,6 +298,18 @@ export class Daemon implements DaemonControl {
 
   shutdown(): Promise<void> {
     return this.control.shutdown()
+  }
+
+  /** `pilot-tun task ...` (src/services/tasks/); PT_TASK_DISABLED with `tasks: false`. */
+  async task<C extends TaskCommand>(command: C): Promise<TaskResults[C['op']]> {
+    if (this.tasks === null) throw tasksDisabledError()
+    this.node.streams.checkOpen()
+    return this.tasks.task(command)
+  }
+
+  /** The task service (tests, stats); null when off. */
+  get taskService(): TaskService | null {
+    return this.tasks
   }
 
   // ───────────────────────── streams and datagrams (node-streams.ts) ─────────────────────────
@@ -381,10 +409,23 @@ export class Daemon implements DaemonControl {
   }
 
   private async closeNow(): Promise<void> {
+    this.tasks?.close()
     this.node.streams.beginClose()
     // The TUN first: bridge (sockets, DNS, resolvectl), then the interface and its routes.
     if (this.tunDoor !== null) await this.tunDoor.close()
     await closeNode(this.node, this.inputs.timing, this.inputs.logger)
+  }
+}
+
+/** What the task service needs from the node's parts. */
+function taskDeps(node: NodeParts): Parameters<typeof startTaskService>[1] {
+  return {
+    selfId: node.nodeId,
+    openStream: (n, port) => node.streams.openStream(n, port),
+    listenStreams: (port, fn) => node.streams.listenStreams(port, fn),
+    unlistenStreams: (port) => node.streams.unlistenStreams(port),
+    registry: node.client,
+    resolveTarget: (target) => node.names.resolveTarget(target),
   }
 }
 

@@ -16,6 +16,7 @@ import type { ReconnectPolicy } from '../registry/client.js'
 import type { StreamConfig } from '../session/index.js'
 import type { KdfMode, PacketBind, TunnelTiming, UdpEndpoint } from '../tunnel/index.js'
 import type { TunFrontDoorOptions } from '../tun/bridge-setup.js'
+import type { TaskTiming } from '../services/tasks/timers.js'
 
 export interface DaemonTiming {
   /** Registry heartbeat (then poll_handshakes). Go: 30 s. */
@@ -42,6 +43,8 @@ export interface DaemonTiming {
   tunnel: Partial<TunnelTiming>
   /** Stream defaults for every connection of this node. */
   stream: Partial<StreamConfig>
+  /** Task service timers (src/services/tasks/timers.ts; tests shorten them). */
+  tasks?: Partial<TaskTiming>
 }
 
 export const DEFAULT_DAEMON_TIMING: Readonly<DaemonTiming> = Object.freeze({
@@ -81,6 +84,8 @@ export interface DaemonOptions {
    * only from trusted ones. Default false: private by default.
    */
   answerPings?: boolean
+  /** The task submission service on port 1003 (docs/wire.md §13.5; src/services/tasks/). Default true. */
+  tasks?: boolean
   /** Registry `owner` string (Go's key-recovery hint). */
   owner?: string
   kdf?: KdfMode

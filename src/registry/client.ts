@@ -55,6 +55,12 @@ export interface RegisterResult {
   hostnameError?: string
 }
 
+/** A node's reputation as the registry reports it. */
+export interface PoloScore {
+  nodeId: number
+  poloScore: number
+}
+
 export interface LookupResult {
   nodeId: number
   address: string
@@ -193,6 +199,21 @@ export class RegistryClient {
   async setTaskExec(nodeId: number, enabled: boolean): Promise<{ taskExec: boolean }> {
     const r = await this.signed({ type: 'set_task_exec', node_id: nodeId, enabled }, RegistryChallenge.setTaskExec(nodeId))
     return { taskExec: r.task_exec === true }
+  }
+
+  /** A node's reputation (`get_polo_score`, unsigned). */
+  async getPoloScore(nodeId: number): Promise<PoloScore> {
+    return poloScore(await this.request({ type: 'get_polo_score', node_id: nodeId }))
+  }
+
+  /** Adds `delta` to a node's reputation (`update_polo_score`, unsigned, as [G] daemons send it). */
+  async updatePoloScore(nodeId: number, delta: number): Promise<PoloScore> {
+    return poloScore(await this.request({ type: 'update_polo_score', node_id: nodeId, delta }))
+  }
+
+  /** Sets a node's reputation (`set_polo_score`, unsigned). */
+  async setPoloScore(nodeId: number, score: number): Promise<PoloScore> {
+    return poloScore(await this.request({ type: 'set_polo_score', node_id: nodeId, polo_score: score }))
   }
 
   async deregister(nodeId: number): Promise<void> {
@@ -429,4 +450,8 @@ function str(r: JsonObject, key: string): string {
 
 function badResponse(r: JsonObject, key: string): RegistryError {
   return new RegistryError(RegistryErrorCode.BAD_RESPONSE, `registry answer ${String(r.type)} lacks "${key}"`)
+}
+
+function poloScore(r: JsonObject): PoloScore {
+  return { nodeId: num(r, 'node_id'), poloScore: num(r, 'polo_score') }
 }

@@ -18,6 +18,7 @@ export {
   type ReconnectPolicy,
   type RegisterResult,
   type LookupResult,
+  type PoloScore,
   type HandshakeInbox,
 } from './client.js'
 export { RegistryError, RegistryErrorCode } from './errors.js'

@@ -99,7 +99,8 @@ test('every method round-trips through the socket to the daemon', async () => {
       ['trustApprove', '43'], ['trustReject', '44', ''], ['trustRevoke', '43'], ['trustList'], ['setHostname', 'carol'],
       ['shutdown'], ['ping', 'bob', 3000], ['trustRequest', 'bob', ''],
     ])
-    assert.equal(CONTROL_METHODS.length, 11)
+    // The task.* methods have their own test (test/services/tasks/task-control.test.ts).
+    assert.equal(CONTROL_METHODS.filter((m) => !m.startsWith('task.')).length, 11)
   })
 })
 

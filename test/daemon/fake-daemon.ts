@@ -1,6 +1,7 @@
 // An in-memory DaemonControl for control-socket and CLI tests: canned answers, recorded calls.
 import { PilotError } from '../../src/errors.js'
 import type { DaemonControl, DaemonStatus, PeerStatus, TrustList } from '../../src/daemon/api.js'
+import type { TaskCommand, TaskResults } from '../../src/services/tasks/task-api.js'
 
 /** Targets the fake never answers pings for, and one whose ping throws a plain Error. */
 const NOBODY = '0:0000.0000.00FF'
@@ -74,6 +75,14 @@ export class FakeDaemon implements DaemonControl {
   async trustRevoke(target: string) { this.calls.push(['trustRevoke', target]); return { status: 'revoked' as const, node_id: 43 } }
   async trustList() { this.calls.push(['trustList']); return TRUST }
   async setHostname(name: string) { this.calls.push(['setHostname', name]); return { hostname: name } }
+  /** Task commands: recorded; answered from `taskAnswers` (or a PT_TASK_NOT_FOUND error). */
+  taskAnswers: Partial<{ [K in keyof TaskResults]: TaskResults[K] }> = {}
+  async task<C extends TaskCommand>(command: C): Promise<TaskResults[C['op']]> {
+    this.calls.push(['task', command])
+    const answer = this.taskAnswers[command.op]
+    if (answer === undefined) throw new PilotError('PT_TASK_NOT_FOUND', 'task not found: x', { hint: 'see `pilot-tun task list`' })
+    return answer as TaskResults[C['op']]
+  }
   async shutdown() { this.calls.push(['shutdown']); this.shutdownCalled = true; this.onShutdown() }
 }
 

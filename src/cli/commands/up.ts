@@ -40,6 +40,7 @@ interface UpArgs {
   hostname?: string
   'auto-accept'?: boolean
   'answer-pings'?: boolean
+  tasks?: boolean
   public?: boolean
   kdf?: 'auto' | 'hkdf' | 'legacy'
   config?: string
@@ -77,6 +78,8 @@ export interface UpSettings {
   autoAccept: boolean
   /** Answer pings (ICMPv6 echo, `pilot-tun ping`) from nodes without trust too. */
   answerPings: boolean
+  /** The task service on port 1003 (`--no-tasks` turns it off). */
+  tasks: boolean
   public: boolean
   kdf: 'auto' | 'hkdf' | 'legacy'
   logLevel: LogLevel
@@ -120,6 +123,7 @@ export const upCommand: CommandModule<object, UpArgs> = {
       .option('hostname', { type: 'string', describe: 'register this hostname' })
       .option('auto-accept', { type: 'boolean', describe: 'approve every incoming trust request', defaultDescription: 'false' })
       .option('answer-pings', { type: 'boolean', describe: 'answer pings (ping6 over pilot0, `pilot-tun ping`) from nodes without trust too', defaultDescription: 'false' })
+      .option('tasks', { type: 'boolean', describe: 'run the task submission service on port 1003 (`pilot-tun task ...`); --no-tasks turns it off', defaultDescription: 'true' })
       .option('public', { type: 'boolean', describe: 'show this node\'s endpoint to every node at the registry (connecting still needs mutual trust)', defaultDescription: 'false' })
       .option('kdf', { choices: ['auto', 'hkdf', 'legacy'] as const, describe: 'tunnel key derivation', defaultDescription: 'auto' })
       .option('config', { type: 'string', describe: 'JSON config file; flags win over it', defaultDescription: DEFAULT_CONFIG_PATH })
@@ -148,6 +152,7 @@ export async function resolveUpSettings(args: UpArgs): Promise<UpSettings> {
     hostname: args.hostname,
     'auto-accept': args['auto-accept'],
     'answer-pings': args['answer-pings'],
+    tasks: args.tasks,
     public: args.public,
     kdf: args.kdf,
     'log-level': args['log-level'],
@@ -180,6 +185,7 @@ export async function resolveUpSettings(args: UpArgs): Promise<UpSettings> {
     hostname: c.hostname ?? null,
     autoAccept: c['auto-accept'] ?? false,
     answerPings: c['answer-pings'] ?? false,
+    tasks: c.tasks ?? true,
     public: c.public ?? false,
     kdf: c.kdf ?? 'auto',
     logLevel: c['log-level'] ?? 'info',
@@ -303,6 +309,7 @@ function controlFacade(get: () => RunningDaemon | null, stop: () => void): Daemo
     trustRevoke: async (target) => d().trustRevoke(target),
     trustList: async () => d().trustList(),
     setHostname: async (name) => d().setHostname(name),
+    task: async (command) => d().task(command),
     shutdown: async () => stop(),
   }
 }
@@ -319,6 +326,7 @@ async function startDaemon(settings: UpSettings, logger: Logger): Promise<Daemon
       hostname: settings.hostname,
       autoAccept: settings.autoAccept,
       answerPings: settings.answerPings,
+      tasks: settings.tasks,
       public: settings.public,
       kdf: settings.kdf,
       logger,

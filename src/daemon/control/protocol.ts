@@ -24,6 +24,7 @@ import type {
   ResolveResult,
   TrustList,
 } from '../api.js'
+import type { TaskResults } from '../../services/tasks/task-api.js'
 
 /** Largest JSON body accepted either way (a peers list of ~1,000 peers fits). */
 export const CONTROL_MAX_MESSAGE = 256 * 1024
@@ -67,6 +68,14 @@ export const CONTROL_METHODS = [
   'trust.list',
   'hostname.set',
   'shutdown',
+  'task.submit',
+  'task.list',
+  'task.accept',
+  'task.decline',
+  'task.execute',
+  'task.send_results',
+  'task.queue',
+  'task.set_exec',
 ] as const
 
 export type ControlMethod = (typeof CONTROL_METHODS)[number]
@@ -84,6 +93,17 @@ export interface ControlParams {
   'trust.list': Record<string, never>
   'hostname.set': { name: string }
   shutdown: Record<string, never>
+  'task.submit': { target: string; description: string }
+  /** '' = both sides. */
+  'task.list': { type: string }
+  'task.accept': { id: string }
+  'task.decline': { id: string; justification: string }
+  'task.execute': Record<string, never>
+  /** Exactly one of `results` (text) and `file` (a path the daemon reads) is non-empty. */
+  'task.send_results': { id: string; results: string; file: string }
+  'task.queue': Record<string, never>
+  /** 1 = enable, 0 = disable. */
+  'task.set_exec': { enabled: number }
 }
 
 export interface ControlResults {
@@ -98,6 +118,14 @@ export interface ControlResults {
   'trust.list': TrustList
   'hostname.set': { hostname: string }
   shutdown: { status: 'shutting-down' }
+  'task.submit': TaskResults['submit']
+  'task.list': TaskResults['list']
+  'task.accept': TaskResults['accept']
+  'task.decline': TaskResults['decline']
+  'task.execute': TaskResults['execute']
+  'task.send_results': TaskResults['send_results']
+  'task.queue': TaskResults['queue']
+  'task.set_exec': TaskResults['set_exec']
 }
 
 export type RequestId = number | string
@@ -125,6 +153,10 @@ export const PARAM_LIMITS = {
   hostnameLength: 253,
   minPingTimeoutMs: 1,
   maxPingTimeoutMs: 60_000,
+  taskIdLength: 64,
+  taskDescriptionLength: 65_536,
+  taskResultsLength: 200_000,
+  pathLength: 4096,
 } as const
 
 export const DEFAULT_PING_TIMEOUT_MS = 3000
@@ -193,6 +225,24 @@ const PARAM_SPECS: { [M in ControlMethod]: Record<string, FieldSpec> } = {
   'trust.list': {},
   'hostname.set': { name: { kind: 'string', max: PARAM_LIMITS.hostnameLength } },
   shutdown: {},
+  'task.submit': {
+    target: { kind: 'string', max: PARAM_LIMITS.targetLength },
+    description: { kind: 'string', max: PARAM_LIMITS.taskDescriptionLength },
+  },
+  'task.list': { type: { kind: 'string', max: 16, optional: '' } },
+  'task.accept': { id: { kind: 'string', max: PARAM_LIMITS.taskIdLength } },
+  'task.decline': {
+    id: { kind: 'string', max: PARAM_LIMITS.taskIdLength },
+    justification: { kind: 'string', max: PARAM_LIMITS.reasonLength, optional: '' },
+  },
+  'task.execute': {},
+  'task.send_results': {
+    id: { kind: 'string', max: PARAM_LIMITS.taskIdLength },
+    results: { kind: 'string', max: PARAM_LIMITS.taskResultsLength, optional: '' },
+    file: { kind: 'string', max: PARAM_LIMITS.pathLength, optional: '' },
+  },
+  'task.queue': {},
+  'task.set_exec': { enabled: { kind: 'int', min: 0, max: 1 } },
 }
 
 /**
@@ -269,6 +319,36 @@ export async function dispatch(control: DaemonControl, method: ControlMethod, pa
       validateParams(method, params)
       await control.shutdown()
       return { status: 'shutting-down' }
+    case 'task.submit': {
+      const p = validateParams(method, params)
+      return control.task({ op: 'submit', target: p.target, description: p.description })
+    }
+    case 'task.list': {
+      const type = validateParams(method, params).type
+      if (type !== '' && type !== 'received' && type !== 'submitted') throw badRequest('task.list: "type" must be received or submitted')
+      return control.task({ op: 'list', type: type === '' ? null : type })
+    }
+    case 'task.accept':
+      return control.task({ op: 'accept', id: validateParams(method, params).id })
+    case 'task.decline': {
+      const p = validateParams(method, params)
+      return control.task({ op: 'decline', id: p.id, justification: p.justification })
+    }
+    case 'task.execute':
+      validateParams(method, params)
+      return control.task({ op: 'execute' })
+    case 'task.send_results': {
+      const p = validateParams(method, params)
+      if ((p.results === '') === (p.file === '')) {
+        throw badRequest('task.send_results: give exactly one of "results" and "file"', 'pilot-tun task send-results --id ID --results "..."')
+      }
+      return control.task({ op: 'send_results', id: p.id, results: p.results === '' ? null : p.results, file: p.file === '' ? null : p.file })
+    }
+    case 'task.queue':
+      validateParams(method, params)
+      return control.task({ op: 'queue' })
+    case 'task.set_exec':
+      return control.task({ op: 'set_exec', enabled: validateParams(method, params).enabled === 1 })
   }
 }
 
