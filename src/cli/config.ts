@@ -21,10 +21,14 @@
  *       "prefix": "fd50:494c:4f54::/48",
  *       "mtu": 65520,
  *       "dns": "on",
- *       "metrics-listen": "127.0.0.1:9101"
+ *       "metrics-listen": "127.0.0.1:9101",
+ *       "dataexchange": true,
+ *       "eventstream": true,
+ *       "inbox-max-mb": 256,
+ *       "inbox-max-files": 10000
  *     }
  *
- * `"tun": false` is `--no-tun`. A flag given on the command line wins over the
+ * `"tun": false` is `--no-tun`, `"dataexchange": false` `--no-dataexchange`, `"eventstream": false` `--no-eventstream`. A flag given on the command line wins over the
  * file. Unknown keys, wrong types and bad values are PT_CONFIG_INVALID naming
  * the key. A missing file is fine when --config was not given; naming a file
  * that does not exist is PT_CONFIG_NOT_FOUND.
@@ -63,6 +67,10 @@ export const CONFIG_KEYS = {
   mss: { type: 'number', min: 536, max: 65000 },
   dns: { type: 'choice', choices: ['on', 'off'] },
   'metrics-listen': { type: 'string' },
+  dataexchange: { type: 'boolean' },
+  eventstream: { type: 'boolean' },
+  'inbox-max-mb': { type: 'number', min: 1, max: 1_048_576 },
+  'inbox-max-files': { type: 'number', min: 1, max: 10_000_000 },
 } as const satisfies Record<string, KeySpec>
 
 export type ConfigKey = keyof typeof CONFIG_KEYS

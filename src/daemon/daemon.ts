@@ -66,6 +66,7 @@ import type { OverlayPrefix } from '../protocol/ipv6-mapping.js'
 import type { HostPort } from '../protocol/host-port.js'
 import { parseMetricsListen } from '../metrics/http-server.js'
 import type { DaemonMetrics } from '../metrics/daemon-metrics.js'
+import { DataServices } from '../services/data-services.js'
 
 export { DEFAULT_DAEMON_TIMING, type DaemonOptions, type DaemonTiming } from './options.js'
 export type { ReceivedDatagram } from './node-streams.js'
@@ -127,6 +128,8 @@ export class Daemon implements DaemonControl {
   private readonly inputs: NodeInputs
   private readonly resolveClosed: () => void
   private closing: Promise<void> | null = null
+  /** Data exchange and event stream, and their control methods (the control socket's `services`). */
+  readonly services: DataServices
 
   /** Loads the identity, opens the socket, registers and starts every service. */
   static async start(options: DaemonOptions): Promise<Daemon> {
@@ -173,6 +176,23 @@ export class Daemon implements DaemonControl {
     }
     const inputs: NodeInputs = { options, timing, logger, identity, store, bind, client, beacon, registration, prefix, metrics }
     const node = buildNode(inputs)
+    // Data exchange (1001) and event stream (1002), each unless switched off (src/services/).
+    let services: DataServices
+    try {
+      services = await DataServices.start({
+        stateDir: options.stateDir,
+        selfNode: node.nodeId,
+        names: node.names,
+        streams: node.streams,
+        dataExchange: options.dataExchange,
+        eventStream: options.eventStream,
+        inboxQuota: options.inboxQuota,
+        logger,
+      })
+    } catch (err) {
+      await closeNode(node, timing, logger)
+      throw err
+    }
     // A TUN failure after start-up shuts the daemon down; it may come before the Daemon object exists.
     const tunFailed = new AbortController()
     let tunDoor: TunFrontDoor | null = null
@@ -183,13 +203,14 @@ export class Daemon implements DaemonControl {
           tunFailed.abort(err)
         })
       } catch (err) {
+        services.close()
         await closeNode(node, timing, logger)
         throw err
       }
       const t = tunDoor.status()
       logger.info('TUN interface up', { interface: t.interface, address: t.address, prefix: t.prefix, mtu: t.mtu, dns: t.dns })
     }
-    const daemon = new Daemon(node, inputs, version, tunDoor, tunFailed.signal)
+    const daemon = new Daemon(node, inputs, version, tunDoor, tunFailed.signal, services)
     logger.info('daemon started', {
       node: daemon.nodeId,
       address: formatAddress(daemon.address),
@@ -201,7 +222,8 @@ export class Daemon implements DaemonControl {
     return daemon
   }
 
-  private constructor(node: NodeParts, inputs: NodeInputs, version: string, tunDoor: TunFrontDoor | null, tunFailed: AbortSignal) {
+  private constructor(node: NodeParts, inputs: NodeInputs, version: string, tunDoor: TunFrontDoor | null, tunFailed: AbortSignal, services: DataServices) {
+    this.services = services
     const { options } = inputs
     this.identity = inputs.identity
     this.nodeId = node.nodeId
@@ -377,6 +399,7 @@ export class Daemon implements DaemonControl {
 
   private async closeNow(): Promise<void> {
     this.node.streams.beginClose()
+    this.services.close()
     // The TUN first: bridge (sockets, DNS, resolvectl), then the interface and its routes.
     if (this.tunDoor !== null) await this.tunDoor.close()
     await closeNode(this.node, this.inputs.timing, this.inputs.logger)
