@@ -20,6 +20,8 @@ import { pingCommand } from './commands/ping.js'
 import { resolveCommand } from './commands/resolve.js'
 import { statusCommand } from './commands/status.js'
 import { trustCommand } from './commands/trust.js'
+import { inboxCommand, receivedCommand, sendFileCommand, sendMessageCommand } from './commands/messages.js'
+import { publishCommand, subscribeCommand } from './commands/events.js'
 
 /** Loaders and help lines of the commands loaded on demand. Keep `describe` in step with the modules. */
 const SERVER_COMMANDS: Record<string, { load: () => Promise<CommandModule<object, any>>; describe: string }> = {
@@ -64,6 +66,12 @@ export async function main(argv: string[]): Promise<number> {
     .command(resolveCommand)
     .command(trustCommand)
     .command(hostnameCommand)
+    .command(sendMessageCommand)
+    .command(sendFileCommand)
+    .command(inboxCommand)
+    .command(receivedCommand)
+    .command(publishCommand)
+    .command(subscribeCommand)
     .command(registryCommand!)
     .command(beaconCommand!)
     .command(rendezvousCommand!)
