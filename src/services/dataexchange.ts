@@ -2,7 +2,8 @@
  * The data exchange service, port 1001 (docs/wire.md §13.3), both halves:
  *
  *  - `DataExchangeService` accepts any number of frames per connection,
- *    stores each in the `InboxStore` (messages → inbox/, FILE → received/)
+ *    stores each in the `InboxStore` (TEXT, BINARY, JSON → inbox/, FILE →
+ *    received/; other types are acknowledged and dropped, like the reference)
  *    and answers each, in order, with a TEXT frame `ACK <TYPE> <n> bytes` or
  *    `ERR <TYPE> save failed: <reason>`, as the Go reference does. An
  *    announced length above 16 MiB (or a FILE frame too short for its name)
@@ -91,7 +92,8 @@ export class DataExchangeService {
     const size = frame.data.length
     try {
       if (frame.type === DxType.FILE) await this.store.saveFile(frame.name ?? '', frame.data)
-      else await this.store.saveMessage(dxTypeName(frame.type), from, frame.data)
+      else if (frame.type >= DxType.TEXT && frame.type <= DxType.JSON) await this.store.saveMessage(dxTypeName(frame.type), from, frame.data)
+      // Other types are acknowledged and not kept, as the reference does (observed: `ACK UNKNOWN(9) 3 bytes`, nothing in its inbox).
       this.st.acked++
       return dxAckText(frame.type, size)
     } catch (err) {
