@@ -103,11 +103,9 @@ export class DataServices implements ServicesControl {
   }
 
   async inboxList(): Promise<InboxListResult> {
-    const all = await this.store.listMessages()
     const messages: InboxListResult['messages'] = []
     let size = 0
-    for (let i = all.length - 1; i >= 0; i--) {
-      const m = all[i]!
+    const total = await this.store.visitMessages((m) => {
       const entry: InboxListResult['messages'][number] = { bytes: m.bytes, data: m.data, from: m.from, received_at: m.received_at, type: m.type }
       if (typeof entry.data !== 'string') entry.data = ''
       if (entry.data.length > PREVIEW_CHARS) {
@@ -115,11 +113,12 @@ export class DataServices implements ServicesControl {
         entry.data_truncated = true
       }
       size += Buffer.byteLength(JSON.stringify(entry), 'utf8') + 1
-      if (size > LIST_BUDGET) break
+      if (size > LIST_BUDGET) return false
       messages.push(entry)
-    }
+      return true
+    })
     messages.reverse()
-    return { dir: this.store.inboxDir, messages, total: all.length, truncated: messages.length < all.length }
+    return { dir: this.store.inboxDir, messages, total, truncated: messages.length < total }
   }
 
   async inboxClear(): Promise<{ cleared: number }> {

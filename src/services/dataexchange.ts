@@ -209,9 +209,12 @@ export async function sendDataFrame(opener: StreamOpener, node: number, frame: U
   try {
     return await new Promise<string>((resolve, reject) => {
       const decoder = new DataExchangeDecoder(64 * 1024)
-      const timer = setTimeout(() => reject(noAnswer(`nothing within ${timeoutMs} ms`)), timeoutMs)
+      // The clock starts once the whole frame is in the send buffer: a 16 MiB file may take a while to get there.
+      let timer: NodeJS.Timeout | null = null
+      let settled = false
       const done = (fn: () => void): void => {
-        clearTimeout(timer)
+        settled = true
+        if (timer !== null) clearTimeout(timer)
         fn()
       }
       stream.on('data', (chunk: Buffer) => {
@@ -224,7 +227,10 @@ export async function sendDataFrame(opener: StreamOpener, node: number, frame: U
       })
       stream.on('error', (err) => done(() => reject(noAnswer(`the stream failed (${err.message})`))))
       stream.on('end', () => done(() => reject(noAnswer('the stream ended'))))
-      stream.write(frame)
+      stream.write(frame, (err) => {
+        if (err || settled) return
+        timer = setTimeout(() => reject(noAnswer(`nothing within ${timeoutMs} ms of sending`)), timeoutMs)
+      })
     })
   } finally {
     stream.removeAllListeners('data')

@@ -101,18 +101,32 @@ export class InboxStore {
     return path.slice(this.receivedDir.length + 1)
   }
 
-  /** Messages in the order received (oldest first). */
+  /** Messages in the order received (oldest first). Reads them all: for tests and small inboxes. */
   async listMessages(): Promise<InboxMessage[]> {
     const out: InboxMessage[] = []
-    for (const name of await this.names(this.inboxDir)) {
-      if (!name.endsWith('.json')) continue
+    await this.visitMessages((m) => {
+      out.push(m)
+      return true
+    })
+    return out.reverse()
+  }
+
+  /**
+   * Reads messages newest first, one file at a time, until `visit` returns
+   * false; returns how many message files there are. Memory: one message.
+   */
+  async visitMessages(visit: (m: InboxMessage) => boolean): Promise<number> {
+    const names = (await this.names(this.inboxDir)).filter((n) => n.endsWith('.json'))
+    for (let i = names.length - 1; i >= 0; i--) {
+      let m: InboxMessage
       try {
-        out.push(JSON.parse(await readFile(join(this.inboxDir, name), 'utf8')) as InboxMessage)
+        m = JSON.parse(await readFile(join(this.inboxDir, names[i]!), 'utf8')) as InboxMessage
       } catch {
-        // removed meanwhile, or not ours: skip
+        continue // removed meanwhile, or not ours
       }
+      if (!visit(m)) break
     }
-    return out
+    return names.length
   }
 
   /** Received files in the order received (oldest first). */

@@ -28,8 +28,9 @@ interface ClearArgs extends DaemonClientArgs {
   clear: boolean
 }
 
-/** Larger data needs `send-file` (the control socket carries 256 KiB). */
-const SEND_TIMEOUT_MS = 60_000
+/** How long the CLI waits for the receiver's ACK (a 16 MiB file over a slow path takes a while). */
+const SEND_TIMEOUT_MS = 120_000
+const FILE_TIMEOUT_MS = 600_000
 
 export const sendMessageCommand: CommandModule<object, SendMessageArgs> = {
   command: 'send-message <target>',
@@ -55,7 +56,7 @@ export const sendFileCommand: CommandModule<object, SendFileArgs> = {
       .positional('path', { type: 'string', demandOption: true, describe: 'the file (at most 16 MiB; the daemon reads it)' }) as Argv<SendFileArgs>,
   handler: async (args) => {
     const path = resolvePath(String(args.path))
-    const r = (await withDaemon(args, (c) => c.call('file.send', { target: args.target, path }, SEND_TIMEOUT_MS))) as SendFileResult
+    const r = (await withDaemon(args, (c) => c.call('file.send', { target: args.target, path }, FILE_TIMEOUT_MS))) as SendFileResult
     printResult(args, r, (v) => `sent ${v.filename} (${formatBytes(v.bytes)}) to ${v.destination}: ${v.ack}`)
   },
 }

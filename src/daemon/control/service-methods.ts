@@ -21,6 +21,7 @@
 import type { JsonObject } from '../../protocol/registry-framing.js'
 import type { MessageKind, ServicesControl } from '../../services/api.js'
 import { ControlError, ControlErrorCode } from './protocol.js'
+import { DaemonError, DaemonErrorCode } from '../errors.js'
 
 export const SERVICE_METHODS = [
   'message.send',
@@ -100,9 +101,7 @@ function validate(method: ServiceMethod, params: JsonObject): Record<string, str
 /** Calls the `ServicesControl` method behind `method`; `services` null = this daemon has none. */
 export async function dispatchService(services: ServicesControl | null, method: ServiceMethod, params: JsonObject, ctx: StreamContext): Promise<unknown> {
   const p = validate(method, params)
-  if (services === null) {
-    throw new ControlError(ControlErrorCode.UNKNOWN_METHOD, `this daemon offers no data services (${method})`, { hint: 'is the CLI newer than the running daemon?' })
-  }
+  if (services === null) throw new DaemonError(DaemonErrorCode.CLOSED, `the daemon's data services are not running (${method}): it is starting or shutting down`)
   const s = (k: string): string => p[k] as string
   switch (method) {
     case 'message.send':
