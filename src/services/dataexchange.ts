@@ -27,12 +27,15 @@ export interface DataExchangeLimits {
   maxConnectionsPerNode: number
   /** A connection with no frame for this long is closed. */
   idleTimeoutMs: number
+  /** Bytes of partial frames all connections together may hold; the connection that passes it is dropped. */
+  maxHeldBytes: number
 }
 
 export const DEFAULT_DATA_EXCHANGE_LIMITS: Readonly<DataExchangeLimits> = Object.freeze({
-  maxConnections: 32,
+  maxConnections: 16,
   maxConnectionsPerNode: 4,
   idleTimeoutMs: 120_000,
+  maxHeldBytes: 128 * 1024 * 1024,
 })
 
 export interface DataExchangeStats {
@@ -51,6 +54,8 @@ export class DataExchangeService {
   private readonly perNode = new Map<number, number>()
   private readonly open = new Set<ServiceStream>()
   private readonly st = { refused: 0, frames: 0, acked: 0, errors: 0, dropped: 0 }
+  /** Bytes of partial frames held by all connections' decoders. */
+  private heldBytes = 0
 
   constructor(store: InboxStore, options: { limits?: Partial<DataExchangeLimits>; logger?: Logger } = {}) {
     this.store = store
@@ -112,6 +117,17 @@ export class DataExchangeService {
   countDropped(): void {
     this.st.dropped++
   }
+
+  /** @internal adds `delta` held bytes; false when the total is now over the bound. */
+  hold(delta: number): boolean {
+    this.heldBytes += delta
+    return this.heldBytes <= this.limits.maxHeldBytes
+  }
+
+  /** Bytes of partial frames held now (tests). */
+  get held(): number {
+    return this.heldBytes
+  }
 }
 
 /** One connection: decode, store in order, answer. */
@@ -135,9 +151,16 @@ class DataExchangeConnection {
       this.ended = true
       this.maybeFinish()
     })
-    stream.once('close', () => this.clearIdle())
+    stream.once('close', () => {
+      this.clearIdle()
+      service.hold(-this.held)
+      this.held = 0
+    })
     this.armIdle()
   }
+
+  /** Bytes this connection's decoder holds, as counted in the service's total. */
+  private held = 0
 
   private onData(chunk: Buffer): void {
     let frames: DxFrame[]
@@ -145,6 +168,15 @@ class DataExchangeConnection {
       frames = this.decoder.push(chunk)
     } catch {
       // Oversized or malformed: framing is lost, drop the connection (as Go does).
+      this.service.countDropped()
+      this.stream.destroy()
+      return
+    }
+    const now = this.decoder.bufferedBytes
+    const within = this.service.hold(now - this.held)
+    this.held = now
+    if (!within) {
+      // All connections together hold too many partial frames: this one goes.
       this.service.countDropped()
       this.stream.destroy()
       return

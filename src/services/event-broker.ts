@@ -26,13 +26,16 @@ export interface EventBrokerLimits {
   maxQueuedBytes: number
   /** A connection that has not subscribed within this long is closed. */
   subscribeTimeoutMs: number
+  /** Bytes of partial events all connections together may hold; the connection that passes it is dropped. */
+  maxHeldBytes: number
 }
 
 export const DEFAULT_EVENT_BROKER_LIMITS: Readonly<EventBrokerLimits> = Object.freeze({
-  maxConnections: 256,
-  maxConnectionsPerNode: 32,
+  maxConnections: 64,
+  maxConnectionsPerNode: 16,
   maxQueuedBytes: 4 * 1024 * 1024,
   subscribeTimeoutMs: 30_000,
+  maxHeldBytes: 64 * 1024 * 1024,
 })
 
 export interface EventBrokerStats {
@@ -62,6 +65,7 @@ export class EventBroker {
   private readonly open = new Set<ServiceStream>()
   private readonly st = { refused: 0, published: 0, delivered: 0, cutOff: 0, dropped: 0 }
   private subscriberCount = 0
+  private heldBytes = 0
 
   constructor(options: { limits?: Partial<EventBrokerLimits>; logger?: Logger } = {}) {
     this.limits = { ...DEFAULT_EVENT_BROKER_LIMITS, ...options.limits }
@@ -147,6 +151,17 @@ export class EventBroker {
     this.st.dropped++
   }
 
+  /** @internal adds `delta` held bytes; false when the total is now over the bound. */
+  hold(delta: number): boolean {
+    this.heldBytes += delta
+    return this.heldBytes <= this.limits.maxHeldBytes
+  }
+
+  /** Bytes of partial events held now (tests). */
+  get held(): number {
+    return this.heldBytes
+  }
+
   private fanOut(set: Set<Subscriber> | undefined, event: Uint8Array, topic: string, payload: Uint8Array, from: Subscriber | null): number {
     if (set === undefined) return 0
     let n = 0
@@ -170,6 +185,8 @@ class BrokerConnection implements Subscriber {
   private subscribed = false
   private readonly decoder = new EventDecoder()
   private timer: NodeJS.Timeout | null
+  /** Bytes this connection's decoder holds, as counted in the broker's total. */
+  private held = 0
 
   constructor(
     private readonly broker: EventBroker,
@@ -196,6 +213,8 @@ class BrokerConnection implements Subscriber {
   }
 
   close(): void {
+    this.broker.hold(-this.held)
+    this.held = 0
     if (this.timer !== null) clearTimeout(this.timer)
     this.timer = null
     if (this.subscribed) this.broker.remove(this)
@@ -207,6 +226,14 @@ class BrokerConnection implements Subscriber {
     try {
       events = this.decoder.push(chunk)
     } catch {
+      this.broker.countDropped()
+      this.stream.destroy()
+      return
+    }
+    const now = this.decoder.bufferedBytes
+    const within = this.broker.hold(now - this.held)
+    this.held = now
+    if (!within) {
       this.broker.countDropped()
       this.stream.destroy()
       return

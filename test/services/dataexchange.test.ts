@@ -136,3 +136,30 @@ test('sendDataFrame: one frame out, the answer text back; a silent peer is PT_SE
     await assert.rejects(sendDataFrame(closing, 2, encodeDxFrame(DxType.TEXT, Buffer.from('hey'))), (e: unknown) => (e as { code?: string }).code === 'PT_SERVICE_NO_ANSWER')
   })
 })
+
+test('partial frames held by all connections together are bounded: the connection that passes the bound is dropped', async () => {
+  await withService(
+    async (svc) => {
+      const partial = (n: number): Buffer => encodeDxFrame(DxType.BINARY, Buffer.alloc(800)).subarray(0, 8 + n)
+      const one = streamPair(1)
+      const two = streamPair(2)
+      svc.accept(one.server)
+      svc.accept(two.server)
+      one.client.write(partial(600))
+      await until(() => svc.held === 608, 'the first partial frame held')
+      two.client.write(partial(600))
+      await until(() => two.server.destroyed, 'the second connection dropped')
+      assert.equal(one.server.destroyed, false)
+      assert.equal(svc.stats().dropped, 1)
+      assert.equal(svc.held, 608)
+      // The first completes normally and is answered; then nothing is held.
+      const got = collect(one.client)
+      one.client.write(encodeDxFrame(DxType.BINARY, Buffer.alloc(800)).subarray(608))
+      one.client.end()
+      assert.deepEqual(answers(await got.done), ['ACK BINARY 800 bytes'])
+      await until(() => svc.held === 0, 'nothing held')
+    },
+    {},
+    { maxHeldBytes: 1000 },
+  )
+})
