@@ -64,9 +64,15 @@ export class DataServices implements ServicesControl {
     this.dataExchange = o.dataExchange === false ? null : new DataExchangeService(store, { limits: o.dataExchangeLimits, logger })
     this.broker = o.eventStream === false ? null : new EventBroker({ limits: o.eventLimits, logger })
     const dx = this.dataExchange
-    if (dx !== null) o.streams.listenStreams(DATA_EXCHANGE_PORT, (s) => dx.accept(s))
+    if (dx !== null) {
+      o.streams.listenStreams(DATA_EXCHANGE_PORT, (s) => dx.accept(s))
+      logger.info('data exchange service listening', { port: DATA_EXCHANGE_PORT, inbox: store.inboxDir })
+    }
     const broker = this.broker
-    if (broker !== null) o.streams.listenStreams(EVENT_STREAM_PORT, (s) => broker.accept(s))
+    if (broker !== null) {
+      o.streams.listenStreams(EVENT_STREAM_PORT, (s) => broker.accept(s))
+      logger.info('event stream broker listening', { port: EVENT_STREAM_PORT })
+    }
   }
 
   /** Opens the inbox (state dir) and starts listening on the ports that are on. */
