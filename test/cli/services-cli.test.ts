@@ -192,3 +192,34 @@ test('events.subscribe: the client going away ends the subscription; a fast clie
     assert.ok(aborted, 'the daemon-side subscription ended')
   })
 })
+
+test('subscribe | head: a closed stdout ends the subscription quietly (exit 0) and the daemon side stops', async () => {
+  await withServer(async (sock, fake) => {
+    let aborted = false
+    fake.subscribeImpl = async (_o, onEvent, signal) => {
+      while (!signal.aborted) {
+        onEvent({ topic: 't', data: 'tick', bytes: 4 })
+        await new Promise((r) => setTimeout(r, 5))
+      }
+      aborted = true
+    }
+    const child = spawn(process.execPath, [bin, 'subscribe', 'bob', 't', '--json', '--control-socket', sock], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+    const firstLine = await new Promise<string>((resolveLine) => {
+      let buf = ''
+      child.stdout.setEncoding('utf8').on('data', (d: string) => {
+        buf += d
+        if (buf.includes('\n')) resolveLine(buf.split('\n')[0]!)
+      })
+    })
+    assert.deepEqual(JSON.parse(firstLine), { topic: 't', data: 'tick', bytes: 4 })
+    child.stdout.destroy() // like `head -1` exiting
+    const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)))
+    assert.equal(code, 0, stderr)
+    assert.doesNotMatch(stderr, /\n\s+at /)
+    const deadline = Date.now() + 5_000
+    while (!aborted && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+    assert.ok(aborted)
+  })
+})

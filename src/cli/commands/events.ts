@@ -8,7 +8,7 @@ import type { Argv, CommandModule } from 'yargs'
 import type { PublishResult, StreamedEvent, SubscribeResult } from '../../services/api.js'
 import { PilotError } from '../../errors.js'
 import { withDaemon, withDaemonOptions, type DaemonClientArgs } from '../daemon-options.js'
-import { printResult } from '../output.js'
+import { CliExit, printResult } from '../output.js'
 
 const NODE = 'the broker: hostname | N:NNNN.HHHH.LLLL | node id | mapped IPv6 (this node too)'
 
@@ -59,9 +59,24 @@ export const subscribeCommand: CommandModule<object, SubscribeArgs> = {
     if (!args.json) process.stderr.write(`subscribed to "${args.topic}" on ${args.target}; waiting for events (Ctrl-C to stop)\n`)
     // The answer comes when the subscription ends: allow its whole timeout, or (almost) forever.
     const callTimeout = timeoutMs > 0 ? timeoutMs + 60_000 : 2_147_483_647
-    const r = (await withDaemon(args, (c) =>
-      c.stream('events.subscribe', { target: args.target, topic: String(args.topic), count, timeout_ms: timeoutMs }, onEvent, callTimeout),
-    )) as SubscribeResult
+    // `pilot-tun subscribe … | head -3`: a closed stdout ends the subscription quietly.
+    let brokenPipe = false
+    const r = (await withDaemon(args, async (c) => {
+      const onStdoutError = (err: NodeJS.ErrnoException): void => {
+        brokenPipe = true
+        if (err.code !== 'EPIPE') process.stderr.write(`pilot-tun: stdout: ${err.message}\n`)
+        c.close()
+      }
+      process.stdout.on('error', onStdoutError)
+      try {
+        return await c.stream('events.subscribe', { target: args.target, topic: String(args.topic), count, timeout_ms: timeoutMs }, onEvent, callTimeout)
+      } catch (err) {
+        if (brokenPipe) throw new CliExit(0)
+        throw err
+      } finally {
+        process.stdout.off('error', onStdoutError)
+      }
+    })) as SubscribeResult
     if (!args.json) process.stderr.write(`${r.events} event${r.events === 1 ? '' : 's'}${r.timeout ? ' (timeout)' : ''}\n`)
   },
 }
