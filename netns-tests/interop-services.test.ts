@@ -7,7 +7,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Bench, ReferenceNode, referenceLookup, sleep, waitFor, withBench, sha256, type RunResult } from './helpers/reference-bench.js'
 
@@ -113,6 +113,20 @@ test('interop: data exchange both ways: reference send-message/send-file → pil
     assert.equal(files.length, 1, refReceived.stdout)
     assert.equal(files[0]!.bytes, ourFile.length)
     assert.equal(sha256(readFileSync(files[0]!.path)), sha256(ourFile))
+
+    // The reference's pilotctl reads our inbox and received files from disk as its own
+    // (it reads ~/.pilot/inbox and ~/.pilot/received; our state dir has the same layout).
+    const view = join(bench.dir, 'pilotctl-view')
+    mkdirSync(view)
+    symlinkSync(join(bench.dir, 'ptnode'), join(view, '.pilot'))
+    const viaRef = await bench.run(bench.ref.bin('pilotctl'), ['--json', 'inbox'], { HOME: view, PILOT_SOCKET: join(view, 'none.sock') })
+    bench.transcript.push(`$ HOME=<view of our state dir> pilotctl --json inbox → exit ${viaRef.code}: ${viaRef.stdout.trim().slice(0, 400)}`)
+    const refView = (JSON.parse(viaRef.stdout) as { data: { messages: { type: string; data: string; from: string }[]; total: number } }).data
+    assert.equal(refView.total, 2)
+    assert.ok(refView.messages.some((m) => m.type === 'TEXT' && m.data === text && m.from === ref.address))
+    const filesViaRef = await bench.run(bench.ref.bin('pilotctl'), ['--json', 'received'], { HOME: view, PILOT_SOCKET: join(view, 'none.sock') })
+    bench.transcript.push(`$ HOME=<view of our state dir> pilotctl --json received → exit ${filesViaRef.code}: ${filesViaRef.stdout.trim().slice(0, 400)}`)
+    assert.equal((JSON.parse(filesViaRef.stdout) as { data: { files: { name: string; bytes: number }[] } }).data.files[0]?.bytes, file.length)
 
     // Clearing ours.
     const cleared = await ptJson(bench, pt, ['inbox', '--clear'])

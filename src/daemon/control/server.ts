@@ -38,7 +38,7 @@ import {
   type ControlResponse,
   type RequestId,
 } from './protocol.js'
-import { STREAM_BACKLOG_LIMIT, dispatchService, isServiceMethod, type StreamContext } from './service-methods.js'
+import { SERVICE_METHODS, STREAM_BACKLOG_LIMIT, dispatchService, isServiceMethod, type StreamContext } from './service-methods.js'
 import type { ServicesControl } from '../../services/api.js'
 import { ServiceError, ServiceErrorCode } from '../../services/errors.js'
 
@@ -236,7 +236,7 @@ export class ControlServer {
       }
       if (!isControlMethod(req.method)) {
         throw new ControlError(ControlErrorCode.UNKNOWN_METHOD, `unknown method "${req.method.slice(0, 64)}"`, {
-          hint: `methods: ${CONTROL_METHODS.join(', ')}; is the CLI newer than the running daemon?`,
+          hint: `methods: ${[...CONTROL_METHODS, ...SERVICE_METHODS].join(', ')}; is the CLI newer than the running daemon?`,
         })
       }
       const result = await dispatch(this.control, req.method, req.params)
