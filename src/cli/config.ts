@@ -23,10 +23,14 @@
  *       "mtu": 65520,
  *       "dns": "on",
  *       "metrics-listen": "127.0.0.1:9101",
- *       "ipc-socket": "/tmp/pilot.sock"
+ *       "ipc-socket": "/tmp/pilot.sock",
+ *       "dataexchange": true,
+ *       "eventstream": true,
+ *       "inbox-max-mb": 256,
+ *       "inbox-max-files": 10000
  *     }
  *
- * `"tun": false` is `--no-tun`. A flag given on the command line wins over the
+ * `"tun": false` is `--no-tun`, `"dataexchange": false` `--no-dataexchange`, `"eventstream": false` `--no-eventstream`. A flag given on the command line wins over the
  * file. Unknown keys, wrong types and bad values are PT_CONFIG_INVALID naming
  * the key. A missing file is fine when --config was not given; naming a file
  * that does not exist is PT_CONFIG_NOT_FOUND.
@@ -67,6 +71,10 @@ export const CONFIG_KEYS = {
   dns: { type: 'choice', choices: ['on', 'off'] },
   'metrics-listen': { type: 'string' },
   'ipc-socket': { type: 'string' },
+  dataexchange: { type: 'boolean' },
+  eventstream: { type: 'boolean' },
+  'inbox-max-mb': { type: 'number', min: 1, max: 1_048_576 },
+  'inbox-max-files': { type: 'number', min: 1, max: 10_000_000 },
 } as const satisfies Record<string, KeySpec>
 
 export type ConfigKey = keyof typeof CONFIG_KEYS

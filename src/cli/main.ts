@@ -21,6 +21,8 @@ import { resolveCommand } from './commands/resolve.js'
 import { statusCommand } from './commands/status.js'
 import { trustCommand } from './commands/trust.js'
 import { taskCommand } from './commands/task.js'
+import { inboxCommand, receivedCommand, sendFileCommand, sendMessageCommand } from './commands/messages.js'
+import { publishCommand, subscribeCommand } from './commands/events.js'
 
 /** Loaders and help lines of the commands loaded on demand. Keep `describe` in step with the modules. */
 const SERVER_COMMANDS: Record<string, { load: () => Promise<CommandModule<object, any>>; describe: string }> = {
@@ -66,6 +68,12 @@ export async function main(argv: string[]): Promise<number> {
     .command(trustCommand)
     .command(taskCommand)
     .command(hostnameCommand)
+    .command(sendMessageCommand)
+    .command(sendFileCommand)
+    .command(inboxCommand)
+    .command(receivedCommand)
+    .command(publishCommand)
+    .command(subscribeCommand)
     .command(registryCommand!)
     .command(beaconCommand!)
     .command(rendezvousCommand!)

@@ -68,6 +68,7 @@ import { parseMetricsListen } from '../metrics/http-server.js'
 import type { DaemonMetrics } from '../metrics/daemon-metrics.js'
 import { startTaskService, tasksDisabledError, type TaskService } from '../services/tasks/index.js'
 import type { TaskCommand, TaskResults } from '../services/tasks/task-api.js'
+import { DataServices } from '../services/data-services.js'
 
 export { DEFAULT_DAEMON_TIMING, type DaemonOptions, type DaemonTiming } from './options.js'
 export type { ReceivedDatagram } from './node-streams.js'
@@ -131,6 +132,8 @@ export class Daemon implements DaemonControl {
   private closing: Promise<void> | null = null
   /** Port 1003 (null with `tasks: false`). */
   private readonly tasks: TaskService | null
+  /** Data exchange and event stream, and their control methods (the control socket's `services`). */
+  readonly services: DataServices
 
   /** Loads the identity, opens the socket, registers and starts every service. */
   static async start(options: DaemonOptions): Promise<Daemon> {
@@ -177,6 +180,35 @@ export class Daemon implements DaemonControl {
     }
     const inputs: NodeInputs = { options, timing, logger, identity, store, bind, client, beacon, registration, prefix, metrics }
     const node = buildNode(inputs)
+    // Data exchange (1001) and event stream (1002), each unless switched off (src/services/).
+    let services: DataServices
+    try {
+      services = await DataServices.start({
+        stateDir: options.stateDir,
+        selfNode: node.nodeId,
+        names: node.names,
+        streams: node.streams,
+        dataExchange: options.dataExchange,
+        eventStream: options.eventStream,
+        inboxQuota: options.inboxQuota,
+        logger,
+      })
+    } catch (err) {
+      await closeNode(node, timing, logger)
+      throw err
+    }
+    // Task submission (1003) unless switched off (src/services/tasks/).
+    let tasks: TaskService | null = null
+    if (options.tasks !== false) {
+      try {
+        const t = timing.tasks ?? {}
+        tasks = await startTaskService(options.stateDir, { ...taskDeps(node), ...(t.tickMs === undefined ? {} : { tickMs: t.tickMs }), timers: t }, logger)
+      } catch (err) {
+        services.close()
+        await closeNode(node, timing, logger)
+        throw err
+      }
+    }
     // A TUN failure after start-up shuts the daemon down; it may come before the Daemon object exists.
     const tunFailed = new AbortController()
     let tunDoor: TunFrontDoor | null = null
@@ -187,24 +219,15 @@ export class Daemon implements DaemonControl {
           tunFailed.abort(err)
         })
       } catch (err) {
+        tasks?.close()
+        services.close()
         await closeNode(node, timing, logger)
         throw err
       }
       const t = tunDoor.status()
       logger.info('TUN interface up', { interface: t.interface, address: t.address, prefix: t.prefix, mtu: t.mtu, dns: t.dns })
     }
-    let tasks: TaskService | null = null
-    if (options.tasks !== false) {
-      try {
-        const t = timing.tasks ?? {}
-        tasks = await startTaskService(options.stateDir, { ...taskDeps(node), ...(t.tickMs === undefined ? {} : { tickMs: t.tickMs }), timers: t }, logger)
-      } catch (err) {
-        await tunDoor?.close()
-        await closeNode(node, timing, logger)
-        throw err
-      }
-    }
-    const daemon = new Daemon(node, inputs, version, tunDoor, tunFailed.signal, tasks)
+    const daemon = new Daemon(node, inputs, version, tunDoor, tunFailed.signal, services, tasks)
     logger.info('daemon started', {
       node: daemon.nodeId,
       address: formatAddress(daemon.address),
@@ -216,7 +239,16 @@ export class Daemon implements DaemonControl {
     return daemon
   }
 
-  private constructor(node: NodeParts, inputs: NodeInputs, version: string, tunDoor: TunFrontDoor | null, tunFailed: AbortSignal, tasks: TaskService | null) {
+  private constructor(
+    node: NodeParts,
+    inputs: NodeInputs,
+    version: string,
+    tunDoor: TunFrontDoor | null,
+    tunFailed: AbortSignal,
+    services: DataServices,
+    tasks: TaskService | null,
+  ) {
+    this.services = services
     this.tasks = tasks
     const { options } = inputs
     this.identity = inputs.identity
@@ -411,6 +443,7 @@ export class Daemon implements DaemonControl {
   private async closeNow(): Promise<void> {
     this.tasks?.close()
     this.node.streams.beginClose()
+    this.services.close()
     // The TUN first: bridge (sockets, DNS, resolvectl), then the interface and its routes.
     if (this.tunDoor !== null) await this.tunDoor.close()
     await closeNode(this.node, this.inputs.timing, this.inputs.logger)

@@ -17,6 +17,7 @@ import type { StreamConfig } from '../session/index.js'
 import type { KdfMode, PacketBind, TunnelTiming, UdpEndpoint } from '../tunnel/index.js'
 import type { TunFrontDoorOptions } from '../tun/bridge-setup.js'
 import type { TaskTiming } from '../services/tasks/timers.js'
+import type { InboxQuota } from '../services/inbox-store.js'
 
 export interface DaemonTiming {
   /** Registry heartbeat (then poll_handshakes). Go: 30 s. */
@@ -109,6 +110,12 @@ export interface DaemonOptions {
   tun?: TunFrontDoorOptions | null
   /** `--metrics-listen`: serve Prometheus text at `/metrics` on this TCP `[host]:port` (src/metrics/). null/absent = off. */
   metricsListen?: string | null
+  /** The data exchange service on port 1001 (src/services/); default on, false = `--no-dataexchange`. */
+  dataExchange?: boolean
+  /** The event stream broker on port 1002; default on, false = `--no-eventstream`. */
+  eventStream?: boolean
+  /** Limits of the inbox the data exchange service fills (default 256 MiB, 10,000 entries). */
+  inboxQuota?: Partial<InboxQuota>
 }
 
 /** "host:port" / "[v6]:port" with a host name or IP and a port in 1..65535; throws PT_CONFIG_INVALID naming `option`. */

@@ -15,6 +15,7 @@
  */
 import type { Argv, CommandModule } from 'yargs'
 import type { DaemonControl } from '../../daemon/api.js'
+import type { ServicesControl } from '../../services/api.js'
 import { ControlServer } from '../../daemon/control/server.js'
 import { DEFAULT_CONTROL_SOCKET } from '../../daemon/control/client.js'
 import { daemonClosedError } from '../../daemon/errors.js'
@@ -54,6 +55,10 @@ interface UpArgs {
   dns?: 'on' | 'off'
   'metrics-listen'?: string
   'ipc-socket'?: string
+  dataexchange?: boolean
+  eventstream?: boolean
+  'inbox-max-mb'?: number
+  'inbox-max-files'?: number
 }
 
 /** The TUN front door settings (`tun` null = --no-tun). */
@@ -92,10 +97,17 @@ export interface UpSettings {
   metricsListen: string | null
   /** `--ipc-socket`: the Go reference's driver IPC socket (src/ipc/), null = off. */
   ipcSocket: string | null
+  /** Data exchange (port 1001) and event stream (port 1002) services on. */
+  dataExchange: boolean
+  eventStream: boolean
+  /** The inbox quota (received messages and files together). */
+  inboxMaxBytes: number
+  inboxMaxFiles: number
 }
 
 /** What `up` needs from the daemon module. */
 interface RunningDaemon extends DaemonControl {
+  readonly services: ServicesControl
   close(): Promise<void>
   readonly closed: Promise<void>
 }
@@ -131,6 +143,10 @@ export const upCommand: CommandModule<object, UpArgs> = {
       .option('log-format', { choices: ['auto', 'text', 'json'] as const, describe: 'text or JSON log lines (auto: JSON when stderr is not a terminal)', defaultDescription: 'auto' })
       .option('metrics-listen', { type: 'string', describe: METRICS_LISTEN_DESCRIBE })
       .option('ipc-socket', { type: 'string', describe: 'also serve the Go reference\'s driver IPC on this Unix socket (mode 0600), for its pilotctl and driver programs; off by default' })
+      .option('dataexchange', { type: 'boolean', describe: 'run the data exchange service on port 1001 (send-message/send-file land in the inbox); --no-dataexchange turns it off', defaultDescription: 'true' })
+      .option('eventstream', { type: 'boolean', describe: 'run the event stream broker on port 1002 (publish/subscribe); --no-eventstream turns it off', defaultDescription: 'true' })
+      .option('inbox-max-mb', { type: 'number', describe: 'inbox quota in MiB (messages and files together; over it the sender gets ERR)', defaultDescription: '256' })
+      .option('inbox-max-files', { type: 'number', describe: 'inbox quota in entries (messages and files together)', defaultDescription: '10000' })
       .option('heartbeat-interval', { type: 'number', hidden: true, describe: 'registry heartbeat period in seconds (tests)' }) as Argv<UpArgs>,
   handler: async (args) => {
     const settings = await resolveUpSettings(args)
@@ -164,6 +180,10 @@ export async function resolveUpSettings(args: UpArgs): Promise<UpSettings> {
     dns: args.dns,
     'metrics-listen': args['metrics-listen'],
     'ipc-socket': args['ipc-socket'],
+    dataexchange: args.dataexchange,
+    eventstream: args.eventstream,
+    'inbox-max-mb': args['inbox-max-mb'],
+    'inbox-max-files': args['inbox-max-files'],
   }
   const c = mergeConfig(file, flags)
   if (c.registry === undefined || c.registry === '') {
@@ -194,7 +214,17 @@ export async function resolveUpSettings(args: UpArgs): Promise<UpSettings> {
     heartbeatMs: heartbeatMs(args['heartbeat-interval']),
     metricsListen: c['metrics-listen'] ?? null,
     ipcSocket: c['ipc-socket'] ?? null,
+    dataExchange: c.dataexchange ?? true,
+    eventStream: c.eventstream ?? true,
+    inboxMaxBytes: Math.round(rangeOption(c['inbox-max-mb'], 256, 1, 1_048_576, '--inbox-max-mb') * 1024 * 1024),
+    inboxMaxFiles: Math.round(rangeOption(c['inbox-max-files'], 10_000, 1, 10_000_000, '--inbox-max-files')),
   }
+}
+
+function rangeOption(v: number | undefined, fallback: number, min: number, max: number, name: string): number {
+  if (v === undefined) return fallback
+  if (!(v >= min && v <= max)) throw new ConfigError(`${name} ${v} is out of range`, `use ${min}..${max}`)
+  return v
 }
 
 function checkMss(mss: number | undefined): number | null {
@@ -218,7 +248,7 @@ async function runDaemon(settings: UpSettings, logger: Logger): Promise<void> {
     requestStop = resolve
   })
   const control = controlFacade(() => daemon, () => requestStop('shutdown requested over the control socket'))
-  const server = new ControlServer({ path: settings.controlSocket, control, logger })
+  const server = new ControlServer({ path: settings.controlSocket, control, logger, services: () => daemon?.services ?? null })
   await server.listen()
   const policy = installProcessPolicy({
     logger,
@@ -333,6 +363,9 @@ async function startDaemon(settings: UpSettings, logger: Logger): Promise<Daemon
       prefix: settings.prefix,
       tun: settings.tun,
       metricsListen: settings.metricsListen,
+      dataExchange: settings.dataExchange,
+      eventStream: settings.eventStream,
+      inboxQuota: { maxBytes: settings.inboxMaxBytes, maxCount: settings.inboxMaxFiles },
       timing: {
         ...(settings.heartbeatMs === null ? {} : { heartbeatMs: settings.heartbeatMs }),
         ...(settings.mss === null ? {} : { stream: { mss: settings.mss } }),

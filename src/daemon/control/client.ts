@@ -31,6 +31,8 @@ interface Pending {
   resolve: (v: unknown) => void
   reject: (e: Error) => void
   timer: NodeJS.Timeout
+  /** Streaming methods: each `{"id", "event"}` frame before the answer. */
+  onEvent?: (event: unknown) => void
 }
 
 export class ControlClient {
@@ -95,6 +97,18 @@ export class ControlClient {
     })
   }
 
+  /**
+   * A streaming method (e.g. events.subscribe): every event frame goes to
+   * `onEvent`, then the final answer resolves or rejects as with `call`.
+   */
+  stream(method: string, params: object, onEvent: (event: unknown) => void, timeoutMs = DEFAULT_CALL_TIMEOUT_MS): Promise<unknown> {
+    const id = this.nextId
+    const answer = this.call(method, params as JsonObject, timeoutMs)
+    const p = this.pending.get(id)
+    if (p !== undefined) p.onEvent = onEvent
+    return answer
+  }
+
   close(): void {
     this.fail(new ControlError(ControlErrorCode.CLOSED, 'control connection closed by the client'))
     this.socket.destroy()
@@ -110,6 +124,10 @@ export class ControlClient {
       return
     }
     for (const m of messages) {
+      if (Object.hasOwn(m, 'event') && typeof m.id === 'number') {
+        this.pending.get(m.id)?.onEvent?.(m.event)
+        continue
+      }
       const r = parseResponse(m)
       if (r === null) {
         this.fail(badResponse('an answer is not a control response'))

@@ -9,6 +9,10 @@
  *     response  {"id": 1, "ok": true, "result": {...}}
  *               {"id": 1, "ok": false, "error": {"code": "PT_...", "message": "...", "hint": "..."}}
  *
+ * One method streams: `events.subscribe` (service-methods.ts, with the data
+ * services' other methods) sends `{"id", "event": {...}}` frames before its
+ * final answer.
+ *
  * Methods are the `DaemonControl` methods (api.ts); results are its result
  * types as-is. Parameters are checked here, before the daemon sees them: a
  * wrong or missing parameter is `PT_CONTROL_BAD_REQUEST`, an unknown method

@@ -36,12 +36,18 @@ import {
   parseRequestEnvelope,
   readRequestId,
   type ControlResponse,
+  type RequestId,
 } from './protocol.js'
+import { SERVICE_METHODS, STREAM_BACKLOG_LIMIT, dispatchService, isServiceMethod, type StreamContext } from './service-methods.js'
+import type { ServicesControl } from '../../services/api.js'
+import { ServiceError, ServiceErrorCode } from '../../services/errors.js'
 
 export interface ControlServerOptions {
   /** Path of the Unix socket, e.g. /run/pilot-tun/control.sock. */
   path: string
   control: DaemonControl
+  /** The data services' methods (service-methods.ts); absent or null = none. */
+  services?: () => ServicesControl | null
   logger?: Logger
   /** Concurrent connections accepted; more are closed at once. Default 64. */
   maxConnections?: number
@@ -65,6 +71,7 @@ export interface ControlServerStats {
 export class ControlServer {
   readonly path: string
   private readonly control: DaemonControl
+  private readonly services: () => ServicesControl | null
   private readonly logger: Logger
   private readonly maxConnections: number
   private readonly maxPipelined: number
@@ -80,6 +87,7 @@ export class ControlServer {
   constructor(options: ControlServerOptions) {
     this.path = options.path
     this.control = options.control
+    this.services = options.services ?? (() => null)
     this.logger = (options.logger ?? nullLogger).child({ component: 'control' })
     this.maxConnections = options.maxConnections ?? 64
     this.maxPipelined = options.maxPipelined ?? 32
@@ -217,14 +225,18 @@ export class ControlServer {
   }
 
   /** @internal counts and answers one decoded message; never throws. */
-  async handle(msg: JsonObject): Promise<ControlResponse> {
+  async handle(msg: JsonObject, ctx: StreamContext): Promise<ControlResponse> {
     this.counters.requests++
     const id = readRequestId(msg)
     try {
       const req = parseRequestEnvelope(msg)
+      if (isServiceMethod(req.method)) {
+        const result = await dispatchService(this.services(), req.method, req.params, ctx)
+        return { id: req.id, ok: true, result: result ?? null }
+      }
       if (!isControlMethod(req.method)) {
         throw new ControlError(ControlErrorCode.UNKNOWN_METHOD, `unknown method "${req.method.slice(0, 64)}"`, {
-          hint: `methods: ${CONTROL_METHODS.join(', ')}; is the CLI newer than the running daemon?`,
+          hint: `methods: ${[...CONTROL_METHODS, ...SERVICE_METHODS].join(', ')}; is the CLI newer than the running daemon?`,
         })
       }
       const result = await dispatch(this.control, req.method, req.params)
@@ -254,6 +266,8 @@ class ControlConnection {
   private busy = false
   private ending = false
   private drainWhenIdle = false
+  /** Aborts the request in progress (a streaming one) when the client goes away. */
+  private current: AbortController | null = null
 
   constructor(owner: ControlServer, socket: Socket) {
     this.owner = owner
@@ -266,6 +280,7 @@ class ControlConnection {
     })
     socket.on('data', (chunk: Buffer) => this.onData(chunk))
     socket.on('error', (err) => owner.settings.logger.debug('control client error', { error: err.message }))
+    socket.once('close', () => this.current?.abort())
   }
 
   closeWhenIdle(): void {
@@ -317,12 +332,40 @@ class ControlConnection {
     this.busy = true
     while (this.queue.length > 0 && !this.ending) {
       const msg = this.queue.shift()!
-      const response = await this.owner.handle(msg)
+      const response = await this.owner.handle(msg, this.streamContext(readRequestId(msg)))
+      this.current = null
       if (this.socket.destroyed || this.ending) break
       this.write(response)
     }
     this.busy = false
     if (this.drainWhenIdle) this.end()
+  }
+
+  /** Event frames of a streaming answer, bounded by the socket's unsent bytes. */
+  private streamContext(id: RequestId | null): StreamContext {
+    const abort = new AbortController()
+    this.current = abort
+    return {
+      signal: abort.signal,
+      emit: (event: unknown) => {
+        if (abort.signal.aborted || this.socket.destroyed || !this.socket.writable) return
+        if (this.socket.writableLength > STREAM_BACKLOG_LIMIT) {
+          abort.abort(
+            new ServiceError(ServiceErrorCode.SLOW_SUBSCRIBER, `the client read events too slowly (over ${STREAM_BACKLOG_LIMIT} bytes waiting): cut off`, {
+              hint: 'read the output faster, or subscribe with --count',
+            }),
+          )
+          return
+        }
+        let bytes: Buffer
+        try {
+          bytes = encodeControlMessage({ id, event } as unknown as ControlResponse)
+        } catch {
+          return // larger than a control frame: the service keeps events small, so this is not reached
+        }
+        this.socket.write(bytes)
+      },
+    }
   }
 
   private write(response: ControlResponse): void {
