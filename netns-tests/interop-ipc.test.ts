@@ -46,10 +46,10 @@ interface Pair {
  * `--mss 4096` (Go's segment size): with our default 1402 Go's echo crawls on 1 MiB
  * (interop-reference.test.ts, the todo test), which `pilotctl bench` would hit.
  */
-async function pair(bench: Bench, ptName: string, refName: string): Promise<Pair> {
+async function pair(bench: Bench, ptName: string, refName: string, extraArgs: string[] = []): Promise<Pair> {
   const rv = await bench.pilotTunRendezvous()
   const ipc = join(bench.dir, `${ptName}-ipc.sock`)
-  const [p, ref] = await Promise.all([bench.pilotTunUp(ptName, rv, ['--ipc-socket', ipc, '--mss', '4096']), bench.referenceDaemon(refName, rv)])
+  const [p, ref] = await Promise.all([bench.pilotTunUp(ptName, rv, ['--ipc-socket', ipc, '--mss', '4096', ...extraArgs]), bench.referenceDaemon(refName, rv)])
   const home = join(bench.dir, `${ptName}-ctl-home`)
   mkdirSync(home, { mode: 0o700 })
   const pt = new ReferenceNode(bench, home, ipc)
@@ -201,7 +201,9 @@ test('interop IPC: the reference pilotctl drives a pilot-tun daemon (info, trust
 
 test('interop IPC: the reference example programs run on a pilot-tun daemon (webserver, echo, dataexchange, eventstream)', { skip: examplesSkip, timeout: 180_000 }, async (t) => {
   await withBench(t, async (bench) => {
-    const p = await pair(bench, 'ptex', 'refex')
+    // The example servers bind 1001 and 1002 themselves, so pilot-tun's own services are off
+    // (as the reference runs them: `daemon -no-dataexchange -no-eventstream`).
+    const p = await pair(bench, 'ptex', 'refex', ['--no-dataexchange', '--no-eventstream'])
     const { ref } = p
     await trustBoth(p)
     const env = { HOME: p.pt.home }
