@@ -198,6 +198,16 @@ test('interop: a pilot-tun daemon on the reference rendezvous registers, resolve
 
     await pilotTunPings(bench, pt.control, 'refnode')
     await referencePings(ref, 'ptnode')
+
+    // Streams the reference opens to pilot-tun's echo: a message, then 1 MB counted back.
+    const message = `over the reference rendezvous ${randomBytes(6).toString('hex')}`
+    const echo = await ref.ctl(['connect', 'ptnode', '7', '--message', message, '--timeout', '10s'], 20_000)
+    assert.equal(echo.code, 0, echo.stdout + echo.stderr)
+    assert.equal((echo.json as { response: string }).response, message)
+    const run = await ref.ctl(['bench', pt.address, '1', '--timeout', '20s'], 25_000)
+    assert.equal(run.code, 0, run.stdout + run.stderr)
+    const counts = run.json as { sent_bytes: number; recv_bytes: number }
+    assert.equal(counts.recv_bytes, counts.sent_bytes)
   })
 })
 
