@@ -11,9 +11,10 @@
  *    pilot-tun's rendezvous: trust over port 444 both ways (pilot-tun asks,
  *    the reference approves; then revoke, a reference request that pilot-tun
  *    rejects, and a pilot-tun request the reference rejects); 50 MB through
- *    the reference's echo with SHA-256 equal both ways, and 50 MB the
- *    reference sends (`pilotctl bench`) through our echo; `--kdf auto` learns
- *    the reference's legacy KDF (peers JSON).
+ *    the reference's echo with SHA-256 equal both ways, 50 MB on a stream the
+ *    reference opens (its `pilotctl gateway`, fed over TCP) into a hashing
+ *    sink of ours, and 50 MB the reference sends through our echo
+ *    (`pilotctl bench`); `--kdf auto` learns the reference's legacy KDF.
  * 2. Symmetric ↔ symmetric, so only the beacon relay works: one pair on
  *    pilot-tun's rendezvous and beacon, one on the reference's. Trust goes
  *    through the registry relay (neither can resolve the other); pings,
@@ -78,6 +79,13 @@ interface EchoResult {
   back: string
 }
 
+interface SinkRecord {
+  node: number
+  bytes: number
+  sha: string
+  ms: number
+}
+
 interface BenchJson {
   sent_bytes: number
   recv_bytes: number
@@ -124,7 +132,14 @@ test('interop behind NATs: the reference (public) and pilot-tun behind a port-re
     t.diagnostic(`pilot-tun → reference echo → pilot-tun: ${echo.bytes} bytes in ${echo.ms} ms`)
     assert.equal(echo.bytes, MB50)
     assert.equal(echo.back, echo.sent)
-    // 50 MB the reference sends through our echo, counted back by the reference.
+    // 50 MB on a stream the reference opens: TCP into its gateway, a Pilot stream to our sink.
+    await pt.call('sink', { port: 8080 })
+    const gatewayIp = await ref.gateway(8080, pt.address)
+    const sent = await ref.tcpSend(gatewayIp, 8080, MB50)
+    const sunk = await waitUntil('the 50 MB at the pilot-tun sink', () => pt.call<SinkRecord[]>('sinks'), (l) => l.length > 0, { timeoutMs: 60_000, intervalMs: 300 })
+    t.diagnostic(`reference gateway → pilot-tun sink: ${sunk[0]!.bytes} bytes in ${sunk[0]!.ms} ms`)
+    assert.deepEqual(sunk.map((x) => [x.node, x.bytes, x.sha]), [[ref.nodeId, MB50, sent.sha]])
+    // And 50 MB the reference sends through our echo, counted back by the reference.
     const bench = await refBench(ref, pt, 50)
     t.diagnostic(`reference → pilot-tun echo → reference (pilotctl bench): ${bench.sent_bytes} bytes in ${bench.total_duration_ms} ms`)
     assert.doesNotMatch(ref.log, /max retransmits exceeded/)

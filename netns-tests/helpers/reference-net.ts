@@ -22,6 +22,7 @@ import type { Topology } from '../../src/testbed/topology.js'
 import type { ReferenceBinaries } from '../../test/util/reference.js'
 
 const agentJs = join(dirname(fileURLToPath(import.meta.url)), 'pilot-agent.js')
+const tcpSendJs = join(dirname(fileURLToPath(import.meta.url)), 'tcp-send.js')
 
 export interface Rendezvous {
   registry: string
@@ -54,6 +55,27 @@ export class NsReferenceNode {
       json = null
     }
     return { ...r, json }
+  }
+
+  /**
+   * `pilotctl gateway start --ports PORT TARGET`: the reference's TCP-to-overlay
+   * proxy, in this namespace (it maps TARGET to 10.4.0.1 on lo). Returns the local IP.
+   */
+  async gateway(port: number, target: string): Promise<string> {
+    const argv = ['env', `HOME=${this.home}`, `PILOT_SOCKET=${this.socket}`, this.net.ref.bin('pilotctl'), 'gateway', 'start', '--ports', String(port), target]
+    this.net.note(`[${this.name}@${this.node}] $ pilotctl gateway start --ports ${port} ${target}`)
+    const p = this.net.bed.spawn(`gateway ${this.name}`, this.node, argv)
+    const m = await p.waitFor(/mapped (\S+) → /, 15_000)
+    await p.waitFor(/gateway running/, 5_000)
+    this.net.note(`  → ${p.output.trim().split('\n').join(' | ')}`)
+    return m[1]!
+  }
+
+  /** Sends `bytes` random bytes over TCP from this namespace to HOST:PORT (tcp-send.ts). */
+  async tcpSend(host: string, port: number, bytes: number): Promise<{ sha: string; bytes: number; ms: number }> {
+    const r = await this.net.topo.exec(this.node, [process.execPath, tcpSendJs, host, String(port), String(bytes)], { allowFailure: true, timeoutMs: 90_000 })
+    if (r.code !== 0) throw new Error(`tcp-send to ${host}:${port} failed (${r.code}): ${r.stderr}`)
+    return JSON.parse(r.stdout) as { sha: string; bytes: number; ms: number }
   }
 
   /** The daemon's log so far (it runs with -log-level debug). */
