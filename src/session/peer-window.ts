@@ -15,15 +15,16 @@
  * ISN tells which reading applies.
  *
  * A window of 0 means "no limit" to Go, which sends it on keepalives, FINs and
- * pongs (§6.9), yet a full Go queue also advertises 0. In segment mode a 0
- * that follows a small window (≤ CLOSED_BELOW) is read as closed — one
- * segment probes it after a persist timeout — and any other 0 leaves the
- * window as it was. In byte mode 0 is "no limit", as before: pilot-tun never
- * advertises 0.
+ * pongs (§6.9), yet a full Go queue also advertises 0. In segment mode a 0 is
+ * read as closed — one segment probes it after a persist timeout — whenever
+ * the packet says something about our data (it acknowledges new data, carries
+ * data or SACK, or data of ours is in flight); a 0 on an idle connection's
+ * empty ACK (Go's keepalive) leaves the window as it was. The window can fall
+ * from dozens to 0 in one ACK: when a retransmission fills a hole, Go queues
+ * the segments it held out of order all at once (verified: 44, then 0 with
+ * 43 segments delivered). In byte mode 0 is "no limit", as before: pilot-tun
+ * never advertises 0.
  */
-
-/** A 0 after a window this small (in segments) means Go's queue is full. */
-export const CLOSED_BELOW = 32
 
 export class PeerWindow {
   /** Go's reading: the window counts segments. */
@@ -47,14 +48,18 @@ export class PeerWindow {
     this.segments = true
   }
 
-  /** A window field the peer advertised. */
-  update(slots: number): void {
+  /**
+   * A window field the peer advertised. `aboutOurData`: the packet acknowledged
+   * new data, carried data or SACK, or data of ours was in flight — a 0 then
+   * means a full queue, not a keepalive.
+   */
+  update(slots: number, aboutOurData: boolean): void {
     if (!this.segments || slots > 0) {
       this.slots = slots
       this._closed = false
       return
     }
-    if (this.slots > 0 && this.slots <= CLOSED_BELOW) this._closed = true
+    if (aboutOurData) this._closed = true
   }
 
   /** The window in bytes for a sender of `mss`-byte segments; 0 = no limit. */

@@ -186,9 +186,9 @@ export class StreamSender {
 
   // ── inputs ──
 
-  /** The peer's window field (0 = no limit, or closed after a small one in segment mode). */
-  setPeerWindow(slots: number): void {
-    this.win.update(slots)
+  /** The peer's window field (0 = no limit; in segment mode a full queue when `aboutOurData`, peer-window.ts). */
+  setPeerWindow(slots: number, aboutOurData = true): void {
+    this.win.update(slots, aboutOurData)
     if (!this.win.closed) {
       this.persistBackoff = 0
       this.timers.stop(Timer.Persist)
@@ -221,7 +221,7 @@ export class StreamSender {
     const snd = this.snd
     if (ackOff < snd.una) return 0
     const prevSlots = this.win.lastSlots
-    this.setPeerWindow(windowSlots)
+    this.setPeerWindow(windowSlots, ackOff > snd.una || payload.length > 0 || snd.count > 0)
     const deliveredBefore = snd.delivered
     let outcome = 0
     if (ackOff > snd.una) {

@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { CLOSED_BELOW, PeerWindow } from '../../src/session/peer-window.js'
+import { PeerWindow } from '../../src/session/peer-window.js'
 import { StreamSender } from '../../src/session/sender.js'
 import { StreamReceiver } from '../../src/session/receiver.js'
 import { resolveStreamConfig } from '../../src/session/stream-config.js'
@@ -31,26 +31,26 @@ function drain(s: StreamSender, now: number): number {
 
 test('PeerWindow: bytes mode is slots × 4096 with 0 = no limit; segment mode counts segments', () => {
   const w = new PeerWindow()
-  w.update(4)
+  w.update(4, true)
   assert.equal(w.bytes(MSS), 4 * 4096)
   assert.equal(w.room(10_000, 7, MSS), 4 * 4096 - 10_000)
-  w.update(0)
+  w.update(0, true)
   assert.equal(w.room(1e9, 1e6, MSS), Number.POSITIVE_INFINITY, 'pilot-tun never sends 0: no limit')
 
   const g = new PeerWindow()
   g.countSegments()
-  g.update(512)
+  g.update(512, true)
   assert.equal(g.bytes(MSS), 512 * MSS)
   assert.equal(g.room(0, 510, MSS), 2 * MSS, 'two free queue entries: two segments, whatever their size')
   assert.equal(g.room(0, 512, MSS), 0)
-  g.update(0)
-  assert.equal(g.closed, false, 'a 0 after a large window (keepalive, FIN, pong) changes nothing')
+  g.update(0, false)
+  assert.equal(g.closed, false, "a 0 on an idle connection's empty ACK (Go's keepalive) changes nothing")
   assert.equal(g.lastSlots, 512)
-  g.update(CLOSED_BELOW)
-  g.update(0)
-  assert.equal(g.closed, true, 'a 0 after a small window: the queue is full')
+  g.update(44, true)
+  g.update(0, true)
+  assert.equal(g.closed, true, 'a 0 about our data: the queue is full, even right after 44 free entries')
   assert.equal(g.room(0, 0, MSS), 0)
-  g.update(3)
+  g.update(3, true)
   assert.equal(g.closed, false)
 })
 
@@ -71,6 +71,24 @@ test('towards a Go peer at MSS 1402 no more segments are in flight than it has f
   assert.equal(drain(s, now), 20, 'exactly the free entries (bytes would have allowed 58 segments)')
   s.onAck(now + 1, (sent + 20) * MSS, 0, EMPTY, 0)
   assert.equal(drain(s, now + 1), 0, 'full queue: nothing, also not "no limit"')
+})
+
+test('a Go window that falls from 40 to 0 in one ACK (a filled hole releases held segments) stops new data', () => {
+  const s = goSender()
+  s.setPeerWindow(512)
+  s.write(new Uint8Array(1000 * MSS))
+  let now = 0
+  let sent = 0
+  for (let round = 0; round < 18; round++) {
+    sent += drain(s, now)
+    now += 1
+    s.onAck(now, sent * MSS, 512, EMPTY, 0)
+  }
+  s.onAck(now, sent * MSS, 40, EMPTY, 0)
+  assert.equal(drain(s, now), 40)
+  // The retransmission filled a hole: Go queued all 40 at once and reports a full queue.
+  s.onAck(now + 1, (sent + 40) * MSS, 0, EMPTY, 0)
+  assert.equal(drain(s, now + 1), 0, 'not "no limit", and not the 40 of before')
 })
 
 test('a closed Go window is probed by one segment after the persist timeout, and reopens on the next window', () => {
