@@ -43,6 +43,8 @@ export interface PeerStatus {
   endpoint: string | null
   rtt_ms: number | null
   kdf: 'hkdf' | 'legacy' | null
+  /** The variant was seen to open the peer's frames (learned in `--kdf auto`, docs/wire.md §5.4). */
+  kdf_confirmed: boolean
   authenticated: boolean
   trusted: boolean
   bytes_in: number

@@ -105,6 +105,7 @@ export class ControlApi implements Omit<DaemonControl, 'task'> {
       endpoint: p.endpoint === null ? null : formatHostPort(p.endpoint.host, p.endpoint.port),
       rtt_ms: p.rttMs === undefined ? null : roundMs(p.rttMs),
       kdf: p.kdf,
+      kdf_confirmed: p.kdfConfirmed,
       authenticated: p.authenticated,
       trusted: this.o.store.isTrusted(p.nodeId),
       bytes_in: p.bytesIn,

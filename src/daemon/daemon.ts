@@ -536,6 +536,7 @@ function buildNode(inputs: NodeInputs): NodeParts {
     isPublic: options.public === true,
     owner: options.owner,
     onInbox: (inbox) => trust.handleInbox(inbox),
+    handshakesAwaited: () => store.listOutgoing().length > 0,
     onReregistered: () => trust.reportAll(),
   })
   tunnel.start()

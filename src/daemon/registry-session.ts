@@ -86,6 +86,14 @@ export interface RegistrySessionOptions {
   owner?: string | undefined
   /** Relayed handshake requests and answers, after each successful heartbeat. */
   onInbox: (inbox: HandshakeInbox) => Promise<void>
+  /**
+   * True while an answer relayed through the registry is awaited (an outgoing
+   * trust request): poll_handshakes then runs every `handshakePollMs` between
+   * heartbeats, so a peer's approval does not wait up to a whole heartbeat.
+   */
+  handshakesAwaited?: () => boolean
+  /** Default 2000 ms; only used when shorter than `heartbeatMs`. */
+  handshakePollMs?: number
   /** Called after a re-registration (not the first one): re-report trust pairs. */
   onReregistered: () => Promise<void>
   /** Monotonic clock. */
@@ -102,6 +110,10 @@ export class RegistrySession {
   private readonly owner: string | undefined
   private readonly onInbox: (inbox: HandshakeInbox) => Promise<void>
   private readonly onReregistered: () => Promise<void>
+  private readonly handshakesAwaited: () => boolean
+  private readonly handshakePollMs: number
+  private pollTimer: NodeJS.Timeout | null = null
+  private polling: Promise<void> | null = null
   private readonly clock: () => number
   private hostnameWanted: string | null
   private hostnameApplied: string | null
@@ -125,6 +137,19 @@ export class RegistrySession {
     })
   }
 
+  private readonly pollTickBound = (): void => {
+    this.pollTimer = null
+    if (this.stopped) return
+    if (this.running === null && this.failures === 0 && this.handshakesAwaited()) {
+      this.polling = this.pollInbox().finally(() => {
+        this.polling = null
+        this.armPoll()
+      })
+    } else {
+      this.armPoll()
+    }
+  }
+
   constructor(options: RegistrySessionOptions) {
     this.client = options.client
     this.logger = options.logger ?? nullLogger
@@ -136,6 +161,8 @@ export class RegistrySession {
     this.owner = options.owner
     this.onInbox = options.onInbox
     this.onReregistered = options.onReregistered
+    this.handshakesAwaited = options.handshakesAwaited ?? (() => false)
+    this.handshakePollMs = options.handshakePollMs ?? 2_000
     this.clock = options.clock ?? (() => performance.now())
     const first = options.registered
     this.nodeIdValue = first.nodeId
@@ -202,6 +229,7 @@ export class RegistrySession {
   /** Starts the heartbeat timer. */
   start(): void {
     this.arm()
+    this.armPoll()
   }
 
   /** One heartbeat round now (tests, and after the daemon's endpoint changed). */
@@ -226,6 +254,11 @@ export class RegistrySession {
       this.logger.warn('registry heartbeat failed', { failures: this.failures, error: (err as Error).message })
       return
     }
+    await this.pollInbox()
+  }
+
+  /** poll_handshakes, and the inbox to onInbox. */
+  private async pollInbox(): Promise<void> {
     try {
       const inbox = await this.client.pollHandshakes(this.nodeIdValue)
       if (inbox.requests.length > 0 || inbox.responses.length > 0) await this.onInbox(inbox)
@@ -239,7 +272,10 @@ export class RegistrySession {
     this.stopped = true
     if (this.timer !== null) clearTimeout(this.timer)
     this.timer = null
+    if (this.pollTimer !== null) clearTimeout(this.pollTimer)
+    this.pollTimer = null
     if (this.running !== null) await this.running.catch(() => {})
+    if (this.polling !== null) await this.polling.catch(() => {})
     let timer: NodeJS.Timeout | null = null
     await Promise.race([
       this.client.deregister(this.nodeIdValue).catch((err: unknown) => {
@@ -255,6 +291,12 @@ export class RegistrySession {
   private arm(): void {
     if (this.stopped || this.timer !== null) return
     this.timer = setTimeout(this.tickBound, this.heartbeatMs)
+  }
+
+  /** The between-heartbeats poll timer (only when it is shorter than a heartbeat). */
+  private armPoll(): void {
+    if (this.stopped || this.pollTimer !== null || this.handshakePollMs >= this.heartbeatMs) return
+    this.pollTimer = setTimeout(this.pollTickBound, this.handshakePollMs)
   }
 }
 

@@ -5,6 +5,12 @@
  * and the ACK schedule:
  *   - every second in-order segment is acknowledged at once (the reference
  *     does the same, docs/wire.md §6.6), a lone one after delayedAck;
+ *   - a short segment (below the peer's full segment size) at once: it is
+ *     what a Nagle sender sends last and then waits on. The Go reference
+ *     sends 4096-byte segments and holds each shorter one until everything is
+ *     acknowledged (§6.8), so a delayed ACK would cost it 40 ms per segment —
+ *     its echo of 1402-byte segments crawled at ≈ 35 KB/s. For other peers the
+ *     full size is the largest segment seen so far;
  *   - anything unusual (out of order, duplicate, no room, a gap filled) at
  *     once, with SACK blocks while ranges are held out of order;
  *   - a window update when a nearly closed window reopens (receiver SWS avoidance).
@@ -27,6 +33,9 @@ export class StreamReceiver {
   private unackedSegments = 0
   private ackDeadline = Number.POSITIVE_INFINITY
   private lastAdvertised = 0
+  /** The peer's full segment size: 4096 for Go, else the largest payload seen. */
+  private fullSegment = 0
+  private goPeer = false
 
   constructor(cfg: StreamConfig) {
     this.rcv = new ReceiveAssembler(cfg)
@@ -70,6 +79,12 @@ export class StreamReceiver {
     this.dataIsn = (isn + 1) >>> 0
   }
 
+  /** The peer is a Go reference node: its full segments are 4096 bytes (§6.8). */
+  peerIsGo(): void {
+    this.goPeer = true
+    this.fullSegment = 4096
+  }
+
   /** Acknowledge at the next chance. */
   requestAck(): void {
     this._ackNow = true
@@ -92,7 +107,9 @@ export class StreamReceiver {
       this.rcv.endAt(this.finOff)
       return true
     }
-    if (result === Accepted.FilledGap || ++this.unackedSegments >= 2) {
+    const len = payload.length
+    if (!this.goPeer && len > this.fullSegment) this.fullSegment = len
+    if (result === Accepted.FilledGap || len < this.fullSegment || ++this.unackedSegments >= 2) {
       this._ackNow = true
     } else if (this.ackDeadline === Number.POSITIVE_INFINITY) {
       this.ackDeadline = now + this.delayedAck

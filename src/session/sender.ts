@@ -21,7 +21,8 @@ import { Recovery } from './recovery.js'
 import { RttEstimator } from './rtt.js'
 import { SendBuffer } from './send-buffer.js'
 import { seqDiff } from './seq.js'
-import { WINDOW_UNIT, type StreamConfig, type StreamStats } from './stream-config.js'
+import { PeerWindow } from './peer-window.js'
+import type { StreamConfig, StreamStats } from './stream-config.js'
 import { TailLossProbe } from './tail-probe.js'
 import { TimerTable } from './timers.js'
 import type { Millis } from './types.js'
@@ -35,7 +36,9 @@ const enum Timer {
   Probe = 2,
   /** Nagle: a held small segment leaves anyway. */
   Nagle = 3,
-  Count = 4,
+  /** A closed segment window (Go's full queue, peer-window.ts) is probed with one segment. */
+  Persist = 4,
+  Count = 5,
 }
 
 /** Bits returned by onAck(). */
@@ -60,8 +63,10 @@ export class StreamSender {
   private readonly cc: CongestionController
   private readonly timers = new TimerTable(Timer.Count)
   private readonly sackPairs = new Uint32Array(2 * MAX_SACK_BLOCKS)
-  private peerWindow = 0 // bytes; 0 = no limit
-  private peerWindowSlots = 0
+  private readonly win = new PeerWindow()
+  /** Persist probes sent since the window last opened (the timeout doubles). */
+  private persistBackoff = 0
+  private persistDue = false
   private writeBlocked = false
   private nagleExpired = false
   /** The receiver's window reopened during a backoff: retransmit the head at once. */
@@ -181,11 +186,22 @@ export class StreamSender {
 
   // ── inputs ──
 
-  /** The peer's window in 4096-byte slots (0 = no limit). */
-  setPeerWindow(slots: number): void {
-    this.peerWindowSlots = slots
-    this.peerWindow = slots * WINDOW_UNIT
+  /** The peer's window field (0 = no limit; in segment mode a full queue when `aboutOurData`, peer-window.ts). */
+  setPeerWindow(slots: number, aboutOurData = true): void {
+    this.win.update(slots, aboutOurData)
+    if (!this.win.closed) {
+      this.persistBackoff = 0
+      this.timers.stop(Timer.Persist)
+    }
   }
+
+  /** The peer's window counts segments, not 4096-byte slots (a Go peer: peer-window.ts). */
+  countPeerSegments(): void {
+    this.win.countSegments()
+  }
+
+  /** Whether the peer's window is read as a count of segments. */
+  get peerCountsSegments(): boolean { return this.win.countsSegments }
 
   /** The handshake completed; `rtt` is its round trip, or −1 when the SYN went out more than once (Karn). */
   onConnected(rtt: number): void {
@@ -204,8 +220,8 @@ export class StreamSender {
     this.heardSinceRto = true
     const snd = this.snd
     if (ackOff < snd.una) return 0
-    const prevSlots = this.peerWindowSlots
-    this.setPeerWindow(windowSlots)
+    const prevSlots = this.win.lastSlots
+    this.setPeerWindow(windowSlots, ackOff > snd.una || payload.length > 0 || snd.count > 0)
     const deliveredBefore = snd.delivered
     let outcome = 0
     if (ackOff > snd.una) {
@@ -263,6 +279,7 @@ export class StreamSender {
     }
     if (t.expire(Timer.Reorder, now) && this.snd.count > 0) this.detectLosses(now, 0)
     if (t.expire(Timer.Nagle, now)) this.nagleExpired = true
+    if (t.expire(Timer.Persist, now)) this.persistDue = this.win.closed
     return false
   }
 
@@ -508,13 +525,25 @@ export class StreamSender {
     const unsent = snd.unsent
     let len = Math.min(mss, unsent)
     // The peer's window is counted from its cumulative ACK, SACKed bytes included.
-    const peerRoom = this.peerWindow > 0 ? this.peerWindow - snd.outstanding : Number.POSITIVE_INFINITY
+    let peerRoom = this.win.room(snd.outstanding, snd.count, mss)
+    if (this.win.closed) {
+      if (this.persistDue && snd.count === 0) {
+        // The persist probe: one segment into a queue that reported full.
+        this.persistDue = false
+        this.persistBackoff++
+        peerRoom = mss
+      } else {
+        if (snd.count === 0) this.timers.setIfUnset(Timer.Persist, now + Math.min(this.rtt.rto * 2 ** this.persistBackoff, 30_000))
+        return -1
+      }
+    }
     if (probe) {
       if (peerRoom < len) return -1
     } else {
       const flight = snd.pipe
       let wnd = this.recovery.window(this.cc.cwnd)
-      if (this.peerWindow > 0 && this.peerWindow < wnd) wnd = this.peerWindow
+      const peerWindow = this.win.bytes(mss)
+      if (peerWindow > 0 && peerWindow < wnd) wnd = peerWindow
       const avail = Math.min(wnd - flight, peerRoom)
       if (avail < len) {
         // Window-limited: ACKs (or the RTO probe of a full receiver) reopen it.

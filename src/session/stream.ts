@@ -129,7 +129,8 @@ export class StreamConnection {
     this.handshake = new Handshake(cfg, now)
     fillHeader(this.hdr, Protocol.STREAM, 0, local, localPort, remote, remotePort, 0, 0, 0)
 
-    this.iss = cfg.isn !== null ? cfg.isn >>> 0 : random.u32() >>> 1
+    // Never 0 at random: an ISN of 0 marks the Go reference (peer-window.ts).
+    this.iss = cfg.isn !== null ? cfg.isn >>> 0 : random.u32() >>> 1 || 1
     this.sndDataIsn = (this.iss + 1) >>> 0
     this.sender = new StreamSender(cfg, this.sndDataIsn)
 
@@ -138,8 +139,7 @@ export class StreamConnection {
     } else {
       this._state = StreamState.SynReceived
       this.irs = passive.synSeq >>> 0
-      this.receiver.start(this.irs)
-      this.sender.setPeerWindow(passive.synWindow)
+      this.startReceiving(passive.synWindow)
     }
   }
 
@@ -419,10 +419,19 @@ export class StreamConnection {
       return
     }
     this.irs = h.seq >>> 0
-    this.receiver.start(this.irs)
-    this.sender.setPeerWindow(h.window)
+    this.startReceiving(h.window)
     this.becomeEstablished(now)
     this.receiver.requestAck() // third packet of the handshake
+  }
+
+  /** The peer's ISN is known: its data starts after it, and ISN 0 marks a Go peer (peer-window.ts). */
+  private startReceiving(window: number): void {
+    this.receiver.start(this.irs)
+    if (this.irs === 0) {
+      this.sender.countPeerSegments()
+      this.receiver.peerIsGo()
+    }
+    this.sender.setPeerWindow(window)
   }
 
   private becomeEstablished(now: Millis): void {

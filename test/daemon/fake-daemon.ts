@@ -35,6 +35,7 @@ export const PEER: PeerStatus = {
   endpoint: '198.51.100.2:4000',
   rtt_ms: 1.25,
   kdf: 'hkdf',
+  kdf_confirmed: true,
   authenticated: true,
   trusted: true,
   bytes_in: 1234,

@@ -172,3 +172,37 @@ test('RegistryDirectory reads real_addr with the shared parser: IPv4, bracketed 
   assert.deepEqual(await dir.resolveEndpoint(3), { host: '2001:db8::3', port: 4000 })
   for (const node of [4, 5, 6]) assert.equal(await dir.resolveEndpoint(node), null, answers.get(node))
 })
+
+test('while an answer is awaited, poll_handshakes runs between heartbeats; otherwise only after them', async () => {
+  const { client, calls, state } = scriptedClient()
+  const first = await registerNode(client, { listenAddr: '127.0.0.1:4000', hostname: null, isPublic: false })
+  let awaited = false
+  const seen: HandshakeInbox[] = []
+  const s = new RegistrySession({
+    client,
+    heartbeatMs: 60_000,
+    handshakePollMs: 20,
+    handshakesAwaited: () => awaited,
+    registered: first,
+    listenAddr: () => first.listenAddr,
+    hostname: null,
+    isPublic: false,
+    onInbox: async (inbox) => {
+      seen.push(inbox)
+    },
+    onReregistered: async () => {},
+  })
+  calls.length = 0
+  s.start()
+  await new Promise((r) => setTimeout(r, 100))
+  assert.deepEqual(calls, [], 'nothing awaited: no poll before the heartbeat')
+  awaited = true
+  state.inboxes.push({ requests: [], responses: [{ fromNodeId: 9, accept: true, timestamp: 2 }] })
+  await new Promise((r) => setTimeout(r, 100))
+  assert.ok(calls.length >= 2 && calls.every((c) => c === 'poll_handshakes 42'), calls.join(', '))
+  assert.deepEqual(seen.map((i) => i.responses[0]!.fromNodeId), [9], 'the approval arrived long before the 60 s heartbeat')
+  await s.stop(100)
+  const n = calls.length
+  await new Promise((r) => setTimeout(r, 60))
+  assert.equal(calls.length, n, 'stop() ends the polls')
+})
