@@ -41,15 +41,11 @@ interface Pair {
   registry: string
 }
 
-/**
- * A pilot-tun rendezvous, a pilot-tun daemon with --ipc-socket, a reference daemon.
- * `--mss 4096` (Go's segment size): with our default 1402 Go's echo crawls on 1 MiB
- * (interop-reference.test.ts, the todo test), which `pilotctl bench` would hit.
- */
+/** A pilot-tun rendezvous, a pilot-tun daemon with --ipc-socket (default MSS), a reference daemon. */
 async function pair(bench: Bench, ptName: string, refName: string, extraArgs: string[] = []): Promise<Pair> {
   const rv = await bench.pilotTunRendezvous()
   const ipc = join(bench.dir, `${ptName}-ipc.sock`)
-  const [p, ref] = await Promise.all([bench.pilotTunUp(ptName, rv, ['--ipc-socket', ipc, '--mss', '4096', ...extraArgs]), bench.referenceDaemon(refName, rv)])
+  const [p, ref] = await Promise.all([bench.pilotTunUp(ptName, rv, ['--ipc-socket', ipc, ...extraArgs]), bench.referenceDaemon(refName, rv)])
   const home = join(bench.dir, `${ptName}-ctl-home`)
   mkdirSync(home, { mode: 0o700 })
   const pt = new ReferenceNode(bench, home, ipc)
