@@ -97,12 +97,7 @@ async function inProcessPair(bench: Bench): Promise<{ ref: ReferenceNode; daemon
   try {
     const sent = await daemon.trustRequest('refnode', 'interop streams')
     assert.equal(sent.node_id, ref.nodeId)
-    await waitFor('the pilot-tun request at the reference', async () => {
-      const r = await ref.ctl(['pending'])
-      return ((r.json as { pending: { node_id: number }[] | null } | null)?.pending ?? []).some((p) => p.node_id === daemon.nodeId)
-    })
-    const ok = await ref.ctl(['approve', String(daemon.nodeId)])
-    assert.equal(ok.code, 0, ok.stdout + ok.stderr)
+    await ref.approveWhenPending(daemon.nodeId)
     await waitFor('pilot-tun to trust the reference', async () => daemon.isTrusted(ref.nodeId))
     return { ref, daemon }
   } catch (err) {
@@ -185,16 +180,8 @@ test('interop: a pilot-tun daemon on the reference rendezvous registers, resolve
     // pilot-tun asks by name, the reference approves.
     const req = await bench.pilotTun(['trust', 'request', 'refnode', '--reason', 'interop on the reference rendezvous', '--control-socket', pt.control])
     assert.equal(req.code, 0, req.stdout + req.stderr)
-    await waitFor('the pilot-tun request at the reference', async () => {
-      const r = await ref.ctl(['pending'])
-      return ((r.json as { pending: { node_id: number }[] | null } | null)?.pending ?? []).some((p) => p.node_id === pt.nodeId)
-    })
-    const ok = await ref.ctl(['approve', String(pt.nodeId)])
-    assert.equal(ok.code, 0, ok.stdout + ok.stderr)
-    await waitFor('pilot-tun to trust the reference', async () => {
-      const r = await bench.pilotTun(['trust', 'list', '--json', '--control-socket', pt.control])
-      return (JSON.parse(r.stdout) as { trusted: { node_id: number }[] }).trusted.some((x) => x.node_id === ref.nodeId)
-    })
+    await ref.approveWhenPending(pt.nodeId)
+    await bench.pilotTunTrusts(pt.control, ref.nodeId)
 
     await pilotTunPings(bench, pt.control, 'refnode')
     await referencePings(ref, 'ptnode')

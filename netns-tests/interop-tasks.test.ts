@@ -35,16 +35,8 @@ async function trustedPair(bench: Bench, rv: Rendezvous): Promise<{ ref: Referen
   const [ref, pt] = await Promise.all([bench.referenceDaemon('refk', rv), bench.pilotTunUp('ptk', rv)])
   const req = await bench.pilotTun(['trust', 'request', 'refk', '--reason', 'tasks', '--control-socket', pt.control])
   assert.equal(req.code, 0, req.stdout + req.stderr)
-  await waitFor('the pilot-tun request at the reference', async () => {
-    const r = await ref.ctl(['pending'])
-    return ((r.json as { pending: { node_id: number }[] | null } | null)?.pending ?? []).some((p) => p.node_id === pt.nodeId)
-  })
-  const ok = await ref.ctl(['approve', String(pt.nodeId)])
-  assert.equal(ok.code, 0, ok.stdout + ok.stderr)
-  await waitFor('pilot-tun to trust the reference', async () => {
-    const r = await bench.pilotTun(['trust', 'list', '--json', '--control-socket', pt.control])
-    return (JSON.parse(r.stdout) as { trusted: { node_id: number }[] }).trusted.some((x) => x.node_id === ref.nodeId)
-  })
+  await ref.approveWhenPending(pt.nodeId)
+  await bench.pilotTunTrusts(pt.control, ref.nodeId)
   return { ref, pt }
 }
 
@@ -195,11 +187,7 @@ test('interop task timers: a pilot-tun worker (timers shortened) tells a referen
     const reg = registryClient(rv)
     try {
       await daemon.trustRequest('refk', 'timers')
-      await waitFor('the pilot-tun request at the reference', async () => {
-        const r = await ref.ctl(['pending'])
-        return ((r.json as { pending: { node_id: number }[] | null } | null)?.pending ?? []).some((p) => p.node_id === daemon.nodeId)
-      })
-      assert.equal((await ref.ctl(['approve', String(daemon.nodeId)])).code, 0)
+      await ref.approveWhenPending(daemon.nodeId)
       await waitFor('pilot-tun to trust the reference', async () => daemon.isTrusted(ref.nodeId))
 
       // Not answered: cancelled by pilot-tun, and (unlike a [G] worker) the submitter is told.

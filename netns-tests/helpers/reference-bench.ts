@@ -7,6 +7,7 @@
 //
 // Safety: every reference daemon gets -registry and -beacon on servers the
 // test started, and its own HOME, -socket and -identity.
+import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync, mkdtempSync, mkdirSync, rmSync } from 'node:fs'
@@ -124,6 +125,14 @@ export class Bench {
   pilotTun(args: string[], timeoutMs?: number): Promise<RunResult> {
     return this.run(process.execPath, [pilotTunBin, ...args], {}, timeoutMs)
   }
+  /** Waits until the pilot-tun daemon on `control` lists `node` as trusted. */
+  async pilotTunTrusts(control: string, node: number): Promise<void> {
+    await waitFor(`pilot-tun to trust node ${node}`, async () => {
+      const r = await this.pilotTun(['trust', 'list', '--json', '--control-socket', control])
+      return (JSON.parse(r.stdout) as { trusted: { node_id: number }[] }).trusted.some((x) => x.node_id === node)
+    })
+  }
+
 
   async pilotTunRendezvous(): Promise<{ registry: string; beacon: string }> {
     const [r, b] = [await freeTcpPort(), await freeUdpPort()]
@@ -214,6 +223,16 @@ export class ReferenceNode {
     }
     return { ...r, json }
   }
+  /** Waits until `node`'s trust request is pending here, then approves it. */
+  async approveWhenPending(node: number): Promise<void> {
+    await waitFor(`node ${node}'s request at the reference`, async () => {
+      const r = await this.ctl(['pending'])
+      return ((r.json as { pending: { node_id: number }[] | null } | null)?.pending ?? []).some((p) => p.node_id === node)
+    })
+    const ok = await this.ctl(['approve', String(node)])
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr)
+  }
+
 }
 
 export function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {

@@ -14,11 +14,9 @@
  * and hands each received datagram to every client as RecvFrom.
  */
 import { createServer, type Server, type Socket } from 'node:net'
-import { chmod, lstat, mkdir, stat, unlink } from 'node:fs/promises'
-import { dirname } from 'node:path'
 import { PilotError } from '../errors.js'
 import { nullLogger, type Logger } from '../logger.js'
-import { probeSocket } from '../daemon/control/server.js'
+import { errText, listenUnixSocket, removeUnixSocket, type UnixSocketErrors } from '../unix-socket.js'
 import type { IpcHost } from './host.js'
 import { IpcClient, type IpcClientOwner, type IpcLimits } from './client.js'
 
@@ -95,19 +93,7 @@ export class IpcServer implements IpcClientOwner {
   /** Creates the socket; rejects with PT_IPC_IN_USE or PT_IPC_PATH. */
   async listen(): Promise<void> {
     if (this.listening || this.closing) throw new Error('IpcServer.listen called twice')
-    const dir = dirname(this.path)
-    await mkdir(dir, { recursive: true, mode: 0o755 }).catch((err: unknown) => {
-      throw pathError(`cannot create ${dir}: ${errText(err)}`, err)
-    })
-    await this.clearStaleSocket()
-    await this.bind()
-    try {
-      await chmod(this.path, 0o600)
-      this.inode = (await stat(this.path)).ino
-    } catch (err) {
-      this.server.close()
-      throw pathError(`cannot chmod ${this.path}: ${errText(err)}`, err)
-    }
+    this.inode = await listenUnixSocket(this.server, this.path, IPC_SOCKET_ERRORS, this.logger)
     this.listening = true
     this.removeDatagramListener = this.host.addDatagramListener((d) => {
       for (const c of this.clients) {
@@ -153,7 +139,7 @@ export class IpcServer implements IpcClientOwner {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
     for (const c of [...this.clients]) c.destroy()
     await closed
-    await this.removeSocketFile()
+    await removeUnixSocket(this.path, this.inode, 'IPC socket', this.logger)
   }
 
   private onConnection(socket: Socket): void {
@@ -170,58 +156,9 @@ export class IpcServer implements IpcClientOwner {
       client.cleanup()
     })
   }
-
-  private async removeSocketFile(): Promise<void> {
-    try {
-      const s = await stat(this.path)
-      if (this.inode !== null && s.ino !== this.inode) return
-      await unlink(this.path)
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.logger.warn('could not remove the IPC socket', { path: this.path, error: errText(err) })
-    }
-  }
-
-  private async clearStaleSocket(): Promise<void> {
-    let st
-    try {
-      st = await lstat(this.path)
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
-      throw pathError(`cannot inspect ${this.path}: ${errText(err)}`, err)
-    }
-    if (!st.isSocket()) throw pathError(`${this.path} exists and is not a socket`, undefined, 'remove it, or choose another path with --ipc-socket')
-    const probe = await probeSocket(this.path)
-    if (probe === 'alive') throw inUseError(this.path)
-    if (probe !== 'refused') throw pathError(`cannot check ${this.path}: ${probe}`)
-    try {
-      await unlink(this.path)
-      this.logger.info('removed a stale IPC socket', { path: this.path })
-    } catch (err) {
-      throw pathError(`cannot remove the stale socket ${this.path}: ${errText(err)}`, err)
-    }
-  }
-
-  private bind(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException): void => {
-        this.server.off('listening', onListening)
-        reject(err.code === 'EADDRINUSE' ? inUseError(this.path) : pathError(`cannot listen on ${this.path}: ${err.message}`, err))
-      }
-      const onListening = (): void => {
-        this.server.off('error', onError)
-        resolve()
-      }
-      this.server.once('error', onError)
-      this.server.once('listening', onListening)
-      const previous = process.umask(0o177)
-      try {
-        this.server.listen({ path: this.path, backlog: 64 })
-      } finally {
-        process.umask(previous)
-      }
-    })
-  }
 }
+
+const IPC_SOCKET_ERRORS: UnixSocketErrors = { inUse: inUseError, path: pathError, what: 'IPC socket', flag: '--ipc-socket' }
 
 function inUseError(path: string): PilotError {
   return new PilotError('PT_IPC_IN_USE', `another daemon is answering on the IPC socket ${path}`, {
@@ -235,8 +172,4 @@ function pathError(message: string, cause?: unknown, hint?: string): PilotError 
     hint: hint ?? (code === 'EACCES' || code === 'EPERM' ? 'run as root or choose a writable path with --ipc-socket' : 'choose another path with --ipc-socket'),
     ...(cause === undefined ? {} : { cause }),
   })
-}
-
-function errText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err)
 }

@@ -17,11 +17,10 @@
  * time, in order; at most `maxPipelined` may wait. Nothing a client sends can
  * throw past the connection.
  */
-import { createConnection, createServer, type Server, type Socket } from 'node:net'
-import { chmod, lstat, mkdir, stat, unlink } from 'node:fs/promises'
-import { dirname } from 'node:path'
+import { createServer, type Server, type Socket } from 'node:net'
 import { DecodeError } from '../../errors.js'
 import { nullLogger, type Logger } from '../../logger.js'
+import { errText, listenUnixSocket, removeUnixSocket, type UnixSocketErrors } from '../../unix-socket.js'
 import type { JsonObject, RegistryFrameDecoder } from '../../protocol/registry-framing.js'
 import type { DaemonControl } from '../api.js'
 import {
@@ -105,21 +104,7 @@ export class ControlServer {
   /** Creates the socket; rejects with PT_CONTROL_IN_USE or PT_CONTROL_PATH. */
   async listen(): Promise<void> {
     if (this.listening || this.closing) throw new Error('ControlServer.listen called twice')
-    const dir = dirname(this.path)
-    try {
-      await mkdir(dir, { recursive: true, mode: 0o755 })
-    } catch (err) {
-      throw pathError(`cannot create ${dir}: ${errText(err)}`, err)
-    }
-    await this.clearStaleSocket()
-    await this.bind()
-    try {
-      await chmod(this.path, 0o600)
-      this.inode = (await stat(this.path)).ino
-    } catch (err) {
-      this.server.close()
-      throw pathError(`cannot chmod ${this.path}: ${errText(err)}`, err)
-    }
+    this.inode = await listenUnixSocket(this.server, this.path, CONTROL_SOCKET_ERRORS, this.logger)
     this.listening = true
     this.logger.debug('control socket listening', { path: this.path })
   }
@@ -142,69 +127,7 @@ export class ControlServer {
     }, this.closeGraceMs)
     await closed
     clearTimeout(grace)
-    await this.removeSocketFile()
-  }
-
-  private async removeSocketFile(): Promise<void> {
-    try {
-      const s = await stat(this.path)
-      if (this.inode !== null && s.ino !== this.inode) return // someone else's socket now
-      await unlink(this.path)
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        this.logger.warn('could not remove the control socket', { path: this.path, error: errText(err) })
-      }
-    }
-  }
-
-  private async clearStaleSocket(): Promise<void> {
-    let st
-    try {
-      st = await lstat(this.path)
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
-      throw pathError(`cannot inspect ${this.path}: ${errText(err)}`, err)
-    }
-    if (!st.isSocket()) {
-      throw pathError(`${this.path} exists and is not a socket`, undefined, 'remove it, or choose another path with --control-socket')
-    }
-    const probe = await probeSocket(this.path)
-    if (probe === 'alive') throw inUseError(this.path)
-    if (probe !== 'refused') throw pathError(`cannot check ${this.path}: ${probe}`)
-    try {
-      await unlink(this.path)
-      this.logger.info('removed a stale control socket', { path: this.path })
-    } catch (err) {
-      throw pathError(`cannot remove the stale socket ${this.path}: ${errText(err)}`, err)
-    }
-  }
-
-  private bind(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException): void => {
-        restore()
-        this.server.off('listening', onListening)
-        reject(err.code === 'EADDRINUSE' ? inUseError(this.path) : pathError(`cannot listen on ${this.path}: ${err.message}`, err))
-      }
-      const onListening = (): void => {
-        this.server.off('error', onError)
-        resolve()
-      }
-      this.server.once('error', onError)
-      this.server.once('listening', onListening)
-      // bind(2) happens inside listen(), synchronously: the socket file is born 0600.
-      const previous = process.umask(0o177)
-      let restored = false
-      const restore = (): void => {
-        if (!restored) process.umask(previous)
-        restored = true
-      }
-      try {
-        this.server.listen({ path: this.path, backlog: 64 })
-      } finally {
-        restore()
-      }
-    })
+    await removeUnixSocket(this.path, this.inode, 'control socket', this.logger)
   }
 
   private onConnection(socket: Socket): void {
@@ -390,20 +313,7 @@ class ControlConnection {
   }
 }
 
-/** 'alive' when something accepts a connection, 'refused' when nobody listens, else the error text. */
-export function probeSocket(path: string, timeoutMs = 1000): Promise<'alive' | 'refused' | string> {
-  return new Promise((resolve) => {
-    const s = createConnection({ path })
-    const done = (v: string): void => {
-      clearTimeout(timer)
-      s.destroy()
-      resolve(v)
-    }
-    const timer = setTimeout(() => done('alive'), timeoutMs) // accepted into the backlog but slow: someone is there
-    s.once('connect', () => done('alive'))
-    s.once('error', (err: NodeJS.ErrnoException) => done(err.code === 'ECONNREFUSED' || err.code === 'ENOENT' ? 'refused' : err.message))
-  })
-}
+const CONTROL_SOCKET_ERRORS: UnixSocketErrors = { inUse: inUseError, path: pathError, what: 'control socket', flag: '--control-socket' }
 
 function inUseError(path: string): ControlError {
   return new ControlError(ControlErrorCode.IN_USE, `another pilot-tun daemon is answering on ${path}`, {
@@ -423,6 +333,4 @@ function pathError(message: string, cause?: unknown, hint?: string): ControlErro
   })
 }
 
-function errText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err)
-}
+export { probeSocket } from '../../unix-socket.js'
