@@ -158,6 +158,8 @@ export class ReferenceNet {
   readonly bed: PilotBed
   readonly transcript: string[] = []
   private readonly started = Date.now()
+  /** The reference rendezvous once started (its log shows what the registry relayed). */
+  refRendezvous: NsProcess | null = null
 
   constructor(
     readonly topo: Topology,
@@ -185,6 +187,7 @@ export class ReferenceNet {
     const argv = [this.ref.bin('rendezvous'), '-registry-addr', '0.0.0.0:9100', '-beacon-addr', '0.0.0.0:9101', '-store', join(this.bed.dir, 'ref-store.json')]
     this.note(`$ ${argv.join(' ')}`)
     const p = this.bed.spawn('reference rendezvous', this.topo.rendezvous!.name, argv)
+    this.refRendezvous = p
     await p.waitFor(/registry listening/, 15_000)
     return { registry: `${this.rvHost}:9100`, beacon: `${this.rvHost}:9101` }
   }
