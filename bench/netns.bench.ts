@@ -324,6 +324,15 @@ async function main(): Promise<void> {
     for (const p of paths) rtts.set(p.key, await ping(ov, 'a', p.host, p.v6))
     const pDirect = rtts.get('direct')!
     const pOverlay = rtts.get('pilot-tun') ?? null
+    // The ping above is not the same trip on every path: through pilot0 daemon b answers the ICMPv6 echo
+    // as a Pilot control ping (b's TUN and kernel are not crossed); the peers' echoes cross both TUNs and
+    // b's kernel. This one is the same trip everywhere: a TCP connection to b's echo server, one byte there and back.
+    const tcpEcho = new Map<PathKey, number>()
+    for (const p of paths) {
+      const r = await ov.traffic<{ samples_ms: number[]; errors: string[] }>('a', ['first-byte', '--host', p.host, '--port', '7002', '--count', String(SETUP_WARM), '--timeout', '10000'], 60_000)
+      tcpEcho.set(p.key, median(r.samples_ms))
+      if (r.errors.length > 0) notes.push(`connect+echo errors on ${p.key}: ${r.errors.join('; ')}`)
+    }
 
     // --- 1,000 concurrent flows ---
     const flowRuns = new Map<PathKey, FlowsResult>()
@@ -369,6 +378,7 @@ async function main(): Promise<void> {
         reassembled: reasm.get(p.key)!,
         parallel: parallel.get(p.key) ?? null,
         rtt: rtts.get(p.key) ?? null,
+        tcp_echo_ms: r3(tcpEcho.get(p.key) ?? null),
         flows_mb_s: f?.echo.mb_per_s ?? null,
         flows_completed: f?.echo.completed ?? null,
         rss_idle: p.pids === null || f === undefined ? null : { client: f.rss_before.a!, server: f.rss_before.b! },

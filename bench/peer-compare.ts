@@ -28,6 +28,8 @@ export interface PathFigures {
   reassembled: number | null
   parallel: ParallelResult | null
   rtt: PingStats | null
+  /** connect() -> 1 byte -> first byte echoed (a TCP handshake and a data round trip end to end), median of the samples. */
+  tcp_echo_ms: number | null
   flows_mb_s: number | null
   flows_completed: number | null
   /** RSS of the path's program at the client and the server end, idle, before the 1,000 flows (bytes). */
@@ -113,7 +115,7 @@ export function sideBySideRows(paths: Partial<Record<PathKey, PathFigures>>, mb:
   const r = ratiosVsBetterPeer(paths)
   const rows: string[][] = [[
     'path', `1 flow, ${mb} MB (median of ${rounds})`, 'vs better peer', 'reassembled', `${parallelFlows} flows aggregate`, 'vs better peer', 'slowest/fastest',
-    'RTT median', 'RTT p99', 'vs better peer', `${flows} x 64 KB echo`, 'RSS idle MiB (a / b)',
+    'RTT median', 'RTT p99', 'vs better peer', 'connect+echo', `${flows} x 64 KB echo`, 'RSS idle MiB (a / b)',
   ]]
   for (const k of PATH_ORDER) {
     const f = paths[k]
@@ -130,6 +132,7 @@ export function sideBySideRows(paths: Partial<Record<PathKey, PathFigures>>, mb:
       msf(f.rtt?.median_ms),
       msf(f.rtt?.p99_ms),
       times(r[k]?.rtt_median),
+      msf(f.tcp_echo_ms),
       f.flows_mb_s === null ? '-' : `${mbs(f.flows_mb_s)} (${f.flows_completed}/${flows})`,
       f.rss_idle === null ? '-' : `${mib(f.rss_idle.client)} / ${mib(f.rss_idle.server)}`,
     ])

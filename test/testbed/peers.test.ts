@@ -99,6 +99,7 @@ function fig(goodput: number, rtt: number, extra: Partial<PathFigures> = {}): Pa
     reassembled: 0,
     parallel: par(goodput, 0.9),
     rtt: { sent: 200, received: 200, median_ms: rtt, p99_ms: rtt * 2, min_ms: rtt / 2 },
+    tcp_echo_ms: rtt * 3,
     flows_mb_s: 10,
     flows_completed: 1000,
     rss_idle: null,
