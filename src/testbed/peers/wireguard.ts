@@ -95,13 +95,12 @@ export async function startWireguard(topo: Topology, ends: PeerEnds, opts: Wireg
     })
     for (const [i, k] of (['client', 'server'] as const).entries()) {
       const s = side[k]
-      try {
-        await waitUntil(`wireguard-go's control socket for ${s.dev}`, async () => existsSync(join(UAPI_DIR, `${s.dev}.sock`)), (v) => v, { timeoutMs: 10_000, intervalMs: 50 })
-      } catch (err) {
-        const p = started[i]!
-        await sleep(100)
-        if (!p.running) throw new PeerUnavailable(`wireguard-go could not start in ${s.node}: ${p.tail(3).replace(/\s+/g, ' ')}`)
-        throw err
+      const p = started[i]!
+      // Until the socket is there, or the program has exited (no TUN here: it says why and exits 1).
+      await waitUntil(`wireguard-go's control socket for ${s.dev}`, async () => existsSync(join(UAPI_DIR, `${s.dev}.sock`)) || !p.running, (v) => v, { timeoutMs: 10_000, intervalMs: 50 })
+      if (!p.running) {
+        await sleep(100) // its last words
+        throw new PeerUnavailable(`wireguard-go could not start in ${s.node}: ${p.tail(3).replace(/\s+/g, ' ')}`)
       }
     }
     for (const k of ['client', 'server'] as const) {
