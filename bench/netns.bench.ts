@@ -390,6 +390,7 @@ async function main(): Promise<void> {
       rss_per_flow_bytes: { a: perFlow(fOverlay, 'a'), b: perFlow(fOverlay, 'b') },
       rss_idle: fOverlay === null ? null : { a: fOverlay.rss_before.a!, b: fOverlay.rss_before.b! },
       rss_after: fOverlay === null ? null : { a: fOverlay.rss_after.a!, b: fOverlay.rss_after.b! },
+      flows: FLOWS,
     })
     const c = gitCommit()
     const cpu = cpus()
