@@ -116,7 +116,7 @@ const mib = (x: number | null | undefined): string => (finite(x) ? `${(x / 10485
 export function sideBySideRows(paths: Partial<Record<PathKey, PathFigures>>, mb: number, rounds: number, parallelFlows: number, flows: number): string[][] {
   const r = ratiosVsBetterPeer(paths)
   const rows: string[][] = [[
-    'path', `1 flow, ${mb} MB (median of ${rounds})`, 'vs better peer', 'reassembled', `${parallelFlows} flows aggregate`, 'vs better peer', 'slowest/fastest',
+    'path', `1 flow, ${mb} MB (median of ${rounds})`, 'vs better peer', 'reassembled', parallelFlows > 0 ? `${parallelFlows} flows aggregate` : 'parallel flows (off)', 'vs better peer', 'slowest/fastest',
     'RTT median', 'RTT p99', 'vs better peer', 'connect+echo', `${flows} x 64 KB echo`, 'RSS idle MiB (a / b)',
   ]]
   for (const k of PATH_ORDER) {
