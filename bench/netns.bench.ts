@@ -28,9 +28,17 @@
  *       `node --cpu-prof --cpu-prof-dir bench/profiles`; prints their top
  *       self-time functions (bench/cpuprofile-top.ts).
  *
+ * Side by side (issue 12): wireguard-go and Nebula tunnels between the same
+ * namespaces a and b (src/testbed/peers/), measured in the same run with the
+ * same tools: single-flow goodput (alternating with the other paths each
+ * round), 8 parallel flows, RTT, 1,000 flows. A second table has one row per
+ * path (direct, wireguard-go, nebula, pilot-tun) and the ratios against the
+ * better peer; then issue 12's targets, met or missed.
+ *
  * Knobs (env): PILOT_BENCH_MB (256), PILOT_BENCH_ROUNDS (2 goodput rounds per
  * path), PILOT_BENCH_FLOWS (1000), PILOT_BENCH_UP_ARGS (extra `up` flags,
- * e.g. "--mtu 65000").
+ * e.g. "--mtu 65000"), PILOT_BENCH_PEERS (all; 0 = none, or
+ * "wireguard-go,nebula"), PILOT_BENCH_PARALLEL (8 flows; 0 = skip).
  */
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -39,8 +47,10 @@ import { join } from 'node:path'
 import { Topology, testbedUnavailable, type TopologySpec } from '../src/testbed/topology.js'
 import { Overlay, rssBytes, sampleRss } from '../src/testbed/overlay.js'
 import { TunNotReady, repoRoot, type DaemonInfo } from '../src/testbed/pilot-bed.js'
-import { percentile, type BlastResult, type EchoResult } from '../src/testbed/blast.js'
+import { percentile, type BlastResult, type EchoResult, type ParallelResult } from '../src/testbed/blast.js'
+import { parsePeersKnob, startPeer, type PeerTunnel } from '../src/testbed/peers/index.js'
 import { formatTop, topSelfTime } from './cpuprofile-top.js'
+import { issue12Verdicts, ratiosVsBetterPeer, betterPeers, sideBySideRows, table, verdictLines, type PathFigures, type PathKey, type PingStats } from './peer-compare.js'
 
 const MB = Number(process.env.PILOT_BENCH_MB ?? 256)
 const ROUNDS = Number(process.env.PILOT_BENCH_ROUNDS ?? 2)
@@ -55,6 +65,8 @@ const PROFILE_DIR = join(repoRoot, 'bench', 'profiles')
 const SETUP_PEERS = ['c', 'd', 'e', 'b']
 const SETUP_RESTARTS = 2
 const SETUP_WARM = 20
+const PEERS = parsePeersKnob(process.env.PILOT_BENCH_PEERS)
+const PARALLEL = Number(process.env.PILOT_BENCH_PARALLEL ?? 8)
 
 const SPEC: TopologySpec = {
   nodes: ['a', 'b', 'c', 'd', 'e'].map((name) => ({ name, kind: 'public' as const })),
@@ -77,20 +89,34 @@ function r3(x: number | null): number | null {
   return x === null || !Number.isFinite(x) ? null : Math.round(x * 1000) / 1000
 }
 
-interface PingStats {
-  sent: number
-  received: number
-  median_ms: number
-  p99_ms: number
-  min_ms: number
-}
-
 async function ping(ov: Overlay, from: string, target: string, v6: boolean): Promise<PingStats> {
   const args = ['ping', ...(v6 ? ['-6'] : []), '-n', '-c', String(PINGS), '-i', '0.01', '-W', '1', target]
   await ov.topo.exec(from, ['ping', ...(v6 ? ['-6'] : []), '-n', '-c', '3', '-i', '0.1', '-W', '2', target], { allowFailure: true }) // warm-up
   const r = await ov.topo.exec(from, args, { allowFailure: true, timeoutMs: 60_000 })
   const times = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1])).sort((a, b) => a - b)
   return { sent: PINGS, received: times.length, median_ms: percentile(times, 0.5), p99_ms: percentile(times, 0.99), min_ms: times[0] ?? NaN }
+}
+
+/** `flows` parallel blasts whose bytes add up to the single-flow figure's, all byte-exact. */
+async function parallelGoodput(ov: Overlay, host: string, seed: number): Promise<ParallelResult> {
+  const perFlow = Math.floor((MB * 1024 * 1024) / PARALLEL)
+  const r = await ov.traffic<ParallelResult>('a', ['parallel', '--host', host, '--port', '7001', '--flows', String(PARALLEL), '--bytes', String(perFlow), '--seed', String(seed), '--timeout', '300000'], 330_000)
+  if (!r.ok) throw new Error(`${PARALLEL} parallel flows to ${host} not byte-exact: ${r.errors.join('; ')}`)
+  return r
+}
+
+/** IPv4 datagrams reassembled so far in `node`'s namespace (ReasmOKs of /proc/net/snmp): fragments on the wire. */
+async function reassembled(ov: Overlay, node: string): Promise<number> {
+  const r = await ov.topo.exec(node, ['cat', '/proc/net/snmp'])
+  const ip = r.stdout.split('\n').filter((l) => l.startsWith('Ip:'))
+  const names = ip[0]?.split(/\s+/) ?? []
+  const values = ip[1]?.split(/\s+/) ?? []
+  const i = names.indexOf('ReasmOKs')
+  return i < 0 ? NaN : Number(values[i])
+}
+
+async function reassembledAB(ov: Overlay): Promise<number> {
+  return (await reassembled(ov, 'a')) + (await reassembled(ov, 'b'))
 }
 
 async function goodput(ov: Overlay, host: string, seed: number): Promise<BlastResult> {
@@ -108,8 +134,9 @@ interface FlowsResult {
   rss_after: Record<string, number>
 }
 
-async function flows(ov: Overlay, host: string, daemons: string[]): Promise<FlowsResult> {
-  const pids = Object.fromEntries(daemons.map((n) => [n, ov.daemonPid(n)]))
+/** `pids`: the processes whose RSS is read (name -> PID: the daemons, or a peer's programs at a and b). */
+async function flows(ov: Overlay, host: string, pids: Record<string, number>): Promise<FlowsResult> {
+  const daemons = Object.keys(pids)
   const rss = (): Record<string, number> => Object.fromEntries(daemons.map((n) => [n, rssBytes(pids[n]!) ?? NaN]))
   const before = rss()
   const samplers = daemons.map((n) => [n, sampleRss(pids[n]!)] as const)
@@ -169,14 +196,6 @@ function kib(x: number | null | undefined): string {
   return x === null || x === undefined || !Number.isFinite(x) ? '-' : `${(x / 1024).toFixed(1)} KiB`
 }
 
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
-  return rows.map((r, j) => {
-    const line = r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')
-    return j === 0 ? `${line}\n${widths.map((w) => '-'.repeat(w)).join('-|-')}` : line
-  }).join('\n')
-}
-
 async function main(): Promise<void> {
   const why = await testbedUnavailable()
   if (why !== null) {
@@ -188,6 +207,11 @@ async function main(): Promise<void> {
   const topo = await Topology.create(SPEC)
   const ov = new Overlay(topo)
   const notes: string[] = []
+  const peers: PeerTunnel[] = []
+  const peerSkips: Array<{ kind: string; reason: string }> = []
+  const closePeers = async (): Promise<void> => {
+    for (const t of peers) await t.close().catch((err: unknown) => log(`closing ${t.kind}: ${err instanceof Error ? err.message : String(err)}`))
+  }
   let overlayReady = true
   try {
     await ov.startRendezvous()
@@ -228,37 +252,101 @@ async function main(): Promise<void> {
       return
     }
 
-    // --- single-flow goodput, alternating paths ---
-    const direct: BlastResult[] = []
-    const overlay: BlastResult[] = []
-    for (let i = 0; i < ROUNDS; i++) {
-      log(`goodput round ${i + 1}/${ROUNDS}: ${MB} MB direct`)
-      direct.push(await goodput(ov, bDirect, 1000 + i))
-      log(`  direct ${direct[i]!.mb_per_s.toFixed(1)} MB/s`)
-      if (overlayReady) {
-        log(`goodput round ${i + 1}/${ROUNDS}: ${MB} MB overlay`)
-        overlay.push(await goodput(ov, info('b').ipv6, 2000 + i))
-        log(`  overlay ${overlay[i]!.mb_per_s.toFixed(1)} MB/s`)
+    // --- the peers (issue 12): wireguard-go and Nebula between the same a and b ---
+    for (const kind of PEERS) {
+      log(`starting ${kind} between a and b`)
+      const s = await startPeer(kind, topo, { client: 'a', server: 'b' })
+      if (s.ok) {
+        peers.push(s.tunnel)
+        log(`  ${s.tunnel.version}: ${s.tunnel.clientAddress} -> ${s.tunnel.serverAddress}, TUN MTU ${s.tunnel.mtu}`)
+      } else {
+        peerSkips.push({ kind: s.kind, reason: s.reason })
+        notes.push(`${s.kind} row skipped: ${s.reason}`)
+        log(notes[notes.length - 1]!)
       }
     }
+    if (PEERS.length === 0) notes.push('wireguard-go and nebula not measured (PILOT_BENCH_PEERS=0)')
+
+    /** One way from a to b's servers; `pids` are the programs carrying it at a and b (none for the kernel's direct path). */
+    interface BenchPath {
+      key: PathKey
+      host: string
+      v6: boolean
+      what: string
+      pids: (() => Record<string, number>) | null
+      seed: number
+    }
+    const paths: BenchPath[] = [{ key: 'direct', host: bDirect, v6: false, what: `kernel TCP over IPv4 to ${bDirect}`, pids: null, seed: 1000 }]
+    for (const t of peers) {
+      const pids = (): Record<string, number> => {
+        const p = t.pids()
+        return { a: p.client, b: p.server }
+      }
+      paths.push({ key: t.kind, host: t.serverAddress, v6: false, what: `${t.version}, TUN MTU ${t.mtu}, to ${t.serverAddress}`, pids, seed: t.kind === 'wireguard-go' ? 3000 : 4000 })
+    }
+    if (overlayReady) {
+      const up = UP_ARGS.length > 0 ? ` (up ${UP_ARGS.join(' ')})` : ' (default settings)'
+      paths.push({ key: 'pilot-tun', host: info('b').ipv6, v6: true, what: `pilot0 to ${info('b').ipv6}${up}`, pids: () => ({ a: ov.daemonPid('a'), b: ov.daemonPid('b') }), seed: 2000 })
+    }
+
+    // --- single-flow goodput, the paths alternating in every round ---
+    const runs = new Map<PathKey, BlastResult[]>(paths.map((p) => [p.key, []]))
+    const reasm = new Map<PathKey, number>(paths.map((p) => [p.key, 0]))
+    for (let i = 0; i < ROUNDS; i++) {
+      for (const p of paths) {
+        log(`goodput round ${i + 1}/${ROUNDS}: ${MB} MB ${p.key}`)
+        const before = await reassembledAB(ov)
+        const r = await goodput(ov, p.host, p.seed + i)
+        reasm.set(p.key, reasm.get(p.key)! + (await reassembledAB(ov)) - before)
+        runs.get(p.key)!.push(r)
+        log(`  ${p.key} ${r.mb_per_s.toFixed(1)} MB/s`)
+      }
+    }
+    const direct = runs.get('direct')!
+    const overlay = runs.get('pilot-tun') ?? []
     const gDirect = median(direct.map((r) => r.mb_per_s))
     const gOverlay = overlayReady ? median(overlay.map((r) => r.mb_per_s)) : null
 
+    // --- parallel flows: the same bytes in PARALLEL flows at once ---
+    const parallel = new Map<PathKey, ParallelResult>()
+    if (PARALLEL > 0) {
+      for (const p of paths) {
+        log(`${PARALLEL} parallel flows, ${MB} MB together: ${p.key}`)
+        const r = await parallelGoodput(ov, p.host, p.seed + 500)
+        parallel.set(p.key, r)
+        log(`  ${p.key} ${r.mb_per_s.toFixed(1)} MB/s, slowest/fastest ${r.min_over_max.toFixed(2)}`)
+      }
+    }
+
     // --- RTT ---
-    log(`RTT: ${PINGS} pings at 10 ms, direct then overlay`)
-    const pDirect = await ping(ov, 'a', bDirect, false)
-    const pOverlay = overlayReady ? await ping(ov, 'a', info('b').ipv6, true) : null
+    log(`RTT: ${PINGS} pings at 10 ms on each path`)
+    const rtts = new Map<PathKey, PingStats>()
+    for (const p of paths) rtts.set(p.key, await ping(ov, 'a', p.host, p.v6))
+    const pDirect = rtts.get('direct')!
+    const pOverlay = rtts.get('pilot-tun') ?? null
+    // The ping above is not the same trip on every path: through pilot0 daemon b answers the ICMPv6 echo
+    // as a Pilot control ping (b's TUN and kernel are not crossed); the peers' echoes cross both TUNs and
+    // b's kernel. This one is the same trip everywhere: a TCP connection to b's echo server, one byte there and back.
+    const tcpEcho = new Map<PathKey, number>()
+    for (const p of paths) {
+      const r = await ov.traffic<{ samples_ms: number[]; errors: string[] }>('a', ['first-byte', '--host', p.host, '--port', '7002', '--count', String(SETUP_WARM), '--timeout', '10000'], 60_000)
+      tcpEcho.set(p.key, median(r.samples_ms))
+      if (r.errors.length > 0) notes.push(`connect+echo errors on ${p.key}: ${r.errors.join('; ')}`)
+    }
 
     // --- 1,000 concurrent flows ---
-    log(`${FLOWS} concurrent flows x 64 KB echo: direct`)
-    const fDirect = await flows(ov, bDirect, overlayReady ? ['a', 'b'] : [])
-    log(`  direct ${fDirect.echo.completed}/${FLOWS} in ${fDirect.echo.ms.toFixed(0)} ms`)
-    let fOverlay: FlowsResult | null = null
-    if (overlayReady) {
-      log(`${FLOWS} concurrent flows x 64 KB echo: overlay`)
-      fOverlay = await flows(ov, info('b').ipv6, ['a', 'b'])
-      log(`  overlay ${fOverlay.echo.completed}/${FLOWS} in ${fOverlay.echo.ms.toFixed(0)} ms`)
+    const flowRuns = new Map<PathKey, FlowsResult>()
+    for (const p of paths) {
+      log(`${FLOWS} concurrent flows x 64 KB echo: ${p.key}`)
+      const f = await flows(ov, p.host, p.pids?.() ?? {})
+      flowRuns.set(p.key, f)
+      log(`  ${p.key} ${f.echo.completed}/${FLOWS} in ${f.echo.ms.toFixed(0)} ms`)
     }
+    const fDirect = flowRuns.get('direct')!
+    const fOverlay = flowRuns.get('pilot-tun') ?? null
+
+    // The peers are measured: stop them before the daemons restart for the set-up figures.
+    await closePeers()
 
     // --- connection set-up (restarts every daemon: last) ---
     let setup: Awaited<ReturnType<typeof setupTimes>> | null = null
@@ -279,6 +367,31 @@ async function main(): Promise<void> {
     const rttOverhead = pOverlay === null ? null : pOverlay.median_ms - pDirect.median_ms
     const setupNew = setup === null || setup.new_ms.length === 0 ? null : median(setup.new_ms)
     const setupExisting = setup === null ? null : median(setup.existing_ms)
+    const figs: Partial<Record<PathKey, PathFigures>> = {}
+    for (const p of paths) {
+      const rs = runs.get(p.key)!
+      const f = flowRuns.get(p.key)
+      figs[p.key] = {
+        what: p.what,
+        goodput_mb_s: r3(median(rs.map((r) => r.mb_per_s))),
+        goodput_runs_mb_s: rs.map((r) => r.mb_per_s),
+        reassembled: reasm.get(p.key)!,
+        parallel: parallel.get(p.key) ?? null,
+        rtt: rtts.get(p.key) ?? null,
+        tcp_echo_ms: r3(tcpEcho.get(p.key) ?? null),
+        flows_mb_s: f?.echo.mb_per_s ?? null,
+        flows_completed: f?.echo.completed ?? null,
+        rss_idle: p.pids === null || f === undefined ? null : { client: f.rss_before.a!, server: f.rss_before.b! },
+      }
+    }
+    const verdicts = issue12Verdicts({
+      paths: figs,
+      setup_new_median_ms: setupNew,
+      rss_per_flow_bytes: { a: perFlow(fOverlay, 'a'), b: perFlow(fOverlay, 'b') },
+      rss_idle: fOverlay === null ? null : { a: fOverlay.rss_before.a!, b: fOverlay.rss_before.b! },
+      rss_after: fOverlay === null ? null : { a: fOverlay.rss_after.a!, b: fOverlay.rss_after.b! },
+      flows: FLOWS,
+    })
     const c = gitCommit()
     const cpu = cpus()
     const results = {
@@ -288,7 +401,7 @@ async function main(): Promise<void> {
       node: process.version,
       commit: c.commit,
       dirty_worktree: c.dirty,
-      parameters: { goodput_mb: MB, goodput_rounds: ROUNDS, pings: PINGS, ping_interval_ms: 10, flows: FLOWS, flow_bytes: FLOW_BYTES, flows_connect_window: CONNECT_WINDOW, up_args: UP_ARGS, setup_restarts: SETUP_RESTARTS, setup_peers_per_restart: SETUP_PEERS.length },
+      parameters: { goodput_mb: MB, goodput_rounds: ROUNDS, parallel_flows: PARALLEL, peers: PEERS, pings: PINGS, ping_interval_ms: 10, flows: FLOWS, flow_bytes: FLOW_BYTES, flows_connect_window: CONNECT_WINDOW, up_args: UP_ARGS, setup_restarts: SETUP_RESTARTS, setup_peers_per_restart: SETUP_PEERS.length },
       goodput: {
         overlay_mb_s: r3(gOverlay),
         direct_mb_s: r3(gDirect),
@@ -320,6 +433,18 @@ async function main(): Promise<void> {
         rtt_overhead_ms: { target: `<= ${TARGETS.rtt_overhead_ms}`, met: rttOverhead === null ? null : rttOverhead <= TARGETS.rtt_overhead_ms },
         setup_new_ms: { target: `<= ${TARGETS.setup_new_ms}`, met: setupNew === null ? null : setupNew <= TARGETS.setup_new_ms },
       },
+      side_by_side: {
+        paths: figs,
+        better_peer: betterPeers(figs),
+        ratios_vs_better_peer: ratiosVsBetterPeer(figs),
+        peers: {
+          requested: PEERS,
+          measured: peers.map((t) => ({ kind: t.kind, version: t.version, mtu: t.mtu, client_address: t.clientAddress, server_address: t.serverAddress, interfaces: t.interfaces })),
+          skipped: peerSkips,
+        },
+        goodput_runs: Object.fromEntries([...runs].map(([k, rs]) => [k, rs.map((r) => ({ mb_s: r.mb_per_s, ms: r.ms, first_byte_ms: r.first_byte_ms, byte_exact: r.ok }))])),
+      },
+      issue12_targets: verdicts,
       notes,
       duration_s: Math.round((Date.now() - t0) / 1000),
     }
@@ -342,6 +467,12 @@ async function main(): Promise<void> {
     ]
     process.stdout.write(`\npilot-tun netns benchmark: ${results.machine.cores} x ${results.machine.cpu}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Linux ${release()}, Node ${process.version}, commit ${c.commit?.slice(0, 10) ?? '?'}${c.dirty ? ' (dirty)' : ''}\n\n`)
     process.stdout.write(table(rows) + '\n')
+    const bp = betterPeers(figs)
+    const better = bp.goodput === null ? 'no peer measured' : `better peer: ${bp.goodput} for goodput, ${bp.parallel ?? '-'} for ${PARALLEL} flows, ${bp.rtt ?? '-'} for RTT`
+    process.stdout.write(`\nside by side, a -> b on the same namespaces in this run (${better}):\n\n`)
+    process.stdout.write(table(sideBySideRows(figs, MB, ROUNDS, PARALLEL, FLOWS)) + '\n')
+    for (const p of paths) process.stdout.write(`  ${p.key}: ${p.what}\n`)
+    process.stdout.write(`\nissue 12 targets:\n${verdictLines(verdicts)}\n`)
     for (const n of notes) process.stdout.write(`note: ${n}\n`)
     const out = join(repoRoot, 'bench', 'results.json')
     writeFileSync(out, JSON.stringify(results, null, 2) + '\n')
@@ -349,8 +480,10 @@ async function main(): Promise<void> {
   } catch (err) {
     log(`failed: ${err instanceof Error ? err.message : String(err)}`)
     log(ov.logs())
+    for (const t of peers) log(t.logs())
     process.exitCode = 1
   } finally {
+    await closePeers()
     await ov.close()
     await topo.destroy()
   }

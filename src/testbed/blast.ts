@@ -13,6 +13,10 @@
  *       receives N bytes, hashes them (SHA-256) while they arrive, then hashes
  *       the expected stream; prints bytes, time, MB/s, both hashes, ok.
  *       `--progress MS` adds a progress line on stderr every MS.
+ *   node dist/src/testbed/blast.js parallel --host H --port 7001 --flows 8 --bytes N --seed S
+ *       `flows` blast clients at once, each N bytes of its own stream (seed S+i),
+ *       all byte-exact; prints the aggregate MB/s (all bytes / first connect()
+ *       to last byte), each flow's MB/s and the fairness (slowest / fastest).
  *   node dist/src/testbed/blast.js echo --host H --port 7002 --count 1000 --size 65536
  *       `count` concurrent connections, each sends `size` seeded bytes and reads
  *       them back; prints completed/failed, time, aggregate MB/s, latencies.
@@ -82,7 +86,7 @@ export interface ServeOptions {
 }
 
 /** Starts the blast and echo servers; resolves when both listen. */
-export async function serve(o: ServeOptions): Promise<{ close(): Promise<void> }> {
+export async function serve(o: ServeOptions): Promise<{ blastPort: number; echoPort: number; close(): Promise<void> }> {
   const sockets = new Set<Socket>()
   const track = (s: Socket): void => {
     sockets.add(s)
@@ -130,7 +134,10 @@ export async function serve(o: ServeOptions): Promise<{ close(): Promise<void> }
       srv.listen({ host: o.host, port, backlog: o.backlog }, () => resolve())
     })
   await Promise.all([listen(blast, o.blastPort), listen(echo, o.echoPort)])
+  const portOf = (srv: ReturnType<typeof createServer>): number => (srv.address() as { port: number }).port
   return {
+    blastPort: portOf(blast),
+    echoPort: portOf(echo),
     close: async () => {
       for (const s of sockets) s.destroy()
       await Promise.all([new Promise((r) => blast.close(r)), new Promise((r) => echo.close(r))])
@@ -154,9 +161,12 @@ export interface BlastResult {
   error?: string
 }
 
-/** Receives `bytes` bytes of the stream for `seed` from a blast server. */
-/** With `progressMs`, a JSON progress line (bytes so far, MB/s of the last interval) goes to stderr every `progressMs`. */
-export function blastClient(host: string, port: number, bytes: number, seed: bigint, timeoutMs: number, progressMs = 0): Promise<BlastResult> {
+/**
+ * Receives `bytes` bytes of the stream for `seed` from a blast server.
+ * With `progressMs`, a JSON progress line (bytes so far, MB/s of the last interval) goes to stderr every `progressMs`.
+ * `expected`: the stream's SHA-256 computed beforehand (parallel flows: no hashing pause while others still run).
+ */
+export function blastClient(host: string, port: number, bytes: number, seed: bigint, timeoutMs: number, progressMs = 0, expected?: string): Promise<BlastResult> {
   return new Promise((resolve) => {
     const t0 = performance.now()
     let first: number | null = null
@@ -172,7 +182,7 @@ export function blastClient(host: string, port: number, bytes: number, seed: big
       const ms = performance.now() - t0
       sock.destroy()
       const sha256 = h.digest('hex')
-      const expected_sha256 = expectedDigest(seed, bytes)
+      const expected_sha256 = expected ?? expectedDigest(seed, bytes)
       const r: BlastResult = {
         ok: error === undefined && got === bytes && sha256 === expected_sha256,
         bytes: got,
@@ -204,6 +214,49 @@ export function blastClient(host: string, port: number, bytes: number, seed: big
     sock.on('end', () => finish(got === bytes ? undefined : `stream ended after ${got} of ${bytes} bytes`))
     sock.on('error', (e) => finish(`${(e as NodeJS.ErrnoException).code ?? 'error'}: ${e.message} after ${got} bytes`))
   })
+}
+
+export interface ParallelResult {
+  ok: boolean
+  flows: number
+  /** Bytes received by all flows together. */
+  bytes: number
+  /** From the first connect() to the last flow's last byte. */
+  ms: number
+  /** bytes / ms. */
+  mb_per_s: number
+  /** Each flow's own MB/s (its bytes / its connect() to last byte). */
+  per_flow_mb_s: number[]
+  /** Slowest flow's MB/s / fastest flow's (1 = perfectly fair). */
+  min_over_max: number
+  /** Jain's fairness index of the per-flow rates (1 = equal, 1/flows = one flow has all). */
+  jain: number
+  errors: string[]
+}
+
+/** `flows` blast clients at once, seeds `seed`, `seed`+1, ...; the expected hashes are computed before the first connect(). */
+export async function parallelBlast(host: string, port: number, flows: number, bytes: number, seed: bigint, timeoutMs: number): Promise<ParallelResult> {
+  if (!Number.isInteger(flows) || flows < 1) throw new Error(`--flows must be a whole number >= 1, got ${flows}`)
+  const seeds = Array.from({ length: flows }, (_, i) => seed + BigInt(i))
+  const expected = seeds.map((s) => expectedDigest(s, bytes))
+  const t0 = performance.now()
+  const results = await Promise.all(seeds.map((s, i) => blastClient(host, port, bytes, s, timeoutMs, 0, expected[i])))
+  const ms = performance.now() - t0
+  const total = results.reduce((n, r) => n + r.bytes, 0)
+  const rates = results.map((r) => r.mb_per_s)
+  const sum = rates.reduce((a, b) => a + b, 0)
+  const sumSq = rates.reduce((a, b) => a + b * b, 0)
+  return {
+    ok: results.every((r) => r.ok),
+    flows,
+    bytes: total,
+    ms: round(ms),
+    mb_per_s: round(total / 1e6 / (ms / 1000)),
+    per_flow_mb_s: rates,
+    min_over_max: round(Math.min(...rates) / Math.max(...rates)),
+    jain: round(sumSq === 0 ? 0 : (sum * sum) / (flows * sumSq)),
+    errors: results.flatMap((r, i) => (r.ok ? [] : [`flow ${i}: ${r.error ?? `sha256 ${r.sha256} != ${r.expected_sha256} (${r.bytes} of ${r.expected_bytes} bytes)`}`])),
+  }
 }
 
 export interface EchoResult {
@@ -439,6 +492,9 @@ async function main(argv: readonly string[]): Promise<void> {
     case 'blast':
       out(await blastClient(str(f, 'host'), num(f, 'port', 7001), num(f, 'bytes'), BigInt(str(f, 'seed', '1')), num(f, 'timeout', 120_000), num(f, 'progress', 0)))
       return
+    case 'parallel':
+      out(await parallelBlast(str(f, 'host'), num(f, 'port', 7001), num(f, 'flows', 8), num(f, 'bytes'), BigInt(str(f, 'seed', '1')), num(f, 'timeout', 120_000)))
+      return
     case 'echo':
       out(await echoClients(str(f, 'host'), num(f, 'port', 7002), num(f, 'count'), num(f, 'size', 65536), num(f, 'timeout', 60_000), num(f, 'hold', 0), num(f, 'connect-window', 0)))
       return
@@ -446,7 +502,7 @@ async function main(argv: readonly string[]): Promise<void> {
       out(await firstByte(str(f, 'host'), num(f, 'port', 7002), num(f, 'count', 1), num(f, 'timeout', 10_000)))
       return
     default:
-      throw new Error(`usage: blast.js serve|blast|echo|first-byte [--flags]; got ${String(mode)}`)
+      throw new Error(`usage: blast.js serve|blast|parallel|echo|first-byte [--flags]; got ${String(mode)}`)
   }
 }
 
