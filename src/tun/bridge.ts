@@ -17,7 +17,7 @@
  *     dst in the prefix, not a node ... Destination Unreachable code 3
  *   writes of one batch ─► one writePackets (tun-writer.ts)
  *
- *   Pilot datagram ─► IPv6/UDP P:q → A:p (checksum) ─► TUN (batched per tick);
+ *   Pilot datagram ─► IPv6/UDP P:q → A:p (checksum) ─► TUN (batched per driver flush);
  *                     a source outside our network is dropped (counted)
  *   Pilot SYN to a port without a daemon listener ─► bridge-tcp.ts (inbound)
  *
@@ -431,7 +431,7 @@ export class TunBridge implements TcpBridgeOutput {
 
   // ───────────────────────── TcpBridgeOutput ─────────────────────────
 
-  /** Queues one packet for the TUN; written at the end of the batch or on the next immediate. */
+  /** Queues one packet for the TUN; written at the end of the batch, or of the current callback. */
   queue(packet: Uint8Array): void {
     this.writer.queue(packet)
   }

@@ -2,7 +2,10 @@
  * Everything the bridge writes into the TUN goes through one `TunWriter`:
  * packets queued during a read batch leave in one `writePackets` at the end
  * of the batch, and packets queued outside a batch (Pilot datagrams, pongs,
- * the TCP bridge's reflected SYNs) leave on the next immediate, also batched.
+ * the TCP bridge's reflected SYNs) leave in one `writePackets` at the end of
+ * the callback that queued them (a microtask): the session driver's flush
+ * delivers a whole receive batch in one callback, so they stay batched, and a
+ * lone pong goes out without waiting for the event loop's next turn.
  *
  * It also builds the ICMPv6 errors the bridge answers with (Destination
  * Unreachable, Packet Too Big), rate-limited by a token bucket (RFC 4443
@@ -30,7 +33,7 @@ export interface TunWriterStats {
 
 export class TunWriter {
   private readonly device: Pick<TunDevice, 'writePackets'>
-  /** Writes waiting for the end of the batch (or the next immediate). */
+  /** Writes waiting for the end of the batch (or of the current callback). */
   private out: Uint8Array[] = []
   private inBatch = false
   private flushScheduled = false
@@ -67,13 +70,13 @@ export class TunWriter {
     this.flush()
   }
 
-  /** Queues one packet for the TUN; it is written at the end of the batch or on the next immediate. */
+  /** Queues one packet for the TUN; it is written at the end of the batch, or of the current callback. */
   queue(packet: Uint8Array): void {
     if (this.isClosed) return
     this.out.push(packet)
     if (!this.inBatch && !this.flushScheduled) {
       this.flushScheduled = true
-      setImmediate(this.flushBound)
+      queueMicrotask(this.flushBound)
     }
   }
 
