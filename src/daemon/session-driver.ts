@@ -5,7 +5,8 @@
  *
  *   tunnel.onPacket ─► receive(): header checks → endpoint.handlePacket (now)
  *                      └─ marks the touched connection dirty, schedules a flush
- *   flush() (setImmediate after a burst, the timer, or an app command):
+ *   flush() (setImmediate after a burst, the timer, or an app command; a
+ *   microtask for a lone packet: a ping or pong, a sendPing/sendDatagram):
  *      1. one clock read for the whole batch
  *      2. expired timers → endpoint.handleTimeout
  *      3. events: endpoint (SYN, datagram, pong) then each dirty connection's
@@ -24,6 +25,16 @@
  * Every node's address is on the backbone (network 0, docs/wire.md §2), ours
  * too: a packet whose source network is not ours did not come from the node
  * the tunnel authenticated, and is dropped before anything reads it.
+ *
+ * When a flush runs: received stream and datagram packets wait for the next
+ * immediate, so a whole receive burst (libuv reads up to 32 datagrams per
+ * wake-up, one callback each) is answered in one flush. Pings, pongs and the
+ * sendPing/sendDatagram commands flush at the end of the current callback
+ * instead (a microtask): nothing batches behind a control packet, and a TUN
+ * read batch issues its commands from one callback, so they still leave
+ * together, without waiting for the event loop's check phase. At most one
+ * such flush per event-loop turn, and none while an immediate flush is
+ * already due (the packet joins it): a ping flood costs no extra flushes.
  *
  * Hot path (per packet): no closures, promises or string keys; the header is
  * the tunnel's scratch object; handles are found with one Map lookup by the
@@ -140,6 +151,10 @@ export class SessionDriver {
   /** Clock value shared by everything in the current batch; -1 outside one. */
   private batchNow = -1
   private scheduled = false
+  /** A microtask flush is queued (`scheduleSoon`). */
+  private soon = false
+  /** A microtask flush ran in this event-loop turn: later lone packets join the immediate. */
+  private soonUsed = false
   private flushing = false
   private timer: NodeJS.Timeout | null = null
   private timerDeadline = Number.POSITIVE_INFINITY
@@ -163,7 +178,17 @@ export class SessionDriver {
   // Bound once (undici habit): the tunnel, setImmediate and the timer call these.
   /** Give this to `tunnel.onPacket`. */
   readonly onPacket = (packet: Uint8Array, _peerNodeId: number, header?: PacketHeader): void => this.receive(packet, header)
-  private readonly flushBound = (): void => this.flush()
+  private readonly flushBound = (): void => {
+    this.scheduled = false
+    this.flush()
+  }
+  private readonly soonBound = (): void => {
+    this.soon = false
+    this.flush()
+  }
+  private readonly soonResetBound = (): void => {
+    this.soonUsed = false
+  }
   private readonly onTimerBound = (): void => {
     this.timer = null // timerDeadline stays: runTimers compares the clock with it
     this.st.timerWakeups++
@@ -248,7 +273,9 @@ export class SessionDriver {
       const handle = this.handles.get(touched)
       if (handle !== undefined) this.markDirty(handle)
     }
-    this.schedule()
+    // A ping's pong, or a pong's event, goes at the end of this callback: nothing batches behind it.
+    if (h.protocol === Protocol.CONTROL) this.scheduleSoon()
+    else this.schedule()
   }
 
   // ───────────────────────── commands ─────────────────────────
@@ -323,14 +350,14 @@ export class SessionDriver {
   /** Sends one datagram; returns the source port used. */
   sendDatagram(remote: PilotAddress, port: number, data: Uint8Array, sourcePort?: number): number {
     const p = this.endpoint.sendDatagram(this.now(), remote, port, data, sourcePort)
-    this.schedule()
+    this.scheduleSoon()
     return p
   }
 
   /** Control ping (port 0); the pong arrives at `onPong`. Returns the ping id. */
   sendPing(remote: PilotAddress, payload?: Uint8Array): number {
     const id = this.endpoint.sendPing(this.now(), remote, payload)
-    this.schedule()
+    this.scheduleSoon()
     return id
   }
 
@@ -358,14 +385,31 @@ export class SessionDriver {
     setImmediate(this.flushBound)
   }
 
+  /**
+   * Flushes at the end of the current callback (a microtask), for a lone packet. At most one
+   * such flush per event-loop turn (a flood of pings costs no more flushes than a burst of
+   * data), and none while an immediate flush is already coming: the packet joins that batch.
+   */
+  private scheduleSoon(): void {
+    if (this.soon || this.closed || this.flushing) return
+    if (this.soonUsed || this.scheduled) {
+      this.schedule()
+      return
+    }
+    this.soon = true
+    this.soonUsed = true
+    queueMicrotask(this.soonBound)
+    setImmediate(this.soonResetBound)
+  }
+
   private markDirty(handle: StreamHandle): void {
     if (handle.dirty) return
     handle.dirty = true
     this.dirtyList.push(handle)
   }
 
+  /** Runs from the immediate, the microtask, the timer or `flushNow`; a pending immediate still runs (a cheap flush). */
   private flush(): void {
-    this.scheduled = false
     if (this.closed || this.flushing) return
     this.flushing = true
     this.st.wakeups++

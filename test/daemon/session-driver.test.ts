@@ -117,3 +117,51 @@ test('a packet whose source network is not the sender\'s (the backbone) is dropp
   assert.equal(b.stats().droppedForeignNetwork, 1)
   close()
 })
+
+test('a lone packet leaves at the end of its callback: sendPing, the pong and the pong event need no event-loop turn; one such flush per turn', async () => {
+  const { SessionEndpoint } = await import('../../src/session/index.js')
+  const { SeededRandom } = await import('../../src/random.js')
+  const { SessionDriver } = await import('../../src/daemon/session-driver.js')
+  // Synchronous sinks: a packet reaches the other driver in the same callback it was sent in.
+  const out: { from: number; packet: Buffer }[] = []
+  const mk = (node: number) =>
+    new SessionDriver({
+      endpoint: new SessionEndpoint({ local: { network: 0, node }, random: new SeededRandom(node) }),
+      sink: { send: (_to, packet) => out.push({ from: node, packet: Buffer.from(packet) }) },
+      admit: () => true,
+    })
+  const a = mk(1)
+  const b = mk(2)
+  try {
+    const pongs: number[] = []
+    a.onPong((ev) => pongs.push(ev.id))
+    const id = a.sendPing({ network: 0, node: 2 }, Buffer.from('x'))
+    assert.equal(out.length, 0, 'not inside the call')
+    await Promise.resolve()
+    assert.equal(out.length, 1, 'the ping left at the end of the callback, before any immediate')
+    const nextTurn = () => new Promise((r) => setImmediate(r))
+    await nextTurn()
+    b.receive(out[0]!.packet)
+    await Promise.resolve()
+    assert.equal(out.length, 2, 'the pong too')
+    assert.equal(out[1]!.from, 2)
+    await nextTurn()
+    a.receive(out[1]!.packet)
+    await Promise.resolve()
+    assert.deepEqual(pongs, [id], 'and its event reached the handler')
+    // A second lone packet in the same turn joins the immediate flush instead.
+    a.sendPing({ network: 0, node: 2 })
+    await Promise.resolve()
+    assert.equal(out.length, 2, 'waits for the immediate')
+    await new Promise((r) => setImmediate(r))
+    assert.equal(out.length, 3)
+    // A datagram command is a lone packet too (in a new turn).
+    await nextTurn()
+    a.sendDatagram({ network: 0, node: 2 }, 9, Buffer.from('d'))
+    await Promise.resolve()
+    assert.equal(out.length, 4, 'the datagram left at the end of its callback')
+  } finally {
+    a.close()
+    b.close()
+  }
+})
