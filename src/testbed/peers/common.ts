@@ -84,6 +84,22 @@ export function publicNode(topo: Topology, name: string): string {
   return n.address
 }
 
+/** One end of a peer tunnel: its namespace, hub address, tunnel address and TUN name. */
+export interface TunnelSide {
+  node: string
+  hub: string
+  address: string
+  dev: string
+}
+
+/** The two ends: client `<subnet>.1` on `ptb-<id>-<tag>0`, server `<subnet>.2` on `ptb-<id>-<tag>1`. */
+export function tunnelSides(topo: Topology, ends: PeerEnds, subnet: string, tag: string): { client: TunnelSide; server: TunnelSide } {
+  return {
+    client: { node: ends.client, hub: publicNode(topo, ends.client), address: `${subnet}.1`, dev: `ptb-${topo.id}-${tag}0` },
+    server: { node: ends.server, hub: publicNode(topo, ends.server), address: `${subnet}.2`, dev: `ptb-${topo.id}-${tag}1` },
+  }
+}
+
 /** Long-running programs of one peer tunnel, stopped together. */
 export class PeerProcesses {
   readonly list: NsProcess[] = []

@@ -24,7 +24,7 @@ import {
   PeerProcesses,
   PeerUnavailable,
   deleteLink,
-  publicNode,
+  tunnelSides,
   requireBinaries,
   versionLine,
   waitReachable,
@@ -83,10 +83,7 @@ export async function startNebula(topo: Topology, ends: PeerEnds, opts: NebulaOp
   const subnet = opts.subnet ?? '10.99.13'
   const port = opts.port ?? 4242
   const mtu = opts.mtu ?? 1300
-  const side = {
-    client: { node: ends.client, hub: publicNode(topo, ends.client), address: `${subnet}.1`, dev: `ptb-${topo.id}-nb0` },
-    server: { node: ends.server, hub: publicNode(topo, ends.server), address: `${subnet}.2`, dev: `ptb-${topo.id}-nb1` },
-  }
+  const side = tunnelSides(topo, ends, subnet, 'nb')
   const dir = mkdtempSync(join(tmpdir(), 'pilot-bench-nebula-'))
   const procs = new PeerProcesses(topo)
   let closed = false

@@ -27,7 +27,7 @@ import {
   PeerProcesses,
   PeerUnavailable,
   deleteLink,
-  publicNode,
+  tunnelSides,
   requireBinaries,
   versionLine,
   waitReachable,
@@ -67,10 +67,7 @@ export async function startWireguard(topo: Topology, ends: PeerEnds, opts: Wireg
   const subnet = opts.subnet ?? '10.99.12'
   const port = opts.port ?? 51820
   const mtu = opts.mtu ?? 1420
-  const side = {
-    client: { node: ends.client, hub: publicNode(topo, ends.client), address: `${subnet}.1`, dev: `ptb-${topo.id}-wg0` },
-    server: { node: ends.server, hub: publicNode(topo, ends.server), address: `${subnet}.2`, dev: `ptb-${topo.id}-wg1` },
-  }
+  const side = tunnelSides(topo, ends, subnet, 'wg')
   const dir = mkdtempSync(join(tmpdir(), 'pilot-bench-wg-'))
   const procs = new PeerProcesses(topo)
   let closed = false
