@@ -21,6 +21,7 @@ import { DataExchangeDecoder, DxType, dxAckText, dxErrText, dxTypeName, encodeDx
 import { ServiceError, ServiceErrorCode } from './errors.js'
 import type { InboxStore } from './inbox-store.js'
 import { DATA_EXCHANGE_PORT, ignoreError, type ServiceStream, type StreamOpener } from './service-stream.js'
+import { HeldBytesBudget, type HeldBytesShare } from './held-bytes.js'
 
 export interface DataExchangeLimits {
   maxConnections: number
@@ -55,11 +56,12 @@ export class DataExchangeService {
   private readonly open = new Set<ServiceStream>()
   private readonly st = { refused: 0, frames: 0, acked: 0, errors: 0, dropped: 0 }
   /** Bytes of partial frames held by all connections' decoders. */
-  private heldBytes = 0
+  readonly heldBytes: HeldBytesBudget
 
   constructor(store: InboxStore, options: { limits?: Partial<DataExchangeLimits>; logger?: Logger } = {}) {
     this.store = store
     this.limits = { ...DEFAULT_DATA_EXCHANGE_LIMITS, ...options.limits }
+    this.heldBytes = new HeldBytesBudget(this.limits.maxHeldBytes)
     this.logger = options.logger ?? nullLogger
   }
 
@@ -118,15 +120,9 @@ export class DataExchangeService {
     this.st.dropped++
   }
 
-  /** @internal adds `delta` held bytes; false when the total is now over the bound. */
-  hold(delta: number): boolean {
-    this.heldBytes += delta
-    return this.heldBytes <= this.limits.maxHeldBytes
-  }
-
   /** Bytes of partial frames held now (tests). */
   get held(): number {
-    return this.heldBytes
+    return this.heldBytes.held
   }
 }
 
@@ -145,6 +141,7 @@ class DataExchangeConnection {
     private readonly idleTimeoutMs: number,
   ) {
     this.from = formatAddress(stream.remoteAddress)
+    this.held = service.heldBytes.share()
     stream.on('error', ignoreError)
     stream.on('data', (chunk: Buffer) => this.onData(chunk))
     stream.on('end', () => {
@@ -153,14 +150,13 @@ class DataExchangeConnection {
     })
     stream.once('close', () => {
       this.clearIdle()
-      service.hold(-this.held)
-      this.held = 0
+      this.held.release()
     })
     this.armIdle()
   }
 
   /** Bytes this connection's decoder holds, as counted in the service's total. */
-  private held = 0
+  private readonly held: HeldBytesShare
 
   private onData(chunk: Buffer): void {
     let frames: DxFrame[]
@@ -172,10 +168,7 @@ class DataExchangeConnection {
       this.stream.destroy()
       return
     }
-    const now = this.decoder.bufferedBytes
-    const within = this.service.hold(now - this.held)
-    this.held = now
-    if (!within) {
+    if (!this.held.set(this.decoder.bufferedBytes)) {
       // All connections together hold too many partial frames: this one goes.
       this.service.countDropped()
       this.stream.destroy()

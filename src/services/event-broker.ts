@@ -18,6 +18,7 @@ import type { Logger } from '../logger.js'
 import { nullLogger } from '../logger.js'
 import { EVENT_WILDCARD, EventDecoder, encodeEvent, type EventFrame } from '../protocol/event-frames.js'
 import { ignoreError, type ServiceStream } from './service-stream.js'
+import { HeldBytesBudget, type HeldBytesShare } from './held-bytes.js'
 
 export interface EventBrokerLimits {
   maxConnections: number
@@ -65,10 +66,12 @@ export class EventBroker {
   private readonly open = new Set<ServiceStream>()
   private readonly st = { refused: 0, published: 0, delivered: 0, cutOff: 0, dropped: 0 }
   private subscriberCount = 0
-  private heldBytes = 0
+  /** Bytes of partial events held by all connections' decoders. */
+  readonly heldBytes: HeldBytesBudget
 
   constructor(options: { limits?: Partial<EventBrokerLimits>; logger?: Logger } = {}) {
     this.limits = { ...DEFAULT_EVENT_BROKER_LIMITS, ...options.limits }
+    this.heldBytes = new HeldBytesBudget(this.limits.maxHeldBytes)
     this.logger = options.logger ?? nullLogger
   }
 
@@ -151,15 +154,9 @@ export class EventBroker {
     this.st.dropped++
   }
 
-  /** @internal adds `delta` held bytes; false when the total is now over the bound. */
-  hold(delta: number): boolean {
-    this.heldBytes += delta
-    return this.heldBytes <= this.limits.maxHeldBytes
-  }
-
   /** Bytes of partial events held now (tests). */
   get held(): number {
-    return this.heldBytes
+    return this.heldBytes.held
   }
 
   private fanOut(set: Set<Subscriber> | undefined, event: Uint8Array, topic: string, payload: Uint8Array, from: Subscriber | null): number {
@@ -186,13 +183,14 @@ class BrokerConnection implements Subscriber {
   private readonly decoder = new EventDecoder()
   private timer: NodeJS.Timeout | null
   /** Bytes this connection's decoder holds, as counted in the broker's total. */
-  private held = 0
+  private readonly held: HeldBytesShare
 
   constructor(
     private readonly broker: EventBroker,
     private readonly stream: ServiceStream,
     private readonly limits: EventBrokerLimits,
   ) {
+    this.held = broker.heldBytes.share()
     stream.on('data', (chunk: Buffer) => this.onData(chunk))
     stream.on('end', () => stream.end())
     this.timer = setTimeout(() => stream.destroy(), limits.subscribeTimeoutMs)
@@ -213,8 +211,7 @@ class BrokerConnection implements Subscriber {
   }
 
   close(): void {
-    this.broker.hold(-this.held)
-    this.held = 0
+    this.held.release()
     if (this.timer !== null) clearTimeout(this.timer)
     this.timer = null
     if (this.subscribed) this.broker.remove(this)
@@ -230,10 +227,7 @@ class BrokerConnection implements Subscriber {
       this.stream.destroy()
       return
     }
-    const now = this.decoder.bufferedBytes
-    const within = this.broker.hold(now - this.held)
-    this.held = now
-    if (!within) {
+    if (!this.held.set(this.decoder.bufferedBytes)) {
       this.broker.countDropped()
       this.stream.destroy()
       return
