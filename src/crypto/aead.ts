@@ -3,9 +3,13 @@
  *
  * Hot path. `seal`/`open` write into a caller buffer at an offset and return
  * a byte count; `open` answers -1 rather than throwing, because a frame that
- * fails authentication is a counter, not an error. Node has no update-into
- * API, so each message costs one `createCipheriv` and the Buffer it returns;
- * nonce and AAD scratch buffers are reused.
+ * fails authentication is a counter, not an error.
+ *
+ * Two backends, same bytes: the data-path addon (native/datapath.c) keeps one
+ * OpenSSL context per key and direction, so a frame costs only its IV set-up
+ * and the cipher itself (about 4x less than below); without the addon,
+ * node:crypto, where each message costs one `createCipheriv` and the Buffers
+ * it returns (node has no update-into API).
  *
  * AAD rule (the two wire variants, no negotiation):
  *   legacy: no AAD
@@ -19,6 +23,7 @@ import { CryptoErrorCode } from './error-codes.js'
 import { readU32, writeU32 } from '../bytes.js'
 import type { RandomSource } from '../random.js'
 import { SESSION_KEY_SIZE, agreeSessionKey, type KdfVariant, type KeyPurpose, type X25519KeyPair } from './key-agreement.js'
+import { loadDatapathAddon, type DatapathAddon, type NativeAeadHandle } from '../native-datapath.js'
 
 export const NONCE_SIZE = 12
 export const NONCE_PREFIX_SIZE = 4
@@ -37,21 +42,31 @@ export function aadFor(variant: KdfVariant, senderId: number, scratch: Uint8Arra
   return scratch.length === 4 ? scratch : scratch.subarray(0, 4)
 }
 
+/** Which implementation a `TunnelCipher` uses: the addon when it loads ('auto'), or node:crypto. */
+export type AeadBackend = 'auto' | 'node'
+
 export class TunnelCipher {
   readonly variant: KdfVariant
+  /** 'native' when the data-path addon does the work. */
+  readonly backend: 'native' | 'node'
   private readonly key: KeyObject
+  private readonly addon: DatapathAddon | null
+  private readonly native: NativeAeadHandle | null
   private readonly aadScratch = new Uint8Array(4)
 
   /**
-   * Copies `key` into a secret KeyObject: the caller may (and should) zero
-   * its own copy afterwards.
+   * Copies `key` (into a secret KeyObject and, with the addon, into its
+   * contexts): the caller may (and should) zero its own copy afterwards.
    */
-  constructor(key: Uint8Array, variant: KdfVariant) {
+  constructor(key: Uint8Array, variant: KdfVariant, backend: AeadBackend = 'auto') {
     if (key.length !== SESSION_KEY_SIZE) {
       throw new CryptoError(CryptoErrorCode.BAD_KEY, `AES-256 key must be 32 bytes, got ${key.length}`)
     }
     this.key = createSecretKey(key)
     this.variant = variant
+    this.addon = backend === 'auto' ? loadDatapathAddon() : null
+    this.native = this.addon === null ? null : this.addon.aeadNew(key)
+    this.backend = this.native === null ? 'node' : 'native'
   }
 
   /**
@@ -79,6 +94,7 @@ export class TunnelCipher {
     if (outOffset < 0 || outOffset + total > out.length) {
       throw new RangeError(`seal needs ${total} bytes at offset ${outOffset}, buffer has ${out.length}`)
     }
+    if (this.native !== null) return this.addon!.aeadSeal(this.native, nonce, aad, plaintext, out, outOffset)
     const cipher = createCipheriv(ALGORITHM, this.key, nonce, GCM_OPTIONS)
     if (aad !== null) cipher.setAAD(aad)
     const ciphertext = cipher.update(plaintext)
@@ -98,6 +114,7 @@ export class TunnelCipher {
   open(nonce: Uint8Array, ciphertextWithTag: Uint8Array, aad: Uint8Array | null, out: Uint8Array, outOffset: number): number {
     const length = ciphertextWithTag.length - TAG_SIZE
     if (length < 0 || nonce.length !== NONCE_SIZE || outOffset < 0 || outOffset + length > out.length) return -1
+    if (this.native !== null) return this.addon!.aeadOpen(this.native, nonce, aad, ciphertextWithTag, out, outOffset)
     const decipher = createDecipheriv(ALGORITHM, this.key, nonce, GCM_OPTIONS)
     if (aad !== null) decipher.setAAD(aad)
     decipher.setAuthTag(ciphertextWithTag.subarray(length))
