@@ -13,9 +13,10 @@
  *   aeadSeal(h, nonce, aad|null, pt, out, off)     -> bytes written (pt.length + 16)
  *   aeadOpen(h, nonce, aad|null, ct, out, off)     -> plaintext length, or -1
  *   sockaddr(host, port)                           -> Buffer (sockaddr_in / sockaddr_in6)
- *   sendBatch(fd, arena, offsets, lengths, addrs, addrOffsets, count)
+ *   sendBatch(fd, arena, offsets, lengths, addrs, addrOffsets, count, result, flags)
  *                                                  -> datagrams handed to the kernel, or
- *                                                     -errno when none was
+ *                                                     -errno when none was (UDP GSO when
+ *                                                     flags & 1)
  *
  * Ownership: every byte array is read during the call only; nothing is kept.
  * Errors from misuse (wrong sizes, bad types) throw a TypeError/RangeError;
@@ -30,6 +31,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <openssl/evp.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -311,89 +313,156 @@ static napi_value js_sockaddr(napi_env env, napi_callback_info info) {
 }
 
 /*
- * sendBatch(fd, arena, offsets, lengths, addrs, addrOffsets, count): datagram i is
- * arena[offsets[i] .. +lengths[i]] to the sockaddr at addrs[addrOffsets[i]]
- * (its length from its family). One sendmmsg per 256 datagrams. A datagram the
- * kernel refuses for its own reason (no route, bad address) is skipped and counted
- * by the caller from the difference; EAGAIN/ENOBUFS stop the batch, and the return
- * value tells the caller where to resume.
+ * sendBatch(fd, arena, offsets, lengths, addrs, addrOffsets, count, result, flags):
+ * datagram i is arena[offsets[i] .. +lengths[i]] to the sockaddr at
+ * addrs[addrOffsets[i]] (its length from its family). One sendmmsg per 256
+ * messages.
  *
- * Returns the number of datagrams consumed (sent or skipped), or -errno when the
- * first one hit EAGAIN/ENOBUFS. Skipped ones are reported through `skipped`, a
- * Uint32Array(1) the caller passes as the 8th argument (optional).
+ * With flags & 1 (UDP GSO), a run of datagrams that lie back to back in the
+ * arena, go to the same address and have the same length (the last may be
+ * shorter) leaves as ONE message with a UDP_SEGMENT control message: the
+ * kernel carries it through the stack as one packet and cuts it into the same
+ * datagrams at the last moment (or hands it whole to a receiver that asked for
+ * GRO). Nothing changes on the wire. At most 64 segments and 65,000 bytes.
+ *
+ * A datagram the kernel refuses for its own reason (no route, wrong family) is
+ * skipped and counted in result[0]. When a GSO message is refused, the call
+ * goes on without GSO; if the refusal means "this socket or route cannot do
+ * GSO" (EIO, EINVAL, EOPNOTSUPP), result[1] is set so the caller stops asking.
+ * EAGAIN/ENOBUFS stop the batch: the return value tells the caller where to
+ * resume.
+ *
+ * Returns the number of datagrams consumed (sent or skipped), or -errno when
+ * the first one hit EAGAIN/ENOBUFS.
  */
+#define GSO_MAX_SEGMENTS 64
+#define GSO_MAX_BYTES 65000
+
+typedef struct send_group {
+  uint32_t first, n;
+} send_group;
+
+static struct sockaddr *addr_at(uint8_t *addrs, size_t addrs_len, uint32_t ao, socklen_t *sl) {
+  if ((size_t)ao + sizeof(sa_family_t) > addrs_len) return NULL;
+  struct sockaddr *sa = (struct sockaddr *)(addrs + ao);
+  *sl = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+  if ((size_t)ao + *sl > addrs_len) return NULL;
+  return sa;
+}
+
 static napi_value js_send_batch(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
+  size_t argc = 9;
+  napi_value argv[9];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t fd;
-  uint32_t count;
+  uint32_t count, flags = 0;
   uint8_t *arena, *addrs;
-  size_t arena_len, addrs_len, n_off, n_len, n_aoff, n_skipped = 0;
-  uint32_t *offsets, *lengths, *addr_offsets, *skipped = NULL;
+  size_t arena_len, addrs_len, n_off, n_len, n_aoff, n_result = 0;
+  uint32_t *offsets, *lengths, *addr_offsets, *result = NULL;
   if (argc < 7 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || get_bytes(env, argv[1], &arena, &arena_len) != 0 ||
       get_u32_array(env, argv[2], &offsets, &n_off) != 0 || get_u32_array(env, argv[3], &lengths, &n_len) != 0 ||
       get_bytes(env, argv[4], &addrs, &addrs_len) != 0 || get_u32_array(env, argv[5], &addr_offsets, &n_aoff) != 0 ||
       napi_get_value_uint32(env, argv[6], &count) != napi_ok) {
-    throw_type(env, "sendBatch(fd, arena, offsets, lengths, addrs, addrOffsets, count)");
+    throw_type(env, "sendBatch(fd, arena, offsets, lengths, addrs, addrOffsets, count, result?, flags?)");
     return NULL;
   }
   if (argc >= 8) {
     napi_valuetype t;
     napi_typeof(env, argv[7], &t);
-    if (t != napi_undefined && get_u32_array(env, argv[7], &skipped, &n_skipped) != 0) {
-      throw_type(env, "sendBatch: skipped must be a Uint32Array");
+    if (t != napi_undefined && (get_u32_array(env, argv[7], &result, &n_result) != 0 || n_result < 2)) {
+      throw_type(env, "sendBatch: result must be a Uint32Array(2)");
       return NULL;
     }
   }
+  if (argc >= 9 && napi_get_value_uint32(env, argv[8], &flags) != napi_ok) flags = 0;
   if (count > n_off || count > n_len || count > n_aoff) {
     throw_range(env, "sendBatch: count exceeds the offset arrays");
     return NULL;
   }
+  for (uint32_t k = 0; k < count; k++) {
+    socklen_t sl;
+    if ((size_t)offsets[k] + lengths[k] > arena_len || addr_at(addrs, addrs_len, addr_offsets[k], &sl) == NULL) {
+      throw_range(env, "sendBatch: a datagram or address lies outside its buffer");
+      return NULL;
+    }
+  }
+  int gso = (flags & 1) != 0;
   struct mmsghdr msgs[MAX_SEND_BATCH];
   struct iovec iov[MAX_SEND_BATCH];
-  uint32_t done = 0, skips = 0;
+  send_group groups[MAX_SEND_BATCH];
+  union {
+    char buf[CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+  } control[MAX_SEND_BATCH];
+  uint32_t done = 0, skips = 0, gso_off = 0;
   while (done < count) {
-    uint32_t n = count - done < MAX_SEND_BATCH ? count - done : MAX_SEND_BATCH;
-    for (uint32_t i = 0; i < n; i++) {
-      uint32_t k = done + i;
-      uint32_t ao = addr_offsets[k];
-      if ((size_t)offsets[k] + lengths[k] > arena_len || (size_t)ao + sizeof(sa_family_t) > addrs_len) {
-        throw_range(env, "sendBatch: a datagram or address lies outside its buffer");
-        return NULL;
+    uint32_t m = 0, k = done;
+    while (m < MAX_SEND_BATCH && k < count) {
+      socklen_t sl = 0;
+      struct sockaddr *sa = addr_at(addrs, addrs_len, addr_offsets[k], &sl);
+      uint32_t n = 1, seg = lengths[k];
+      size_t bytes = seg;
+      while (gso && k + n < count && n < GSO_MAX_SEGMENTS) {
+        uint32_t j = k + n;
+        socklen_t sl2 = 0;
+        struct sockaddr *sa2 = addr_at(addrs, addrs_len, addr_offsets[j], &sl2);
+        if (lengths[j - 1] != seg || lengths[j] > seg || lengths[j] == 0 || offsets[j] != offsets[j - 1] + lengths[j - 1] ||
+            bytes + lengths[j] > GSO_MAX_BYTES || sl2 != sl || memcmp(sa, sa2, sl) != 0)
+          break;
+        bytes += lengths[j];
+        n++;
       }
-      struct sockaddr *sa = (struct sockaddr *)(addrs + ao);
-      socklen_t sl = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-      if ((size_t)ao + sl > addrs_len) {
-        throw_range(env, "sendBatch: an address lies outside its buffer");
-        return NULL;
+      iov[m].iov_base = arena + offsets[k];
+      iov[m].iov_len = bytes;
+      memset(&msgs[m], 0, sizeof msgs[m]);
+      msgs[m].msg_hdr.msg_name = sa;
+      msgs[m].msg_hdr.msg_namelen = sl;
+      msgs[m].msg_hdr.msg_iov = &iov[m];
+      msgs[m].msg_hdr.msg_iovlen = 1;
+      if (n > 1) {
+        msgs[m].msg_hdr.msg_control = control[m].buf;
+        msgs[m].msg_hdr.msg_controllen = sizeof control[m].buf;
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&msgs[m].msg_hdr);
+        cm->cmsg_level = SOL_UDP;
+        cm->cmsg_type = UDP_SEGMENT;
+        cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t size = (uint16_t)seg;
+        memcpy(CMSG_DATA(cm), &size, sizeof size);
       }
-      iov[i].iov_base = arena + offsets[k];
-      iov[i].iov_len = lengths[k];
-      memset(&msgs[i], 0, sizeof msgs[i]);
-      msgs[i].msg_hdr.msg_name = sa;
-      msgs[i].msg_hdr.msg_namelen = sl;
-      msgs[i].msg_hdr.msg_iov = &iov[i];
-      msgs[i].msg_hdr.msg_iovlen = 1;
+      groups[m].first = k;
+      groups[m].n = n;
+      m++;
+      k += n;
     }
     int r;
     do {
-      r = sendmmsg(fd, msgs, n, MSG_DONTWAIT);
+      r = sendmmsg(fd, msgs, m, MSG_DONTWAIT);
     } while (r < 0 && errno == EINTR);
     if (r < 0) {
       int e = errno;
       if (e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS) {
-        if (skipped != NULL && n_skipped > 0) skipped[0] = skips;
+        if (result != NULL) {
+          result[0] = skips;
+          result[1] = gso_off;
+        }
         return make_int(env, done == 0 ? -e : (int64_t)done);
       }
-      /* The first datagram of this call was refused for its own reason: skip it. */
-      done++;
+      if (groups[0].n > 1) {
+        /* Refused as a GSO message: send the same datagrams one by one. */
+        gso = 0;
+        if (e == EIO || e == EINVAL || e == EOPNOTSUPP) gso_off = 1;
+        continue;
+      }
+      done++; /* this datagram was refused for its own reason: skip it */
       skips++;
       continue;
     }
-    done += (uint32_t)r;
+    for (int i = 0; i < r; i++) done += groups[i].n;
   }
-  if (skipped != NULL && n_skipped > 0) skipped[0] = skips;
+  if (result != NULL) {
+    result[0] = skips;
+    result[1] = gso_off;
+  }
   return make_int(env, (int64_t)done);
 }
 

@@ -26,7 +26,9 @@ export interface DatapathAddon {
   /**
    * Datagram i = arena[offsets[i], +lengths[i]) to the sockaddr at addrs[addrOffsets[i]].
    * Returns how many were consumed (sent, or refused by the kernel for their own reason and
-   * counted in skipped[0]); stops early on EAGAIN/ENOBUFS; -errno if the first one hit that.
+   * counted in result[0]); stops early on EAGAIN/ENOBUFS; -errno if the first one hit that.
+   * flags & 1: runs of equal-sized datagrams back to back in the arena to one address go as
+   * one UDP GSO message; result[1] = 1 when the kernel refused GSO for good.
    */
   sendBatch(
     fd: number,
@@ -36,7 +38,8 @@ export interface DatapathAddon {
     addrs: Uint8Array,
     addrOffsets: Uint32Array,
     count: number,
-    skipped?: Uint32Array,
+    result?: Uint32Array,
+    flags?: number,
   ): number
 }
 
