@@ -36,6 +36,11 @@ export interface PacketBind {
    * later tick, so the caller must not modify them after this call.
    */
   send(parts: Uint8Array | readonly Uint8Array[], host: string, port: number): void
+  /**
+   * Optional: room for one datagram to host:port inside the bind's outgoing batch, for the caller
+   * to fill before it yields (no allocation, no copy); null when the bind cannot (then `send`).
+   */
+  reserve?(length: number, host: string, port: number): Uint8Array | null
   /** Sets the receiver; one per bind. */
   onDatagram(handler: DatagramHandler): void
   close(): Promise<void>
@@ -135,6 +140,16 @@ export class UdpBind implements PacketBind {
     this.stats.bytesSent += n
     if (this.batch !== null && this.batch.add(parts, n, host, port)) return
     this.socket.send(parts as Uint8Array | Uint8Array[], port, host)
+  }
+
+  reserve(length: number, host: string, port: number): Uint8Array | null {
+    if (this.closed || this.batch === null) return null
+    const room = this.batch.reserve(length, host, port)
+    if (room !== null) {
+      this.stats.datagramsSent++
+      this.stats.bytesSent += length
+    }
+    return room
   }
 
   onDatagram(handler: DatagramHandler): void {

@@ -20,7 +20,7 @@ import type { DropCounters, TunnelCounters } from './stats.js'
 
 export interface FrameSenderOptions {
   nodeId: number
-  bind: Pick<PacketBind, 'send'>
+  bind: Pick<PacketBind, 'send' | 'reserve'>
   beacon: Pick<BeaconClient, 'sendRelayed'>
   keys: Pick<KeyExchange, 'copyPila'>
   clock: Pick<TunnelScheduler, 'now'>
@@ -30,7 +30,7 @@ export interface FrameSenderOptions {
 
 export class FrameSender {
   private readonly nodeId: number
-  private readonly bind: Pick<PacketBind, 'send'>
+  private readonly bind: Pick<PacketBind, 'send' | 'reserve'>
   private readonly counters: TunnelCounters
 
   constructor(private readonly opts: FrameSenderOptions) {
@@ -45,11 +45,15 @@ export class FrameSender {
    */
   seal(peer: Peer, packet: Uint8Array): boolean {
     const len = packet.length
-    const out = Buffer.allocUnsafe(DATA_OFFSET + len + TAG_SIZE)
+    const size = DATA_OFFSET + len + TAG_SIZE
+    const seq = peer.sendSeq!
+    seq.next(peer.nonce, 0) // first: it throws when the nonces run out, and a reserved slot must be filled
+    // The common case, one direct endpoint: build the frame in the bind's batch (no copy).
+    const ep = peer.path === 'relay' || peer.pendingEndpoint !== null ? null : peer.endpoint
+    const room = ep === null || this.bind.reserve === undefined ? null : this.bind.reserve(size, ep.host, ep.port)
+    const out = room ?? Buffer.allocUnsafe(size)
     writeU32(out, 0, Magic.PILS)
     writeU32(out, 4, this.nodeId)
-    const seq = peer.sendSeq!
-    seq.next(peer.nonce, 0)
     out.set(peer.nonce, 8)
     sealingCipher(peer).sealFrame(this.nodeId, peer.nonce, packet, out, DATA_OFFSET)
     peer.packetsOut++
@@ -62,7 +66,7 @@ export class FrameSender {
     } else if (peer.unansweredSinceMs === 0 && (peer.path === 'direct' || peer.path === 'punched')) {
       peer.unansweredSinceMs = this.opts.clock.now()
     }
-    this.send(peer, out)
+    if (room === null) this.send(peer, out as Buffer)
     return seq.needsRekey
   }
 

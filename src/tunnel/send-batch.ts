@@ -92,11 +92,8 @@ export class SendBatch {
 
   /** Queues one datagram (the concatenation of `parts`); false = not taken, send it another way. */
   add(parts: Uint8Array | readonly Uint8Array[], length: number, host: string, port: number): boolean {
-    const addr = this.address(host, port)
-    if (addr === null || length > this.arena.length) return false
-    if (this.count === this.offsets.length || this.used + length > this.arena.length) this.flush()
-    const i = this.count++
-    const at = this.used
+    const at = this.reserveAt(length, host, port)
+    if (at < 0) return false
     if (Array.isArray(parts)) {
       let o = at
       for (const p of parts as readonly Uint8Array[]) {
@@ -106,6 +103,24 @@ export class SendBatch {
     } else {
       this.arena.set(parts as Uint8Array, at)
     }
+    return true
+  }
+
+  /**
+   * Room for one datagram of `length` bytes to host:port, to be written by the caller now (before
+   * it yields): the frame is built in place, nothing is allocated or copied. Null = not taken.
+   */
+  reserve(length: number, host: string, port: number): Buffer | null {
+    const at = this.reserveAt(length, host, port)
+    return at < 0 ? null : this.arena.subarray(at, at + length)
+  }
+
+  private reserveAt(length: number, host: string, port: number): number {
+    const addr = this.address(host, port)
+    if (addr === null || length > this.arena.length) return -1
+    if (this.count === this.offsets.length || this.used + length > this.arena.length) this.flush()
+    const i = this.count++
+    const at = this.used
     this.offsets[i] = at
     this.lengths[i] = length
     this.addrOffsets[i] = i * SOCKADDR_SLOT
@@ -117,7 +132,7 @@ export class SendBatch {
       this.scheduled = true
       this.schedule(this.flushBound)
     }
-    return true
+    return at
   }
 
   /** Sends everything queued now. */

@@ -102,3 +102,46 @@ test('seal: a PILS the peer opens, counted; the first one marks the silence and,
   assert.equal(n, pkt.length)
   assert.deepEqual(frame.subarray(DATA_OFFSET, DATA_OFFSET + n), pkt)
 })
+
+test('seal into the bind batch: a direct peer without a pending endpoint gets its frame built in the reserved room', () => {
+  const { sender, frames, ours } = setup()
+  const rooms: { bytes: Uint8Array; to: string }[] = []
+  // The same sender with a bind that offers room, as the UDP bind's batch does.
+  const batching = new FrameSender({
+    nodeId: 1,
+    bind: {
+      send: () => assert.fail('the direct frame must go into the reserved room'),
+      reserve: (length, host, port) => {
+        const bytes = new Uint8Array(length)
+        rooms.push({ bytes, to: `${host}:${port}` })
+        return bytes
+      },
+    },
+    beacon: { sendRelayed: () => {} },
+    keys: ours,
+    clock: { now: () => 0 },
+    counters: newTunnelCounters(),
+    drops: newDropCounters(),
+  })
+  const theirs = keyExchange(2)
+  const p = new Peer(2)
+  ours.adoptPeerKey(p, theirs.copyPila())
+  p.endpoint = { host: '10.0.0.2', port: 4000 }
+  p.path = 'direct'
+  const q = new Peer(1)
+  theirs.adoptPeerKey(q, ours.copyPila())
+  q.kdf = p.kdf
+  const pkt = packet(1, 2, 'in place')
+  batching.seal(p, pkt)
+  assert.equal(rooms.length, 1)
+  assert.equal(rooms[0]!.to, '10.0.0.2:4000')
+  const frame = Buffer.from(rooms[0]!.bytes)
+  assert.equal(firstWord(frame), 'PILS')
+  const n = new KdfChooser('auto', nullLogger).open(q, 1, frame)
+  assert.deepEqual(frame.subarray(DATA_OFFSET, DATA_OFFSET + n), pkt)
+  // With a pending endpoint the frame must reach both: the old path, not the room.
+  p.pendingEndpoint = { host: '10.0.0.2', port: 4001, fromPunch: false, fromResolve: false }
+  sender.seal(p, pkt)
+  assert.equal(frames.length, 2, 'sent to the endpoint and to the pending one')
+  assert.equal(rooms.length, 1)
+})
