@@ -11,7 +11,8 @@
  * pairs, alternating), PILOT_BENCH_UP_ARGS (extra `up` flags),
  * PILOT_RTT_NODE_ARGS (node flags for both daemons, e.g. "--cpu-prof"),
  * PILOT_RTT_GOODPUT_MB (0: after the pings, that many MB a → b over the
- * overlay, one flow, byte-exact, to see that latency changes cost no goodput),
+ * overlay, one flow, byte-exact, to see that latency changes cost no goodput; with each
+ * daemon's CPU time per MB, a per-byte cost that holds up on a loaded machine),
  * PILOT_RTT_TRACE=1 (both daemons under bench/trace-hooks.js: prints where a
  * ping's time goes, the median of each leg over all overlay pings).
  */
@@ -32,6 +33,13 @@ const NODE_ARGS = [
 ]
 
 type Trace = [string, number][]
+
+/** User + system CPU time of a process so far (ms), from /proc/<pid>/stat (clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(f[11]) + Number(f[12])) * 10 // fields 14 and 15 (utime, stime), counted after the comm
+}
 
 /** The first event `what` at or after `t` (ms), by binary search from the start. */
 function after(tr: Trace, what: string, t: number): number | null {
@@ -114,8 +122,11 @@ async function main(): Promise<void> {
     if (GOODPUT_MB > 0) {
       await ov.serveTraffic('b')
       for (let i = 0; i < Math.max(1, ROUNDS); i++) {
+        const cpu0 = pids.map(cpuMs)
         const r = await ov.traffic<BlastResult>('a', ['blast', '--host', b6, '--port', '7001', '--bytes', String(GOODPUT_MB * 1024 * 1024), '--seed', String(7 + i), '--timeout', '300000'], 320_000)
-        console.log(`overlay goodput ${GOODPUT_MB} MB: ${r.ok ? `${r.mb_per_s.toFixed(1)} MB/s` : `FAILED ${JSON.stringify(r)}`}`)
+        // CPU time of each daemon per MB moved: what a change costs per byte, much steadier on a loaded machine than MB/s.
+        const perMb = pids.map((p, k) => ((cpuMs(p) - cpu0[k]!) / GOODPUT_MB).toFixed(1))
+        console.log(`overlay goodput ${GOODPUT_MB} MB: ${r.ok ? `${r.mb_per_s.toFixed(1)} MB/s` : `FAILED ${JSON.stringify(r)}`}; daemon CPU ms per MB a ${perMb[0]} / b ${perMb[1]}`)
       }
     }
   } finally {

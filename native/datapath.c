@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define KEY_SIZE 32
 #define NONCE_SIZE 12
@@ -466,6 +467,331 @@ static napi_value js_send_batch(napi_env env, napi_callback_info info) {
   return make_int(env, (int64_t)done);
 }
 
+
+/* ---------- receiving: recvmmsg + UDP GRO on the event loop's own thread ---------- */
+
+/*
+ * udpRecvStart(fd, callback, opts) -> handle; udpRecvStop(handle, onClosed?):
+ * onClosed() runs once the dup is closed (on a later loop turn), i.e. when the
+ * port is free if nothing else holds the socket.
+ *
+ * The socket (node's dgram fd, whose own reading the caller has stopped) is
+ * dup()ed and watched with a uv_poll on the JS thread's loop: no reader
+ * thread, so a lone datagram costs no thread hand-off. When it is readable,
+ * recvmmsg drains up to `batch` messages per call (and up to `rounds` calls);
+ * with UDP_GRO the kernel may hand over a run of equal-sized datagrams of one
+ * sender as one message, cut here at the segment size it reports. Each round
+ * becomes one JS call:
+ *
+ *   callback(block: ArrayBuffer, count, hosts: string[])
+ *     block = u32 meta[count * 4] (offset, length, host index, port), then the
+ *     datagrams; offsets from the start of block. Nothing else refers to block.
+ */
+#include <uv.h>
+
+#define RECV_SLOT 65536
+#define RECV_MAX_BATCH 64
+#define RECV_MAX_HOSTS 16
+
+typedef struct udp_receiver {
+  napi_env env;
+  napi_ref callback;
+  napi_async_context async;
+  uv_poll_t poll;
+  int fd; /* our dup */
+  int gro;
+  uint32_t batch, rounds;
+  uint8_t *staging; /* batch * RECV_SLOT */
+  struct mmsghdr msgs[RECV_MAX_BATCH];
+  struct iovec iov[RECV_MAX_BATCH];
+  struct sockaddr_storage from[RECV_MAX_BATCH];
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } control[RECV_MAX_BATCH];
+  int stopped;
+  uint64_t errors;
+  napi_ref on_closed; /* udpRecvStop's callback, called once the dup is closed */
+} udp_receiver;
+
+static void free_block(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
+
+static void receiver_closed(uv_handle_t *h) {
+  udp_receiver *r = h->data;
+  if (r->fd >= 0) close(r->fd);
+  free(r->staging);
+  napi_env env = r->env;
+  napi_ref done = r->on_closed;
+  napi_async_context async = r->async;
+  free(r);
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  if (done != NULL) {
+    /* The dup is closed: the port is free again. Tell JS (its close() waits for this); through
+     * make_callback so that the promise it settles runs its reactions now. */
+    napi_value cb, global, result;
+    if (napi_get_reference_value(env, done, &cb) == napi_ok && cb != NULL && napi_get_global(env, &global) == napi_ok) {
+      napi_make_callback(env, async, global, cb, 0, NULL, &result);
+      bool pending = false;
+      napi_is_exception_pending(env, &pending);
+      if (pending) {
+        napi_value e;
+        napi_get_and_clear_last_exception(env, &e);
+      }
+    }
+    napi_delete_reference(env, done);
+  }
+  napi_async_destroy(env, async);
+  napi_close_handle_scope(env, scope);
+}
+
+static int gro_size(struct msghdr *m) {
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c != NULL; c = CMSG_NXTHDR(m, c)) {
+    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+      int v;
+      memcpy(&v, CMSG_DATA(c), sizeof v);
+      return v;
+    }
+  }
+  return 0;
+}
+
+/* Delivers one recvmmsg round (n messages) to JS. Returns 0, or -1 when the receiver stopped meanwhile. */
+static int deliver(udp_receiver *r, int n) {
+  uint32_t count = 0;
+  size_t bytes = 0;
+  for (int i = 0; i < n; i++) {
+    size_t len = r->msgs[i].msg_len;
+    int seg = r->gro ? gro_size(&r->msgs[i].msg_hdr) : 0;
+    count += seg > 0 && len > (size_t)seg ? (uint32_t)((len + seg - 1) / seg) : 1;
+    bytes += len;
+  }
+  size_t head = (size_t)count * 16;
+  uint8_t *block = malloc(head + bytes);
+  if (block == NULL) return 0; /* dropped, as the kernel would */
+  uint32_t *meta = (uint32_t *)block;
+  size_t at = head;
+  uint32_t k = 0;
+  char hosts[RECV_MAX_HOSTS][INET6_ADDRSTRLEN];
+  struct sockaddr_storage host_addr[RECV_MAX_HOSTS];
+  uint32_t n_hosts = 0;
+  for (int i = 0; i < n; i++) {
+    struct sockaddr_storage *sa = &r->from[i];
+    uint32_t port = 0, hi = UINT32_MAX;
+    for (uint32_t h = 0; h < n_hosts; h++) {
+      int same = sa->ss_family == host_addr[h].ss_family &&
+                 (sa->ss_family == AF_INET
+                      ? ((struct sockaddr_in *)sa)->sin_addr.s_addr == ((struct sockaddr_in *)&host_addr[h])->sin_addr.s_addr
+                      : memcmp(&((struct sockaddr_in6 *)sa)->sin6_addr, &((struct sockaddr_in6 *)&host_addr[h])->sin6_addr, 16) == 0);
+      if (same) {
+        hi = h;
+        break;
+      }
+    }
+    if (hi == UINT32_MAX) {
+      hi = n_hosts < RECV_MAX_HOSTS ? n_hosts++ : RECV_MAX_HOSTS - 1;
+      host_addr[hi] = *sa;
+      const void *a = sa->ss_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)sa)->sin6_addr
+                                                : (const void *)&((struct sockaddr_in *)sa)->sin_addr;
+      if (inet_ntop(sa->ss_family == AF_INET6 ? AF_INET6 : AF_INET, a, hosts[hi], sizeof hosts[hi]) == NULL) hosts[hi][0] = 0;
+    }
+    port = ntohs(sa->ss_family == AF_INET6 ? ((struct sockaddr_in6 *)sa)->sin6_port : ((struct sockaddr_in *)sa)->sin_port);
+    size_t len = r->msgs[i].msg_len;
+    int seg = r->gro ? gro_size(&r->msgs[i].msg_hdr) : 0;
+    size_t step = seg > 0 ? (size_t)seg : (len > 0 ? len : 1);
+    uint8_t *src = r->staging + (size_t)i * RECV_SLOT;
+    memcpy(block + at, src, len);
+    size_t off = 0;
+    do {
+      size_t piece = len - off < step ? len - off : step;
+      meta[k * 4] = (uint32_t)(at + off);
+      meta[k * 4 + 1] = (uint32_t)piece;
+      meta[k * 4 + 2] = hi;
+      meta[k * 4 + 3] = port;
+      k++;
+      off += piece;
+    } while (off < len);
+    at += len;
+  }
+  napi_env env = r->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) {
+    free(block);
+    return 0;
+  }
+  napi_value argv[3], cb, recv;
+  int ok = napi_create_external_arraybuffer(env, block, head + bytes, free_block, NULL, &argv[0]) == napi_ok;
+  if (!ok) free(block);
+  ok = ok && napi_create_uint32(env, k, &argv[1]) == napi_ok && napi_create_array_with_length(env, n_hosts, &argv[2]) == napi_ok;
+  for (uint32_t h = 0; ok && h < n_hosts; h++) {
+    napi_value s;
+    ok = napi_create_string_latin1(env, hosts[h], NAPI_AUTO_LENGTH, &s) == napi_ok && napi_set_element(env, argv[2], h, s) == napi_ok;
+  }
+  /* make_callback wants an object as `this` (undefined fails its ToObject): the global. */
+  ok = ok && napi_get_reference_value(env, r->callback, &cb) == napi_ok && napi_get_global(env, &recv) == napi_ok;
+  if (ok) {
+    /* make_callback: runs the microtasks and next-ticks after it, as any I/O callback. An exception
+     * surfaces as uncaught; the JS side catches its handler's errors itself. */
+    napi_value result;
+    if (napi_make_callback(env, r->async, recv, cb, 3, argv, &result) != napi_ok) {
+      bool pending = false;
+      napi_is_exception_pending(env, &pending);
+      if (pending) {
+        napi_value e;
+        napi_get_and_clear_last_exception(env, &e);
+        napi_fatal_exception(env, e);
+      }
+    }
+  } else {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value e;
+      napi_get_and_clear_last_exception(env, &e); /* never leave one for the next, unrelated call */
+    }
+  }
+  napi_close_handle_scope(env, scope);
+  return r->stopped ? -1 : 0;
+}
+
+static void on_readable(uv_poll_t *p, int status, int events) {
+  udp_receiver *r = p->data;
+  if (status < 0 || r->stopped) return;
+  for (uint32_t round = 0; round < r->rounds; round++) {
+    for (uint32_t i = 0; i < r->batch; i++) {
+      r->iov[i].iov_base = r->staging + (size_t)i * RECV_SLOT;
+      r->iov[i].iov_len = RECV_SLOT;
+      memset(&r->msgs[i].msg_hdr, 0, sizeof r->msgs[i].msg_hdr);
+      r->msgs[i].msg_hdr.msg_name = &r->from[i];
+      r->msgs[i].msg_hdr.msg_namelen = sizeof r->from[i];
+      r->msgs[i].msg_hdr.msg_iov = &r->iov[i];
+      r->msgs[i].msg_hdr.msg_iovlen = 1;
+      if (r->gro) {
+        r->msgs[i].msg_hdr.msg_control = r->control[i].buf;
+        r->msgs[i].msg_hdr.msg_controllen = sizeof r->control[i].buf;
+      }
+    }
+    int n;
+    do {
+      n = recvmmsg(r->fd, r->msgs, r->batch, MSG_DONTWAIT, NULL);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) {
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) r->errors++;
+      return;
+    }
+    if (deliver(r, n) != 0) return;
+    if ((uint32_t)n < r->batch) return; /* drained */
+  }
+}
+
+static udp_receiver *get_receiver(napi_env env, napi_value v) {
+  void *p = NULL;
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, &p) != napi_ok || p == NULL) {
+    throw_type(env, "expected a receiver handle from udpRecvStart()");
+    return NULL;
+  }
+  return p;
+}
+
+static void stop_receiver(udp_receiver *r) {
+  if (r->stopped) return;
+  r->stopped = 1;
+  uv_poll_stop(&r->poll);
+  napi_delete_reference(r->env, r->callback);
+  uv_close((uv_handle_t *)&r->poll, receiver_closed);
+}
+
+static napi_value js_udp_recv_start(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int32_t fd;
+  napi_valuetype t;
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function) {
+    throw_type(env, "udpRecvStart(fd, callback, { batch, rounds, gro })");
+    return NULL;
+  }
+  uint32_t batch = 32, rounds = 4;
+  bool gro = true;
+  if (argc >= 3 && napi_typeof(env, argv[2], &t) == napi_ok && t == napi_object) {
+    napi_value v;
+    bool has;
+    if (napi_has_named_property(env, argv[2], "batch", &has) == napi_ok && has && napi_get_named_property(env, argv[2], "batch", &v) == napi_ok)
+      napi_get_value_uint32(env, v, &batch);
+    if (napi_has_named_property(env, argv[2], "rounds", &has) == napi_ok && has && napi_get_named_property(env, argv[2], "rounds", &v) == napi_ok)
+      napi_get_value_uint32(env, v, &rounds);
+    if (napi_has_named_property(env, argv[2], "gro", &has) == napi_ok && has && napi_get_named_property(env, argv[2], "gro", &v) == napi_ok)
+      napi_get_value_bool(env, v, &gro);
+  }
+  if (batch < 1) batch = 1;
+  if (batch > RECV_MAX_BATCH) batch = RECV_MAX_BATCH;
+  if (rounds < 1) rounds = 1;
+  uv_loop_t *loop;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) {
+    napi_throw_error(env, "PT_NATIVE", "udpRecvStart: no event loop");
+    return NULL;
+  }
+  udp_receiver *r = calloc(1, sizeof *r);
+  if (r == NULL || (r->staging = malloc((size_t)batch * RECV_SLOT)) == NULL) {
+    free(r);
+    napi_throw_error(env, "ENOMEM", "udpRecvStart: out of memory");
+    return NULL;
+  }
+  r->env = env;
+  r->batch = batch;
+  r->rounds = rounds;
+  r->fd = dup(fd);
+  if (r->fd < 0) {
+    int e = errno;
+    free(r->staging);
+    free(r);
+    napi_throw_error(env, "PT_NATIVE", e == EBADF ? "udpRecvStart: bad socket fd" : "udpRecvStart: dup failed");
+    return NULL;
+  }
+  int one = 1;
+  r->gro = gro && setsockopt(r->fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
+  napi_value name;
+  napi_create_string_utf8(env, "pilot-udp-receive", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_reference(env, argv[1], 1, &r->callback) != napi_ok || napi_async_init(env, NULL, name, &r->async) != napi_ok ||
+      uv_poll_init(loop, &r->poll, r->fd) != 0) {
+    close(r->fd);
+    free(r->staging);
+    free(r);
+    napi_throw_error(env, "PT_NATIVE", "udpRecvStart: cannot watch the socket");
+    return NULL;
+  }
+  r->poll.data = r;
+  uv_poll_start(&r->poll, UV_READABLE, on_readable);
+  napi_value ext, obj, g;
+  /* No finalizer: the receiver lives until udpRecvStop (the bind's close) or the process ends. */
+  napi_create_external(env, r, NULL, NULL, &ext);
+  napi_create_object(env, &obj);
+  napi_set_named_property(env, obj, "handle", ext);
+  napi_get_boolean(env, r->gro != 0, &g);
+  napi_set_named_property(env, obj, "gro", g);
+  return obj;
+}
+
+static napi_value js_udp_recv_stop(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  size_t argc2 = 2;
+  napi_value argv2[2];
+  napi_get_cb_info(env, info, &argc2, argv2, NULL, NULL);
+  udp_receiver *r = argc < 1 ? NULL : get_receiver(env, argv[0]);
+  if (r == NULL || r->stopped) return NULL;
+  napi_valuetype t;
+  if (argc2 >= 2 && napi_typeof(env, argv2[1], &t) == napi_ok && t == napi_function) napi_create_reference(env, argv2[1], 1, &r->on_closed);
+  stop_receiver(r);
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
       {"aeadNew", NULL, js_aead_new, NULL, NULL, NULL, napi_default, NULL},
@@ -473,6 +799,8 @@ NAPI_MODULE_INIT() {
       {"aeadOpen", NULL, js_aead_open, NULL, NULL, NULL, napi_default, NULL},
       {"sockaddr", NULL, js_sockaddr, NULL, NULL, NULL, napi_default, NULL},
       {"sendBatch", NULL, js_send_batch, NULL, NULL, NULL, napi_default, NULL},
+      {"udpRecvStart", NULL, js_udp_recv_start, NULL, NULL, NULL, napi_default, NULL},
+      {"udpRecvStop", NULL, js_udp_recv_stop, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

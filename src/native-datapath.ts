@@ -41,7 +41,22 @@ export interface DatapathAddon {
     result?: Uint32Array,
     flags?: number,
   ): number
+  /**
+   * Reads a UDP socket (a dup of `fd`) from the event loop with recvmmsg and, when `gro`, UDP
+   * GRO. One call per round: `block` starts with u32 (offset, length, host index, port) per
+   * datagram, offsets from the start of block; `hosts` are the senders' addresses.
+   */
+  udpRecvStart(
+    fd: number,
+    callback: (block: ArrayBuffer, count: number, hosts: string[]) => void,
+    options?: { batch?: number; rounds?: number; gro?: boolean },
+  ): { handle: NativeReceiverHandle; gro: boolean }
+  /** Stops; `onClosed` runs once the dup is closed (a later loop turn). The handle is dead afterwards. */
+  udpRecvStop(handle: NativeReceiverHandle, onClosed?: () => void): void
 }
+
+/** Opaque: a native receiver; valid until udpRecvStop. */
+export type NativeReceiverHandle = { readonly __brand: 'pilot-datapath-receiver' }
 
 export const DATAPATH_ADDON_FILE = 'pilot_datapath.node'
 

@@ -7,7 +7,7 @@
 import dgram from 'node:dgram'
 import { isIPv6 } from 'node:net'
 import { PilotError } from '../errors.js'
-import { loadDatapathAddon } from '../native-datapath.js'
+import { loadDatapathAddon, type DatapathAddon, type NativeReceiverHandle } from '../native-datapath.js'
 import { SendBatch } from './send-batch.js'
 
 export interface UdpEndpoint {
@@ -60,6 +60,8 @@ export interface UdpBindOptions {
   batchSends?: boolean
   /** UDP GSO for runs of equal-sized datagrams in a batch (default: on unless PILOT_UDP_GSO=0). */
   gso?: boolean
+  /** Receive with recvmmsg (+ UDP GRO) from the addon instead of node's dgram (default true). */
+  batchReceives?: boolean
 }
 
 /** Large buffers by default: the reference loses most of its throughput to receive-buffer overflow. */
@@ -71,6 +73,8 @@ export class UdpBind implements PacketBind {
   private closed = false
   /** Null without the addon (or with batchSends: false): every datagram is one dgram send. */
   readonly batch: SendBatch | null
+  /** The addon's receiver when it reads the socket (then node's dgram does not). */
+  private receiver: { addon: DatapathAddon; handle: NativeReceiverHandle; gro: boolean } | null = null
 
   private constructor(
     private readonly socket: dgram.Socket,
@@ -123,7 +127,55 @@ export class UdpBind implements PacketBind {
     })
     trySetBuffers(socket, opts.receiveBufferSize ?? DEFAULT_SOCKET_BUFFER, opts.sendBufferSize ?? DEFAULT_SOCKET_BUFFER)
     const a = socket.address()
-    return new UdpBind(socket, { host: a.address, port: a.port }, opts.batchSends ?? true, opts.gso ?? process.env.PILOT_UDP_GSO !== '0')
+    const bind = new UdpBind(socket, { host: a.address, port: a.port }, opts.batchSends ?? true, opts.gso ?? process.env.PILOT_UDP_GSO !== '0')
+    if (opts.batchReceives ?? true) bind.startNativeReceive()
+    return bind
+  }
+
+  /** Whether datagrams come in through the addon, and whether the kernel coalesces them (GRO). */
+  get receivePath(): 'dgram' | 'recvmmsg' | 'recvmmsg+gro' {
+    return this.receiver === null ? 'dgram' : this.receiver.gro ? 'recvmmsg+gro' : 'recvmmsg'
+  }
+
+  /**
+   * Moves reading from node's dgram to the addon: node's handle stops reading (its internal
+   * recvStop; without it nothing changes) and the addon reads a dup of the fd on this loop.
+   */
+  private startNativeReceive(): void {
+    const addon = loadDatapathAddon()
+    const fd = addon === null ? -1 : socketFd(this.socket)
+    const handle = udpHandle(this.socket)
+    if (addon === null || fd < 0 || typeof handle?.recvStop !== 'function' || typeof addon.udpRecvStart !== 'function') return
+    const started = addon.udpRecvStart(fd, (block, count, hosts) => this.onBatch(block, count, hosts), { batch: 32, rounds: 4 })
+    if (handle.recvStop() !== 0) {
+      addon.udpRecvStop(started.handle)
+      return
+    }
+    this.receiver = { addon, handle: started.handle, gro: started.gro }
+  }
+
+  /** JS calls the native receiver made (each carries one recvmmsg round). */
+  receiveCalls = 0
+
+  private onBatch(block: ArrayBuffer, count: number, hosts: string[]): void {
+    this.receiveCalls++
+    const meta = new Uint32Array(block, 0, count * 4)
+    const stats = this.stats
+    for (let i = 0; i < count; i++) {
+      const len = meta[i * 4 + 1]!
+      stats.datagramsReceived++
+      stats.bytesReceived += len
+      const handler = this.handler
+      if (handler === null || this.closed) continue
+      try {
+        handler(Buffer.from(block, meta[i * 4]!, len), hosts[meta[i * 4 + 2]!]!, meta[i * 4 + 3]!)
+      } catch (err) {
+        // A handler bug must not lose the rest of the batch; surface it as dgram would.
+        queueMicrotask(() => {
+          throw err
+        })
+      }
+    }
   }
 
   /** What the kernel actually granted (Linux reports double the requested value). */
@@ -160,7 +212,11 @@ export class UdpBind implements PacketBind {
     if (this.closed) return Promise.resolve()
     this.batch?.flush()
     this.closed = true
-    return new Promise((resolve) => this.socket.close(() => resolve()))
+    const receiver = this.receiver
+    this.receiver = null
+    // Both the dup and node's fd must be closed before the port is free again.
+    const dupClosed = receiver === null ? Promise.resolve() : new Promise<void>((resolve) => receiver.addon.udpRecvStop(receiver.handle, resolve))
+    return Promise.all([dupClosed, new Promise<void>((resolve) => this.socket.close(() => resolve()))]).then(() => undefined)
   }
 }
 
@@ -169,10 +225,15 @@ export class UdpBind implements PacketBind {
  * Node keeps the UDP handle under an internal symbol; its `fd` getter is public on Unix.
  */
 function socketFd(socket: dgram.Socket): number {
+  const fd = udpHandle(socket)?.fd
+  return typeof fd === 'number' ? fd : -1
+}
+
+/** Node's UDP handle (internal): its public-on-Unix `fd` and `recvStop()`. */
+function udpHandle(socket: dgram.Socket): { fd?: unknown; recvStop?: () => number } | undefined {
   const state = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol')
-  if (state === undefined) return -1
-  const handle = (socket as unknown as Record<symbol, { handle?: { fd?: unknown } } | undefined>)[state]?.handle
-  return typeof handle?.fd === 'number' ? handle.fd : -1
+  if (state === undefined) return undefined
+  return (socket as unknown as Record<symbol, { handle?: { fd?: unknown; recvStop?: () => number } } | undefined>)[state]?.handle
 }
 
 function trySetBuffers(socket: dgram.Socket, recv: number, send: number): void {

@@ -81,6 +81,8 @@ test('runs of equal-sized datagrams (UDP GSO) arrive as the same separate datagr
     gotB.forEach((d, i) => assert.ok(d.equals(toB[i]!), `datagram ${i} to b differs (length ${d.length}, sent ${toB[i]!.length})`))
     assert.deepEqual((await atC).map(String), toC.map(String))
     assert.equal(a.batch!.stats.gso, true, 'loopback takes GSO')
+    assert.equal(b.receivePath, 'recvmmsg+gro')
+    assert.ok(b.receiveCalls < 20, `${b.receiveCalls} JS calls for 150 datagrams: GRO and recvmmsg batch them`)
     assert.equal(a.batch!.stats.batched, 152)
     assert.equal(a.stats.sendErrors, 0)
   } finally {
@@ -168,4 +170,31 @@ test('a full table or arena flushes before taking more', () => {
   batch.add(new Uint8Array(60), 60, '10.0.0.1', 1) // would pass 100: flush first
   assert.deepEqual(sizes, [4, 4, 2])
   assert.equal(batch.add(new Uint8Array(101), 101, '10.0.0.1', 1), false, 'larger than the arena: not taken')
+})
+
+test('native receive: the bind reads through the addon, and after close() the port is free at once', { skip: !linux }, async () => {
+  const a = await UdpBind.open({ host: '127.0.0.1' })
+  const b = await UdpBind.open({ host: '127.0.0.1' })
+  assert.equal(b.receivePath, 'recvmmsg+gro')
+  const port = b.local.port
+  const got = collect(b, 3)
+  for (const w of ['x', 'yy', 'zzz']) a.send(Buffer.from(w), '127.0.0.1', port)
+  const seen = await got
+  assert.deepEqual(seen.map(String), ['x', 'yy', 'zzz'])
+  seen[0]!.fill(0x41) // each datagram is the handler's to change
+  assert.equal(seen[1]!.toString(), 'yy')
+  await b.close()
+  const again = await UdpBind.open({ host: '127.0.0.1', port })
+  assert.equal(again.local.port, port)
+  const one = collect(again, 1)
+  a.send(Buffer.from('after'), '127.0.0.1', port)
+  assert.equal((await one)[0]!.toString(), 'after')
+  await again.close()
+  await a.close()
+})
+
+test('batchReceives: false keeps node dgram reading', { skip: !linux }, async () => {
+  const b = await UdpBind.open({ host: '127.0.0.1', batchReceives: false })
+  assert.equal(b.receivePath, 'dgram')
+  await b.close()
 })
