@@ -2,10 +2,12 @@
  * `SendBatch`: datagrams of one event-loop turn leave in one sendmmsg(2) call
  * (issue 12, lever 1) instead of one libuv send request each. Frames are copied
  * into one arena as they are sent (a few hundred nanoseconds for a full frame,
- * far less than a send request); the batch is flushed in the loop's check phase
- * (setImmediate), i.e. after every I/O callback of this turn, or at once when
- * the arena or the table is full. A lone packet therefore leaves in the same
- * turn it was produced in.
+ * far less than a send request), or sealed there in place (`reserve`); the
+ * batch is flushed in a microtask, i.e. when the current I/O callback ends, or
+ * at once when the arena or the table is full. The callbacks that produce
+ * frames already come in batches (one per recvmmsg round, one per TUN read
+ * batch), so a microtask flush still carries a whole burst, and a lone packet
+ * waits for no later phase of the loop.
  *
  * With UDP GSO (on unless `gso: false`), a run of full-sized frames to one
  * peer leaves as one message that the kernel cuts into the same datagrams as
@@ -35,7 +37,7 @@ export interface SendBatchOptions {
   onRefused: (count: number) => void
   /** UDP GSO for runs of equal-sized datagrams (default true). */
   gso?: boolean
-  /** Schedules the end-of-turn flush; setImmediate by default (tests may step it). */
+  /** Schedules the end-of-callback flush; queueMicrotask by default (tests may step it). */
   schedule?: (flush: () => void) => void
 }
 
@@ -82,7 +84,7 @@ export class SendBatch {
     this.lengths = new Uint32Array(max)
     this.addrOffsets = new Uint32Array(max)
     this.addrs = Buffer.alloc(max * SOCKADDR_SLOT)
-    this.schedule = opts.schedule ?? ((f) => setImmediate(f))
+    this.schedule = opts.schedule ?? queueMicrotask
   }
 
   /** Datagrams waiting for the flush. */
