@@ -31,6 +31,12 @@ export interface DaemonStatus {
   connections: number
   /** Null when trust.json holds every trust change; else why the last write failed (it is retried, the daemon acts on the change already). */
   trust_unsaved: string | null
+  /**
+   * How packets are processed: AES-GCM in the data-path addon ('openssl') or node:crypto
+   * ('node'); UDP out in sendmmsg batches (+ GSO) or one dgram send each; UDP in through
+   * recvmmsg (+ GRO) or node's dgram. Optional: absent in daemons built without it.
+   */
+  datapath?: { aead: 'openssl' | 'node'; send: 'sendmmsg+gso' | 'sendmmsg' | 'dgram'; receive: 'recvmmsg+gro' | 'recvmmsg' | 'dgram' }
   /** Filled in by the TUN front door; null with --no-tun. */
   tun: { interface: string; address: string; prefix: string; mtu: number; dns: string } | null
 }

@@ -6,6 +6,7 @@
  *
  * Every part is a narrow interface, so a test can hand in small fakes.
  */
+import { loadDatapathAddon } from '../native-datapath.js'
 import type { DaemonControl, DaemonStatus, PathKind, PeerStatus, PingReply, ResolveResult, TrustList } from './api.js'
 import { formatAddress, type PilotAddress } from '../protocol/address.js'
 import { formatHostPort } from '../protocol/host-port.js'
@@ -32,7 +33,7 @@ export interface ControlApiOptions {
   /** `performance.now()` when the node came up. */
   startedAt: number
   /** The UDP socket. */
-  bind: { readonly local: UdpEndpoint }
+  bind: { readonly local: UdpEndpoint; readonly sendPath?: string; readonly receivePath?: string }
   tunnel: {
     readonly publicEndpoint: UdpEndpoint | null
     peers(): PeerInfo[]
@@ -89,6 +90,11 @@ export class ControlApi implements Omit<DaemonControl, 'task'> {
       peers: o.tunnel.peers().length,
       connections: o.endpoint.connectionCount,
       trust_unsaved: o.store.unsavedReason,
+      datapath: {
+        aead: loadDatapathAddon() === null ? 'node' : 'openssl',
+        send: (o.bind.sendPath ?? 'dgram') as NonNullable<DaemonStatus['datapath']>['send'],
+        receive: (o.bind.receivePath ?? 'dgram') as NonNullable<DaemonStatus['datapath']>['receive'],
+      },
       tun: o.tun?.status() ?? null,
     }
   }

@@ -132,6 +132,11 @@ export class UdpBind implements PacketBind {
     return bind
   }
 
+  /** How datagrams leave: sendmmsg batches (with GSO while the kernel takes it) or dgram. */
+  get sendPath(): 'dgram' | 'sendmmsg' | 'sendmmsg+gso' {
+    return this.batch === null ? 'dgram' : this.batch.stats.gso ? 'sendmmsg+gso' : 'sendmmsg'
+  }
+
   /** Whether datagrams come in through the addon, and whether the kernel coalesces them (GRO). */
   get receivePath(): 'dgram' | 'recvmmsg' | 'recvmmsg+gro' {
     return this.receiver === null ? 'dgram' : this.receiver.gro ? 'recvmmsg+gro' : 'recvmmsg'

@@ -1,5 +1,7 @@
 // ControlApi over small fakes: what each control method reports and calls,
 // the ping round trip and its timeout, refusal once closing, shutdown.
+import { loadDatapathAddon } from '../../src/native-datapath.js'
+import { UdpBind } from '../../src/tunnel/bind.js'
 import { DEFAULT_OVERLAY_PREFIX, parseOverlayPrefix } from '../../src/protocol/ipv6-mapping.js'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -136,10 +138,21 @@ test('status reports identity, endpoints (IPv6 bracketed), registry, counts and 
     peers: 2,
     connections: 3,
     trust_unsaved: null,
+    datapath: { aead: loadDatapathAddon() === null ? 'node' : 'openssl', send: 'dgram', receive: 'dgram' },
     tun: null,
   })
   const tun = { interface: 'pilot0', address: 'fd50::1', prefix: 'fd50:494c:4f54::/48', mtu: 65520, dns: 'off' }
   assert.deepEqual((await fakes({ tun: { status: () => tun } }).api.status()).tun, tun)
+})
+
+test('status names the data path of a real UDP bind: sendmmsg + GSO out, recvmmsg + GRO in (Linux, addon built)', { skip: process.platform !== 'linux' }, async () => {
+  const bind = await UdpBind.open({ host: '127.0.0.1' })
+  try {
+    const { api } = fakes({ bind })
+    assert.deepEqual((await api.status()).datapath, { aead: 'openssl', send: 'sendmmsg+gso', receive: 'recvmmsg+gro' })
+  } finally {
+    await bind.close()
+  }
 })
 
 test('status shows the IPv6 address in the configured prefix, not the default one', async () => {

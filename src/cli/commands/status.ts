@@ -30,6 +30,7 @@ export function formatStatus(s: DaemonStatus): string {
     ['beacon', s.beacon.address ?? 'none'],
     ['tun', s.tun ? `${s.tun.interface} ${s.tun.address} (${s.tun.prefix}, mtu ${s.tun.mtu})` : 'none (--no-tun)'],
     ...(s.tun ? [['dns', s.tun.dns] as [string, string]] : []),
+    ...(s.datapath ? [['datapath', `AES-GCM ${s.datapath.aead}, UDP out ${s.datapath.send}, in ${s.datapath.receive}`] as [string, string]] : []),
     ['kdf', s.kdf],
     ['auto-accept', s.auto_accept ? 'yes' : 'no'],
     ...(s.trust_unsaved ? [['trust table', `NOT SAVED (${s.trust_unsaved}); retrying`] as [string, string]] : []),
