@@ -67,6 +67,8 @@ const SETUP_RESTARTS = 2
 const SETUP_WARM = 20
 const PEERS = parsePeersKnob(process.env.PILOT_BENCH_PEERS)
 const PARALLEL = Number(process.env.PILOT_BENCH_PARALLEL ?? 8)
+/** 1 (default): one more flow per path with 1 % random loss on the hub; 0 skips it. */
+const LOSS = process.env.PILOT_BENCH_LOSS !== '0'
 
 const SPEC: TopologySpec = {
   nodes: ['a', 'b', 'c', 'd', 'e'].map((name) => ({ name, kind: 'public' as const })),
@@ -307,6 +309,22 @@ async function main(): Promise<void> {
     const gDirect = median(direct.map((r) => r.mb_per_s))
     const gOverlay = overlayReady ? median(overlay.map((r) => r.mb_per_s)) : null
 
+    // --- one flow per path with 1 % random loss at the hub (every forwarded packet, both ways) ---
+    const lossy = new Map<PathKey, number>()
+    if (LOSS) {
+      try {
+        await ov.topo.setLoss(1)
+        for (const p of paths) {
+          log(`1 % hub loss: ${MB} MB ${p.key}`)
+          const r = await goodput(ov, p.host, p.seed + 700)
+          lossy.set(p.key, r.mb_per_s)
+          log(`  ${p.key} ${r.mb_per_s.toFixed(1)} MB/s at 1 % loss`)
+        }
+      } finally {
+        await ov.topo.setLoss(0)
+      }
+    }
+
     // --- parallel flows: the same bytes in PARALLEL flows at once ---
     const parallel = new Map<PathKey, ParallelResult>()
     if (PARALLEL > 0) {
@@ -377,6 +395,7 @@ async function main(): Promise<void> {
         goodput_runs_mb_s: rs.map((r) => r.mb_per_s),
         reassembled: reasm.get(p.key)!,
         parallel: parallel.get(p.key) ?? null,
+        loss_1pct_mb_s: lossy.has(p.key) ? r3(lossy.get(p.key)!) : null,
         rtt: rtts.get(p.key) ?? null,
         tcp_echo_ms: r3(tcpEcho.get(p.key) ?? null),
         flows_mb_s: f?.echo.mb_per_s ?? null,

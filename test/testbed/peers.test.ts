@@ -144,6 +144,9 @@ describe('side by side: ratios against the better peer', () => {
     assert.equal(issue12Verdicts({ ...base, paths: { ...fast, 'pilot-tun': fig(110, 0.3, { reassembled: 12 }) } }).goodput!.met, false)
     assert.equal(issue12Verdicts({ ...base, paths: { ...fast, 'pilot-tun': fig(110, 0.3, { parallel: par(120, 0.5) }) } }).parallel!.met, false)
     assert.equal(issue12Verdicts({ ...base, paths: { ...fast, 'pilot-tun': fig(110, 0.3, { parallel: par(90, 0.9) }) } }).parallel!.met, false)
+    // 1 % loss: met at >= 40 % of the lossless single flow, missed below.
+    assert.equal(issue12Verdicts({ ...base, paths: { ...fast, 'pilot-tun': fig(110, 0.3, { loss_1pct_mb_s: 44 }) } }).loss_1pct!.met, true)
+    assert.equal(issue12Verdicts({ ...base, paths: { ...fast, 'pilot-tun': fig(110, 0.3, { loss_1pct_mb_s: 43 }) } }).loss_1pct!.met, false)
     // Without the peers there is nothing to compare with.
     const alone = issue12Verdicts({ ...base, paths: { direct: paths.direct, 'pilot-tun': paths['pilot-tun'] } })
     assert.equal(alone.goodput!.met, null)
