@@ -28,6 +28,8 @@
 #endif
 #include <node_api.h>
 
+#include "napi-bytes.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -55,55 +57,6 @@ typedef struct aead_ctx {
 
 static void throw_type(napi_env env, const char *msg) { napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg); }
 static void throw_range(napi_env env, const char *msg) { napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg); }
-
-/* A Uint8Array/Buffer/DataView or ArrayBuffer as (pointer, length). 0 on success. */
-static int get_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len) {
-  bool is;
-  if (napi_is_typedarray(env, v, &is) == napi_ok && is) {
-    napi_typedarray_type type;
-    size_t n, off;
-    void *p;
-    napi_value ab;
-    if (napi_get_typedarray_info(env, v, &type, &n, &p, &ab, &off) != napi_ok) return -1;
-    size_t elem = 1;
-    switch (type) {
-      case napi_int16_array: case napi_uint16_array: elem = 2; break;
-      case napi_int32_array: case napi_uint32_array: case napi_float32_array: elem = 4; break;
-      case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: elem = 8; break;
-      default: break;
-    }
-    *data = p;
-    *len = n * elem;
-    return 0;
-  }
-  if (napi_is_arraybuffer(env, v, &is) == napi_ok && is) {
-    void *p;
-    if (napi_get_arraybuffer_info(env, v, &p, len) != napi_ok) return -1;
-    *data = p;
-    return 0;
-  }
-  if (napi_is_dataview(env, v, &is) == napi_ok && is) {
-    void *p;
-    napi_value ab;
-    size_t off;
-    if (napi_get_dataview_info(env, v, len, &p, &ab, &off) != napi_ok) return -1;
-    *data = p;
-    return 0;
-  }
-  return -1;
-}
-
-static int get_u32_array(napi_env env, napi_value v, uint32_t **out, size_t *n) {
-  napi_typedarray_type type;
-  size_t off;
-  void *p;
-  napi_value ab;
-  bool is;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return -1;
-  if (napi_get_typedarray_info(env, v, &type, n, &p, &ab, &off) != napi_ok || type != napi_uint32_array) return -1;
-  *out = p;
-  return 0;
-}
 
 static void finalize_aead(napi_env env, void *data, void *hint) {
   aead_ctx *c = data;
@@ -361,8 +314,8 @@ static napi_value js_send_batch(napi_env env, napi_callback_info info) {
   size_t arena_len, addrs_len, n_off, n_len, n_aoff, n_result = 0;
   uint32_t *offsets, *lengths, *addr_offsets, *result = NULL;
   if (argc < 7 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || get_bytes(env, argv[1], &arena, &arena_len) != 0 ||
-      get_u32_array(env, argv[2], &offsets, &n_off) != 0 || get_u32_array(env, argv[3], &lengths, &n_len) != 0 ||
-      get_bytes(env, argv[4], &addrs, &addrs_len) != 0 || get_u32_array(env, argv[5], &addr_offsets, &n_aoff) != 0 ||
+      get_u32s(env, argv[2], &offsets, &n_off) != 0 || get_u32s(env, argv[3], &lengths, &n_len) != 0 ||
+      get_bytes(env, argv[4], &addrs, &addrs_len) != 0 || get_u32s(env, argv[5], &addr_offsets, &n_aoff) != 0 ||
       napi_get_value_uint32(env, argv[6], &count) != napi_ok) {
     throw_type(env, "sendBatch(fd, arena, offsets, lengths, addrs, addrOffsets, count, result?, flags?)");
     return NULL;
@@ -370,7 +323,7 @@ static napi_value js_send_batch(napi_env env, napi_callback_info info) {
   if (argc >= 8) {
     napi_valuetype t;
     napi_typeof(env, argv[7], &t);
-    if (t != napi_undefined && (get_u32_array(env, argv[7], &result, &n_result) != 0 || n_result < 2)) {
+    if (t != napi_undefined && (get_u32s(env, argv[7], &result, &n_result) != 0 || n_result < 2)) {
       throw_type(env, "sendBatch: result must be a Uint32Array(2)");
       return NULL;
     }

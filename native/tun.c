@@ -43,6 +43,8 @@
 #endif
 #include <node_api.h>
 
+#include "napi-bytes.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if.h>
@@ -518,49 +520,6 @@ static napi_value js_start_reader(napi_env env, napi_callback_info info) {
 }
 
 /* ---------- write ---------- */
-
-static int get_bytes(napi_env env, napi_value v, uint8_t **data, size_t *len) {
-  bool is;
-  napi_is_arraybuffer(env, v, &is);
-  if (is) {
-    void *p;
-    if (napi_get_arraybuffer_info(env, v, &p, len) != napi_ok) return -1;
-    *data = (uint8_t *)p;
-    return 0;
-  }
-  napi_is_typedarray(env, v, &is);
-  if (is) {
-    napi_typedarray_type type;
-    size_t length, offset;
-    void *p;
-    napi_value ab;
-    if (napi_get_typedarray_info(env, v, &type, &length, &p, &ab, &offset) != napi_ok) return -1;
-    size_t elem = 1;
-    switch (type) {
-      case napi_uint16_array: case napi_int16_array: elem = 2; break;
-      case napi_uint32_array: case napi_int32_array: case napi_float32_array: elem = 4; break;
-      case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: elem = 8; break;
-      default: elem = 1;
-    }
-    *data = (uint8_t *)p;
-    *len = length * elem;
-    return 0;
-  }
-  return -1;
-}
-
-static int get_u32s(napi_env env, napi_value v, uint32_t **out, size_t *n) {
-  bool is;
-  napi_is_typedarray(env, v, &is);
-  if (!is) return -1;
-  napi_typedarray_type type;
-  void *p;
-  napi_value ab;
-  size_t offset;
-  if (napi_get_typedarray_info(env, v, &type, n, &p, &ab, &offset) != napi_ok || type != napi_uint32_array) return -1;
-  *out = (uint32_t *)p;
-  return 0;
-}
 
 static napi_value js_write_batch(napi_env env, napi_callback_info info) {
   size_t argc = 5;
