@@ -464,6 +464,7 @@ typedef struct udp_receiver {
   } control[RECV_MAX_BATCH];
   int stopped;
   uint64_t errors;
+  uint64_t truncated;
   napi_ref on_closed; /* udpRecvStop's callback, called once the dup is closed */
 } udp_receiver;
 
@@ -518,6 +519,9 @@ static int deliver(udp_receiver *r, int n) {
   uint32_t count = 0;
   size_t bytes = 0;
   for (int i = 0; i < n; i++) {
+    /* Cut short by our buffer (a GRO run past 64 KiB): its tail is lost, so is all of it. The peer
+     * resends what matters, as after any loss. */
+    if (r->msgs[i].msg_hdr.msg_flags & MSG_TRUNC) r->msgs[i].msg_len = 0, r->truncated++;
     size_t len = r->msgs[i].msg_len;
     int seg = r->gro ? gro_size(&r->msgs[i].msg_hdr) : 0;
     count += seg > 0 && len > (size_t)seg ? (uint32_t)((len + seg - 1) / seg) : 1;
