@@ -15,6 +15,11 @@
  *   writeBatch(handle, buffer, offsets, lengths, count) -> packets written
  *   close(handle)                     -> undefined (idempotent)
  *
+ * Loop mode (opts.mode = 'loop'): no thread; a uv_poll on the JS thread's loop
+ * reads a batch when the fd is readable and calls back from the poll phase.
+ * One thread hand-off less per packet (the latency of a lone packet), at the
+ * cost of the reads running on the JS thread.
+ *
  * Threading: one reader pthread per device. It poll()s the TUN fd and an
  * eventfd (the shutdown doorbell), drains up to `batch` packets per wake-up
  * into a reused staging area, copies the used part into one exact-size block
@@ -58,6 +63,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
+#include <uv.h>
 
 #define DEFAULT_BATCH 64
 #define MAX_BATCH 1024
@@ -73,6 +79,10 @@ typedef struct tun_dev {
   char name[IFNAMSIZ];
   /* reader */
   int reader_running;
+  int loop_mode;          /* 1: read on the JS thread's loop (uv_poll), no thread */
+  uv_poll_t *poll;        /* loop mode; freed by its close callback */
+  napi_ref loop_cb;       /* loop mode: the batch callback */
+  napi_async_context loop_async;
   volatile int stop;
   pthread_t thread;
   napi_threadsafe_function tsfn;
@@ -185,8 +195,23 @@ static void free_reader_buffers(tun_dev *d) {
   d->lengths = NULL;
 }
 
+static void free_poll(uv_handle_t *h) { free(h); }
+
 static void stop_reader(tun_dev *d) {
   if (!d->reader_running) return;
+  if (d->loop_mode) {
+    /* uv_close stops the watcher and forgets the fd now (only its callback is deferred), so the
+     * caller may close the fd right after this returns. */
+    uv_close((uv_handle_t *)d->poll, free_poll);
+    d->poll = NULL;
+    napi_delete_reference(d->env, d->loop_cb);
+    napi_async_destroy(d->env, d->loop_async);
+    d->loop_cb = NULL;
+    d->reader_running = 0;
+    d->loop_mode = 0;
+    free_reader_buffers(d);
+    return;
+  }
   d->stop = 1;
   uint64_t one = 1;
   ssize_t w = write(d->wake_fd, &one, sizeof one);
@@ -363,6 +388,111 @@ static void post_error(tun_dev *d, int e) {
   post(d, b);
 }
 
+/* Reads up to `batch` packets (the fd is non-blocking) into the staging area and
+ * returns them as one block (header: offsets then lengths, padded to 8; data
+ * follows), or NULL when none were read or memory ran out. `*fatal` is set to
+ * the errno of a read that means the device is gone. */
+static tun_batch *drain(tun_dev *d, uint32_t *count_out, int *fatal) {
+  const size_t room = d->headroom + d->buffer_size + d->tailroom;
+  uint32_t count = 0;
+  size_t used = 0;
+  while (count < d->batch && d->staging_size - used >= room) {
+    ssize_t n = read(d->fd, d->staging + used + d->headroom, d->buffer_size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) break;
+      *fatal = errno; /* EBADFD: the interface was deleted under us */
+      break;
+    }
+    d->offsets[count] = (uint32_t)(used + d->headroom);
+    d->lengths[count] = (uint32_t)n;
+    used += (d->headroom + (size_t)n + d->tailroom + 7) & ~(size_t)7;
+    count++;
+  }
+  *count_out = count;
+  if (count == 0) return NULL;
+  size_t header = ((size_t)count * 8 + 7) & ~(size_t)7;
+  tun_batch *b = (tun_batch *)malloc(sizeof *b);
+  uint8_t *block = (uint8_t *)malloc(header + used);
+  if (b == NULL || block == NULL) {
+    free(b);
+    free(block); /* drop the batch; memory pressure is not a reason to stop */
+    return NULL;
+  }
+  uint32_t *offs = (uint32_t *)block;
+  uint32_t *lens = offs + count;
+  for (uint32_t i = 0; i < count; i++) {
+    offs[i] = (uint32_t)header + d->offsets[i];
+    lens[i] = d->lengths[i];
+  }
+  memcpy(block + header, d->staging, used);
+  b->block = block;
+  b->size = header + used;
+  b->count = count;
+  b->err = 0;
+  return b;
+}
+
+/* Loop mode: one JS call per batch, straight from the loop's poll phase (no thread hand-off). */
+static void loop_call_js(tun_dev *d, tun_batch *b) {
+  napi_env env = d->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) {
+    free(b->block);
+    free(b);
+    return;
+  }
+  napi_value cb, global, result;
+  if (napi_get_reference_value(env, d->loop_cb, &cb) == napi_ok && cb != NULL && napi_get_global(env, &global) == napi_ok) {
+    napi_value argv[3];
+    int ok = 1;
+    if (b->err != 0) {
+      napi_get_null(env, &argv[0]);
+      free(b->block);
+    } else if (napi_create_external_arraybuffer(env, b->block, b->size, free_batch_block, NULL, &argv[0]) != napi_ok) {
+      free(b->block);
+      ok = 0;
+    }
+    if (ok) {
+      napi_create_uint32(env, b->err != 0 ? 0 : b->count, &argv[1]);
+      napi_create_int32(env, b->err, &argv[2]);
+      if (napi_make_callback(env, d->loop_async, global, cb, 3, argv, &result) != napi_ok) {
+        bool pending = false;
+        napi_is_exception_pending(env, &pending);
+        if (pending) {
+          napi_value e;
+          napi_get_and_clear_last_exception(env, &e);
+          napi_fatal_exception(env, e);
+        }
+      }
+    }
+  } else {
+    free(b->block);
+  }
+  free(b);
+  napi_close_handle_scope(env, scope);
+}
+
+static void on_tun_readable(uv_poll_t *p, int status, int events) {
+  tun_dev *d = (tun_dev *)p->data;
+  if (d == NULL || !d->reader_running || !d->loop_mode) return;
+  int fatal = status < 0 ? EBADFD : 0;
+  if (fatal == 0) {
+    uint32_t count = 0;
+    tun_batch *b = drain(d, &count, &fatal);
+    if (b != NULL) loop_call_js(d, b); /* may close the device: check again below */
+    if (fatal == 0 && count == 0 && (events & UV_DISCONNECT)) fatal = EBADFD;
+  }
+  if (fatal != 0 && d->reader_running && d->loop_mode) {
+    tun_batch *e = (tun_batch *)calloc(1, sizeof *e);
+    uv_poll_stop(d->poll);
+    if (e != NULL) {
+      e->err = fatal;
+      loop_call_js(d, e);
+    }
+  }
+}
+
 static void *reader_main(void *arg) {
   tun_dev *d = (tun_dev *)arg;
   struct pollfd pfd[2];
@@ -370,9 +500,6 @@ static void *reader_main(void *arg) {
   pfd[0].events = POLLIN;
   pfd[1].fd = d->wake_fd;
   pfd[1].events = POLLIN;
-  /* Slot = headroom + packet + tailroom, rounded up to 8 so every slot starts aligned. */
-  const size_t room = d->headroom + d->buffer_size + d->tailroom;
-
   while (!d->stop) {
     int r = poll(pfd, 2, -1);
     if (r < 0) {
@@ -386,44 +513,9 @@ static void *reader_main(void *arg) {
       break;
     }
     uint32_t count = 0;
-    size_t used = 0;
     int fatal = 0;
-    while (count < d->batch && d->staging_size - used >= room) {
-      ssize_t n = read(d->fd, d->staging + used + d->headroom, d->buffer_size);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN) break;
-        fatal = errno; /* EBADFD: the interface was deleted under us */
-        break;
-      }
-      d->offsets[count] = (uint32_t)(used + d->headroom);
-      d->lengths[count] = (uint32_t)n;
-      used += (d->headroom + (size_t)n + d->tailroom + 7) & ~(size_t)7;
-      count++;
-    }
-    if (count > 0) {
-      /* Header: offsets then lengths, padded to 8; data follows. */
-      size_t header = ((size_t)count * 8 + 7) & ~(size_t)7;
-      tun_batch *b = (tun_batch *)malloc(sizeof *b);
-      uint8_t *block = (uint8_t *)malloc(header + used);
-      if (b == NULL || block == NULL) {
-        free(b);
-        free(block); /* drop the batch; memory pressure is not a reason to stop */
-      } else {
-        uint32_t *offs = (uint32_t *)block;
-        uint32_t *lens = offs + count;
-        for (uint32_t i = 0; i < count; i++) {
-          offs[i] = (uint32_t)header + d->offsets[i];
-          lens[i] = d->lengths[i];
-        }
-        memcpy(block + header, d->staging, used);
-        b->block = block;
-        b->size = header + used;
-        b->count = count;
-        b->err = 0;
-        if (post(d, b) != 0) break;
-      }
-    }
+    tun_batch *b = drain(d, &count, &fatal);
+    if (b != NULL && post(d, b) != 0) break;
     if (fatal != 0) {
       post_error(d, fatal);
       break;
@@ -479,9 +571,51 @@ static napi_value js_start_reader(napi_env env, napi_callback_info info) {
   size_t room = ((size_t)headroom + buffer_size + tailroom + 7) & ~(size_t)7;
   size_t staging_size = room * 4 > MIN_STAGING ? room * 4 : MIN_STAGING;
 
+  int loop_mode = 0;
+  if (opts != NULL) {
+    napi_value m;
+    char mode[16] = {0};
+    size_t mode_len = 0;
+    bool has = false;
+    if (napi_has_named_property(env, opts, "mode", &has) == napi_ok && has && napi_get_named_property(env, opts, "mode", &m) == napi_ok &&
+        napi_get_value_string_utf8(env, m, mode, sizeof mode, &mode_len) == napi_ok) {
+      if (strcmp(mode, "loop") == 0) loop_mode = 1;
+      else if (strcmp(mode, "thread") != 0) {
+        napi_throw_range_error(env, NULL, "startReader: mode is 'thread' or 'loop'");
+        return NULL;
+      }
+    }
+  }
+
   d->staging = (uint8_t *)malloc(staging_size);
   d->offsets = (uint32_t *)malloc(sizeof(uint32_t) * batch);
   d->lengths = (uint32_t *)malloc(sizeof(uint32_t) * batch);
+  if (loop_mode) {
+    uv_loop_t *loop = NULL;
+    d->poll = (uv_poll_t *)calloc(1, sizeof *d->poll);
+    napi_value name;
+    napi_create_string_utf8(env, "pilot-tun.reader", NAPI_AUTO_LENGTH, &name);
+    if (d->staging == NULL || d->offsets == NULL || d->lengths == NULL || d->poll == NULL || napi_get_uv_event_loop(env, &loop) != napi_ok ||
+        napi_create_reference(env, argv[1], 1, &d->loop_cb) != napi_ok || napi_async_init(env, NULL, name, &d->loop_async) != napi_ok ||
+        uv_poll_init(loop, d->poll, d->fd) != 0) {
+      free(d->poll);
+      d->poll = NULL;
+      free_reader_buffers(d);
+      throw_errno(env, ENOMEM, "startReader", "cannot set up the loop reader");
+      return NULL;
+    }
+    d->poll->data = d;
+    d->staging_size = staging_size;
+    d->batch = batch;
+    d->buffer_size = buffer_size;
+    d->headroom = headroom;
+    d->tailroom = tailroom;
+    d->loop_mode = 1;
+    d->reader_running = 1;
+    uv_poll_start(d->poll, UV_READABLE | UV_DISCONNECT, on_tun_readable);
+    if (napi_add_env_cleanup_hook(env, env_cleanup, d) == napi_ok) d->cleanup_hook_added = 1;
+    return NULL;
+  }
   d->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (d->staging == NULL || d->offsets == NULL || d->lengths == NULL || d->wake_fd < 0) {
     int e = d->wake_fd < 0 ? errno : ENOMEM;

@@ -30,6 +30,8 @@ export interface NativeReaderOptions {
   tailroom: number
   /** Batches queued toward JS before the reader thread waits. */
   queue: number
+  /** 'thread' (a reader thread) or 'loop' (the event loop polls the fd; no thread). */
+  mode?: 'thread' | 'loop'
 }
 
 export interface TunAddon {

@@ -14,7 +14,7 @@ import { execFileSync, spawnSync } from 'node:child_process'
 import dgram from 'node:dgram'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { chmodSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -163,6 +163,24 @@ if (insideOurNamespace()) {
     await t.setup.teardown()
     await new InterfaceSetup({ name: NAME, address: NODE }).teardown()
     assert.equal(linkExists(NAME), false)
+  })
+
+  test('native: the reader mode is the one asked for (a pilot-tun-rd thread only in thread mode)', async () => {
+    const t = await openTunInterface({ name: NAME, address: NODE })
+    try {
+      t.device.onPackets(() => {})
+      const threads = readdirSync('/proc/self/task').map((id) => {
+        try {
+          return readFileSync(`/proc/self/task/${id}/comm`, 'utf8').trim()
+        } catch {
+          return ''
+        }
+      })
+      const loop = process.env.PILOT_TUN_READER === 'loop'
+      assert.equal(threads.includes('pilot-tun-rd'), !loop, `threads: ${threads.join(', ')}`)
+    } finally {
+      await t.close()
+    }
   })
 
   test('native: deleting the interface under a running reader reports PT_TUN_READER_FAILED', async () => {

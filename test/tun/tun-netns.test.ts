@@ -21,7 +21,9 @@ function skipReason(): string | null {
 
 const reason = skipReason()
 
-test('native TUN inside a throwaway network namespace (conformance suite and set-up)', { skip: reason ?? false, timeout: 25_000 }, () => {
+// Both reader modes run the same suite: the reader thread, and the event loop polling the fd.
+for (const mode of ['thread', 'loop'] as const)
+test(`native TUN inside a throwaway network namespace (conformance suite and set-up), ${mode} reader`, { skip: reason ?? false, timeout: 25_000 }, () => {
   const ns = `pilot-test-${randomBytes(4).toString('hex')}`
   const add = spawnSync('ip', ['netns', 'add', ns], { encoding: 'utf8' })
   if (add.status !== 0) {
@@ -35,7 +37,7 @@ test('native TUN inside a throwaway network namespace (conformance suite and set
     assert.equal(v6.status, 0, v6.stderr)
     const child = fileURLToPath(new URL('./netns-child.js', import.meta.url))
     // The child runs its own test runner; it must not think it reports to ours.
-    const env: NodeJS.ProcessEnv = { ...process.env, PILOT_TUN_NETNS_CHILD: ns }
+    const env: NodeJS.ProcessEnv = { ...process.env, PILOT_TUN_NETNS_CHILD: ns, PILOT_TUN_READER: mode }
     delete env['NODE_TEST_CONTEXT']
     const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '--test-reporter=spec', child], {
       encoding: 'utf8',
