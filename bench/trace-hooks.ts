@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { NativeTunDevice } from '../src/tun/device.js'
 import { TunWriter } from '../src/tun/tun-writer.js'
 import { UdpBind } from '../src/tunnel/bind.js'
+import { SendBatch } from '../src/tunnel/send-batch.js'
 import { SessionDriver } from '../src/daemon/session-driver.js'
 
 const MAX = 200_000
@@ -32,7 +33,10 @@ function wrap(proto: any, name: string, before: string, after: string | null): v
 }
 wrap(NativeTunDevice.prototype, 'deliver', 'tun-batch', 'tun-batch-done')
 wrap(TunWriter.prototype, 'flush', 'tun-write', null)
-wrap(UdpBind.prototype, 'send', 'udp-send', 'udp-sent')
+// A datagram is queued by send() or sealed into reserve()'s room, and leaves with the batch's flush.
+wrap(UdpBind.prototype, 'send', 'udp-send', null)
+wrap(UdpBind.prototype, 'reserve', 'udp-send', null)
+wrap(SendBatch.prototype, 'flush', 'udp-flush', 'udp-sent')
 wrap(SessionDriver.prototype, 'flush', 'flush', 'flushed')
 const on0 = (UdpBind.prototype as any).onDatagram
 ;(UdpBind.prototype as any).onDatagram = function (this: unknown, h: (...a: unknown[]) => void) {
