@@ -198,3 +198,36 @@ test('batchReceives: false keeps node dgram reading', { skip: !linux }, async ()
   assert.equal(b.receivePath, 'dgram')
   await b.close()
 })
+
+test('native receive: datagrams of 0 to 65,507 bytes from several senders arrive whole, each with its sender', { skip: !linux }, async () => {
+  const b = await UdpBind.open({ host: '127.0.0.1' })
+  const senders = await Promise.all([0, 1, 2].map(() => UdpBind.open({ host: '127.0.0.1', batchSends: false })))
+  try {
+    const random = new SeededRandom(99)
+    const sizes = [0, 1, 65507, 1400, 9000, 0, 65000, 3]
+    for (let i = 0; i < 40; i++) sizes.push(random.int(66000) % 65508)
+    const expected = new Map<string, string[]>()
+    sizes.forEach((n, i) => {
+      const s = senders[i % senders.length]!
+      const d = Buffer.alloc(n)
+      random.fill(d)
+      const key = `127.0.0.1:${s.local.port}`
+      expected.set(key, [...(expected.get(key) ?? []), createHash('sha256').update(d).digest('hex')])
+      s.send(d, '127.0.0.1', b.local.port)
+    })
+    const got = new Map<string, string[]>()
+    await new Promise<void>((resolve) => {
+      // (set before any datagram can be read: the sends above only queue until this turn ends)
+      let n = 0
+      b.onDatagram((d, host, port) => {
+        const key = `${host}:${port}`
+        got.set(key, [...(got.get(key) ?? []), createHash('sha256').update(d).digest('hex')])
+        if (++n === sizes.length) resolve()
+      })
+    })
+    assert.deepEqual(got, expected)
+  } finally {
+    await b.close()
+    for (const s of senders) await s.close()
+  }
+})
