@@ -12,17 +12,25 @@
  *   npx tsc -p . && node dist/bench/flows.bench.js
  *
  * Knobs (env): PILOT_FLOWS_MB (64), PILOT_FLOWS_N (8), PILOT_FLOWS_ROUNDS (2),
- * PILOT_FLOWS_UP_ARGS (extra `up` flags). Prints figures; never a timed test.
+ * PILOT_FLOWS_UP_ARGS (extra `up` flags), PILOT_FLOWS_PROFILE (`1`: only the
+ * N flows, once, with daemons a and b under `--cpu-prof`; prints their top
+ * self-time functions). Prints figures; never a timed test.
  */
 import { Topology, testbedUnavailable } from '../src/testbed/topology.js'
 import { Overlay } from '../src/testbed/overlay.js'
 import type { BlastResult, ParallelResult } from '../src/testbed/blast.js'
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { repoRoot } from '../src/testbed/pilot-bed.js'
+import { formatTop, topSelfTime } from './cpuprofile-top.js'
 
 const MB = Number(process.env.PILOT_FLOWS_MB ?? 64)
 const N = Number(process.env.PILOT_FLOWS_N ?? 8)
 const ROUNDS = Number(process.env.PILOT_FLOWS_ROUNDS ?? 2)
 const UP_ARGS = (process.env.PILOT_FLOWS_UP_ARGS ?? '').split(/\s+/).filter((s) => s !== '')
 const METRICS = '127.0.0.1:9464'
+const PROFILE = process.env.PILOT_FLOWS_PROFILE === '1'
+const PROFILE_DIR = join(repoRoot, 'bench', 'profiles')
 
 type Counters = Record<string, number>
 
@@ -78,11 +86,24 @@ async function main(): Promise<void> {
   const ov = new Overlay(topo)
   try {
     await ov.startRendezvous()
-    await Promise.all(['a', 'b'].map((n) => ov.up(n, { extraArgs: ['--metrics-listen', METRICS, ...UP_ARGS] })))
+    const stamp = Date.now()
+    const nodeArgs = (n: string): string[] => (PROFILE ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `flows-${n}-${stamp}.cpuprofile`] : [])
+    if (PROFILE) mkdirSync(PROFILE_DIR, { recursive: true })
+    await Promise.all(['a', 'b'].map((n) => ov.up(n, { extraArgs: ['--metrics-listen', METRICS, ...UP_ARGS], nodeArgs: nodeArgs(n) })))
     await ov.trust('a', 'b')
     await ov.serveTraffic('b')
     const host = ov.info.get('b')!.ipv6
     const bytes = MB * 1024 * 1024
+    if (PROFILE) {
+      const p = await ov.traffic<ParallelResult>('a', ['parallel', '--host', host, '--port', '7001', '--flows', String(N), '--bytes', String(Math.floor(bytes / N)), '--seed', '5', '--timeout', '300000'], 330_000)
+      log(`profiled: ${N} flows ${p.mb_per_s.toFixed(1)} MB/s aggregate`)
+      await Promise.all(['a', 'b'].map((n) => ov.down(n)))
+      for (const n of ['a', 'b']) {
+        const f = readdirSync(PROFILE_DIR).find((x) => x === `flows-${n}-${stamp}.cpuprofile`)
+        if (f !== undefined) process.stdout.write(`\n${formatTop(`daemon ${n} (${f})`, topSelfTime(JSON.parse(readFileSync(join(PROFILE_DIR, f), 'utf8')), 25))}\n`)
+      }
+      return
+    }
     for (let round = 0; round < ROUNDS; round++) {
       let before = await snapshot(ov)
       const s = await ov.traffic<BlastResult>('a', ['blast', '--host', host, '--port', '7001', '--bytes', String(bytes), '--seed', String(10 + round), '--timeout', '300000'], 320_000)
