@@ -73,7 +73,8 @@ export interface EndpointConfig {
   readonly maxOutstandingPings?: number
   /**
    * Bytes of new data the streams to one peer may have in flight together (flight-share.ts).
-   * Default `DEFAULT_PEER_FLIGHT_LIMIT` (2 MiB, one stream's default window); 0 = no shared limit.
+   * Default `DEFAULT_PEER_FLIGHT_LIMIT` (2 MiB, one stream's default window) or the streams'
+   * `receiveBufferSize` where larger; 0 = no shared limit.
    */
   readonly peerFlightLimit?: number
   /**
@@ -194,7 +195,8 @@ export class SessionEndpoint {
     this.maxConnections = config.maxConnections ?? 4096
     this.maxPending = config.maxPendingIncoming ?? 1024
     this.maxPings = config.maxOutstandingPings ?? 256
-    this.peerFlightLimit = config.peerFlightLimit ?? DEFAULT_PEER_FLIGHT_LIMIT
+    // By default at least one stream's own receive window: one stream alone is never held back by the share.
+    this.peerFlightLimit = config.peerFlightLimit ?? Math.max(DEFAULT_PEER_FLIGHT_LIMIT, config.stream?.receiveBufferSize ?? 0)
     this.turnQuantum = Math.max(1, Math.floor(config.turnQuantum ?? DEFAULT_TURN_QUANTUM))
     this.nextPingId = config.random.u32() >>> 1
   }

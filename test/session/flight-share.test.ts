@@ -171,3 +171,12 @@ test('an endpoint without the shared limit has no share', () => {
   ep.connect(0, { network: 0, node: 2 }, 80)
   assert.equal(ep.flightShare({ network: 0, node: 2 }), undefined)
 })
+
+test('the default limit is at least the streams\' own receive window', () => {
+  const big = new SessionEndpoint({ local: { network: 0, node: 1 }, random: new SeededRandom(1), stream: { receiveBufferSize: 8 << 20 } })
+  big.connect(0, { network: 0, node: 2 }, 80)
+  assert.equal(big.flightShare({ network: 0, node: 2 })!.limit, 8 << 20)
+  const def = new SessionEndpoint({ local: { network: 0, node: 1 }, random: new SeededRandom(1) })
+  def.connect(0, { network: 0, node: 2 }, 80)
+  assert.equal(def.flightShare({ network: 0, node: 2 })!.limit, 2 << 20)
+})
