@@ -113,7 +113,7 @@ async function main(): Promise<void> {
       before = await snapshot(ov)
       const p = await ov.traffic<ParallelResult>('a', ['parallel', '--host', host, '--port', '7001', '--flows', String(N), '--bytes', String(Math.floor(bytes / N)), '--seed', String(20 + round), '--timeout', '300000'], 330_000)
       if (!p.ok) throw new Error(`${N} flows not byte-exact: ${p.errors.join('; ')}`)
-      log(`round ${round + 1}: ${N} flows ${p.mb_per_s.toFixed(1)} MB/s aggregate, slowest/fastest ${p.min_over_max.toFixed(2)}`)
+      log(`round ${round + 1}: ${N} flows ${p.mb_per_s.toFixed(1)} MB/s aggregate, slowest/fastest ${p.min_over_max.toFixed(2)} (${p.per_flow_mb_s.map((x) => x.toFixed(1)).join(' ')})`)
       log(`  counters: ${delta(before, await snapshot(ov))}`)
     }
   } finally {

@@ -30,6 +30,8 @@
 export interface FlightShareWaiter {
   /** Bookkeeping: true while in the share's wait list. */
   shareWaiting: boolean
+  /** Bookkeeping: refused by the share and has not sent new data since (woken or not). */
+  shareHungry: boolean
   onShareRoom(): void
 }
 
@@ -39,6 +41,8 @@ export const DEFAULT_PEER_FLIGHT_LIMIT = 2 * 1024 * 1024
 export class FlightShare {
   /** Bytes in flight of every member together. */
   private _flight = 0
+  private _active = 0
+  private _hungry = 0
   /** Members at the moment (the endpoint drops a share without members). */
   members = 0
   /** Waiters in the order they waited; `head` is the next to wake. */
@@ -46,6 +50,14 @@ export class FlightShare {
   private head = 0
   /** New-data segments held back because the share was full. */
   blocked = 0
+  /**
+   * The latest smoothed RTT a member measured (−1: none yet). The members' flight queues at the
+   * same place, so a stream that starts sending while the others keep a queue there starts from
+   * this RTT rather than its handshake's (taken on an idle path): a handshake RTT of 2 ms against
+   * a 90 ms queue fires the tail probe and the RTO at once, spurious losses that leave the new
+   * stream crawling in congestion avoidance while the others keep the room.
+   */
+  srtt = -1
 
   /**
    * `limit`: bytes in flight of all members together. `unit`: room that wakes one more waiter
@@ -56,9 +68,14 @@ export class FlightShare {
     readonly unit: number,
   ) {}
 
-  /** Members waiting for room. */
+  /** Members in the wait list (some may have left it: `forget`). */
   get waiting(): number {
     return this.waiters.length - this.head
+  }
+
+  /** Members refused by the share that have not sent new data since, woken or still waiting. */
+  get hungry(): number {
+    return this._hungry
   }
 
   get flight(): number {
@@ -70,7 +87,29 @@ export class FlightShare {
     return this.limit - this._flight
   }
 
-  /** A member's flight changed by `delta` bytes; wakes waiters while there is room. */
+  /** Members with something in flight. */
+  get active(): number {
+    return this._active
+  }
+
+  /**
+   * A member's fair part of the limit: the limit over the members with something in flight. One
+   * at or above it yields the room to hungry members (it waits behind them) instead of taking it
+   * first: a stream with more in flight gets more ACKs, and would otherwise win every freed byte.
+   */
+  get fairShare(): number {
+    return this.limit / (this._active > 0 ? this._active : 1)
+  }
+
+  /** A member's flight went from `before` to `after` bytes; wakes waiters while there is room. */
+  update(before: number, after: number): void {
+    if (before === after) return
+    if (before === 0) this._active++
+    else if (after === 0) this._active--
+    this.add(after - before)
+  }
+
+  /** The flight of all members changed by `delta` bytes; wakes waiters while there is room. */
   add(delta: number): void {
     this._flight += delta
     if (this._flight < 0) this._flight = 0 // never below: a rounding slip must not grant extra room forever
@@ -80,13 +119,30 @@ export class FlightShare {
   /** `w` found the share full: it hears `onShareRoom` once the flight drops. */
   wait(w: FlightShareWaiter): void {
     this.blocked++
+    if (!w.shareHungry) {
+      w.shareHungry = true
+      this._hungry++
+    }
     if (w.shareWaiting) return
     w.shareWaiting = true
     this.waiters.push(w)
   }
 
+  /** `w` sent new data: it is no longer hungry. */
+  fed(w: FlightShareWaiter): void {
+    if (!w.shareHungry) return
+    w.shareHungry = false
+    this._hungry--
+  }
+
+  /** Whether `w`, with `flight` bytes of its own in flight, must leave freed room to hungry others. */
+  mustYield(w: FlightShareWaiter, flight: number): boolean {
+    return this._hungry > (w.shareHungry ? 1 : 0) && flight >= this.fairShare
+  }
+
   /** `w` leaves the wait list (it closed). */
   forget(w: FlightShareWaiter): void {
+    this.fed(w)
     if (!w.shareWaiting) return
     w.shareWaiting = false
     const i = this.waiters.indexOf(w, this.head)

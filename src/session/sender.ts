@@ -203,7 +203,7 @@ export class StreamSender {
   leaveShare(): void {
     const share = this.share
     if (share === null) return
-    share.add(-this.sharedFlight)
+    share.update(this.sharedFlight, 0)
     this.sharedFlight = 0
     share.forget(this.shareWaiter!)
     this.share = null
@@ -401,7 +401,7 @@ export class StreamSender {
     if (share === null) return
     const p = this.snd.pipe
     if (p !== this.sharedFlight) {
-      share.add(p - this.sharedFlight)
+      share.update(this.sharedFlight, p)
       this.sharedFlight = p
     }
   }
@@ -424,6 +424,7 @@ export class StreamSender {
     const acked = ackOff - snd.una
     const rttSample = this.loss.onCumulativeAck(now, snd, ackOff)
     this.rtt.onProgress(rttSample)
+    if (rttSample >= 0 && this.share !== null) this.share.srtt = this.rtt.srtt
     // Slow start / congestion avoidance outside fast recovery; after an RTO the
     // window grows again from the loss window while the holes are refilled.
     if (!this.recovery.isFast && fromAckPacket) this.cc.onAck(now, acked, snd.flight, rttSample)
@@ -587,9 +588,10 @@ export class StreamSender {
       const peerWindow = this.win.bytes(mss)
       if (peerWindow > 0 && peerWindow < wnd) wnd = peerWindow
       const avail = Math.min(wnd - flight, peerRoom)
-      // The streams to this peer together: with some of our own in flight, wait for the share's room.
+      // The streams to this peer together: with some of our own in flight, wait for the share's room,
+      // and behind the streams waiting for it once we have our fair part.
       const share = this.share
-      if (share !== null && flight > 0 && avail > 0 && share.room < Math.min(len, avail)) {
+      if (share !== null && flight > 0 && avail > 0 && (share.room < Math.min(len, avail) || share.mustYield(this.shareWaiter!, flight))) {
         share.wait(this.shareWaiter!)
         return -1
       }
@@ -607,6 +609,12 @@ export class StreamSender {
     }
     // Never let a data payload start with the SACK pattern (§17 item 14).
     if (len >= 5 && snd.nextLooksLikeSack(len)) len = 1
+    const share = this.share
+    if (share !== null) {
+      share.fed(this.shareWaiter!)
+      // Starting a burst with nothing in flight: the path's RTT is what the other streams measure.
+      if (snd.outstanding === 0 && share.srtt > this.rtt.srtt) this.rtt.raiseTo(share.srtt)
+    }
     const i = snd.cutSegment(len)
     if (snd.unsent === 0) {
       this.nagleExpired = false

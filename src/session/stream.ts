@@ -80,6 +80,7 @@ export class StreamConnection implements FlightShareWaiter {
   queued = false
   /** Flight-share bookkeeping: true while waiting for room (flight-share.ts). */
   shareWaiting = false
+  shareHungry = false
   /** Endpoint bookkeeping: the numeric demux key parts. */
   readonly remoteKey: number
   readonly portsKey: number

@@ -77,6 +77,7 @@ test('without the shared limit the same 8 flows overflow the queue (the collapse
 
 class Waiter implements FlightShareWaiter {
   shareWaiting = false
+  shareHungry = false
   woken = 0
   constructor(readonly log: string[], readonly name: string) {}
   onShareRoom(): void {
@@ -179,4 +180,43 @@ test('the default limit is at least the streams\' own receive window', () => {
   const def = new SessionEndpoint({ local: { network: 0, node: 1 }, random: new SeededRandom(1) })
   def.connect(0, { network: 0, node: 2 }, 80)
   assert.equal(def.flightShare({ network: 0, node: 2 })!.limit, 2 << 20)
+})
+
+test('FlightShare: the fair part is the limit over the members with something in flight', () => {
+  const share = new FlightShare(8_000, 1_000)
+  assert.equal(share.fairShare, 8_000)
+  share.update(0, 3_000)
+  share.update(0, 1_000)
+  assert.equal(share.active, 2)
+  assert.equal(share.fairShare, 4_000)
+  assert.equal(share.flight, 4_000)
+  share.update(1_000, 0)
+  assert.equal(share.active, 1)
+  assert.equal(share.flight, 3_000)
+})
+
+test('a stream joining a peer whose streams keep a queue starts from their RTT: no spurious losses, its fair part soon', () => {
+  // Two streams through the 3 MiB queue: the first has a 200 ms head start and builds a ~90 ms
+  // queue; the second's handshake RTT (2 ms, idle path) would fire its probe and RTO at once.
+  const sim = new SimPair({ seed: 8, ab: BOTTLENECK, ba: { delay: 1 } })
+  sim.b.listen(80)
+  const c1 = sim.a.connect(sim.now, sim.addressB, 80)
+  const c2 = sim.a.connect(sim.now, sim.addressB, 80)
+  assert.ok(sim.run(() => sim.accepted[1].length === 2 && c2.state === StreamState.Established && c1.state === StreamState.Established, 10_000))
+  const w1 = new OneWay(c1, sim.accepted[1][0]!, 64 << 20, 1)
+  const w2 = new OneWay(c2, sim.accepted[1][1]!, 64 << 20, 2)
+  sim.run(() => false, 200, () => w1.pump(sim.now))
+  const both = (ms: number): void => {
+    sim.run(() => false, ms, () => {
+      w1.pump(sim.now)
+      w2.pump(sim.now)
+    })
+  }
+  both(1_000) // the newcomer's slow start
+  const [h1, h2] = [w1.readBytes, w2.readBytes]
+  both(1_000)
+  const [r1, r2] = [w1.readBytes - h1, w2.readBytes - h2]
+  assert.equal(c2.stats().retransmits, 0, 'no spurious retransmission')
+  assert.ok(r2 / r1 > 0.8 && r2 / r1 < 1.25, `after the ramp: ${r1} vs ${r2} bytes in 1 s`)
+  assert.equal(sim.packetsLost[0], 0)
 })
