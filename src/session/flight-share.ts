@@ -20,7 +20,9 @@
  * as a waiter; as the flight drops, waiters are woken in the order they
  * waited, about one per `unit` bytes of room (all of them once nothing is in
  * flight), so an ACK costs O(1) however many streams wait; the endpoint's
- * round-robin transmit then gives every woken stream one segment per turn.
+ * round-robin transmit then gives every woken stream its turn. A stream at or
+ * past its fair part (`fairShare`) leaves freed room to the hungry ones (those
+ * the share refused that have not sent since) instead of taking it first.
  *
  * Bookkeeping is by difference: each member reports its own current flight
  * (`update`), the share adds the change. A member leaving reports 0.
