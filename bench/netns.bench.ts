@@ -38,7 +38,8 @@
  * Knobs (env): PILOT_BENCH_MB (256), PILOT_BENCH_ROUNDS (2 goodput rounds per
  * path), PILOT_BENCH_FLOWS (1000), PILOT_BENCH_UP_ARGS (extra `up` flags,
  * e.g. "--mtu 65000"), PILOT_BENCH_PEERS (all; 0 = none, or
- * "wireguard-go,nebula"), PILOT_BENCH_PARALLEL (8 flows; 0 = skip).
+ * "wireguard-go,nebula"), PILOT_BENCH_PARALLEL (8 flows; 0 = skip),
+ * PILOT_BENCH_SKIP (comma list: `flows` = the 1,000 flows, `setup` = the set-up figures).
  */
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -69,6 +70,8 @@ const PEERS = parsePeersKnob(process.env.PILOT_BENCH_PEERS)
 const PARALLEL = Number(process.env.PILOT_BENCH_PARALLEL ?? 8)
 /** 1 (default): one more flow per path with 1 % random loss on the hub; 0 skips it. */
 const LOSS = process.env.PILOT_BENCH_LOSS !== '0'
+/** Figures left out (comma list of `flows`, `setup`): shorter runs while working on another figure. */
+const SKIP = new Set((process.env.PILOT_BENCH_SKIP ?? '').split(',').map((s) => s.trim()).filter((s) => s !== ''))
 
 const SPEC: TopologySpec = {
   nodes: ['a', 'b', 'c', 'd', 'e'].map((name) => ({ name, kind: 'public' as const })),
@@ -354,13 +357,13 @@ async function main(): Promise<void> {
 
     // --- 1,000 concurrent flows ---
     const flowRuns = new Map<PathKey, FlowsResult>()
-    for (const p of paths) {
+    for (const p of SKIP.has('flows') ? [] : paths) {
       log(`${FLOWS} concurrent flows x 64 KB echo: ${p.key}`)
       const f = await flows(ov, p.host, p.pids?.() ?? {})
       flowRuns.set(p.key, f)
       log(`  ${p.key} ${f.echo.completed}/${FLOWS} in ${f.echo.ms.toFixed(0)} ms`)
     }
-    const fDirect = flowRuns.get('direct')!
+    const fDirect = flowRuns.get('direct') ?? null
     const fOverlay = flowRuns.get('pilot-tun') ?? null
 
     // The peers are measured: stop them before the daemons restart for the set-up figures.
@@ -369,11 +372,11 @@ async function main(): Promise<void> {
     // --- connection set-up (restarts every daemon: last) ---
     let setup: Awaited<ReturnType<typeof setupTimes>> | null = null
     let setupDirect: number[] = []
-    {
+    if (!SKIP.has('setup')) {
       const r = await ov.traffic<{ samples_ms: number[] }>('a', ['first-byte', '--host', bDirect, '--port', '7002', '--count', String(SETUP_WARM)], 60_000)
       setupDirect = r.samples_ms
     }
-    if (overlayReady) {
+    if (overlayReady && !SKIP.has('setup')) {
       log(`connection set-up: ${SETUP_RESTARTS} restarts of every daemon x ${SETUP_PEERS.length} new peers, then ${SETUP_WARM} with the tunnel up`)
       setup = await setupTimes(ov)
       if (setup.errors.length > 0) notes.push(`set-up errors: ${setup.errors.join('; ')}`)
@@ -437,13 +440,13 @@ async function main(): Promise<void> {
       },
       flows: {
         overlay: fOverlay === null ? null : { ...fOverlay.echo, rss_before: fOverlay.rss_before, rss_all_open: fOverlay.rss_all_open, rss_peak: fOverlay.rss_peak, rss_after: fOverlay.rss_after, rss_per_flow_bytes: { a: r3(perFlow(fOverlay, 'a')), b: r3(perFlow(fOverlay, 'b')) } },
-        direct: fDirect.echo,
+        direct: fDirect?.echo ?? null,
       },
       ratios: {
         goodput_overlay_over_direct: gOverlay === null ? null : r3(gOverlay / gDirect),
         rtt_median_overlay_over_direct: pOverlay === null ? null : r3(pOverlay.median_ms / pDirect.median_ms),
         rtt_p99_overlay_over_direct: pOverlay === null ? null : r3(pOverlay.p99_ms / pDirect.p99_ms),
-        flows_goodput_overlay_over_direct: fOverlay === null ? null : r3(fOverlay.echo.mb_per_s / fDirect.echo.mb_per_s),
+        flows_goodput_overlay_over_direct: fOverlay === null || fDirect === null ? null : r3(fOverlay.echo.mb_per_s / fDirect.echo.mb_per_s),
         setup_new_over_existing: setupNew === null || setupExisting === null ? null : r3(setupNew / setupExisting),
       },
       rtt_overhead_ms: { median: r3(rttOverhead), p99: pOverlay === null ? null : r3(pOverlay.p99_ms - pDirect.p99_ms) },
@@ -476,9 +479,9 @@ async function main(): Promise<void> {
       ['ping replies', pOverlay === null ? '-' : `${pOverlay.received}/${PINGS}`, `${pDirect.received}/${PINGS}`, '', ''],
       [`set-up, new peer (median of ${setup?.new_ms.length ?? 0})`, ms(setupNew), '', '', `<= ${TARGETS.setup_new_ms} ms ${met(results.targets.setup_new_ms.met)}`],
       [`set-up, tunnel up (median of ${setup?.existing_ms.length ?? 0})`, ms(setupExisting), ms(median(setupDirect)), '', ''],
-      [`${FLOWS} flows x 64 KB echo (${CONNECT_WINDOW} connects in flight): goodput`, mbs(fo?.echo.mb_per_s), mbs(fDirect.echo.mb_per_s), results.ratios.flows_goodput_overlay_over_direct === null ? '-' : `x${results.ratios.flows_goodput_overlay_over_direct}`, ''],
-      [`${FLOWS} flows: completed, wall time`, fo === null ? '-' : `${fo.echo.completed}/${FLOWS}, ${(fo.echo.ms / 1000).toFixed(2)} s`, `${fDirect.echo.completed}/${FLOWS}, ${(fDirect.echo.ms / 1000).toFixed(2)} s`, '', ''],
-      [`${FLOWS} flows: per-flow latency p50/p99`, fo === null ? '-' : `${fo.echo.latency_ms.p50.toFixed(0)}/${fo.echo.latency_ms.p99.toFixed(0)} ms`, `${fDirect.echo.latency_ms.p50.toFixed(0)}/${fDirect.echo.latency_ms.p99.toFixed(0)} ms`, '', ''],
+      [`${FLOWS} flows x 64 KB echo (${CONNECT_WINDOW} connects in flight): goodput`, mbs(fo?.echo.mb_per_s), mbs(fDirect?.echo.mb_per_s), results.ratios.flows_goodput_overlay_over_direct === null ? '-' : `x${results.ratios.flows_goodput_overlay_over_direct}`, ''],
+      [`${FLOWS} flows: completed, wall time`, fo === null ? '-' : `${fo.echo.completed}/${FLOWS}, ${(fo.echo.ms / 1000).toFixed(2)} s`, fDirect === null ? '-' : `${fDirect.echo.completed}/${FLOWS}, ${(fDirect.echo.ms / 1000).toFixed(2)} s`, '', ''],
+      [`${FLOWS} flows: per-flow latency p50/p99`, fo === null ? '-' : `${fo.echo.latency_ms.p50.toFixed(0)}/${fo.echo.latency_ms.p99.toFixed(0)} ms`, fDirect === null ? '-' : `${fDirect.echo.latency_ms.p50.toFixed(0)}/${fDirect.echo.latency_ms.p99.toFixed(0)} ms`, '', ''],
       ['daemon RSS idle a / b', fo === null ? '-' : `${mib(fo.rss_before.a)} / ${mib(fo.rss_before.b)}`, '', '', ''],
       [`daemon RSS, ${FLOWS} flows open a / b`, fo === null ? '-' : `${mib(fo.rss_all_open.a)} / ${mib(fo.rss_all_open.b)}`, '', '', ''],
       ['daemon RSS per flow a / b', fo === null ? '-' : `${kib(perFlow(fo, 'a'))} / ${kib(perFlow(fo, 'b'))}`, '', '', ''],

@@ -21,6 +21,8 @@ import { SessionUsageError } from './errors.js'
 import { fillHeader } from './packet-fields.js'
 import { StreamConnection, StreamState, type StreamConfig, type TransmitScheduler } from './stream.js'
 import type { Millis } from './types.js'
+import { DEFAULT_PEER_FLIGHT_LIMIT, FlightShare } from './flight-share.js'
+import { DEFAULT_MSS } from './stream-config.js'
 
 export const EPHEMERAL_PORT_MIN = 49152
 export const EPHEMERAL_PORT_MAX = 65535
@@ -69,7 +71,22 @@ export interface EndpointConfig {
    */
   readonly maxPendingIncoming?: number
   readonly maxOutstandingPings?: number
+  /**
+   * Bytes of new data the streams to one peer may have in flight together (flight-share.ts).
+   * Default `DEFAULT_PEER_FLIGHT_LIMIT` (2 MiB, one stream's default window) or the streams'
+   * `receiveBufferSize` where larger; 0 = no shared limit.
+   */
+  readonly peerFlightLimit?: number
+  /**
+   * Packets a connection sends in a row before the next ready one gets its turn (round-robin).
+   * More than one lets a receive batch at the peer touch fewer streams, so it answers with
+   * fewer ACKs (one per stream and batch). Default `DEFAULT_TURN_QUANTUM`.
+   */
+  readonly turnQuantum?: number
 }
+
+/** Default `turnQuantum`. */
+export const DEFAULT_TURN_QUANTUM = 16
 
 export interface EndpointStats {
   streamPacketsIn: number
@@ -150,6 +167,13 @@ export class SessionEndpoint {
   private readonly maxPending: number
   private readonly maxPings: number
   private readonly scratch = new PacketHeader()
+  /** One flight share per remote node with connections (by remoteKey), when `peerFlightLimit` > 0. */
+  private readonly shares = new Map<number, FlightShare>()
+  private readonly peerFlightLimit: number
+  /** The connection in its turn of the round-robin (out of the ready queue meanwhile), and packets it has left. */
+  private turn: StreamConnection | null = null
+  private turnLeft = 0
+  private readonly turnQuantum: number
   private readonly st: EndpointStats = {
     streamPacketsIn: 0,
     datagramsIn: 0,
@@ -171,6 +195,9 @@ export class SessionEndpoint {
     this.maxConnections = config.maxConnections ?? 4096
     this.maxPending = config.maxPendingIncoming ?? 1024
     this.maxPings = config.maxOutstandingPings ?? 256
+    // By default at least one stream's own receive window: one stream alone is never held back by the share.
+    this.peerFlightLimit = config.peerFlightLimit ?? Math.max(DEFAULT_PEER_FLIGHT_LIMIT, config.stream?.receiveBufferSize ?? 0)
+    this.turnQuantum = Math.max(1, Math.floor(config.turnQuantum ?? DEFAULT_TURN_QUANTUM))
     this.nextPingId = config.random.u32() >>> 1
   }
 
@@ -331,13 +358,23 @@ export class SessionEndpoint {
       return pkt.length
     }
     for (;;) {
-      const c = this.ready.shift()
-      if (c === null) return 0
+      // The connection whose turn it is keeps it for up to `burst` packets (see `turnQuantum`).
+      let c = this.turn
+      if (c === null) {
+        c = this.ready.shift()
+        if (c === null) return 0
+        this.turn = c
+        this.turnLeft = this.turnQuantum
+      }
       const n = c.pollTransmit(now, out, offset)
       if (n > 0) {
-        this.ready.push(c) // stays queued: round-robin, one packet per turn
+        if (--this.turnLeft <= 0) {
+          this.turn = null
+          this.ready.push(c) // stays queued: round-robin, one turn each
+        }
         return n
       }
+      this.turn = null
       c.queued = false
       if (c.isClosed) this.remove(c)
     }
@@ -485,7 +522,21 @@ export class SessionEndpoint {
     this.all.push(conn)
     this.portUse.set(conn.localPort, (this.portUse.get(conn.localPort) ?? 0) + 1)
     conn.scheduler = this.ready
+    if (this.peerFlightLimit > 0) {
+      let share = this.shares.get(conn.remoteKey)
+      if (share === undefined) {
+        share = new FlightShare(this.peerFlightLimit, this.streamDefaults?.mss ?? DEFAULT_MSS)
+        this.shares.set(conn.remoteKey, share)
+      }
+      share.members++
+      conn.joinShare(share)
+    }
     this.ready.wake(conn)
+  }
+
+  /** The flight share of the streams to `remote` (tests, stats); undefined when it has none. */
+  flightShare(remote: PilotAddress): FlightShare | undefined {
+    return this.shares.get(remote.network * 0x1_0000_0000 + remote.node)
   }
 
   private remove(conn: StreamConnection): void {
@@ -493,6 +544,8 @@ export class SessionEndpoint {
     if (m === undefined || m.get(conn.portsKey) !== conn) return
     m.delete(conn.portsKey)
     if (m.size === 0) this.conns.delete(conn.remoteKey)
+    const share = this.shares.get(conn.remoteKey)
+    if (share !== undefined && --share.members <= 0) this.shares.delete(conn.remoteKey)
     const i = this.all.indexOf(conn)
     if (i >= 0) {
       this.all[i] = this.all[this.all.length - 1]!

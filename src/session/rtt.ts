@@ -57,6 +57,17 @@ export class RttEstimator {
     this._rto = this.computeRto()
   }
 
+  /**
+   * The path's round trip is known to be at least `r` (another stream's estimate on the same
+   * path, flight-share.ts): SRTT, RTTVAR and the RTO start from it as from a first sample.
+   */
+  raiseTo(r: number): void {
+    if (r <= this._srtt) return
+    this._srtt = r
+    this.rttvar = Math.max(this.rttvar, r / 2)
+    this._rto = this.computeRto()
+  }
+
   /** New data acknowledged, with an RTT sample or −1: the backoff ends. */
   onProgress(sample: number): void {
     this._backoff = 0

@@ -24,6 +24,7 @@ import { seqDiff } from './seq.js'
 import { PeerWindow } from './peer-window.js'
 import type { StreamConfig, StreamStats } from './stream-config.js'
 import { TailLossProbe } from './tail-probe.js'
+import type { FlightShare, FlightShareWaiter } from './flight-share.js'
 import { TimerTable } from './timers.js'
 import type { Millis } from './types.js'
 
@@ -83,6 +84,11 @@ export class StreamSender {
   private _finPending = false
   private finTx = 0
   private _abandoned = false
+  // The flight shared with the other streams to the same peer (flight-share.ts).
+  private share: FlightShare | null = null
+  private shareWaiter: FlightShareWaiter | null = null
+  /** Our flight as last added to the share. */
+  private sharedFlight = 0
 
   constructor(cfg: StreamConfig, dataIsn: number) {
     this.cfg = cfg
@@ -186,6 +192,24 @@ export class StreamSender {
 
   // ── inputs ──
 
+  /** New data also waits for `share` (the streams to the same peer); `waiter` hears when it has room. */
+  joinShare(share: FlightShare, waiter: FlightShareWaiter): void {
+    this.share = share
+    this.shareWaiter = waiter
+    this.syncShare()
+  }
+
+  /** Our flight leaves the share (the connection closed). */
+  leaveShare(): void {
+    const share = this.share
+    if (share === null) return
+    share.update(this.sharedFlight, 0)
+    this.sharedFlight = 0
+    share.forget(this.shareWaiter!)
+    this.share = null
+    this.shareWaiter = null
+  }
+
   /** The peer's window field (0 = no limit; in segment mode a full queue when `aboutOurData`, peer-window.ts). */
   setPeerWindow(slots: number, aboutOurData = true): void {
     this.win.update(slots, aboutOurData)
@@ -253,6 +277,7 @@ export class StreamSender {
       this.finAckedNow()
       outcome |= AckOutcome.FinAcked
     }
+    this.syncShare()
     return outcome
   }
 
@@ -260,6 +285,7 @@ export class StreamSender {
   onFinAcked(now: Millis): void {
     this.processAck(now, this._finOff, false)
     this.finAckedNow()
+    this.syncShare()
   }
 
   /**
@@ -275,9 +301,14 @@ export class StreamSender {
       if (t.get(Timer.Retransmit) <= now) t.set(Timer.Retransmit, now + this.rtt.rto)
     }
     if (t.expire(Timer.Retransmit, now)) {
-      if (this.onRetransmitTimeout(now)) return true
+      const gaveUp = this.onRetransmitTimeout(now)
+      this.syncShare() // an RTO deems the flight lost
+      if (gaveUp) return true
     }
-    if (t.expire(Timer.Reorder, now) && this.snd.count > 0) this.detectLosses(now, 0)
+    if (t.expire(Timer.Reorder, now) && this.snd.count > 0) {
+      this.detectLosses(now, 0)
+      this.syncShare()
+    }
     if (t.expire(Timer.Nagle, now)) this.nagleExpired = true
     if (t.expire(Timer.Persist, now)) this.persistDue = this.win.closed
     return false
@@ -317,6 +348,7 @@ export class StreamSender {
     this._finOff = this.snd.end
     this._finAcked = true
     this.stop()
+    this.syncShare()
   }
 
   /** TIME_WAIT: no small segment is held back any more. */
@@ -342,12 +374,11 @@ export class StreamSender {
    */
   pollSegment(now: Millis, out: Uint8Array, at: number): number {
     const snd = this.snd
-    if (snd.count > 0) {
-      const n = this.pollRetransmission(now, out, at)
-      if (n >= 0) return n
-    }
-    if (snd.unsent > 0 && snd.lostSegments === 0) return this.sendNewData(now, out, at, false)
-    return -1
+    let n = -1
+    if (snd.count > 0) n = this.pollRetransmission(now, out, at)
+    if (n < 0 && snd.unsent > 0 && snd.lostSegments === 0) n = this.sendNewData(now, out, at, false)
+    if (n >= 0 && this.share !== null) this.syncShare()
+    return n
   }
 
   /** Whether our FIN leaves now (all data acknowledged; first time, or its timer fired). Notes it as sent. */
@@ -363,6 +394,17 @@ export class StreamSender {
   }
 
   // ── internals ──
+
+  /** Adds the change of our flight (the RFC 6675 pipe) to the share. */
+  private syncShare(): void {
+    const share = this.share
+    if (share === null) return
+    const p = this.snd.pipe
+    if (p !== this.sharedFlight) {
+      share.update(this.sharedFlight, p)
+      this.sharedFlight = p
+    }
+  }
 
   private seqOf(off: number): number {
     return (this.dataIsn + off) >>> 0
@@ -382,6 +424,7 @@ export class StreamSender {
     const acked = ackOff - snd.una
     const rttSample = this.loss.onCumulativeAck(now, snd, ackOff)
     this.rtt.onProgress(rttSample)
+    if (rttSample >= 0 && this.share !== null) this.share.srtt = this.rtt.srtt
     // Slow start / congestion avoidance outside fast recovery; after an RTO the
     // window grows again from the loss window while the holes are refilled.
     if (!this.recovery.isFast && fromAckPacket) this.cc.onAck(now, acked, snd.flight, rttSample)
@@ -545,6 +588,13 @@ export class StreamSender {
       const peerWindow = this.win.bytes(mss)
       if (peerWindow > 0 && peerWindow < wnd) wnd = peerWindow
       const avail = Math.min(wnd - flight, peerRoom)
+      // The streams to this peer together: with some of our own in flight, wait for the share's room,
+      // and behind the streams waiting for it once we have our fair part.
+      const share = this.share
+      if (share !== null && flight > 0 && avail > 0 && (share.room < Math.min(len, avail) || share.mustYield(this.shareWaiter!, flight))) {
+        share.wait(this.shareWaiter!)
+        return -1
+      }
       if (avail < len) {
         // Window-limited: ACKs (or the RTO probe of a full receiver) reopen it.
         // With nothing in flight, send what fits rather than deadlock.
@@ -559,6 +609,12 @@ export class StreamSender {
     }
     // Never let a data payload start with the SACK pattern (§17 item 14).
     if (len >= 5 && snd.nextLooksLikeSack(len)) len = 1
+    const share = this.share
+    if (share !== null) {
+      share.fed(this.shareWaiter!)
+      // Starting a burst with nothing in flight: the path's RTT is what the other streams measure.
+      if (snd.outstanding === 0 && share.srtt > this.rtt.srtt) this.rtt.raiseTo(share.srtt)
+    }
     const i = snd.cutSegment(len)
     if (snd.unsent === 0) {
       this.nagleExpired = false

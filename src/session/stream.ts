@@ -51,6 +51,7 @@ import {
 } from './stream-config.js'
 import { TimerTable } from './timers.js'
 import type { Millis } from './types.js'
+import type { FlightShare, FlightShareWaiter } from './flight-share.js'
 import type { RandomSource } from '../random.js'
 
 export * from './stream-config.js'
@@ -68,7 +69,7 @@ export interface TransmitScheduler {
   wake(conn: StreamConnection): void
 }
 
-export class StreamConnection {
+export class StreamConnection implements FlightShareWaiter {
   readonly localAddress: PilotAddress
   readonly localPort: number
   readonly remoteAddress: PilotAddress
@@ -77,6 +78,9 @@ export class StreamConnection {
   scheduler: TransmitScheduler | null = null
   /** Scheduler bookkeeping: true while queued. */
   queued = false
+  /** Flight-share bookkeeping: true while waiting for room (flight-share.ts). */
+  shareWaiting = false
+  shareHungry = false
   /** Endpoint bookkeeping: the numeric demux key parts. */
   readonly remoteKey: number
   readonly portsKey: number
@@ -632,6 +636,7 @@ export class StreamConnection {
     this._error = error
     this.timers.stopAll()
     this.sender.stop()
+    this.sender.leaveShare()
     this.receiver.stop(true)
     this.finAckPending = false
     this.handshake.stop()
@@ -644,6 +649,16 @@ export class StreamConnection {
 
   private err(reason: SessionCloseReason, message: string, sentRst: boolean): SessionError {
     return new SessionError(reason, message, sentRst)
+  }
+
+  /** New data also waits for `share`, the flight of every stream to this peer (set by the endpoint). */
+  joinShare(share: FlightShare): void {
+    if (this._state !== StreamState.Closed) this.sender.joinShare(share, this)
+  }
+
+  /** The share has room again: new data may go. */
+  onShareRoom(): void {
+    this.wakeIfNeeded()
   }
 
   private wake(): void {

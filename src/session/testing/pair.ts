@@ -13,7 +13,7 @@
 import { PacketHeader, decodePacket, HEADER_SIZE } from '../../protocol/header.js'
 import type { PilotAddress } from '../../protocol/address.js'
 import { SeededRandom } from '../../random.js'
-import { SessionEndpoint, type DatagramEvent, type IncomingStream, type PongEvent } from '../endpoint.js'
+import { SessionEndpoint, type DatagramEvent, type EndpointConfig, type IncomingStream, type PongEvent } from '../endpoint.js'
 import type { StreamConfig, StreamConnection } from '../stream.js'
 import type { Millis } from '../types.js'
 
@@ -61,6 +61,8 @@ export interface SimPairOptions {
   filter?: (from: 0 | 1, h: PacketHeader, payload: Uint8Array) => boolean
   /** Random source for ISNs (default: seeded from `seed`). */
   isnSeed?: number
+  /** Endpoint settings for both sides (the shared flight limit, the round-robin turn). */
+  endpoint?: Pick<EndpointConfig, 'peerFlightLimit' | 'turnQuantum'>
 }
 
 /** Min-heap of in-flight packets ordered by (arrival time, send order). */
@@ -169,8 +171,8 @@ export class SimPair {
     this.addressB = options.addressB ?? { network: 0, node: 2 }
     this.streamCfg = options.stream
     const isnRandom = new SeededRandom(options.isnSeed ?? options.seed)
-    this.a = new SessionEndpoint({ local: this.addressA, random: isnRandom, stream: options.stream })
-    this.b = new SessionEndpoint({ local: this.addressB, random: isnRandom, stream: options.stream })
+    this.a = new SessionEndpoint({ ...options.endpoint, local: this.addressA, random: isnRandom, stream: options.stream })
+    this.b = new SessionEndpoint({ ...options.endpoint, local: this.addressB, random: isnRandom, stream: options.stream })
     this.links = [{ ...PERFECT_LINK, ...options.ab }, { ...PERFECT_LINK, ...options.ba }]
     this.policy = options.policy ?? (() => 'accept')
     this.filter = options.filter ?? null
