@@ -61,6 +61,8 @@ export interface KeyExchangePort {
   acceptPila(sender: number, frame: Buffer, host: string, port: number, relayed: boolean, now: number): void
   /** The registry has no key for the node (or could not be asked): no session can be made with it now. */
   keyUnknown(nodeId: number): void
+  /** The node's parked PILA was checked (accepted or refused): frames held meanwhile can go on. */
+  pilaSettled?(nodeId: number): void
 }
 
 /** Whether a peer may be set up for a node we want to send to (`KeyExchange.admitPeer`). */
@@ -176,6 +178,11 @@ export class KeyExchange {
    */
   receivePila(frame: Buffer, host: string, port: number, relayed: boolean, relaySender: number): void {
     this.check(frame, host, port, relayed, relaySender, false)
+  }
+
+  /** A PILA from `nodeId` waits for its sender's registry key (its PILS may be held meanwhile, early-frames.ts). */
+  isParked(nodeId: number): boolean {
+    return this.parked.has(nodeId)
   }
 
   /** The verified PILA carries an X25519 key other than the one we hold for the peer (or the first). */
@@ -326,6 +333,7 @@ export class KeyExchange {
       if (p !== undefined) {
         this.parked.delete(nodeId)
         this.check(p.frame, p.host, p.port, p.relayed, nodeId, true)
+        this.opts.port.pilaSettled?.(nodeId)
       }
       if (this.keys.get(nodeId)?.key === null) this.opts.port.keyUnknown(nodeId)
     } catch (err) {

@@ -64,6 +64,7 @@ import { BeaconClient, type BeaconClientPort } from './beacon-client.js'
 import { SessionRecovery, type RecoveryPort } from './recovery.js'
 import { SendQueue } from './send-queue.js'
 import { FrameSender } from './frame-sender.js'
+import { EarlyFrames } from './early-frames.js'
 
 export { PILA_CAPABILITY_HKDF, type KdfMode } from './kdf.js'
 export { RECOVERY_AUTH_FAILURES } from './recovery.js'
@@ -90,6 +91,8 @@ export class Tunnel {
   private readonly queue: SendQueue
   private readonly sender: FrameSender
   private readonly peerTable: PeerTable
+  /** PILS from nodes whose PILA waits for its registry key (early-frames.ts). */
+  private readonly early = new EarlyFrames()
   private packetHandler: PacketHandler | null = null
   private readonly drops: DropCounters = newDropCounters()
   private readonly counters: TunnelCounters = newTunnelCounters()
@@ -106,6 +109,7 @@ export class Tunnel {
   private readonly port: KeyExchangePort & PathPort & RecoveryPort & BeaconClientPort = {
     acceptPila: (sender, frame, host, port, relayed, now) => this.acceptPila(sender, frame, host, port, relayed, now),
     keyUnknown: (nodeId) => this.dropKeylessPeer(nodeId),
+    pilaSettled: (nodeId) => this.releaseEarly(nodeId),
     sendKeyFrame: (peer, now) => this.sendKeyFrame(peer, now),
     sendKeyFrameTo: (host, port) => this.sender.keyFrameTo(host, port),
     sendKeyFrameRelayed: (to) => this.sender.keyFrameRelayed(to),
@@ -215,6 +219,7 @@ export class Tunnel {
     this.peerTable.clear()
     this.keys.close()
     this.queue.clear()
+    this.early.clear()
     await this.bind.close()
   }
 
@@ -302,12 +307,13 @@ export class Tunnel {
     const peer = this.peerTable.get(peerNodeId)
     if (peer !== undefined) this.removePeer(peer, 'peer-expired')
     this.keys.forget(peerNodeId)
+    this.drops['no-session'] += this.early.take(peerNodeId).length
   }
 
-  /** Registry lookups in flight, key cache entries, peers and remembered removed peers (tests, diagnostics). */
-  stateSizes(): { keyLookups: number; cachedKeys: number; peers: number; forgottenPeers: number } {
+  /** Registry lookups in flight, key cache entries, peers, remembered removed peers, nodes with early PILS held (tests, diagnostics). */
+  stateSizes(): { keyLookups: number; cachedKeys: number; peers: number; forgottenPeers: number; earlyFrameNodes: number } {
     const { pending, cached } = this.keys.lookupStats
-    return { keyLookups: pending, cachedKeys: cached, peers: this.peerTable.size, forgottenPeers: this.peerTable.forgottenCount }
+    return { keyLookups: pending, cachedKeys: cached, peers: this.peerTable.size, forgottenPeers: this.peerTable.forgottenCount, earlyFrameNodes: this.early.nodes }
   }
 
   /**
@@ -400,6 +406,13 @@ export class Tunnel {
     }
     const peer = this.peerTable.get(sender)
     if (peer === undefined || peer.sendSeq === null) {
+      if (this.keys.isParked(sender)) {
+        // Its PILA waits for the registry's key: this frame follows it (the first SYN, say).
+        // Held and opened once the PILA is accepted, instead of a retransmit timeout later.
+        const dropped = this.early.hold(sender, frame, host, port, relayed)
+        this.drops['no-session'] += dropped < 0 ? 1 : dropped
+        return
+      }
       // It holds keys for us that we do not (we restarted, or forgot it): tell it ours.
       this.drops['no-session']++
       this.recovery.noSession(sender, frame.length, host, port, relayed)
@@ -531,6 +544,18 @@ export class Tunnel {
     }
     // A remembered peer pushed out loses its replay protection: rotate, so its old frames no longer open.
     if (this.peerTable.remove(peer)) this.rotatePending = true
+  }
+
+  /** The node's parked PILA was checked: the PILS held meanwhile are opened now (or dropped, no session). */
+  private releaseEarly(nodeId: number): void {
+    const held = this.early.take(nodeId)
+    if (held.length === 0) return
+    const peer = this.peerTable.get(nodeId)
+    if (peer === undefined || peer.sendSeq === null) {
+      this.drops['no-session'] += held.length
+      return
+    }
+    for (const f of held) this.onPils(f.frame, f.host, f.port, f.relayed, nodeId)
   }
 
   /** The registry has no key for the node: a peer we were setting up for it goes, with its queue. */
