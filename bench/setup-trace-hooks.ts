@@ -19,12 +19,18 @@ import { RegistryClient } from '../src/registry/client.js'
 import { SessionDriver } from '../src/daemon/session-driver.js'
 import { NodeStreams } from '../src/daemon/node-streams.js'
 import { TcpBridge } from '../src/tun/bridge-tcp.js'
+import { NativeTunDevice } from '../src/tun/device.js'
+import { TunWriter } from '../src/tun/tun-writer.js'
 
 const MAX = 100_000
-const events: [number, string][] = []
+/** [wall ms, label, this process's CPU ms (user + system) so far]: a wall gap without CPU is waiting. */
+const events: [number, string, number][] = []
 const origin = performance.timeOrigin
 function mark(what: string): void {
-  if (events.length < MAX) events.push([origin + performance.now(), what])
+  if (events.length < MAX) {
+    const u = process.cpuUsage()
+    events.push([origin + performance.now(), what, (u.user + u.system) / 1000])
+  }
 }
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -104,6 +110,13 @@ wrap(Tunnel.prototype, 'send', 'tunnel send (queued: no keys)', (s, [node]) => {
   return p === undefined || !p.ready ? `node ${node}` : null
 })
 wrap(PathManager.prototype, 'onResolved', 'paths resolved', (_s, [peer, ep]) => `node ${peer.nodeId} ${ep === null ? 'null' : `${ep.host}:${ep.port}`}`)
+wrap(KeyExchange.prototype, 'adoptPeerKey', 'keys adoptPeerKey', (_s, [peer]) => `node ${peer.nodeId}`)
+wrap(PathManager.prototype, 'noteDirectPila', 'paths noteDirectPila', (_s, [peer]) => `node ${peer.nodeId}`)
+wrap(Tunnel.prototype, 'sendKeyFrame', 'tunnel sendKeyFrame', (_s, [peer]) => `node ${peer.nodeId}`)
+// TUN and the session driver only while a set-up is recent (pilsBudget > 0)
+wrap(NativeTunDevice.prototype, 'deliver', 'tun read batch', (_s, [, count]) => (pilsBudget > 0 ? `(${count})` : null))
+wrap(TunWriter.prototype, 'flush', 'tun write', () => (pilsBudget > 0 ? '' : null))
+wrap(SessionDriver.prototype, 'flush', 'session flush', () => (pilsBudget > 0 ? '' : null))
 wrap(KeyExchange.prototype, 'receivePila', 'keys receivePila', (_s, [frame]) => `from ${frame.readUInt32BE(4)}`)
 wrap(KeyExchange.prototype, 'onKeyFetched', 'keys registry key fetched', (_s, [n]) => `node ${n}`)
 

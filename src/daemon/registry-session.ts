@@ -483,6 +483,11 @@ export class RegistryDirectory implements PeerDirectory {
     return value
   }
 
+  /** The endpoint a resolve last answered for `nodeId`, however old (kept `staleKeepMs`); never asks. */
+  lastKnownEndpoint(nodeId: number): UdpEndpoint | null {
+    return this.endpoints.get(nodeId)?.value ?? null
+  }
+
   /** Drops cached answers for `nodeId` (trust changed: resolve may now succeed or fail). */
   invalidate(nodeId: number): void {
     this.lookups.delete(nodeId)

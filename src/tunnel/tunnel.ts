@@ -65,6 +65,7 @@ import { SessionRecovery, type RecoveryPort } from './recovery.js'
 import { SendQueue } from './send-queue.js'
 import { FrameSender } from './frame-sender.js'
 import { EarlyFrames } from './early-frames.js'
+import { PeerPrefetch } from './prefetch.js'
 
 export { PILA_CAPABILITY_HKDF, type KdfMode } from './kdf.js'
 export { RECOVERY_AUTH_FAILURES } from './recovery.js'
@@ -98,6 +99,7 @@ export class Tunnel {
   private readonly counters: TunnelCounters = newTunnelCounters()
   private readonly rxHeader = new PacketHeader()
   private rotatePending = false
+  private readonly prefetcher: PeerPrefetch
   private timer: unknown = null
   private started = false
   private closed = false
@@ -175,6 +177,17 @@ export class Tunnel {
       counters,
       port,
     })
+    this.prefetcher = new PeerPrefetch(
+      {
+        knowsKey: (n) => this.keys.knowsKey(n),
+        hasPeer: (n) => n === this.nodeId || this.peerTable.get(n) !== undefined,
+        fetch: (n) => {
+          this.keys.prefetchKey(n, 'prefetch')
+          this.paths.prefetch(n)
+        },
+      },
+      Math.floor(this.limits.maxKeyLookups / 2),
+    )
     this.bind.onDatagram(this.onDatagramBound)
   }
 
@@ -208,6 +221,19 @@ export class Tunnel {
     this.started = true
     this.timer = this.scheduler.setInterval(this.onTickBound, this.timing.tickMs)
     this.beacon.discover(this.scheduler.now())
+    this.keys.warmUp()
+  }
+
+  /**
+   * Nodes we expect to talk to (the daemon's trusted peers, at start and when trust is made):
+   * their registry keys are fetched and their endpoints resolved now, in the background, so a
+   * first packet either way needs no registry round trip (prefetch.ts). At most
+   * `maxKeyLookups / 2` nodes per call, so set-ups and strangers' lookups keep room. Returns how
+   * many were asked for.
+   */
+  prefetchPeers(nodeIds: Iterable<number>): number {
+    if (this.closed) return 0
+    return this.prefetcher.prefetch(nodeIds, this.scheduler.now())
   }
 
   /** Stops the timer, drops every peer and closes the bind. */
@@ -307,6 +333,7 @@ export class Tunnel {
     const peer = this.peerTable.get(peerNodeId)
     if (peer !== undefined) this.removePeer(peer, 'peer-expired')
     this.keys.forget(peerNodeId)
+    this.prefetcher.forget(peerNodeId)
     this.drops['no-session'] += this.early.take(peerNodeId).length
   }
 
@@ -564,12 +591,13 @@ export class Tunnel {
     if (peer !== undefined && peer.peerX25519 === null && peer.restoredKey === null) this.removePeer(peer, 'unregistered-peer')
   }
 
-  /** First need of a peer: PunchRequest at once, key prefetch, resolve → PILA direct. */
+  /** First need of a peer: PunchRequest at once, key prefetch, PILA to its last known endpoint, resolve → PILA direct. */
   private startSetup(peer: Peer): void {
     const now = this.scheduler.now()
     peer.setupStartedMs = now
     if (this.beacon.requestPunch(peer.nodeId)) peer.punchRequestedMs = now
     this.keys.prefetchKey(peer.nodeId)
+    this.paths.useLastKnown(peer)
     if (peer.endpoint !== null || peer.path === 'relay') this.sendKeyFrame(peer, now)
     this.paths.startResolve(peer)
   }
@@ -605,6 +633,7 @@ export class Tunnel {
       const now = this.scheduler.now()
       this.beacon.discoverIfDue(now)
       if (this.rotatePending) this.rotateKeys()
+      this.prefetcher.tick(now)
       const keyRetryMs = this.timing.keyRetryMs
       const idleMs = this.timing.peerIdleMs
       for (const peer of this.peerTable.values()) {
