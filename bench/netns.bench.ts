@@ -39,7 +39,12 @@
  * path), PILOT_BENCH_FLOWS (1000), PILOT_BENCH_UP_ARGS (extra `up` flags,
  * e.g. "--mtu 65000"), PILOT_BENCH_PEERS (all; 0 = none, or
  * "wireguard-go,nebula"), PILOT_BENCH_PARALLEL (8 flows; 0 = skip),
- * PILOT_BENCH_SKIP (comma list: `flows` = the 1,000 flows, `setup` = the set-up figures).
+ * PILOT_BENCH_SKIP (comma list: `flows` = the 1,000 flows, `setup` = the set-up figures),
+ * PILOT_BENCH_LOSS=0 (skip the 1 % loss flows),
+ * PILOT_BENCH_SETUP_ONLY=1 (only the two set-up rows, measured as in a full run;
+ * prints them, writes no results.json), PILOT_BENCH_SETUP_RESTARTS (2),
+ * PILOT_BENCH_NODE_ARGS (extra Node flags for the daemons, e.g. the set-up trace:
+ * "--import <repo>/dist/bench/setup-trace-hooks.js", traces in $PILOT_TRACE_DIR).
  */
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -62,9 +67,12 @@ const CONNECT_WINDOW = Number(process.env.PILOT_BENCH_CONNECT_WINDOW ?? 32)
 const PINGS = 200
 const PROFILE = process.env.PILOT_BENCH_PROFILE === '1'
 const UP_ARGS = (process.env.PILOT_BENCH_UP_ARGS ?? '').split(/\s+/).filter((s) => s !== '')
+/** Extra Node flags for every daemon (e.g. `--import .../setup-trace-hooks.js`). */
+const NODE_ARGS = (process.env.PILOT_BENCH_NODE_ARGS ?? '').split(/\s+/).filter((s) => s !== '')
 const PROFILE_DIR = join(repoRoot, 'bench', 'profiles')
 const SETUP_PEERS = ['c', 'd', 'e', 'b']
-const SETUP_RESTARTS = 2
+const SETUP_RESTARTS = Number(process.env.PILOT_BENCH_SETUP_RESTARTS ?? 2)
+const SETUP_ONLY = process.env.PILOT_BENCH_SETUP_ONLY === '1'
 const SETUP_WARM = 20
 const PEERS = parsePeersKnob(process.env.PILOT_BENCH_PEERS)
 const PARALLEL = Number(process.env.PILOT_BENCH_PARALLEL ?? 8)
@@ -165,7 +173,7 @@ async function setupTimes(ov: Overlay): Promise<{ new_ms: number[]; existing_ms:
   for (let round = 0; round < SETUP_RESTARTS; round++) {
     // Every daemon restarts with its identity and trust: no peer has a tunnel to any other.
     await Promise.all(['a', ...SETUP_PEERS].map((n) => ov.down(n)))
-    await Promise.all(['a', ...SETUP_PEERS].map((n) => ov.up(n, { keepState: true, extraArgs: UP_ARGS })))
+    await Promise.all(['a', ...SETUP_PEERS].map((n) => ov.up(n, { keepState: true, extraArgs: UP_ARGS, nodeArgs: NODE_ARGS })))
     await new Promise((r) => setTimeout(r, 1500)) // registry heartbeats settle
     for (const peer of SETUP_PEERS) {
       const r = await ov.traffic<{ samples_ms: number[]; errors: string[] }>('a', ['first-byte', '--host', ov.info.get(peer)!.ipv6, '--port', '7002', '--count', '1', '--timeout', '10000'], 20_000)
@@ -221,7 +229,7 @@ async function main(): Promise<void> {
   try {
     await ov.startRendezvous()
     const nodeArgs = (n: string): string[] =>
-      PROFILE && (n === 'a' || n === 'b') ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `daemon-${n}-${Date.now()}.cpuprofile`] : []
+      PROFILE && (n === 'a' || n === 'b') ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `daemon-${n}-${Date.now()}.cpuprofile`] : NODE_ARGS
     if (PROFILE) mkdirSync(PROFILE_DIR, { recursive: true })
     const names = PROFILE ? ['a', 'b'] : ['a', 'b', ...SETUP_PEERS.filter((p) => p !== 'b')]
     try {
@@ -254,6 +262,12 @@ async function main(): Promise<void> {
         const top = topSelfTime(JSON.parse(readFileSync(join(PROFILE_DIR, f), 'utf8')), 20)
         process.stdout.write(`\n${formatTop(`daemon ${n} (${f})`, top)}\n`)
       }
+      return
+    }
+
+    if (SETUP_ONLY) {
+      if (!overlayReady) throw new Error('the set-up rows need the overlay (TUN)')
+      await setupOnly(ov, bDirect)
       return
     }
 
@@ -509,6 +523,18 @@ async function main(): Promise<void> {
     await ov.close()
     await topo.destroy()
   }
+}
+
+/** PILOT_BENCH_SETUP_ONLY=1: the set-up rows alone, the same measurement as the full run's. */
+async function setupOnly(ov: Overlay, bDirect: string): Promise<void> {
+  const direct = await ov.traffic<{ samples_ms: number[] }>('a', ['first-byte', '--host', bDirect, '--port', '7002', '--count', String(SETUP_WARM)], 60_000)
+  log(`connection set-up: ${SETUP_RESTARTS} restarts of every daemon x ${SETUP_PEERS.length} new peers, then ${SETUP_WARM} with the tunnel up`)
+  const s = await setupTimes(ov)
+  const fmt = (xs: number[]): string => xs.map((x) => x.toFixed(1)).join(', ')
+  process.stdout.write(`\nset-up only (commit ${gitCommit().commit?.slice(0, 10) ?? '?'}, load ${loadavg().map((x) => x.toFixed(2)).join(' ')})\n`)
+  process.stdout.write(`set-up, new peer (median of ${s.new_ms.length}): ${ms(median(s.new_ms))}  samples: ${fmt(s.new_ms)}\n`)
+  process.stdout.write(`set-up, tunnel up (median of ${s.existing_ms.length}): ${ms(median(s.existing_ms))}  direct ${ms(median(direct.samples_ms))}  samples: ${fmt(s.existing_ms)}\n`)
+  for (const e of s.errors) process.stdout.write(`error: ${e}\n`)
 }
 
 function met(x: boolean | null): string {

@@ -540,6 +540,8 @@ function buildNode(inputs: NodeInputs): NodeParts {
     onReregistered: () => trust.reportAll(),
   })
   tunnel.start()
+  // Trusted peers are the ones we will talk to: their keys and endpoints at hand for a first connection.
+  tunnel.prefetchPeers(store.listTrusted().map((e) => e.node_id))
   session.start()
   metrics?.watch({ tunnel, endpoint, driver, session })
   return { nodeId, address, startedAt: performance.now(), bind, client, session, directory, tunnel, endpoint, driver, store, trust, handshake, names, streams, metrics }
@@ -602,6 +604,7 @@ function applyTrustChange(parts: Pick<NodeParts, 'directory' | 'tunnel' | 'drive
   directory.invalidate(node)
   if (trusted) {
     tunnel.refreshPeer(node)
+    tunnel.prefetchPeers([node])
     return
   }
   // Revocation stops communication at once (draft behaviour): drop streams and the tunnel session.

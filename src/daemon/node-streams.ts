@@ -85,28 +85,44 @@ export class NodeStreams implements BridgeHost {
   async openStream(node: number | PilotAddress, port: number, config?: Partial<StreamConfig>): Promise<PilotStream> {
     this.checkOpen()
     const remote = typeof node === 'number' ? { network: 0, node } : node
-    // A node the registry has never heard of cannot answer: say so now instead
-    // of retrying a dial for half a minute. (No session and registry unreachable:
-    // dial anyway, the tunnel may still know a path.)
+    // A node the registry has never heard of cannot answer: say so as soon as the registry
+    // does instead of retrying a dial for half a minute. Asked alongside the SYN, not before
+    // it: the tunnel's set-up (key, endpoint, PILA) starts at once, so a new peer's first
+    // connection does not wait a registry round trip more. (No session and registry
+    // unreachable: dial anyway, the tunnel may still know a path.)
     const { peers, registry } = this.lookups
-    if (peers.peer(remote.node)?.authenticated !== true && (await registry.isRegistered(remote.node)) === false) {
-      throw new DaemonError(DaemonErrorCode.PEER_UNREACHABLE, `node ${formatAddress(remote)} is not registered`, {
-        hint: 'check the address, or `pilot-tun resolve <hostname>` for the right one',
-      })
-    }
-    this.checkOpen()
+    const check = peers.peer(remote.node)?.authenticated === true ? null : registry.isRegistered(remote.node)
     const stream = new PilotStream(this.driver, this.driver.connect(remote, port, config))
     return new Promise<PilotStream>((resolve, reject) => {
+      let settled = false
       const onConnect = (): void => {
+        settled = true
         stream.off('error', onError)
         resolve(stream)
       }
       const onError = (err: Error): void => {
+        settled = true
         stream.off('connect', onConnect)
         reject(this.dialError(remote, port, err))
       }
       stream.once('connect', onConnect)
       stream.once('error', onError)
+      check?.then(
+        (registered) => {
+          if (registered !== false || settled) return
+          settled = true
+          stream.off('connect', onConnect)
+          stream.off('error', onError)
+          stream.on('error', noop)
+          stream.destroy()
+          reject(
+            new DaemonError(DaemonErrorCode.PEER_UNREACHABLE, `node ${formatAddress(remote)} is not registered`, {
+              hint: 'check the address, or `pilot-tun resolve <hostname>` for the right one',
+            }),
+          )
+        },
+        noop, // the registry could not be asked: the dial decides
+      )
     })
   }
 
@@ -211,3 +227,5 @@ export class NodeStreams implements BridgeHost {
     return err
   }
 }
+
+function noop(): void {}

@@ -405,11 +405,12 @@ export class RegistryDirectory implements PeerDirectory {
     return shared(this.lookupsInFlight, nodeId, () => this.fetchLookup(nodeId))
   }
 
-  private async fetchLookup(nodeId: number): Promise<LookupResult | null> {
+  /** `request`: the registry's answer already asked for (isRegistered), else asked here. */
+  private async fetchLookup(nodeId: number, request?: Promise<LookupResult>): Promise<LookupResult | null> {
     const hit = this.lookups.get(nodeId)
     let value: LookupResult | null = null
     try {
-      value = await this.client.lookup(nodeId)
+      value = await (request ?? this.client.lookup(nodeId))
     } catch (err) {
       this.logger.debug('lookup failed', { node: nodeId, error: (err as Error).message })
       // The registry being away is not an answer: keep serving what it said last
@@ -427,15 +428,18 @@ export class RegistryDirectory implements PeerDirectory {
   /**
    * Whether `nodeId` is registered: true, false when the registry says it is
    * not, null when the registry cannot be asked. Node IDs are never reused, so
-   * a node seen once stays "registered" without asking again.
+   * a node seen once stays "registered" without asking again. A `lookup` asked
+   * meanwhile (the tunnel's key lookup for a first dial) shares this request.
    */
   async isRegistered(nodeId: number): Promise<boolean | null> {
     const hit = this.lookups.get(nodeId)
     if (hit !== undefined && hit.value !== null) return true
+    const running = this.lookupsInFlight.get(nodeId)
+    if (running !== undefined && (await running) !== null) return true
+    const request = this.client.lookup(nodeId)
+    if (!this.lookupsInFlight.has(nodeId)) void shared(this.lookupsInFlight, nodeId, () => this.fetchLookup(nodeId, request))
     try {
-      const value = await this.client.lookup(nodeId)
-      const now = this.clock()
-      this.lookups.set(nodeId, value, now + this.ttlMs, now)
+      await request
       return true
     } catch (err) {
       return isTransportFailure(err) ? null : false
@@ -477,6 +481,11 @@ export class RegistryDirectory implements PeerDirectory {
     const now = this.clock()
     this.endpoints.set(nodeId, value, now + (value === null ? this.negativeTtlMs : this.ttlMs), now)
     return value
+  }
+
+  /** The endpoint a resolve last answered for `nodeId`, however old (kept `staleKeepMs`); never asks. */
+  lastKnownEndpoint(nodeId: number): UdpEndpoint | null {
+    return this.endpoints.get(nodeId)?.value ?? null
   }
 
   /** Drops cached answers for `nodeId` (trust changed: resolve may now succeed or fail). */

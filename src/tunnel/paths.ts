@@ -48,7 +48,7 @@ export interface PathPort {
 export type PathTiming = Pick<TunnelTiming, 'relayAfterMs' | 'probeIntervalMs' | 'probeMaxMs' | 'directStaleMs' | 'punchMatchMs'>
 
 export interface PathManagerOptions {
-  directory: Pick<PeerDirectory, 'resolveEndpoint'>
+  directory: Pick<PeerDirectory, 'resolveEndpoint' | 'lastKnownEndpoint'>
   /** A beacon is configured, so the relay exists. */
   hasRelay: boolean
   timing: PathTiming
@@ -130,6 +130,26 @@ export class PathManager {
     }
   }
 
+  /**
+   * Set-up begins with no endpoint: take the one a resolve last gave for the node, however old
+   * (a trusted peer's is resolved when the daemon starts, `Tunnel.prefetchPeers`), so our key
+   * frame goes out now instead of after a registry round trip. The resolve still runs and
+   * replaces it (onResolved); only an authenticated answer from there makes it the path.
+   * True when an endpoint was taken.
+   */
+  useLastKnown(peer: Peer): boolean {
+    if (peer.endpoint !== null || peer.path !== 'none') return false
+    const ep = this.opts.directory.lastKnownEndpoint?.(peer.nodeId) ?? null
+    if (ep === null || typeof ep.host !== 'string' || !(ep.port > 0 && ep.port <= 0xffff)) return false
+    peer.endpoint = peer.addCandidate(normalizeHost(ep.host), ep.port, false, false)
+    return true
+  }
+
+  /** Resolves the node's endpoint into the directory's cache (for `useLastKnown`); no peer needed. */
+  prefetch(nodeId: number): void {
+    this.opts.directory.resolveEndpoint(nodeId).catch((err: unknown) => this.opts.logger.warn('tunnel endpoint prefetch failed', { node: nodeId, error: String(err) }))
+  }
+
   /** Asks the registry for the peer's endpoint (one request in flight per peer). */
   startResolve(peer: Peer): void {
     peer.resolveStarted = true
@@ -199,7 +219,8 @@ export class PathManager {
       const known = peer.findCandidate(host, ep.port) !== null
       const c = peer.addCandidate(host, ep.port, false, true)
       const now = this.opts.clock.now()
-      if (peer.path === 'none' && peer.endpoint === null) peer.endpoint = c
+      // During set-up the registry's answer replaces a last-known endpoint (useLastKnown), not a punched one.
+      if (peer.path === 'none' && (peer.endpoint === null || isLastKnownOnly(peer))) peer.endpoint = c
       if (peer.path === 'none' || !known) {
         // Direct key frame: the set-up attempt, or the first probe of a new endpoint (a relayed
         // peer revealed by trust, a restart on a new port; known ones get theirs from probe()).
@@ -281,4 +302,11 @@ export class PathManager {
     for (const p of this.punched) if (p.port === port && p.host === host) return true
     return false
   }
+}
+
+/** The peer's endpoint is a last-known one only (useLastKnown): neither resolved now nor punched. */
+function isLastKnownOnly(peer: Peer): boolean {
+  const e = peer.endpoint
+  const c = e === null ? null : peer.findCandidate(e.host, e.port)
+  return c !== null && !c.fromPunch && !c.fromResolve
 }

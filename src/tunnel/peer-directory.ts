@@ -14,4 +14,11 @@ export interface PeerDirectory {
   lookupKey(nodeId: number): Promise<Uint8Array | null>
   /** The node's public UDP endpoint when the registry reveals it to us, else null. */
   resolveEndpoint(nodeId: number): Promise<UdpEndpoint | null>
+  /**
+   * The endpoint a resolve last answered for `nodeId`, however old, without asking (null if
+   * none). Optional: a new peer's first key frame goes there at once while the resolve runs.
+   */
+  lastKnownEndpoint?(nodeId: number): UdpEndpoint | null
+  /** Optional: forget cached answers for `nodeId` (a prefetch's "no key" must not answer its first PILA). */
+  invalidate?(nodeId: number): void
 }

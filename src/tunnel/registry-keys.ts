@@ -24,13 +24,22 @@ export interface RegistryKeyEntry {
   fetching: boolean
   /** The running lookup was caused by a stranger's frame (counted against `maxRemotePending`). */
   remote: boolean
+  /**
+   * The running lookup is only a prefetch (`Tunnel.prefetchPeers`): a "no key" answer is not
+   * remembered (the node may be re-registering right now, after a restart of both), so the
+   * node's first PILA asks again instead of being refused for `negativeKeyCacheMs`.
+   */
+  prefetch?: boolean
 }
 
 /** Runs after every lookup settles, whoever started it. */
 export type KeyFetchedHandler = (nodeId: number) => void
 
-/** Why a lookup is started: for a peer we send to, or because of a frame someone sent us. */
-export type LookupCause = 'local' | 'remote'
+/**
+ * Why a lookup is started: for a peer we send to, because of a frame someone sent us, or ahead
+ * of need for a node we expect to talk to (counted as local; a "no key" answer is not kept).
+ */
+export type LookupCause = 'local' | 'remote' | 'prefetch'
 
 export interface RegistryKeyCacheOptions {
   directory: PeerDirectory
@@ -74,7 +83,7 @@ export class RegistryKeyCache {
 
   /** A lookup of this cause could start now (one already running for the node needs none). */
   hasRoom(cause: LookupCause): boolean {
-    return this.pending < this.opts.maxPending && (cause === 'local' || this.remotePending < this.opts.maxRemotePending)
+    return this.pending < this.opts.maxPending && (cause !== 'remote' || this.remotePending < this.opts.maxRemotePending)
   }
 
   /**
@@ -83,7 +92,10 @@ export class RegistryKeyCache {
    */
   fetch(nodeId: number, cause: LookupCause): boolean {
     let entry = this.get(nodeId)
-    if (entry?.fetching) return true
+    if (entry?.fetching) {
+      if (cause !== 'prefetch') entry.prefetch = false // now needed: its answer counts, "no key" too
+      return true
+    }
     if (!this.hasRoom(cause)) return false
     if (entry === undefined) {
       // Filed as unknown until an answer brings a key: a flood of new IDs pushes out only unknowns.
@@ -93,6 +105,7 @@ export class RegistryKeyCache {
     }
     entry.fetching = true
     entry.remote = cause === 'remote'
+    entry.prefetch = cause === 'prefetch'
     this.pending++
     if (entry.remote) this.remotePending++
     const generation = this.generation
@@ -103,7 +116,14 @@ export class RegistryKeyCache {
       if (generation !== this.generation && this.get(nodeId) !== entry) return
       entry.fetching = false
       entry.fetchedMs = Math.max(1, this.opts.now())
-      this.store(nodeId, entry, key)
+      if (entry.prefetch === true && key === null) {
+        entry.prefetch = false
+        // Not known yet is no answer for a prefetch: the first real need asks the registry again.
+        this.delete(nodeId)
+        this.opts.directory.invalidate?.(nodeId)
+      } else {
+        this.store(nodeId, entry, key)
+      }
       this.opts.onFetched(nodeId)
     }
     this.opts.directory.lookupKey(nodeId).then(settle, (err: unknown) => {

@@ -64,6 +64,8 @@ import { BeaconClient, type BeaconClientPort } from './beacon-client.js'
 import { SessionRecovery, type RecoveryPort } from './recovery.js'
 import { SendQueue } from './send-queue.js'
 import { FrameSender } from './frame-sender.js'
+import { EarlyFrames } from './early-frames.js'
+import { PeerPrefetch } from './prefetch.js'
 
 export { PILA_CAPABILITY_HKDF, type KdfMode } from './kdf.js'
 export { RECOVERY_AUTH_FAILURES } from './recovery.js'
@@ -90,11 +92,14 @@ export class Tunnel {
   private readonly queue: SendQueue
   private readonly sender: FrameSender
   private readonly peerTable: PeerTable
+  /** PILS from nodes whose PILA waits for its registry key (early-frames.ts). */
+  private readonly early = new EarlyFrames()
   private packetHandler: PacketHandler | null = null
   private readonly drops: DropCounters = newDropCounters()
   private readonly counters: TunnelCounters = newTunnelCounters()
   private readonly rxHeader = new PacketHeader()
   private rotatePending = false
+  private readonly prefetcher: PeerPrefetch
   private timer: unknown = null
   private started = false
   private closed = false
@@ -106,6 +111,7 @@ export class Tunnel {
   private readonly port: KeyExchangePort & PathPort & RecoveryPort & BeaconClientPort = {
     acceptPila: (sender, frame, host, port, relayed, now) => this.acceptPila(sender, frame, host, port, relayed, now),
     keyUnknown: (nodeId) => this.dropKeylessPeer(nodeId),
+    pilaSettled: (nodeId) => this.releaseEarly(nodeId),
     sendKeyFrame: (peer, now) => this.sendKeyFrame(peer, now),
     sendKeyFrameTo: (host, port) => this.sender.keyFrameTo(host, port),
     sendKeyFrameRelayed: (to) => this.sender.keyFrameRelayed(to),
@@ -171,6 +177,17 @@ export class Tunnel {
       counters,
       port,
     })
+    this.prefetcher = new PeerPrefetch(
+      {
+        knowsKey: (n) => this.keys.knowsKey(n),
+        hasPeer: (n) => n === this.nodeId || this.peerTable.get(n) !== undefined,
+        fetch: (n) => {
+          this.keys.prefetchKey(n, 'prefetch')
+          this.paths.prefetch(n)
+        },
+      },
+      Math.floor(this.limits.maxKeyLookups / 2),
+    )
     this.bind.onDatagram(this.onDatagramBound)
   }
 
@@ -204,6 +221,19 @@ export class Tunnel {
     this.started = true
     this.timer = this.scheduler.setInterval(this.onTickBound, this.timing.tickMs)
     this.beacon.discover(this.scheduler.now())
+    this.keys.warmUp()
+  }
+
+  /**
+   * Nodes we expect to talk to (the daemon's trusted peers, at start and when trust is made):
+   * their registry keys are fetched and their endpoints resolved now, in the background, so a
+   * first packet either way needs no registry round trip (prefetch.ts). At most
+   * `maxKeyLookups / 2` nodes per call, so set-ups and strangers' lookups keep room. Returns how
+   * many were asked for.
+   */
+  prefetchPeers(nodeIds: Iterable<number>): number {
+    if (this.closed) return 0
+    return this.prefetcher.prefetch(nodeIds, this.scheduler.now())
   }
 
   /** Stops the timer, drops every peer and closes the bind. */
@@ -215,6 +245,7 @@ export class Tunnel {
     this.peerTable.clear()
     this.keys.close()
     this.queue.clear()
+    this.early.clear()
     await this.bind.close()
   }
 
@@ -302,12 +333,14 @@ export class Tunnel {
     const peer = this.peerTable.get(peerNodeId)
     if (peer !== undefined) this.removePeer(peer, 'peer-expired')
     this.keys.forget(peerNodeId)
+    this.prefetcher.forget(peerNodeId)
+    this.drops['no-session'] += this.early.take(peerNodeId).length
   }
 
-  /** Registry lookups in flight, key cache entries, peers and remembered removed peers (tests, diagnostics). */
-  stateSizes(): { keyLookups: number; cachedKeys: number; peers: number; forgottenPeers: number } {
+  /** Registry lookups in flight, key cache entries, peers, remembered removed peers, nodes with early PILS held (tests, diagnostics). */
+  stateSizes(): { keyLookups: number; cachedKeys: number; peers: number; forgottenPeers: number; earlyFrameNodes: number } {
     const { pending, cached } = this.keys.lookupStats
-    return { keyLookups: pending, cachedKeys: cached, peers: this.peerTable.size, forgottenPeers: this.peerTable.forgottenCount }
+    return { keyLookups: pending, cachedKeys: cached, peers: this.peerTable.size, forgottenPeers: this.peerTable.forgottenCount, earlyFrameNodes: this.early.nodes }
   }
 
   /**
@@ -400,6 +433,13 @@ export class Tunnel {
     }
     const peer = this.peerTable.get(sender)
     if (peer === undefined || peer.sendSeq === null) {
+      if (this.keys.isParked(sender)) {
+        // Its PILA waits for the registry's key: this frame follows it (the first SYN, say).
+        // Held and opened once the PILA is accepted, instead of a retransmit timeout later.
+        const dropped = this.early.hold(sender, frame, host, port, relayed)
+        this.drops['no-session'] += dropped < 0 ? 1 : dropped
+        return
+      }
       // It holds keys for us that we do not (we restarted, or forgot it): tell it ours.
       this.drops['no-session']++
       this.recovery.noSession(sender, frame.length, host, port, relayed)
@@ -533,18 +573,31 @@ export class Tunnel {
     if (this.peerTable.remove(peer)) this.rotatePending = true
   }
 
+  /** The node's parked PILA was checked: the PILS held meanwhile are opened now (or dropped, no session). */
+  private releaseEarly(nodeId: number): void {
+    const held = this.early.take(nodeId)
+    if (held.length === 0) return
+    const peer = this.peerTable.get(nodeId)
+    if (peer === undefined || peer.sendSeq === null) {
+      this.drops['no-session'] += held.length
+      return
+    }
+    for (const f of held) this.onPils(f.frame, f.host, f.port, f.relayed, nodeId)
+  }
+
   /** The registry has no key for the node: a peer we were setting up for it goes, with its queue. */
   private dropKeylessPeer(nodeId: number): void {
     const peer = this.peerTable.get(nodeId)
     if (peer !== undefined && peer.peerX25519 === null && peer.restoredKey === null) this.removePeer(peer, 'unregistered-peer')
   }
 
-  /** First need of a peer: PunchRequest at once, key prefetch, resolve → PILA direct. */
+  /** First need of a peer: PunchRequest at once, key prefetch, PILA to its last known endpoint, resolve → PILA direct. */
   private startSetup(peer: Peer): void {
     const now = this.scheduler.now()
     peer.setupStartedMs = now
     if (this.beacon.requestPunch(peer.nodeId)) peer.punchRequestedMs = now
     this.keys.prefetchKey(peer.nodeId)
+    this.paths.useLastKnown(peer)
     if (peer.endpoint !== null || peer.path === 'relay') this.sendKeyFrame(peer, now)
     this.paths.startResolve(peer)
   }
@@ -580,6 +633,7 @@ export class Tunnel {
       const now = this.scheduler.now()
       this.beacon.discoverIfDue(now)
       if (this.rotatePending) this.rotateKeys()
+      this.prefetcher.tick(now)
       const keyRetryMs = this.timing.keyRetryMs
       const idleMs = this.timing.peerIdleMs
       for (const peer of this.peerTable.values()) {

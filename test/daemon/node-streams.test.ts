@@ -17,10 +17,12 @@ interface Side {
   registered: Map<number, boolean | null>
   authenticated: Set<number>
   registryAsked: number
+  /** While set, the registry answers only once it settles. */
+  registryGate: Promise<void> | null
 }
 
 function side(address: number, driver: DriverPair['a'], admission: TrustAdmission, trusted: Set<number>): Side {
-  const s: Side = { streams: null as unknown as NodeStreams, trusted, registered: new Map(), authenticated: new Set(), registryAsked: 0 }
+  const s: Side = { streams: null as unknown as NodeStreams, trusted, registered: new Map(), authenticated: new Set(), registryAsked: 0, registryGate: null }
   s.streams = new NodeStreams({
     address: { network: 0, node: address },
     driver,
@@ -29,6 +31,7 @@ function side(address: number, driver: DriverPair['a'], admission: TrustAdmissio
     registry: {
       isRegistered: async (node) => {
         s.registryAsked++
+        if (s.registryGate !== null) await s.registryGate
         return s.registered.get(node) ?? true
       },
     },
@@ -113,6 +116,24 @@ test('a node the registry says is unknown fails at once, without a SYN; an unkno
     a.authenticated.clear()
     a.registered.set(2, null)
     assert.equal(await codeOf(a.streams.openStream(2, 80)), 'PT_TRUST_REQUIRED', 'dialled: the registry could not be asked')
+  } finally {
+    pair.close()
+  }
+})
+
+test('a first dial does not wait for the registry: the SYN goes out while it is asked, and connects', async () => {
+  const { pair, a, b } = twoNodes()
+  try {
+    a.trusted.add(2)
+    b.trusted.add(1)
+    b.streams.listenStreams(80, (s) => s.end())
+    let answer: () => void = () => {}
+    a.registryGate = new Promise<void>((r) => (answer = r))
+    const s = await a.streams.openStream(2, 80)
+    assert.equal(a.registryAsked, 1, 'the registry was asked')
+    assert.ok(pair.la.sent > 0, 'the SYN left, and the stream connected, before the registry answered')
+    s.destroy()
+    answer()
   } finally {
     pair.close()
   }

@@ -49,3 +49,18 @@ test('a registry outage keeps the last key, hostname and endpoint; a refusal doe
   assert.equal(await dir.lookup(2), null, 'the registry saying no is an answer')
   assert.equal(await dir.resolveEndpoint(2), null)
 })
+
+test('isRegistered and the tunnel’s key lookup for the same first dial share one registry request', async () => {
+  const { state, client } = fakeClient()
+  const dir = new RegistryDirectory({ client, selfId: () => 1, ttlMs: 10_000, negativeTtlMs: 10, clock: () => 0 })
+  const [registered, key] = await Promise.all([dir.isRegistered(2), dir.lookupKey(2)])
+  assert.equal(registered, true)
+  assert.equal(key?.length, 32)
+  assert.equal(state.lookups, 1, 'one lookup asked')
+  state.refuse = true
+  assert.equal(await dir.isRegistered(3), false, 'a refusal is still "not registered"')
+  assert.equal(await dir.lookup(3), null)
+  state.refuse = false
+  state.down = true
+  assert.equal(await dir.isRegistered(4), null, 'the registry could not be asked')
+})
