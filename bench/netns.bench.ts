@@ -38,7 +38,9 @@
  * Knobs (env): PILOT_BENCH_MB (256), PILOT_BENCH_ROUNDS (2 goodput rounds per
  * path), PILOT_BENCH_FLOWS (1000), PILOT_BENCH_UP_ARGS (extra `up` flags,
  * e.g. "--mtu 65000"), PILOT_BENCH_PEERS (all; 0 = none, or
- * "wireguard-go,nebula"), PILOT_BENCH_PARALLEL (8 flows; 0 = skip).
+ * "wireguard-go,nebula"), PILOT_BENCH_PARALLEL (8 flows; 0 = skip),
+ * PILOT_BENCH_SETUP (0 = skip the set-up figures), PILOT_BENCH_NODE_ARGS
+ * (extra Node flags for daemons a and b, e.g. "--require ./memlog.cjs").
  */
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -67,6 +69,10 @@ const SETUP_RESTARTS = 2
 const SETUP_WARM = 20
 const PEERS = parsePeersKnob(process.env.PILOT_BENCH_PEERS)
 const PARALLEL = Number(process.env.PILOT_BENCH_PARALLEL ?? 8)
+/** Extra Node flags for daemons a and b (e.g. "--require /tmp/memlog.cjs"); ignored under PILOT_BENCH_PROFILE. */
+const NODE_ARGS = (process.env.PILOT_BENCH_NODE_ARGS ?? '').split(/\s+/).filter((s) => s !== '')
+/** PILOT_BENCH_SETUP=0 skips the set-up figures (the daemon restarts at the end). */
+const SETUP = process.env.PILOT_BENCH_SETUP !== '0'
 
 const SPEC: TopologySpec = {
   nodes: ['a', 'b', 'c', 'd', 'e'].map((name) => ({ name, kind: 'public' as const })),
@@ -216,7 +222,7 @@ async function main(): Promise<void> {
   try {
     await ov.startRendezvous()
     const nodeArgs = (n: string): string[] =>
-      PROFILE && (n === 'a' || n === 'b') ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `daemon-${n}-${Date.now()}.cpuprofile`] : []
+      PROFILE && (n === 'a' || n === 'b') ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `daemon-${n}-${Date.now()}.cpuprofile`] : n === 'a' || n === 'b' ? NODE_ARGS : []
     if (PROFILE) mkdirSync(PROFILE_DIR, { recursive: true })
     const names = PROFILE ? ['a', 'b'] : ['a', 'b', ...SETUP_PEERS.filter((p) => p !== 'b')]
     try {
@@ -355,7 +361,7 @@ async function main(): Promise<void> {
       const r = await ov.traffic<{ samples_ms: number[] }>('a', ['first-byte', '--host', bDirect, '--port', '7002', '--count', String(SETUP_WARM)], 60_000)
       setupDirect = r.samples_ms
     }
-    if (overlayReady) {
+    if (overlayReady && SETUP) {
       log(`connection set-up: ${SETUP_RESTARTS} restarts of every daemon x ${SETUP_PEERS.length} new peers, then ${SETUP_WARM} with the tunnel up`)
       setup = await setupTimes(ov)
       if (setup.errors.length > 0) notes.push(`set-up errors: ${setup.errors.join('; ')}`)

@@ -19,6 +19,7 @@ import { addressKey, type PilotAddress } from '../protocol/address.js'
 import type { RandomSource } from '../random.js'
 import { SessionUsageError } from './errors.js'
 import { fillHeader } from './packet-fields.js'
+import { BufferPool } from './buffer-pool.js'
 import { StreamConnection, StreamState, type StreamConfig, type TransmitScheduler } from './stream.js'
 import type { Millis } from './types.js'
 
@@ -69,6 +70,8 @@ export interface EndpointConfig {
    */
   readonly maxPendingIncoming?: number
   readonly maxOutstandingPings?: number
+  /** The buffers every stream's rings share; default a new pool (DEFAULT_POOLED_BYTES free at most). */
+  readonly buffers?: BufferPool
 }
 
 export interface EndpointStats {
@@ -130,7 +133,9 @@ class ReadyQueue implements TransmitScheduler {
 export class SessionEndpoint {
   readonly local: PilotAddress
   private readonly random: RandomSource
-  private readonly streamDefaults: Partial<StreamConfig> | undefined
+  private readonly streamDefaults: Partial<StreamConfig>
+  /** Ring buffers shared by this endpoint's streams. */
+  readonly buffers: BufferPool
   private readonly conns = new Map<number, Map<number, StreamConnection>>()
   private readonly all: StreamConnection[] = []
   private readonly pending = new Map<number, Map<number, IncomingStream>>()
@@ -166,7 +171,8 @@ export class SessionEndpoint {
   constructor(config: EndpointConfig) {
     this.local = config.local
     this.random = config.random
-    this.streamDefaults = config.stream
+    this.buffers = config.buffers ?? new BufferPool()
+    this.streamDefaults = { buffers: this.buffers, ...config.stream }
     this.maxPerPort = config.maxConnectionsPerPort ?? 1024
     this.maxConnections = config.maxConnections ?? 4096
     this.maxPending = config.maxPendingIncoming ?? 1024
@@ -471,7 +477,6 @@ export class SessionEndpoint {
 
   private mergeConfig(config: Partial<StreamConfig> | undefined): Partial<StreamConfig> | undefined {
     if (config === undefined) return this.streamDefaults
-    if (this.streamDefaults === undefined) return config
     return { ...this.streamDefaults, ...config }
   }
 

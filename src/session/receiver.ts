@@ -139,6 +139,11 @@ export class StreamReceiver {
     this.rcv.clearOutOfOrder()
   }
 
+  /** We aborted: nothing will be read, the bytes held are dropped. */
+  discard(): void {
+    this.rcv.discard()
+  }
+
   /** The connection ended abnormally: read() reports the end of stream. */
   abort(): void {
     this._finished = true

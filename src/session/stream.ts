@@ -317,6 +317,7 @@ export class StreamConnection {
     if (this._state === StreamState.Closed) return
     this.rstPending = true
     this.enterClosed(this.err('aborted', 'the connection was reset locally', true))
+    this.receiver.discard()
     this.wake()
   }
 
@@ -632,6 +633,7 @@ export class StreamConnection {
     this._error = error
     this.timers.stopAll()
     this.sender.stop()
+    this.sender.dropBytes()
     this.receiver.stop(true)
     this.finAckPending = false
     this.handshake.stop()
