@@ -100,6 +100,9 @@ export class StreamSender {
     return this.snd.end - this.snd.una
   }
 
+  /** Bytes of send ring buffer held now. */
+  get ringCapacity(): number { return this.snd.ringCapacity }
+
   /** Room in the send buffer. */
   get capacity(): number { return this.snd.capacity }
 

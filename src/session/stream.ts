@@ -176,6 +176,11 @@ export class StreamConnection {
     return this.sender.unacked
   }
 
+  /** Bytes of send and receive ring buffers held now: 0 while nothing is unacknowledged, unread or out of order. */
+  get ringBytes(): number {
+    return this.sender.ringCapacity + this.receiver.ringCapacity
+  }
+
   /** Free space for write(). */
   get writeCapacity(): number {
     return this.canWrite() ? this.sender.capacity : 0
