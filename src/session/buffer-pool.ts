@@ -43,13 +43,30 @@ export class BufferPool {
     return { ...this.st, pooledBytes: this.pooled }
   }
 
-  /** A buffer of exactly `size` bytes (contents undefined): a free one if the pool has it. */
-  acquire(size: number): Buffer {
+  /**
+   * A buffer of at least `size` bytes (contents undefined): a free one of
+   * exactly `size` if the pool has it, else the smallest free one up to
+   * `max` bytes (so a pool full of one size still serves a smaller request
+   * instead of allocating while it drops what comes back), else a new one of
+   * `size` bytes.
+   */
+  acquire(size: number, max: number = size): Buffer {
     this.st.acquired++
-    const list = this.free.get(size)
+    let list = this.free.get(size)
+    if (list === undefined || list.length === 0) {
+      list = undefined
+      let best = Number.POSITIVE_INFINITY
+      for (const [len, l] of this.free) {
+        if (len > size && len <= max && len < best && l.length > 0) {
+          best = len
+          list = l
+        }
+      }
+    }
     if (list !== undefined && list.length > 0) {
-      this.pooled -= size
-      return list.pop()!
+      const buf = list.pop()!
+      this.pooled -= buf.length
+      return buf
     }
     this.st.allocated++
     return Buffer.allocUnsafeSlow(size)

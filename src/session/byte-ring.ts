@@ -16,6 +16,8 @@
 import type { BufferPool } from './buffer-pool.js'
 
 const EMPTY = Buffer.alloc(0)
+/** A pooled buffer up to this many times the size asked for is taken rather than allocating a new one. */
+const SPARE_FACTOR = 8
 
 export class ByteRing {
   private buf: Buffer = EMPTY
@@ -80,10 +82,10 @@ export class ByteRing {
       this.take(needed, limit)
       return
     }
-    let size = old.length
-    while (size < needed) size *= 2
-    size = Math.min(size, limit)
-    const next = this.alloc(size)
+    let want = old.length
+    while (want < needed) want *= 2
+    const next = this.alloc(Math.min(want, limit), limit)
+    const size = next.length
     let o = from
     while (o < to) {
       const po = o % old.length
@@ -114,11 +116,13 @@ export class ByteRing {
   private take(needed: number, limit: number): void {
     let size = this.nextSize
     while (size < needed) size *= 2
-    this.buf = this.alloc(Math.max(Math.min(size, limit), needed))
+    this.buf = this.alloc(Math.max(Math.min(size, limit), needed), Math.max(limit, needed))
     if (needed > this.peak) this.peak = needed
   }
 
-  private alloc(size: number): Buffer {
-    return this.pool !== null ? this.pool.acquire(size) : Buffer.allocUnsafe(size)
+  /** `size` bytes, or a free pooled buffer up to 8 times larger (never beyond `limit`). */
+  private alloc(size: number, limit: number): Buffer {
+    if (this.pool === null) return Buffer.allocUnsafe(size)
+    return this.pool.acquire(size, Math.min(limit, size * SPARE_FACTOR))
   }
 }

@@ -43,6 +43,31 @@ test('the pool hands back a released buffer of the same size, and never holds mo
   assert.throws(() => new BufferPool(-1), RangeError)
 })
 
+test('a request the pool has no exact size for takes the smallest free buffer up to its max instead of allocating', () => {
+  const pool = new BufferPool(1 << 20)
+  const big = pool.acquire(64 * 1024)
+  const mid = pool.acquire(32 * 1024)
+  pool.release(big)
+  pool.release(mid)
+  assert.notEqual(pool.acquire(8 * 1024), mid, 'max defaults to the size: exact only')
+  assert.equal(pool.acquire(8 * 1024, 64 * 1024), mid, 'the smallest that fits')
+  assert.equal(pool.acquire(8 * 1024, 16 * 1024).length, 8 * 1024, 'nothing free up to 16 KiB: a new buffer')
+  assert.equal(pool.acquire(16 * 1024, 64 * 1024), big)
+  assert.equal(pool.pooledBytes, 0)
+  // A ring given a larger pooled buffer works at that capacity, across the wrap.
+  const spare = pool.acquire(32 * 1024)
+  pool.release(spare)
+  const r = new ByteRing(4096, pool)
+  r.reserve(3000, 1 << 20, 30_000, 30_000)
+  assert.equal(r.capacity, 32 * 1024, 'took the free 32 KiB buffer')
+  r.write(30_000, bytes(30_000, 3000), 0, 3000)
+  r.reserve(6000, 1 << 20, 30_000, 33_000)
+  r.write(33_000, bytes(33_000, 3000), 0, 3000)
+  const out = new Uint8Array(6000)
+  r.read(30_000, out, 0, 6000)
+  assert.deepEqual(out, bytes(30_000, 6000))
+})
+
 test('a ring holds no buffer until written, doubles from its minimum, and gives it back when released', () => {
   const pool = new BufferPool(1 << 20)
   const r = new ByteRing(4096, pool)
