@@ -39,7 +39,8 @@
  * path), PILOT_BENCH_FLOWS (1000), PILOT_BENCH_UP_ARGS (extra `up` flags,
  * e.g. "--mtu 65000"), PILOT_BENCH_PEERS (all; 0 = none, or
  * "wireguard-go,nebula"), PILOT_BENCH_PARALLEL (8 flows; 0 = skip),
- * PILOT_BENCH_SKIP (comma list: `flows` = the 1,000 flows, `setup` = the set-up figures),
+ * PILOT_BENCH_SKIP (comma list: `flows` = the 1,000 flows, `setup` = the set-up figures;
+ * PILOT_BENCH_SETUP=0 = `setup`),
  * PILOT_BENCH_LOSS=0 (skip the 1 % loss flows),
  * PILOT_BENCH_SETUP_ONLY=1 (only the two set-up rows, measured as in a full run;
  * prints them, writes no results.json), PILOT_BENCH_SETUP_RESTARTS (2),
@@ -80,6 +81,8 @@ const PARALLEL = Number(process.env.PILOT_BENCH_PARALLEL ?? 8)
 const LOSS = process.env.PILOT_BENCH_LOSS !== '0'
 /** Figures left out (comma list of `flows`, `setup`): shorter runs while working on another figure. */
 const SKIP = new Set((process.env.PILOT_BENCH_SKIP ?? '').split(',').map((s) => s.trim()).filter((s) => s !== ''))
+/** PILOT_BENCH_SETUP=0 skips the set-up figures (the daemon restarts at the end), as PILOT_BENCH_SKIP=setup does. */
+const SETUP = process.env.PILOT_BENCH_SETUP !== '0' && !SKIP.has('setup')
 
 const SPEC: TopologySpec = {
   nodes: ['a', 'b', 'c', 'd', 'e'].map((name) => ({ name, kind: 'public' as const })),
@@ -229,7 +232,7 @@ async function main(): Promise<void> {
   try {
     await ov.startRendezvous()
     const nodeArgs = (n: string): string[] =>
-      PROFILE && (n === 'a' || n === 'b') ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `daemon-${n}-${Date.now()}.cpuprofile`] : NODE_ARGS
+      PROFILE && (n === 'a' || n === 'b') ? ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR, '--cpu-prof-name', `daemon-${n}-${Date.now()}.cpuprofile`] : n === 'a' || n === 'b' ? NODE_ARGS : []
     if (PROFILE) mkdirSync(PROFILE_DIR, { recursive: true })
     const names = PROFILE ? ['a', 'b'] : ['a', 'b', ...SETUP_PEERS.filter((p) => p !== 'b')]
     try {
@@ -386,11 +389,11 @@ async function main(): Promise<void> {
     // --- connection set-up (restarts every daemon: last) ---
     let setup: Awaited<ReturnType<typeof setupTimes>> | null = null
     let setupDirect: number[] = []
-    if (!SKIP.has('setup')) {
+    if (SETUP) {
       const r = await ov.traffic<{ samples_ms: number[] }>('a', ['first-byte', '--host', bDirect, '--port', '7002', '--count', String(SETUP_WARM)], 60_000)
       setupDirect = r.samples_ms
     }
-    if (overlayReady && !SKIP.has('setup')) {
+    if (overlayReady && SETUP) {
       log(`connection set-up: ${SETUP_RESTARTS} restarts of every daemon x ${SETUP_PEERS.length} new peers, then ${SETUP_WARM} with the tunnel up`)
       setup = await setupTimes(ov)
       if (setup.errors.length > 0) notes.push(`set-up errors: ${setup.errors.join('; ')}`)

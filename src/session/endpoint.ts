@@ -19,6 +19,7 @@ import { addressKey, type PilotAddress } from '../protocol/address.js'
 import type { RandomSource } from '../random.js'
 import { SessionUsageError } from './errors.js'
 import { fillHeader } from './packet-fields.js'
+import { BufferPool } from './buffer-pool.js'
 import { StreamConnection, StreamState, type StreamConfig, type TransmitScheduler } from './stream.js'
 import type { Millis } from './types.js'
 import { DEFAULT_PEER_FLIGHT_LIMIT, FlightShare } from './flight-share.js'
@@ -83,6 +84,8 @@ export interface EndpointConfig {
    * fewer ACKs (one per stream and batch). Default `DEFAULT_TURN_QUANTUM`.
    */
   readonly turnQuantum?: number
+  /** The buffers every stream's rings share; default a new pool (DEFAULT_POOLED_BYTES free at most). */
+  readonly buffers?: BufferPool
 }
 
 /** Default `turnQuantum`. */
@@ -147,7 +150,9 @@ class ReadyQueue implements TransmitScheduler {
 export class SessionEndpoint {
   readonly local: PilotAddress
   private readonly random: RandomSource
-  private readonly streamDefaults: Partial<StreamConfig> | undefined
+  private readonly streamDefaults: Partial<StreamConfig>
+  /** Ring buffers shared by this endpoint's streams. */
+  readonly buffers: BufferPool
   private readonly conns = new Map<number, Map<number, StreamConnection>>()
   private readonly all: StreamConnection[] = []
   private readonly pending = new Map<number, Map<number, IncomingStream>>()
@@ -190,7 +195,8 @@ export class SessionEndpoint {
   constructor(config: EndpointConfig) {
     this.local = config.local
     this.random = config.random
-    this.streamDefaults = config.stream
+    this.buffers = config.buffers ?? new BufferPool()
+    this.streamDefaults = { buffers: this.buffers, ...config.stream }
     this.maxPerPort = config.maxConnectionsPerPort ?? 1024
     this.maxConnections = config.maxConnections ?? 4096
     this.maxPending = config.maxPendingIncoming ?? 1024
@@ -508,7 +514,6 @@ export class SessionEndpoint {
 
   private mergeConfig(config: Partial<StreamConfig> | undefined): Partial<StreamConfig> | undefined {
     if (config === undefined) return this.streamDefaults
-    if (this.streamDefaults === undefined) return config
     return { ...this.streamDefaults, ...config }
   }
 

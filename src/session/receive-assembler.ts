@@ -12,6 +12,7 @@
  */
 import { MAX_SACK_BLOCKS, encodeSackInto } from '../protocol/sack.js'
 import { ByteRing } from './byte-ring.js'
+import type { BufferPool } from './buffer-pool.js'
 import { seqDiff } from './seq.js'
 import type { StreamStats } from './stream-config.js'
 import { WINDOW_UNIT } from './stream-config.js'
@@ -39,9 +40,12 @@ export interface ReceiveAssemblerConfig {
   mss: number
   /** Distinct out-of-order ranges held. */
   maxOutOfOrderRanges: number
+  /** Where the ring takes its buffers (null: allocated and dropped). */
+  buffers?: BufferPool | null
 }
 
-const INITIAL_RING = 64 * 1024
+/** Smallest ring buffer taken: it doubles as segments need and goes back to the pool when everything is read. */
+const INITIAL_RING = 4 * 1024
 
 export class ReceiveAssembler {
   private readonly ring: ByteRing
@@ -60,7 +64,12 @@ export class ReceiveAssembler {
     this.bufferSize = cfg.receiveBufferSize
     this.hardLimit = cfg.receiveBufferSize + WINDOW_UNIT + cfg.mss
     this.maxRanges = cfg.maxOutOfOrderRanges
-    this.ring = new ByteRing(Math.min(INITIAL_RING, this.hardLimit))
+    this.ring = new ByteRing(Math.min(INITIAL_RING, this.hardLimit), cfg.buffers ?? null)
+  }
+
+  /** Bytes of ring buffer held now (0 while nothing waits to be read or is held out of order). */
+  get ringCapacity(): number {
+    return this.ring.capacity
   }
 
   /** Next offset expected in order. */
@@ -124,7 +133,7 @@ export class ReceiveAssembler {
     const end = off + len
     if (end - this._readOff > this.hardLimit) return Accepted.NoSpace
     if (off > this._nxt && !this.insertRange(off, end)) return Accepted.NoSpace
-    if (end - this._readOff > this.ring.capacity) this.grow(end - this._readOff)
+    this.grow(end - this._readOff)
     this.ring.write(off, payload, start, len)
     if (off > this._nxt) return Accepted.OutOfOrder
     this._nxt = end
@@ -136,12 +145,20 @@ export class ReceiveAssembler {
   /** The stream ends at `off` (≤ nxt): data received beyond it is not the peer's. */
   endAt(off: number): void {
     if (this._nxt > off) this._nxt = off
+    this.releaseIfDrained()
   }
 
   /** Forgets the out-of-order ranges (the stream ended before them). */
   clearOutOfOrder(): void {
     this.oooStart.length = 0
     this.oooEnd.length = 0
+    this.releaseIfDrained()
+  }
+
+  /** Nobody will read any more (local abort): what is held is dropped and the ring's buffer goes back. */
+  discard(): void {
+    this._readOff = this._nxt
+    this.clearOutOfOrder()
   }
 
   /** Copies in-order bytes to `into`; returns the count. */
@@ -149,7 +166,13 @@ export class ReceiveAssembler {
     const n = Math.min(this._nxt - this._readOff, into.length)
     this.ring.read(this._readOff, into, 0, n)
     this._readOff += n
+    this.releaseIfDrained()
     return n
+  }
+
+  /** Nothing waits to be read and nothing is held out of order: the ring needs no buffer. */
+  private releaseIfDrained(): void {
+    if (this._readOff === this._nxt && this.oooStart.length === 0) this.ring.release()
   }
 
   /** The window to advertise, in slots: free buffer space, 1 … 65535. */

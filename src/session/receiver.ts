@@ -45,6 +45,9 @@ export class StreamReceiver {
   /** Bytes waiting for read(). */
   get readable(): number { return this.rcv.readable }
 
+  /** Bytes of receive ring buffer held now. */
+  get ringCapacity(): number { return this.rcv.ringCapacity }
+
   /** The peer finished sending (or the connection ended): read() reports the end once drained. */
   get finished(): boolean { return this._finished }
 
@@ -137,6 +140,11 @@ export class StreamReceiver {
     this._finished = true
     this.finOff = -1
     this.rcv.clearOutOfOrder()
+  }
+
+  /** We aborted: nothing will be read, the bytes held are dropped. */
+  discard(): void {
+    this.rcv.discard()
   }
 
   /** The connection ended abnormally: read() reports the end of stream. */

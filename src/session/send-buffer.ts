@@ -16,6 +16,7 @@
  */
 import { MAX_SACK_BLOCKS } from '../protocol/sack.js'
 import { ByteRing } from './byte-ring.js'
+import type { BufferPool } from './buffer-pool.js'
 import type { StreamStats } from './stream-config.js'
 import type { Millis } from './types.js'
 
@@ -26,7 +27,7 @@ const LOST = 2
 /** Last sent as a tail loss probe. */
 const PROBED = 4
 const MAX_U8 = 255
-const INITIAL_RECORDS = 64 // a power of two: slots are (head + k) & (capacity − 1)
+const INITIAL_RECORDS = 16 // a power of two: slots are (head + k) & (capacity − 1)
 
 /** Bytes and records carrying one scoreboard mark, so that pipe needs no scan. */
 class Tally {
@@ -74,10 +75,19 @@ export class SendBuffer {
   /** Records below this k are not LOST: where the search for the next retransmission starts. */
   private lostScan = 0
 
-  /** `maxBytes`: how much may be written and unacknowledged; the ring starts at `initialRing` and grows. */
-  constructor(maxBytes: number, initialRing: number) {
+  /**
+   * `maxBytes`: how much may be written and unacknowledged. The ring takes a
+   * buffer of at least `initialRing` bytes (from `pool`) when data is written,
+   * grows as needed and gives it back whenever everything is acknowledged.
+   */
+  constructor(maxBytes: number, initialRing: number, pool: BufferPool | null = null) {
     this.maxBytes = maxBytes
-    this.ring = new ByteRing(Math.min(initialRing, maxBytes))
+    this.ring = new ByteRing(Math.min(initialRing, maxBytes), pool)
+  }
+
+  /** Bytes of ring buffer held now (0 while nothing is unacknowledged). */
+  get ringCapacity(): number {
+    return this.ring.capacity
   }
 
   // ── offsets and byte counts ──
@@ -160,6 +170,7 @@ export class SendBuffer {
     this.lost.clear()
     this.lostScan = 0
     this._una = this._nxt = this._end
+    this.ring.release()
   }
 
   // ── segment records ──
@@ -355,9 +366,15 @@ export class SendBuffer {
     this.segLen[i] = this.segLen[i]! - cut
   }
 
+  /** The connection closed: no byte is sent or read again, so the ring's buffer goes back (the offsets stay). */
+  dropBytes(): void {
+    this.ring.release()
+  }
+
   /** Everything below `ackOff` is acknowledged (the records below it were popped). */
   acknowledge(ackOff: number): void {
     this._una = ackOff
+    if (ackOff === this._end) this.ring.release()
   }
 
   private growRecords(): void {

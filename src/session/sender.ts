@@ -50,7 +50,8 @@ export const AckOutcome = {
   FinAcked: 2,
 } as const
 
-const INITIAL_RING = 64 * 1024
+/** Smallest send ring buffer: it doubles as writes need and goes back to the pool when everything is acknowledged. */
+const INITIAL_RING = 4 * 1024
 
 export class StreamSender {
   private readonly cfg: StreamConfig
@@ -93,7 +94,7 @@ export class StreamSender {
   constructor(cfg: StreamConfig, dataIsn: number) {
     this.cfg = cfg
     this.dataIsn = dataIsn
-    this.snd = new SendBuffer(cfg.sendBufferSize, INITIAL_RING)
+    this.snd = new SendBuffer(cfg.sendBufferSize, INITIAL_RING, cfg.buffers)
     this.rtt = new RttEstimator(cfg)
     this.cc = cfg.congestion(cfg.mss)
   }
@@ -104,6 +105,9 @@ export class StreamSender {
   get unacked(): number {
     return this.snd.end - this.snd.una
   }
+
+  /** Bytes of send ring buffer held now. */
+  get ringCapacity(): number { return this.snd.ringCapacity }
 
   /** Room in the send buffer. */
   get capacity(): number { return this.snd.capacity }
@@ -349,6 +353,11 @@ export class StreamSender {
     this._finAcked = true
     this.stop()
     this.syncShare()
+  }
+
+  /** The connection closed: the unacknowledged bytes will never be sent again, their buffer goes back. */
+  dropBytes(): void {
+    this.snd.dropBytes()
   }
 
   /** TIME_WAIT: no small segment is held back any more. */

@@ -3,6 +3,7 @@
  * configuration with its defaults, and the statistics a connection reports.
  */
 import { newReno, type CongestionControllerFactory } from './congestion.js'
+import type { BufferPool } from './buffer-pool.js'
 import type { Millis } from './types.js'
 
 /** Window unit on the wire: one slot = 4096 bytes regardless of our MSS (§6.9). */
@@ -83,6 +84,11 @@ export interface StreamConfig {
   congestion: CongestionControllerFactory
   /** Fixed initial sequence number (tests: wrap). Default: random below 2^31 (§17 item 8). */
   isn: number | null
+  /**
+   * Where the send and receive rings take their buffers while they hold bytes
+   * (the endpoint's pool, shared by its streams); null: allocated per ring.
+   */
+  buffers: BufferPool | null
 }
 
 export const DEFAULT_STREAM_CONFIG: Readonly<StreamConfig> = Object.freeze({
@@ -108,6 +114,7 @@ export const DEFAULT_STREAM_CONFIG: Readonly<StreamConfig> = Object.freeze({
   connectTimeout: 30_000,
   congestion: newReno,
   isn: null,
+  buffers: null,
 })
 
 export function resolveStreamConfig(partial: Partial<StreamConfig> | undefined): StreamConfig {

@@ -180,6 +180,11 @@ export class StreamConnection implements FlightShareWaiter {
     return this.sender.unacked
   }
 
+  /** Bytes of send and receive ring buffers held now: 0 while nothing is unacknowledged, unread or out of order. */
+  get ringBytes(): number {
+    return this.sender.ringCapacity + this.receiver.ringCapacity
+  }
+
   /** Free space for write(). */
   get writeCapacity(): number {
     return this.canWrite() ? this.sender.capacity : 0
@@ -321,6 +326,7 @@ export class StreamConnection implements FlightShareWaiter {
     if (this._state === StreamState.Closed) return
     this.rstPending = true
     this.enterClosed(this.err('aborted', 'the connection was reset locally', true))
+    this.receiver.discard()
     this.wake()
   }
 
@@ -637,6 +643,7 @@ export class StreamConnection implements FlightShareWaiter {
     this.timers.stopAll()
     this.sender.stop()
     this.sender.leaveShare()
+    this.sender.dropBytes()
     this.receiver.stop(true)
     this.finAckPending = false
     this.handshake.stop()

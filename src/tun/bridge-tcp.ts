@@ -322,7 +322,8 @@ export class TcpBridge {
       req.refuse()
     }
     const timer = setTimeout(() => refuse('timeout'), this.inboundConnectTimeoutMs)
-    sock.once('error', (err: NodeJS.ErrnoException) => refuse(err.code ?? err.message))
+    const onConnectError = (err: NodeJS.ErrnoException): void => refuse(err.code ?? err.message)
+    sock.once('error', onConnectError)
     sock.once('connect', () => {
       if (decided) return
       decided = true
@@ -342,6 +343,8 @@ export class TcpBridge {
         return
       }
       this.st.inboundAccepted++
+      // The splice handles errors from now on: this closure (and the request it holds) can go.
+      sock.off('error', onConnectError)
       this.splice(sock, stream)
     })
   }
