@@ -28,7 +28,7 @@
 #endif
 #include <node_api.h>
 
-#include "napi-bytes.h"
+#include "napi-util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -487,16 +487,8 @@ static void receiver_closed(uv_handle_t *h) {
   if (done != NULL) {
     /* The dup is closed: the port is free again. Tell JS (its close() waits for this); through
      * make_callback so that the promise it settles runs its reactions now. */
-    napi_value cb, global, result;
-    if (napi_get_reference_value(env, done, &cb) == napi_ok && cb != NULL && napi_get_global(env, &global) == napi_ok) {
-      napi_make_callback(env, async, global, cb, 0, NULL, &result);
-      bool pending = false;
-      napi_is_exception_pending(env, &pending);
-      if (pending) {
-        napi_value e;
-        napi_get_and_clear_last_exception(env, &e);
-      }
-    }
+    napi_value cb;
+    if (napi_get_reference_value(env, done, &cb) == napi_ok && cb != NULL) call_js_from_loop(env, async, cb, 0, NULL);
     napi_delete_reference(env, done);
   }
   napi_async_destroy(env, async);
@@ -580,7 +572,7 @@ static int deliver(udp_receiver *r, int n) {
     free(block);
     return 0;
   }
-  napi_value argv[3], cb, recv;
+  napi_value argv[3], cb;
   int ok = napi_create_external_arraybuffer(env, block, head + bytes, free_block, NULL, &argv[0]) == napi_ok;
   if (!ok) free(block);
   ok = ok && napi_create_uint32(env, k, &argv[1]) == napi_ok && napi_create_array_with_length(env, n_hosts, &argv[2]) == napi_ok;
@@ -588,21 +580,9 @@ static int deliver(udp_receiver *r, int n) {
     napi_value s;
     ok = napi_create_string_latin1(env, hosts[h], NAPI_AUTO_LENGTH, &s) == napi_ok && napi_set_element(env, argv[2], h, s) == napi_ok;
   }
-  /* make_callback wants an object as `this` (undefined fails its ToObject): the global. */
-  ok = ok && napi_get_reference_value(env, r->callback, &cb) == napi_ok && napi_get_global(env, &recv) == napi_ok;
+  ok = ok && napi_get_reference_value(env, r->callback, &cb) == napi_ok && cb != NULL;
   if (ok) {
-    /* make_callback: runs the microtasks and next-ticks after it, as any I/O callback. An exception
-     * surfaces as uncaught; the JS side catches its handler's errors itself. */
-    napi_value result;
-    if (napi_make_callback(env, r->async, recv, cb, 3, argv, &result) != napi_ok) {
-      bool pending = false;
-      napi_is_exception_pending(env, &pending);
-      if (pending) {
-        napi_value e;
-        napi_get_and_clear_last_exception(env, &e);
-        napi_fatal_exception(env, e);
-      }
-    }
+    call_js_from_loop(env, r->async, cb, 3, argv);
   } else {
     bool pending = false;
     napi_is_exception_pending(env, &pending);

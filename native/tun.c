@@ -48,7 +48,7 @@
 #endif
 #include <node_api.h>
 
-#include "napi-bytes.h"
+#include "napi-util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -442,8 +442,8 @@ static void loop_call_js(tun_dev *d, tun_batch *b) {
     free(b);
     return;
   }
-  napi_value cb, global, result;
-  if (napi_get_reference_value(env, d->loop_cb, &cb) == napi_ok && cb != NULL && napi_get_global(env, &global) == napi_ok) {
+  napi_value cb;
+  if (napi_get_reference_value(env, d->loop_cb, &cb) == napi_ok && cb != NULL) {
     napi_value argv[3];
     int ok = 1;
     if (b->err != 0) {
@@ -456,15 +456,7 @@ static void loop_call_js(tun_dev *d, tun_batch *b) {
     if (ok) {
       napi_create_uint32(env, b->err != 0 ? 0 : b->count, &argv[1]);
       napi_create_int32(env, b->err, &argv[2]);
-      if (napi_make_callback(env, d->loop_async, global, cb, 3, argv, &result) != napi_ok) {
-        bool pending = false;
-        napi_is_exception_pending(env, &pending);
-        if (pending) {
-          napi_value e;
-          napi_get_and_clear_last_exception(env, &e);
-          napi_fatal_exception(env, e);
-        }
-      }
+      call_js_from_loop(env, d->loop_async, cb, 3, argv);
     }
   } else {
     free(b->block);

@@ -31,7 +31,7 @@ const shipped = new Set(files)
 test('npm pack: only the CLI, compiled sources, addon sources, units and docs', () => {
   const allowed = [/^README\.md$/, /^package\.json$/, /^LICENSE$/, /^binding\.gyp$/, /^bin\/pilot-tun\.js$/, /^native\/[^/]+\.[ch]$/, /^systemd\/[^/]+$/, /^dist\/src\/.+\.js$/]
   for (const f of files) assert.ok(allowed.some((re) => re.test(f)), `unexpected file in the package: ${f}`)
-  for (const f of ['bin/pilot-tun.js', 'dist/src/cli/main.js', 'binding.gyp', 'native/tun.c', 'native/datapath.c', 'native/napi-bytes.h', 'systemd/pilot-tun.service']) {
+  for (const f of ['bin/pilot-tun.js', 'dist/src/cli/main.js', 'binding.gyp', 'native/tun.c', 'native/datapath.c', 'native/napi-util.h', 'systemd/pilot-tun.service']) {
     assert.ok(shipped.has(f), `${f} is missing from the package`)
   }
 })

@@ -1,11 +1,12 @@
 /*
- * Byte views of JavaScript values for the two addons (tun.c, datapath.c): a
- * Uint8Array/Buffer (any typed array, counted in bytes), an ArrayBuffer or a
- * DataView as (pointer, length), and a Uint32Array as (pointer, count).
- * Header-only: each addon is its own shared object.
+ * N-API helpers the two addons (tun.c, datapath.c) share: byte views of
+ * JavaScript values (a Uint8Array/Buffer or any typed array, counted in bytes,
+ * an ArrayBuffer or a DataView as (pointer, length); a Uint32Array as
+ * (pointer, count)), and calling JS from a libuv callback. Header-only: each
+ * addon is its own shared object.
  */
-#ifndef PILOT_NAPI_BYTES_H
-#define PILOT_NAPI_BYTES_H
+#ifndef PILOT_NAPI_UTIL_H
+#define PILOT_NAPI_UTIL_H
 
 #include <node_api.h>
 #include <stdint.h>
@@ -58,6 +59,26 @@ static int get_u32s(napi_env env, napi_value v, uint32_t **out, size_t *n) {
   if (napi_get_typedarray_info(env, v, &type, n, &p, &ab, &off) != napi_ok || type != napi_uint32_array) return -1;
   *out = (uint32_t *)p;
   return 0;
+}
+
+/*
+ * Calls `cb(argv...)` from a libuv callback (not from inside JS): through
+ * napi_make_callback, so the microtasks and next-ticks queued by it run right
+ * after, as after any I/O callback, with the global as `this` (make_callback
+ * needs an object). A throw surfaces as an uncaught exception, as it would
+ * from a node I/O callback; the JS side catches its handlers' errors itself.
+ */
+static void call_js_from_loop(napi_env env, napi_async_context async, napi_value cb, size_t argc, const napi_value *argv) {
+  napi_value global, result;
+  bool pending = false;
+  if (napi_get_global(env, &global) != napi_ok || napi_make_callback(env, async, global, cb, argc, argv, &result) != napi_ok) {
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value e;
+      napi_get_and_clear_last_exception(env, &e);
+      napi_fatal_exception(env, e);
+    }
+  }
 }
 
 #endif
