@@ -47,7 +47,7 @@ import { CryptoRandom } from '../random.js'
 import { nullLogger, type Logger } from '../logger.js'
 import { RegistryClient } from '../registry/client.js'
 import { Tunnel, UdpBind, type PacketBind, type UdpEndpoint } from '../tunnel/index.js'
-import { SessionEndpoint, SessionError, StreamState, type StreamConfig } from '../session/index.js'
+import { SessionEndpoint, SessionError, StreamState, warmUpSessions, type StreamConfig } from '../session/index.js'
 import { SessionDriver, type SessionDriverStats } from './session-driver.js'
 import { PilotStream } from './pilot-stream.js'
 import { RegistryDirectory, RegistrySession, registerNode, type Registration } from './registry-session.js'
@@ -540,6 +540,13 @@ function buildNode(inputs: NodeInputs): NodeParts {
     onReregistered: () => trust.reportAll(),
   })
   tunnel.start()
+  // The session engine's first calls cost ~12 ms of CPU (lazy compilation, cold caches): pay them
+  // now, on a throwaway in-memory stream, not on the first real connection's critical path.
+  try {
+    warmUpSessions(random)
+  } catch (err) {
+    logger.warn('session warm-up failed', { error: String(err) })
+  }
   // Trusted peers are the ones we will talk to: their keys and endpoints at hand for a first connection.
   tunnel.prefetchPeers(store.listTrusted().map((e) => e.node_id))
   session.start()

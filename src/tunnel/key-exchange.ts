@@ -237,7 +237,14 @@ export class KeyExchange {
       const other = X25519KeyPair.generate()
       const keys = agreeSessionKeys(this.x25519, other.publicKey)
       try {
-        for (const variant of ['legacy', 'hkdf'] as const) new TunnelCipher(keys[variant], variant)
+        for (const variant of ['legacy', 'hkdf'] as const) {
+          // A seal and an open too: the first frame of a new peer runs them on its critical path.
+          const cipher = new TunnelCipher(keys[variant], variant)
+          const nonce = new Uint8Array(12)
+          const frame = new Uint8Array(64 + 16)
+          cipher.sealFrame(this.opts.nodeId, nonce, frame.subarray(0, 64), frame, 0)
+          cipher.openFrame(this.opts.nodeId, nonce, frame, frame, 0)
+        }
       } finally {
         keys.legacy.fill(0)
         keys.hkdf.fill(0)
