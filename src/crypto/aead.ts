@@ -49,23 +49,24 @@ export class TunnelCipher {
   readonly variant: KdfVariant
   /** 'native' when the data-path addon does the work. */
   readonly backend: 'native' | 'node'
-  private readonly key: KeyObject
+  /** node:crypto's copy of the key; null when the addon holds it (one copy of the secret, not two). */
+  private readonly key: KeyObject | null
   private readonly addon: DatapathAddon | null
   private readonly native: NativeAeadHandle | null
   private readonly aadScratch = new Uint8Array(4)
 
   /**
-   * Copies `key` (into a secret KeyObject and, with the addon, into its
-   * contexts): the caller may (and should) zero its own copy afterwards.
+   * Copies `key` (into the addon's contexts, or else a secret KeyObject):
+   * the caller may (and should) zero its own copy afterwards.
    */
   constructor(key: Uint8Array, variant: KdfVariant, backend: AeadBackend = 'auto') {
     if (key.length !== SESSION_KEY_SIZE) {
       throw new CryptoError(CryptoErrorCode.BAD_KEY, `AES-256 key must be 32 bytes, got ${key.length}`)
     }
-    this.key = createSecretKey(key)
     this.variant = variant
     this.addon = backend === 'auto' ? loadDatapathAddon() : null
     this.native = this.addon === null ? null : this.addon.aeadNew(key)
+    this.key = this.native === null ? createSecretKey(key) : null
     this.backend = this.native === null ? 'node' : 'native'
   }
 
@@ -95,7 +96,7 @@ export class TunnelCipher {
       throw new RangeError(`seal needs ${total} bytes at offset ${outOffset}, buffer has ${out.length}`)
     }
     if (this.native !== null) return this.addon!.aeadSeal(this.native, nonce, aad, plaintext, out, outOffset)
-    const cipher = createCipheriv(ALGORITHM, this.key, nonce, GCM_OPTIONS)
+    const cipher = createCipheriv(ALGORITHM, this.key!, nonce, GCM_OPTIONS)
     if (aad !== null) cipher.setAAD(aad)
     const ciphertext = cipher.update(plaintext)
     cipher.final() // GCM: no trailing block, only the tag computation
@@ -115,7 +116,7 @@ export class TunnelCipher {
     const length = ciphertextWithTag.length - TAG_SIZE
     if (length < 0 || nonce.length !== NONCE_SIZE || outOffset < 0 || outOffset + length > out.length) return -1
     if (this.native !== null) return this.addon!.aeadOpen(this.native, nonce, aad, ciphertextWithTag, out, outOffset)
-    const decipher = createDecipheriv(ALGORITHM, this.key, nonce, GCM_OPTIONS)
+    const decipher = createDecipheriv(ALGORITHM, this.key!, nonce, GCM_OPTIONS)
     if (aad !== null) decipher.setAAD(aad)
     decipher.setAuthTag(ciphertextWithTag.subarray(length))
     const plaintext = decipher.update(ciphertextWithTag.subarray(0, length))
