@@ -54,8 +54,14 @@ test('registry down: tunnels keep working; registry restarted on the same file k
   }
 })
 
-/** c opens a stream to b's port 444 and sends raw bytes, as a hostile peer would. */
+/**
+ * c opens a stream to b's port 444 and sends raw bytes, as a hostile peer would.
+ * It first waits until b holds no earlier stream of c open: port 444 admits at
+ * most 4 open streams per node, and on a loaded machine the previous steps'
+ * streams can still be closing when the next step dials.
+ */
 async function sendRaw(c: Daemon, b: Daemon, bytes: Buffer): Promise<void> {
+  await waitFor(() => b.stats().handshake.open === 0, "b's earlier port-444 streams closed")
   const s = await c.openStream(b.nodeId, 444)
   s.on('error', () => {})
   s.resume()
@@ -127,6 +133,7 @@ test('hostile handshakes: unsolicited accept, foreign keys, no signature, impers
     await waitFor(() => refused('replay') === 1, 'replay refused')
     assert.equal((await b.trustList()).trusted.length, 0)
     assert.equal(b.stats().driver.handlerErrors, 0)
+    assert.equal(b.stats().handshake.refusedPerNode, 0)
   } finally {
     await w.close()
   }
