@@ -10,6 +10,9 @@
  *                        GET /whoami answers {"remote","remote_port","local"};
  *                        GET / answers a short text page naming the client.
  *                        Prints `ready {"port","sha256","bytes"}` once listening.
+ *   name PORT TEXT       HTTP server on [::]:PORT answering every GET with
+ *                        TEXT and a newline (the networks test: which node
+ *                        answered); prints `ready {"port"}` once listening.
  *   udp-echo PORT        UDP echo server on [::]:PORT; prints `ready {"port"}`.
  *   connect HOST PORT TIMEOUT_MS
  *                        One TCP connect(); prints {"ok","code","ms"} (code: the
@@ -81,6 +84,15 @@ function httpServer(port: number, bytes: number): void {
   })
 }
 
+function nameServer(port: number, text: string): void {
+  const server = createServer((req, res) => {
+    req.resume()
+    res.writeHead(200, { 'content-type': 'text/plain' })
+    res.end(`${text}\n`)
+  })
+  server.listen({ port, host: '::', ipv6Only: true }, () => process.stdout.write(`ready ${JSON.stringify({ port })}\n`))
+}
+
 function udpEcho(port: number): void {
   const s = createSocket({ type: 'udp6', ipv6Only: true })
   s.on('message', (msg, rinfo) => s.send(msg, rinfo.port, rinfo.address))
@@ -148,6 +160,9 @@ async function main(argv: string[]): Promise<void> {
     case 'http':
       httpServer(num(0), num(1))
       return
+    case 'name':
+      nameServer(num(0), rest[1] ?? '')
+      return
     case 'udp-echo':
       udpEcho(num(0))
       return
@@ -158,7 +173,7 @@ async function main(argv: string[]): Promise<void> {
       process.exitCode = await udpPing(rest[0] ?? '', num(1), num(2), num(3))
       return
     default:
-      throw new Error(`unknown mode ${JSON.stringify(mode)} (http, udp-echo, connect, udp-ping)`)
+      throw new Error(`unknown mode ${JSON.stringify(mode)} (http, name, udp-echo, connect, udp-ping)`)
   }
 }
 

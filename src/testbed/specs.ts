@@ -37,6 +37,19 @@ export const SPECS: Record<string, TopologySpec> = {
       { name: 'h', kind: 'nat', nat: 'symmetric' },
     ],
   },
+  /**
+   * The networks test (issue 13): rendezvous + one node behind each NAT kind, like `default`,
+   * named for their roles there: a (public) owns "lab", b (full cone) joins it with the token,
+   * c (port-restricted) is invited to "lab" and owns "ops", d (symmetric) is invited to "ops".
+   */
+  networks: {
+    nodes: [
+      { name: 'a', kind: 'public' },
+      { name: 'b', kind: 'nat', nat: 'full-cone' },
+      { name: 'c', kind: 'nat', nat: 'port-restricted' },
+      { name: 'd', kind: 'nat', nat: 'symmetric' },
+    ],
+  },
   /** rendezvous + one public host: the smallest useful internet. */
   minimal: { nodes: [{ name: 'a', kind: 'public' }] },
 }
