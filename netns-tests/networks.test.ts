@@ -223,6 +223,7 @@ describe('networks: membership and port policy on the data path, names, leave, a
     // A wrong token: a typed error with a hint, and nothing changes.
     const bad = await refused('b', ['network', 'join', 'lab', '--token', 'not-the-token'], 'PT_NETWORK_BAD_TOKEN')
     t.diagnostic(`wrong token: ${JSON.stringify(bad)}`)
+    assert.ok((bad.hint ?? '') !== '', `PT_NETWORK_BAD_TOKEN without a hint: ${JSON.stringify(bad)}`)
     await human('b', ['network', 'join', 'lab', '--token', 'not-the-token'])
     assert.equal(hasAddr(await pilot0('b'), addrOn('b', lab)), false, 'b has a lab address after a refused join')
     const members0 = list<unknown>(await ok('a', ['network', 'members', 'lab']), 'members')
@@ -259,6 +260,7 @@ describe('networks: membership and port policy on the data path, names, leave, a
     await sleep(2_500)
     const expired = await refused('d', ['network', 'join', 'ops', '--invite', String(field(short, 'invite'))], 'PT_NETWORK_INVITE_EXPIRED')
     t.diagnostic(`expired invite: ${JSON.stringify(expired)}`)
+    assert.ok((expired.hint ?? '') !== '', `PT_NETWORK_INVITE_EXPIRED without a hint: ${JSON.stringify(expired)}`)
 
     const inv = await ok<Record<string, unknown>>('c', ['network', 'invite', 'ops', 'd', '--ttl', '1h'])
     const invite = String(field(inv, 'invite'))
@@ -362,6 +364,9 @@ describe('networks: membership and port policy on the data path, names, leave, a
     ])
     for (const e of entries) assert.match(String(field(e, 'hash')), /^[0-9a-f]{64}$/)
     await human('a', ['audit', '--network', String(lab)])
+    // Only current members read a network's chain.
+    await refused('b', ['audit', '--network', String(lab)], 'PT_NETWORK_NOT_MEMBER')
+    await refused('d', ['audit', '--network', String(lab)], 'PT_NETWORK_NOT_MEMBER')
 
     const good = await ok('c', ['audit', 'verify', '--network', String(lab)])
     assert.equal(field(good, 'ok'), true, JSON.stringify(good))
