@@ -489,6 +489,7 @@ function buildNode(inputs: NodeInputs): NodeParts {
     endpoint,
     sink: tunnel,
     admit: admission.admit,
+    recheck: admission.recheck,
     logger: logger.child({ component: 'session' }),
     onRttSample:
       metrics === null
@@ -618,7 +619,8 @@ function applyTrustChange(parts: Pick<NodeParts, 'directory' | 'tunnel' | 'drive
   const now = driver.now()
   for (const h of driver.streamHandles()) {
     const c = h.connection
-    if (c.remoteAddress.node === node && c.localPort !== TRUST_PORT && c.remotePort !== TRUST_PORT) {
+    // Flows in a network stand on membership, not on pairwise trust.
+    if (c.remoteAddress.node === node && c.remoteAddress.network === 0 && c.localPort !== TRUST_PORT && c.remotePort !== TRUST_PORT) {
       c.reset(now)
       driver.touch(h)
     }

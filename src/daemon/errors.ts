@@ -22,6 +22,8 @@ export const DaemonErrorCode = {
   PING_TIMEOUT: 'PT_PING_TIMEOUT',
   /** The daemon is shutting down or closed. */
   CLOSED: 'PT_DAEMON_CLOSED',
+  /** A flow in a network (not the backbone) that its rules forbid: we or the peer are not members, or the port is closed there. */
+  NETWORK_REFUSED: 'PT_NETWORK_REFUSED',
   /** Trust state could not be written to disk. */
   STATE_WRITE: 'PT_DAEMON_STATE_WRITE',
 } as const

@@ -13,7 +13,7 @@
  */
 import { formatAddress, type PilotAddress } from '../protocol/address.js'
 import { SessionError, type StreamConfig } from '../session/index.js'
-import type { BridgeHost, BridgePong, IncomingStreamRequest } from '../tun/bridge-host.js'
+import type { BridgeHost, BridgePong, IncomingStreamRequest, NetworkVerdict } from '../tun/bridge-host.js'
 import type { ResolveResult } from './api.js'
 import type { TrustAdmission } from './admission.js'
 import { DaemonError, DaemonErrorCode, daemonClosedError } from './errors.js'
@@ -85,6 +85,7 @@ export class NodeStreams implements BridgeHost {
   async openStream(node: number | PilotAddress, port: number, config?: Partial<StreamConfig>): Promise<PilotStream> {
     this.checkOpen()
     const remote = typeof node === 'number' ? { network: 0, node } : node
+    if (remote.network !== 0) this.checkNetwork(remote, port, 'stream')
     // A node the registry has never heard of cannot answer: say so as soon as the registry
     // does instead of retrying a dial for half a minute. Asked alongside the SYN, not before
     // it: the tunnel's set-up (key, endpoint, PILA) starts at once, so a new peer's first
@@ -144,6 +145,7 @@ export class NodeStreams implements BridgeHost {
   sendDatagram(node: number | PilotAddress, port: number, data: Uint8Array, sourcePort?: number): number {
     this.checkOpen()
     const remote = typeof node === 'number' ? { network: 0, node } : node
+    if (remote.network !== 0) this.checkNetwork(remote, port, 'datagram')
     return this.driver.sendDatagram(remote, port, data, sourcePort)
   }
 
@@ -185,7 +187,9 @@ export class NodeStreams implements BridgeHost {
   /** Control ping (Pilot port 0) to `node`; the pong goes to `onPong`. Returns the ping id. */
   sendPing(node: number | PilotAddress): number {
     this.checkOpen()
-    return this.driver.sendPing(typeof node === 'number' ? { network: 0, node } : node)
+    const remote = typeof node === 'number' ? { network: 0, node } : node
+    if (remote.network !== 0) this.checkNetwork(remote, 0, 'ping')
+    return this.driver.sendPing(remote)
   }
 
   /** Receives pongs of `sendPing` (one handler). */
@@ -198,14 +202,44 @@ export class NodeStreams implements BridgeHost {
     return this.admission.isTrusted(node)
   }
 
+  networkVerdict(node: number, port: number, protocol: 'stream' | 'datagram' | 'ping', network: number, otherPort?: number): NetworkVerdict {
+    return this.admission.networkVerdict(node, port, protocol, network, otherPort)
+  }
+
   /** Hostname, Pilot address or overlay IPv6 → node; PT_NAME_NOT_FOUND when there is none. */
   resolve(target: string): Promise<ResolveResult> {
     return this.lookups.names.resolve(target)
   }
 
+  /**
+   * What we send in a network obeys the network's rules as the peer will
+   * apply them: refused here at once rather than by the peer's RST (or, for
+   * a datagram, its silence). A peer our view does not list yet is left to
+   * the peer to judge (it may have just joined).
+   */
+  private checkNetwork(remote: PilotAddress, port: number, protocol: 'stream' | 'datagram' | 'ping'): void {
+    const verdict = this.admission.networkVerdict(remote.node, port, protocol, remote.network)
+    if (verdict === null || verdict === 'notMember') return
+    const addr = formatAddress(remote)
+    if (verdict === 'notJoined') {
+      throw new DaemonError(DaemonErrorCode.NETWORK_REFUSED, `cannot reach ${addr}: this node is not a member of network ${remote.network}`, {
+        hint: `join it first: pilot-tun network join ${remote.network}`,
+      })
+    }
+    throw new DaemonError(DaemonErrorCode.NETWORK_REFUSED, `port ${port} is not allowed in network ${remote.network}`, {
+      hint: `see the network's allowed ports: pilot-tun network policy ${remote.network}`,
+    })
+  }
+
   private dialError(remote: PilotAddress, port: number, err: Error): Error {
     if (!(err instanceof SessionError)) return err
     const addr = formatAddress(remote)
+    if (err.reason === 'refused' && remote.network !== 0) {
+      return new DaemonError(DaemonErrorCode.NETWORK_REFUSED, `${addr} refused the connection to port ${port}`, {
+        hint: `we may not be a member of network ${remote.network} in its view, the port may be closed by the network's policy, or nothing listens there`,
+        cause: err,
+      })
+    }
     if (err.reason === 'refused') {
       if (port !== TRUST_PORT && !this.admission.isTrusted(remote.node)) {
         return new DaemonError(DaemonErrorCode.TRUST_REQUIRED, `${addr} refused the connection to port ${port}: no mutual trust`, {

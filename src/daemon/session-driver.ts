@@ -68,8 +68,18 @@ export interface StreamHandle {
   onStreamEvent(event: StreamEvent): void
 }
 
-/** Admission policy: may `node` open a stream to / send a datagram to our `port`, or have its ping (port 0) answered? */
-export type AdmitPolicy = (node: number, port: number, protocol: 'stream' | 'datagram' | 'ping') => boolean
+/**
+ * Admission policy: may `node`, speaking in `network`, open a stream to / send
+ * a datagram to our `port`, or have its ping (port 0) answered?
+ */
+export type AdmitPolicy = (node: number, port: number, protocol: 'stream' | 'datagram' | 'ping', network: number, remotePort?: number) => boolean
+/**
+ * Called when the policy refused a stream SYN in a network other than the
+ * backbone: a Promise means "my view of that network is being refreshed, ask
+ * me again when it settles" (a member who joined a moment ago is not in it
+ * yet); null means the refusal stands.
+ */
+export type AdmitRecheck = (node: number, network: number) => Promise<void> | null
 /** A listener's own check of an admitted SYN from `node` (e.g. a per-node limit); false = RST. */
 export type ListenGate = (node: number) => boolean
 /** A listener receives each admitted connection on its port; it must attach a handle. */
@@ -87,6 +97,8 @@ export interface SessionDriverOptions {
   endpoint: SessionEndpoint
   sink: PacketSink
   admit: AdmitPolicy
+  /** See AdmitRecheck; without it a refused SYN is answered with RST at once. */
+  recheck?: AdmitRecheck
   logger?: Logger
   /** Packets sent per wake-up before yielding to I/O. Default 1024. */
   maxTransmitPerWake?: number
@@ -106,9 +118,11 @@ export interface SessionDriverStats {
   droppedWrongDestination: number
   /** Packets the driver had to decode itself and could not. */
   droppedBadHeader: number
-  /** Packets whose source network is not the sender's (ours: every node is on the backbone). */
+  /** Packets whose source and destination networks differ (a flow lives in one network). */
   droppedForeignNetwork: number
   synRefused: number
+  /** Refused network SYNs held while the network's view was refreshed, then decided again. */
+  synRechecked: number
   /** SYNs the admission policy let through but the port's gate refused (its limits). */
   synGateRefused: number
   /** Control pings the policy did not let us answer (untrusted senders, unless pings are answered for all). */
@@ -131,6 +145,7 @@ export class SessionDriver {
   readonly endpoint: SessionEndpoint
   private readonly sink: PacketSink
   private readonly admit: AdmitPolicy
+  private readonly recheck: AdmitRecheck | null
   private readonly logger: Logger
   private readonly maxTransmit: number
   private readonly clock: () => number
@@ -143,7 +158,6 @@ export class SessionDriver {
   private defaultHandler: DefaultIncomingHandler | null = null
   private datagramReceiver: DatagramReceiver | null = null
   private pongReceiver: PongReceiver | null = null
-  private readonly localNetwork: number
   private readonly localNode: number
   private readonly decodeScratch = new PacketHeader()
   private slab: Buffer = Buffer.allocUnsafe(SLAB_SIZE)
@@ -166,6 +180,7 @@ export class SessionDriver {
     droppedBadHeader: 0,
     droppedForeignNetwork: 0,
     synRefused: 0,
+    synRechecked: 0,
     synGateRefused: 0,
     pingsRefused: 0,
     datagramsRefused: 0,
@@ -199,11 +214,11 @@ export class SessionDriver {
     this.endpoint = options.endpoint
     this.sink = options.sink
     this.admit = options.admit
+    this.recheck = options.recheck ?? null
     this.logger = options.logger ?? nullLogger
     this.maxTransmit = options.maxTransmitPerWake ?? 1024
     this.clock = options.clock ?? performanceNow
     this.onRttSample = options.onRttSample ?? null
-    this.localNetwork = options.endpoint.local.network
     this.localNode = options.endpoint.local.node
   }
 
@@ -245,16 +260,16 @@ export class SessionDriver {
         return
       }
     }
-    if (h.dstNode !== this.localNode || h.dstNetwork !== this.localNetwork) {
+    if (h.dstNode !== this.localNode) {
       this.st.droppedWrongDestination++
       return
     }
-    if (h.srcNetwork !== this.localNetwork) {
+    if (h.srcNetwork !== h.dstNetwork) {
       this.st.droppedForeignNetwork++
       return
     }
     // The endpoint answers every ping (the session layer has no policy): ask ours first.
-    if (h.protocol === Protocol.CONTROL && h.dstPort === PING_PORT && !this.admit(h.srcNode, PING_PORT, 'ping')) {
+    if (h.protocol === Protocol.CONTROL && h.dstPort === PING_PORT && !this.admit(h.srcNode, PING_PORT, 'ping', h.srcNetwork)) {
       this.st.pingsRefused++
       return
     }
@@ -512,12 +527,47 @@ export class SessionDriver {
       this.endpoint.refuse(now, inc)
       return
     }
-    if (inc.remote.network !== this.localNetwork || !this.admit(inc.remote.node, inc.localPort, 'stream')) {
-      this.st.synRefused++
-      if (this.logger.debugEnabled) this.logger.debug('refused stream from untrusted node', { node: inc.remote.node, port: inc.localPort })
-      this.endpoint.refuse(now, inc)
+    if (!this.admit(inc.remote.node, inc.localPort, 'stream', inc.remote.network)) {
+      const again = inc.remote.network !== 0 && this.recheck !== null ? this.recheck(inc.remote.node, inc.remote.network) : null
+      if (again !== null) {
+        // The SYN stays pending in the endpoint (retransmissions are ignored) until the view settles.
+        this.st.synRechecked++
+        again.then(
+          () => this.decideAgain(inc),
+          () => this.decideAgain(inc),
+        )
+        return
+      }
+      this.refuseSyn(now, inc)
       return
     }
+    this.admitted(now, inc, onAccept, fallback)
+  }
+
+  private refuseSyn(now: number, inc: IncomingStream): void {
+    this.st.synRefused++
+    if (this.logger.debugEnabled) this.logger.debug('refused stream', { node: inc.remote.node, network: inc.remote.network, port: inc.localPort })
+    this.endpoint.refuse(now, inc)
+  }
+
+  /** A network SYN held for a view refresh: decided once more, without another refresh. */
+  private decideAgain(inc: IncomingStream): void {
+    if (this.closed) return
+    const now = this.now()
+    const onAccept = this.listeners.get(inc.localPort)
+    const fallback = onAccept === undefined ? this.defaultHandler : null
+    if (onAccept === undefined && fallback === null) {
+      this.st.synNoListener++
+      this.endpoint.refuse(now, inc)
+    } else if (!this.admit(inc.remote.node, inc.localPort, 'stream', inc.remote.network)) {
+      this.refuseSyn(now, inc)
+    } else {
+      this.admitted(now, inc, onAccept, fallback)
+    }
+    this.schedule()
+  }
+
+  private admitted(now: number, inc: IncomingStream, onAccept: AcceptHandler | undefined, fallback: DefaultIncomingHandler | null): void {
     if (fallback !== null) {
       fallback(inc)
       return
@@ -533,7 +583,7 @@ export class SessionDriver {
   }
 
   private onDatagramEvent(ev: DatagramEvent): void {
-    if (!this.admit(ev.remote.node, ev.localPort, 'datagram')) {
+    if (!this.admit(ev.remote.node, ev.localPort, 'datagram', ev.remote.network, ev.remotePort)) {
       this.st.datagramsRefused++
       return
     }

@@ -192,6 +192,8 @@ export class SessionEndpoint {
     pingsSent: 0,
   }
 
+  private readonly localByNetwork = new Map<number, PilotAddress>()
+
   constructor(config: EndpointConfig) {
     this.local = config.local
     this.random = config.random
@@ -205,6 +207,21 @@ export class SessionEndpoint {
     this.peerFlightLimit = config.peerFlightLimit ?? Math.max(DEFAULT_PEER_FLIGHT_LIMIT, config.stream?.receiveBufferSize ?? 0)
     this.turnQuantum = Math.max(1, Math.floor(config.turnQuantum ?? DEFAULT_TURN_QUANTUM))
     this.nextPingId = config.random.u32() >>> 1
+  }
+
+  /**
+   * Our address as seen from `network`: a flow in network N is addressed
+   * `N:node` at both ends (a packet's source and destination network are the
+   * same), so our side of it is `{N, our node}`. One frozen object per network.
+   */
+  private localIn(network: number): PilotAddress {
+    if (network === this.local.network) return this.local
+    let a = this.localByNetwork.get(network)
+    if (a === undefined) {
+      a = Object.freeze({ network, node: this.local.node })
+      this.localByNetwork.set(network, a)
+    }
+    return a
   }
 
   // ───────────────────────── A. getters ─────────────────────────
@@ -287,7 +304,7 @@ export class SessionEndpoint {
   connect(now: Millis, remote: PilotAddress, port: number, config?: Partial<StreamConfig>): StreamConnection {
     checkPort(port)
     const localPort = this.allocatePort()
-    const conn = new StreamConnection(now, this.local, localPort, remote, port, this.random, this.mergeConfig(config), null)
+    const conn = new StreamConnection(now, this.localIn(remote.network), localPort, remote, port, this.random, this.mergeConfig(config), null)
     this.insert(conn)
     return conn
   }
@@ -296,7 +313,7 @@ export class SessionEndpoint {
     this.removePending(incoming)
     const listener = this.listeners.get(incoming.localPort)
     const merged = this.mergeConfig({ ...listener?.config, ...config })
-    const conn = new StreamConnection(now, this.local, incoming.localPort, incoming.remote, incoming.remotePort, this.random, merged, {
+    const conn = new StreamConnection(now, this.localIn(incoming.remote.network), incoming.localPort, incoming.remote, incoming.remotePort, this.random, merged, {
       synSeq: incoming.synSeq,
       synWindow: incoming.synWindow,
     })
@@ -322,7 +339,7 @@ export class SessionEndpoint {
     if (data.length > MAX_PAYLOAD) throw new SessionUsageError('PT_SESSION_BAD_ARGUMENT', `datagram of ${data.length} bytes exceeds 65535`)
     const src = sourcePort ?? this.nextDatagramPort()
     const h = this.scratch
-    fillHeader(h, Protocol.DATAGRAM, 0, this.local, src, remote, port, 0, 0, 0)
+    fillHeader(h, Protocol.DATAGRAM, 0, this.localIn(remote.network), src, remote, port, 0, 0, 0)
     const pkt = new Uint8Array(HEADER_SIZE + data.length)
     pkt.set(data, HEADER_SIZE)
     encodePacketInPlace(h, pkt, 0, data.length)
@@ -341,7 +358,7 @@ export class SessionEndpoint {
     this.pings.set(id, { remoteKey: addressKey(remote), sentAt: now })
     const h = this.scratch
     const srcPort = this.pingSourcePort()
-    fillHeader(h, Protocol.CONTROL, 0, this.local, srcPort, remote, PING_PORT, id, 0, 0)
+    fillHeader(h, Protocol.CONTROL, 0, this.localIn(remote.network), srcPort, remote, PING_PORT, id, 0, 0)
     const pkt = new Uint8Array(HEADER_SIZE + payload.length)
     pkt.set(payload, HEADER_SIZE)
     encodePacketInPlace(h, pkt, 0, payload.length)
@@ -479,7 +496,7 @@ export class SessionEndpoint {
     if (h.dstPort === PING_PORT) {
       // §8 pong: ACK, src port 0, dst port = ping's src port, seq echoed, ack = seq + 1, window 0, payload echoed.
       const r = this.scratch
-      fillHeader(r, Protocol.CONTROL, Flag.ACK, this.local, 0, { network: h.srcNetwork, node: h.srcNode }, h.srcPort, h.seq, (h.seq + 1) >>> 0, 0)
+      fillHeader(r, Protocol.CONTROL, Flag.ACK, this.localIn(h.srcNetwork), 0, { network: h.srcNetwork, node: h.srcNode }, h.srcPort, h.seq, (h.seq + 1) >>> 0, 0)
       const pkt = new Uint8Array(HEADER_SIZE + payload.length)
       pkt.set(payload, HEADER_SIZE)
       encodePacketInPlace(r, pkt, 0, payload.length)
@@ -505,7 +522,7 @@ export class SessionEndpoint {
 
   private queueRst(dstNetwork: number, dstNode: number, localPort: number, remotePort: number): void {
     const h = this.scratch
-    fillHeader(h, Protocol.STREAM, Flag.RST, this.local, localPort, { network: dstNetwork, node: dstNode }, remotePort, 0, 0, 0)
+    fillHeader(h, Protocol.STREAM, Flag.RST, this.localIn(dstNetwork), localPort, { network: dstNetwork, node: dstNode }, remotePort, 0, 0, 0)
     const pkt = new Uint8Array(HEADER_SIZE)
     encodePacketInPlace(h, pkt, 0, 0)
     this.control.push(pkt)

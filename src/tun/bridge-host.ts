@@ -31,6 +31,8 @@ export interface BridgePong {
   readonly id: number
 }
 
+export type NetworkVerdict = 'notJoined' | 'notMember' | 'portNotAllowed' | null
+
 export interface BridgeHost {
   /** Our own Pilot address (A is its mapped IPv6 address). */
   readonly address: PilotAddress
@@ -48,6 +50,14 @@ export interface BridgeHost {
   onPong(handler: ((p: BridgePong) => void) | null): void
   /** Mutual trust with `node` (datagrams to others are refused by the peer). */
   isTrusted(node: number): boolean
+  /**
+   * The rules of network `network` (≠ 0) for what we send: null = allowed,
+   * `notJoined` = we are not a member, `notMember` = our view does not list
+   * the peer (it may have just joined: the peer decides), `portNotAllowed` =
+   * the network's policy closes `port` (and, for datagrams, `otherPort`: a
+   * reply from an allowed port passes).
+   */
+  networkVerdict(node: number, port: number, protocol: 'stream' | 'datagram' | 'ping', network: number, otherPort?: number): NetworkVerdict
   /** Hostname → node; rejects with code PT_NAME_NOT_FOUND when there is none. */
   resolve(target: string): Promise<{ node_id: number }>
 }

@@ -194,6 +194,20 @@ export class TunFrontDoor {
     }
   }
 
+  /**
+   * Network N's address and /64 route on the interface (a network joined).
+   * Without an interface of ours (a device handed in) there is nothing to configure.
+   */
+  async addNetwork(network: number): Promise<void> {
+    if (this.closing !== null) return
+    await this.iface?.setup.addNetwork(network)
+  }
+
+  /** Takes network N's address and route away (a network left). */
+  async removeNetwork(network: number): Promise<void> {
+    await this.iface?.setup.removeNetwork(network)
+  }
+
   stats(): TunFrontDoorStats {
     return { bridge: this.bridge.stats(), dns: this.dns?.stats() ?? null, device: { ...this.device.stats } }
   }

@@ -251,7 +251,7 @@ export class TcpBridge {
     }
     if (code === 'PT_DAEMON_CLOSED') return
     const now = this.clock()
-    if (code === 'PT_TRUST_REQUIRED') {
+    if (code === 'PT_TRUST_REQUIRED' || code === 'PT_NETWORK_REFUSED') {
       this.st.outboundUntrusted++
       this.output.unreachable(now, UNREACH_ADMIN_PROHIBITED, syn, 0, syn.length)
       return

@@ -50,6 +50,7 @@ import {
   parseIcmpv6EchoInto,
 } from './packets/icmpv6.js'
 import { TcpReflector } from './reflector.js'
+import { TCP_ACK, TCP_SYN } from './packets/tcp.js'
 import { BRIDGED_UDP_MTU, MAX_BRIDGED_UDP_PAYLOAD, type BridgeDatagram, type BridgeHost, type BridgePong } from './bridge-host.js'
 import { TcpBridge, listenInternal, listenerPortOf, type TcpBridgeOptions, type TcpBridgeOutput, type TcpBridgeStats } from './bridge-tcp.js'
 import { TunWriter } from './tun-writer.js'
@@ -64,7 +65,7 @@ export const BRIDGE_DROP_REASONS = [
   'router-solicitation', // ICMPv6 133
   'neighbor-discovery', // ICMPv6 134..137
   'mld', // ICMPv6 130..132, 143
-  'foreign-source', // source is not A (link-local, another address)
+  'foreign-source', // source is not A or A_N (link-local, another address)
   'outside-prefix', // destination outside the overlay prefix
   'to-self', // destination is A itself (the kernel answers those)
   'fragment', // fragments: the bridge does not reassemble
@@ -74,6 +75,8 @@ export const BRIDGE_DROP_REASONS = [
   'icmpv6-other', // echo replies and other ICMPv6 types
   'not-a-node', // destination in the prefix but not a node (answered with unreachable)
   'untrusted', // UDP to a node without mutual trust (answered with unreachable code 1)
+  'not-member', // to a network we are not a member of (answered with unreachable code 1)
+  'port-not-allowed', // TCP SYN or UDP to a port the network's policy closes (unreachable code 1)
   'too-big', // UDP over MAX_BRIDGED_UDP_PAYLOAD (answered with Packet Too Big)
   'tcp-reflector', // the reflector dropped it (see reflector stats)
   'tcp-syn-pending', // the app retransmitted a SYN while its Pilot stream is being opened
@@ -90,7 +93,7 @@ export interface TunBridgeStats {
   udpIn: number
   /** Pilot datagrams that did not fit the TUN MTU. */
   udpInTooBig: number
-  /** Pilot datagrams from another network than ours (the daemon drops them first; this is the second line). */
+  /** Pilot datagrams from a network we are not in (the daemon drops them first; this is the second line). */
   udpInForeignNetwork: number
   /** Housekeeping ticks that threw (logged). */
   tickErrors: number
@@ -163,6 +166,9 @@ export class TunBridge implements TcpBridgeOutput {
   private readonly view = new Ipv6Packet()
   private readonly echo = new Icmpv6Echo()
   private readonly scratchAddr = new Uint8Array(16)
+  private readonly scratchLocal = new Uint8Array(16)
+  /** Our own address's network (the backbone in a daemon): trust rules there, network rules elsewhere. */
+  private readonly home: number
   private readonly tick: NodeJS.Timeout
   /** What the tick expires: reflector flows, outstanding pings, held SYNs. */
   private readonly expiring: ReadonlyArray<{ expire(now: number): void }>
@@ -207,6 +213,7 @@ export class TunBridge implements TcpBridgeOutput {
 
   private constructor(options: TunBridgeOptions, parts: BridgeParts) {
     this.host = options.host
+    this.home = options.host.address.network
     this.device = options.device
     this.prefix = options.prefix
     this.logger = parts.logger
@@ -324,23 +331,30 @@ export class TunBridge implements TcpBridgeOutput {
       if ((t >= 130 && t <= 132) || t === 143) return this.drop('mld')
     }
     if (isMulticastIpv6(buf, dst)) return this.drop('multicast')
-    if (!equal16(buf, src, this.localAddress, 0)) return this.drop('foreign-source')
+    // A, or A_N: our node in network N (bytes 6..7 of the address).
+    if (!sameNodeAs(buf, src, this.localAddress)) return this.drop('foreign-source')
     const kind = classifyOverlayIpv6(buf, this.prefix, dst)
     if (kind === 'outside-prefix') return this.drop('outside-prefix')
     if (equal16(buf, dst, this.reflectorAddress, 0)) {
       // Daemon-side TCP of a reflected flow (our listener's or an inbound socket's packets).
-      if (pkt.protocol === IPPROTO_TCP && !pkt.fragmented) return this.tcp.handleReflected(now, pkt)
+      if (pkt.protocol === IPPROTO_TCP && !pkt.fragmented && equal16(buf, src, this.localAddress, 0)) return this.tcp.handleReflected(now, pkt)
       return this.refuse(now, UNREACH_ADDRESS, buf, off, pkt.length, 'not-a-node')
+    }
+    const network = (buf[dst + 6]! << 8) | buf[dst + 7]!
+    // The kernel picks A_N for a joined network (its /64 route); A (the /48 route) for any other.
+    if (network !== ((buf[src + 6]! << 8) | buf[src + 7]!)) {
+      return this.refuse(now, UNREACH_ADMIN_PROHIBITED, buf, off, pkt.length, 'not-member')
     }
     // Node 0 and the broadcast node are in the prefix too, but nobody to talk to.
     const node = overlayNodeAt(buf, dst)
     if (kind === 'not-a-node' || node === 0 || node === BROADCAST_NODE) {
       return this.refuse(now, UNREACH_ADDRESS, buf, off, pkt.length, 'not-a-node')
     }
-    if (equal16(buf, dst, this.localAddress, 0)) return this.drop('to-self')
+    if (equal16(buf, dst, buf, src)) return this.drop('to-self')
     if (pkt.fragmented) return this.drop('fragment')
     switch (pkt.protocol) {
       case IPPROTO_TCP:
+        if (network !== this.home && !this.newTcpAllowed(now, pkt, node, network)) return
         return this.tcp.handleOutbound(now, pkt)
       case IPPROTO_UDP:
         return this.handleUdp(now, pkt)
@@ -365,7 +379,12 @@ export class TunBridge implements TcpBridgeOutput {
     const dport = (buf[l4 + 2]! << 8) | buf[l4 + 3]!
     if (sport === 0 || dport === 0) return this.drop('bad-port')
     const peer = this.peers.at(buf, pkt.offset + IPV6_DST_OFFSET)
-    if (!this.host.isTrusted(peer.node)) {
+    if (peer.network !== this.home) {
+      // A reply from an allowed port (a local server answering) passes as well as a datagram to one.
+      const verdict = this.host.networkVerdict(peer.node, dport, 'datagram', peer.network, sport)
+      if (verdict === 'notJoined') return this.refuse(now, UNREACH_ADMIN_PROHIBITED, buf, pkt.offset, pkt.length, 'not-member')
+      if (verdict === 'portNotAllowed') return this.refuse(now, UNREACH_ADMIN_PROHIBITED, buf, pkt.offset, pkt.length, 'port-not-allowed')
+    } else if (!this.host.isTrusted(peer.node)) {
       return this.refuse(now, UNREACH_ADMIN_PROHIBITED, buf, pkt.offset, pkt.length, 'untrusted')
     }
     try {
@@ -385,6 +404,9 @@ export class TunBridge implements TcpBridgeOutput {
     if (parseIcmpv6EchoInto(e, buf, pkt.l4Offset, pkt.l4Length) !== null) return this.drop('malformed')
     const dst = pkt.offset + IPV6_DST_OFFSET
     const peer = this.peers.at(buf, dst)
+    if (peer.network !== this.home && this.host.networkVerdict(peer.node, 0, 'ping', peer.network) === 'notJoined') {
+      return this.refuse(now, UNREACH_ADMIN_PROHIBITED, buf, pkt.offset, pkt.length, 'not-member')
+    }
     let pingId: number
     try {
       pingId = this.host.sendPing(peer)
@@ -399,8 +421,8 @@ export class TunBridge implements TcpBridgeOutput {
 
   private onDatagram(d: BridgeDatagram): void {
     if (this.isClosed) return
-    // The IPv6 source is built from d.from: another network would be an address no peer owns.
-    if (d.from.network !== this.host.address.network) {
+    // The IPv6 destination is A_N for d.from's network N: one we are in (admission checked it).
+    if (d.from.network !== this.home && this.host.networkVerdict(d.from.node, d.toPort, 'datagram', d.from.network, d.fromPort) === 'notJoined') {
       this.st.udpInForeignNetwork++
       return
     }
@@ -412,7 +434,7 @@ export class TunBridge implements TcpBridgeOutput {
     const pkt = Buffer.allocUnsafe(UDP_HEADROOM + n)
     pkt.set(d.data, UDP_HEADROOM)
     const from = mapPilotToIpv6(d.from, this.prefix, this.scratchAddr, 0)
-    buildUdpPacket(pkt, 0, from, 0, this.localAddress, 0, d.fromPort, d.toPort, n)
+    buildUdpPacket(pkt, 0, from, 0, this.localIn(d.from.network), 0, d.fromPort, d.toPort, n)
     this.st.udpIn++
     this.writer.queue(pkt)
   }
@@ -424,9 +446,35 @@ export class TunBridge implements TcpBridgeOutput {
     const n = pending.data.length
     const pkt = Buffer.allocUnsafe(ICMPV6_HEADROOM + n)
     pending.data.copy(pkt, ICMPV6_HEADROOM)
-    buildIcmpv6Echo(pkt, 0, ICMPV6_ECHO_REPLY, pending.peerAddress, 0, this.localAddress, 0, pending.id, pending.seq, n)
+    buildIcmpv6Echo(pkt, 0, ICMPV6_ECHO_REPLY, pending.peerAddress, 0, this.localIn(p.remote.network), 0, pending.id, pending.seq, n)
     this.st.echoReplies++
     this.writer.queue(pkt)
+  }
+
+  /**
+   * A new outbound TCP connection (SYN without ACK) into network N: refused at
+   * once when we are not a member or N's policy closes the port. A peer our
+   * view does not list yet is left to the peer (it may have just joined).
+   */
+  private newTcpAllowed(now: number, pkt: Ipv6Packet, node: number, network: number): boolean {
+    const buf = pkt.buf
+    const l4 = pkt.l4Offset
+    if (pkt.l4Length < 20 || (buf[l4 + 13]! & (TCP_SYN | TCP_ACK)) !== TCP_SYN) return true
+    const verdict = this.host.networkVerdict(node, (buf[l4 + 2]! << 8) | buf[l4 + 3]!, 'stream', network)
+    if (verdict === 'notJoined') this.refuse(now, UNREACH_ADMIN_PROHIBITED, buf, pkt.offset, pkt.length, 'not-member')
+    else if (verdict === 'portNotAllowed') this.refuse(now, UNREACH_ADMIN_PROHIBITED, buf, pkt.offset, pkt.length, 'port-not-allowed')
+    else return true
+    return false
+  }
+
+  /** A_N: our address in `network` (the same scratch array every call; use it at once). */
+  private localIn(network: number): Uint8Array {
+    if (network === this.home) return this.localAddress
+    const a = this.scratchLocal
+    a.set(this.localAddress)
+    a[6] = network >>> 8
+    a[7] = network & 0xff
+    return a
   }
 
   // ───────────────────────── TcpBridgeOutput ─────────────────────────
@@ -478,6 +526,14 @@ export class TunBridge implements TcpBridgeOutput {
     }
     this.logger.error('TUN packet handler failed', { error: err.message })
   }
+}
+
+/** `buf[off..off+16)` is `local` but for bytes 6..7 (the network): our node, in any network. */
+function sameNodeAs(buf: Uint8Array, off: number, local: Uint8Array): boolean {
+  for (let i = 0; i < 16; i++) {
+    if (i !== 6 && i !== 7 && buf[off + i] !== local[i]) return false
+  }
+  return true
 }
 
 function noopBatch(): void {}

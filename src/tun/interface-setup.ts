@@ -109,6 +109,8 @@ export class InterfaceSetup {
   readonly prefix: OverlayPrefix
   readonly reflector: string | null
   private isUp = false
+  /** Networks (≠ the address's own) whose address and /64 route are on the link. */
+  private readonly networks = new Set<number>()
 
   constructor(
     options: InterfaceSetupOptions,
@@ -144,6 +146,58 @@ export class InterfaceSetup {
   }
 
   /**
+   * Network N's address A_N = prefix:N::node (/128, like A) and its /64
+   * route with A_N as source, so the kernel picks A_N towards N's members
+   * and A (the /48 route) everywhere else. `ip` arguments, in order.
+   */
+  networkCommands(network: number, verb: 'add' | 'del'): string[][] {
+    if (!Number.isInteger(network) || network < 0 || network > 0xffff) {
+      throw new TunError(TunErrorCode.INVALID_OPTIONS, `network ${network} is not a 16-bit network ID`)
+    }
+    const a = parseIpv6(this.address)
+    a[6] = network >>> 8
+    a[7] = network & 0xff
+    const address = formatIpv6(a)
+    a.fill(0, 8)
+    const route = `${formatIpv6(a)}/64`
+    const addr = ['-6', 'addr', verb, `${address}/128`, 'dev', this.name]
+    const via = ['-6', 'route', verb, route, 'dev', this.name]
+    return verb === 'add' ? [[...addr, 'nodad'], [...via, 'src', address]] : [via, addr]
+  }
+
+  /** Puts network N's address and route on the link (after up()). Undoes itself on failure. */
+  async addNetwork(network: number): Promise<void> {
+    if (this.networks.has(network)) return
+    try {
+      for (const args of this.networkCommands(network, 'add')) await this.run(args)
+      this.networks.add(network)
+    } catch (err) {
+      await this.removeNetwork(network, true).catch(() => {})
+      throw err
+    }
+  }
+
+  /** Takes network N's route and address off the link. Idempotent; what is already gone is no error. */
+  async removeNetwork(network: number, force = false): Promise<void> {
+    if (!force && !this.networks.has(network)) return
+    this.networks.delete(network)
+    let firstError: unknown = null
+    for (const args of this.networkCommands(network, 'del')) {
+      try {
+        await this.run(args)
+      } catch (err) {
+        if (!isGone(err) && firstError === null) firstError = err
+      }
+    }
+    if (firstError !== null) throw firstError
+  }
+
+  /** Networks whose address is on the link. */
+  joinedNetworks(): number[] {
+    return [...this.networks]
+  }
+
+  /**
    * Configures the (already opened) TUN. On failure it undoes what it did
    * and rethrows, so a half-configured interface is never left behind.
    */
@@ -171,6 +225,8 @@ export class InterfaceSetup {
     const info = await linkInfo(this.name, this.run)
     if (info === null) return // the kernel already removed everything with the link
     const steps: string[][] = []
+    for (const n of this.networks) steps.push(...this.networkCommands(n, 'del'))
+    this.networks.clear()
     if (this.reflector !== null && !inPrefix(this.reflector, this.prefix)) {
       steps.push(['-6', 'route', 'del', `${this.reflector}/128`, 'dev', this.name])
     }

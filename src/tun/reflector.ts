@@ -190,6 +190,8 @@ export class TcpReflector {
   private readonly resetUnknown: boolean
   /** A and R, 16 bytes each. */
   private readonly local = new Uint8Array(16)
+  /** A_N: the local address in the network of the flow being rewritten (bytes 6..7 vary). */
+  private readonly localInNetwork = new Uint8Array(16)
   private readonly reflector = new Uint8Array(16)
   private readonly reflectorText: string
   private readonly flows: FlowTable
@@ -208,6 +210,7 @@ export class TcpReflector {
     const a = config.localAddress instanceof Uint8Array && config.localAddress.length === 16 ? mapIpv6ToPilot(config.localAddress, prefix) : null
     if (a === null) throw new ConfigError('reflector: the local address must be a node address of the overlay prefix')
     this.local.set(config.localAddress)
+    this.localInNetwork.set(config.localAddress)
     const r = config.reflectorAddress ?? reflectorIpv6(prefix, a.network)
     if (r.length !== 16 || classifyOverlayIpv6(r, prefix) !== 'not-a-node') {
       throw new ConfigError('reflector: the reflector address must be inside the prefix and not a node')
@@ -317,7 +320,7 @@ export class TcpReflector {
     } catch {
       return { ok: false, reason: 'bad-argument' }
     }
-    if (equal16(scratch, 0, this.local, 0)) return { ok: false, reason: 'bad-argument' }
+    if (sameNode(scratch, 0, this.local, 0)) return { ok: false, reason: 'bad-argument' }
     const f = this.flows
     const existing = f.find(scratch, 0, peerPort, localPort)
     if (existing !== NO_FLOW) {
@@ -360,13 +363,22 @@ export class TcpReflector {
     const l4 = pkt.l4Offset
     if (checkTcp(buf, l4, pkt.l4Length) !== null) return this.drop('malformed')
     const ip = pkt.offset
-    if (!equal16(buf, ip + IPV6_SRC_OFFSET, this.local, 0)) return this.drop('foreign-source')
+    const src = ip + IPV6_SRC_OFFSET
     const dst = ip + IPV6_DST_OFFSET
-    if (equal16(buf, dst, this.reflector, 0)) return this.fromDaemonSide(now, pkt)
-    // App side: the destination must be a node address of the prefix.
+    if (equal16(buf, dst, this.reflector, 0)) {
+      // The daemon's listener and sockets live on A itself.
+      if (!equal16(buf, src, this.local, 0)) return this.drop('foreign-source')
+      return this.fromDaemonSide(now, pkt)
+    }
+    // App side: A_N -> P_N, our address in the destination's network (the
+    // bridge has checked that we are a member of it).
+    if (!sameNode(buf, src, this.local, 0) || buf[src + 6] !== buf[dst + 6] || buf[src + 7] !== buf[dst + 7]) {
+      return this.drop('foreign-source')
+    }
+    // The destination must be a node address of the prefix.
     const kind = classifyOverlayIpv6(buf, this.prefix, dst)
     if (kind !== 'node') return this.drop(kind)
-    if (equal16(buf, dst, this.local, 0)) return this.drop('to-self')
+    if (equal16(buf, dst, buf, src)) return this.drop('to-self')
     return this.fromAppSide(now, pkt)
   }
 
@@ -431,8 +443,11 @@ export class TcpReflector {
       }
     }
     this.track(slot, tcpFlags, F_SYN_DAEMON, F_FIN_DAEMON, now)
-    // P:peerPort -> A:localPort
-    this.rewrite(pkt, f.peerAddr, slot * 16, f.peerPort[slot]!, this.local, 0, f.localPort[slot]!)
+    // P:peerPort -> A_N:localPort, N = P's network
+    const a = this.localInNetwork
+    a[6] = f.peerAddr[slot * 16 + 6]!
+    a[7] = f.peerAddr[slot * 16 + 7]!
+    this.rewrite(pkt, f.peerAddr, slot * 16, f.peerPort[slot]!, a, 0, f.localPort[slot]!)
     this.toApp++
     return this.writeBack(pkt.offset, pkt.length, natPort)
   }
@@ -501,6 +516,14 @@ export class TcpReflector {
   checkInvariants(): void {
     this.flows.checkInvariants(this.prefix)
   }
+}
+
+/** Equal but for bytes 6..7 (the network): the same node of the same prefix. */
+function sameNode(a: Uint8Array, aOff: number, b: Uint8Array, bOff: number): boolean {
+  for (let i = 0; i < 16; i++) {
+    if (i !== 6 && i !== 7 && a[aOff + i] !== b[bOff + i]) return false
+  }
+  return true
 }
 
 function isPort(v: number, min: number): boolean {

@@ -99,12 +99,12 @@ test('control pings with answerPings (`up --answer-pings`): every node gets its 
   assert.equal(await pong, id)
   assert.equal(b.stats().pingsRefused, 0)
   // Only pings: the stranger's datagrams and streams are still refused.
-  assert.equal(admission.admit(1, 5, 'datagram'), false)
-  assert.equal(admission.admit(1, 80, 'stream'), false)
+  assert.equal(admission.admit(1, 5, 'datagram', 0), false)
+  assert.equal(admission.admit(1, 80, 'stream', 0), false)
   close()
 })
 
-test('a packet whose source network is not the sender\'s (the backbone) is dropped before the session layer', async () => {
+test('a packet whose source and destination networks differ is dropped before the session layer', async () => {
   const { b, close } = pair()
   const got: number[] = []
   b.onDatagram((ev) => got.push(ev.remote.network))

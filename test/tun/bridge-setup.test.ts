@@ -41,6 +41,9 @@ class QuietHost implements BridgeHost {
   isTrusted(): boolean {
     return true
   }
+  networkVerdict(): 'notJoined' {
+    return 'notJoined'
+  }
   resolve(): Promise<{ node_id: number }> {
     return Promise.reject(Object.assign(new Error('no such name'), { code: 'PT_NAME_NOT_FOUND' }))
   }

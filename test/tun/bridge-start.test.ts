@@ -54,6 +54,9 @@ class FakeHost implements BridgeHost {
   isTrusted(node: number): boolean {
     return node === PEER.node
   }
+  networkVerdict(): 'notJoined' {
+    return 'notJoined'
+  }
   resolve(): Promise<{ node_id: number }> {
     return Promise.reject(new Error('unused'))
   }

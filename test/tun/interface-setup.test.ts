@@ -76,6 +76,38 @@ test('"Operation not permitted" from ip becomes PT_TUN_PERMISSION with a sudo / 
   })
 })
 
+test('a joined network gets A_N/128 and its /64 route with A_N as source; leaving removes both; teardown removes what is left', async () => {
+  const ip = fakeIp({ kind: 'tun' })
+  const s = new InterfaceSetup({ address: A }, ip.run)
+  await s.up()
+  ip.calls.length = 0
+  await s.addNetwork(0x1f)
+  await s.addNetwork(0x1f) // once
+  await s.addNetwork(2)
+  assert.deepEqual(ip.calls, [
+    '-6 addr add fd50:494c:4f54:1f::2a/128 dev pilot0 nodad',
+    '-6 route add fd50:494c:4f54:1f::/64 dev pilot0 src fd50:494c:4f54:1f::2a',
+    '-6 addr add fd50:494c:4f54:2::2a/128 dev pilot0 nodad',
+    '-6 route add fd50:494c:4f54:2::/64 dev pilot0 src fd50:494c:4f54:2::2a',
+  ])
+  assert.deepEqual(s.joinedNetworks(), [0x1f, 2])
+  ip.calls.length = 0
+  await s.removeNetwork(0x1f)
+  await s.removeNetwork(0x1f) // nothing left to do
+  assert.deepEqual(ip.calls, ['-6 route del fd50:494c:4f54:1f::/64 dev pilot0', '-6 addr del fd50:494c:4f54:1f::2a/128 dev pilot0'])
+  ip.calls.length = 0
+  await s.teardown()
+  assert.ok(ip.calls.includes('-6 addr del fd50:494c:4f54:2::2a/128 dev pilot0'), 'teardown takes the remaining network address too')
+  assert.deepEqual(s.joinedNetworks(), [])
+  // A failed add leaves nothing half-done behind.
+  const bad = fakeIp({ kind: 'tun' }, { '-6 route add fd50:494c:4f54:3::/64': 'RTNETLINK answers: File exists\n' })
+  const t = new InterfaceSetup({ address: A }, bad.run)
+  await assert.rejects(t.addNetwork(3))
+  assert.ok(bad.calls.includes('-6 addr del fd50:494c:4f54:3::2a/128 dev pilot0'))
+  assert.deepEqual(t.joinedNetworks(), [])
+  assert.throws(() => t.networkCommands(0x10000, 'add'), /16-bit/)
+})
+
 test('teardown is idempotent: nothing to do when the link is gone, "already gone" answers are success', async () => {
   const gone = fakeIp(null)
   const s = new InterfaceSetup({ address: A }, gone.run)

@@ -14,6 +14,8 @@ import { naivePacket, naiveVerify, tcpHeader, udpHeader } from './packet-oracle.
 const A = mapPilotToIpv6({ network: 0, node: 0x2a }, DEFAULT_OVERLAY_PREFIX)
 const P = mapPilotToIpv6({ network: 0, node: 7 }, DEFAULT_OVERLAY_PREFIX)
 const Q = mapPilotToIpv6({ network: 1, node: 0xf2910004 }, DEFAULT_OVERLAY_PREFIX)
+/** A_1: our own node in network 1, the source the kernel picks towards Q. */
+const A1 = mapPilotToIpv6({ network: 1, node: 0x2a }, DEFAULT_OVERLAY_PREFIX)
 const R = reflectorIpv6(DEFAULT_OVERLAY_PREFIX)
 const L = 4100
 
@@ -128,7 +130,7 @@ test('many concurrent flows get distinct NAT ports; each return path finds its o
     const peer = i % 2 ? P : Q
     const e = 32768 + (i % 1500)
     const p = 80 + Math.floor(i / 1500)
-    const out = pass(r, 0, seg(A, peer, e, p, TCP_SYN))
+    const out = pass(r, 0, seg(peer === Q ? A1 : A, peer, e, p, TCP_SYN))
     assert.ok(!ports.has(out.sport), `NAT port ${out.sport} reused`)
     ports.set(out.sport, [e, p])
   }
@@ -233,17 +235,19 @@ test('inbound: the local server sees the agent\'s mapped address and Pilot port;
   // Daemon socket A:45000 -> R:y SYN becomes Q:50000 -> A:8080.
   const syn = pass(r, 1, seg(A, R, 45000, y, TCP_SYN, 77))
   assert.deepEqual(syn.src, Q)
-  assert.deepEqual(syn.dst, A)
+  assert.deepEqual(syn.dst, A1, "the server sees its own address in the agent's network")
   assert.deepEqual([syn.sport, syn.dport], [50000, 8080])
   // The server's SYN|ACK A:8080 -> Q:50000 becomes R:y -> A:45000.
-  const synAck = pass(r, 2, seg(A, Q, 8080, 50000, TCP_SYN | TCP_ACK, 900, 78))
+  // From A (network 0) towards Q (network 1): no address of ours would send that.
+  dropped(r, 2, seg(A, Q, 8080, 50000, TCP_SYN | TCP_ACK, 900, 78), 'foreign-source')
+  const synAck = pass(r, 2, seg(A1, Q, 8080, 50000, TCP_SYN | TCP_ACK, 900, 78))
   assert.deepEqual(synAck.src, R)
   assert.deepEqual(synAck.dst, A)
   assert.deepEqual([synAck.sport, synAck.dport], [y, 45000])
   // Data and close both ways.
   const data = Uint8Array.from({ length: 500 }, (_, i) => i)
   assert.deepEqual(pass(r, 3, seg(A, R, 45000, y, TCP_ACK | TCP_PSH, 78, 901, data)).payload, data)
-  assert.deepEqual(pass(r, 4, seg(A, Q, 8080, 50000, TCP_ACK | TCP_FIN, 901, 578)).dport, 45000)
+  assert.deepEqual(pass(r, 4, seg(A1, Q, 8080, 50000, TCP_ACK | TCP_FIN, 901, 578)).dport, 45000)
   assert.deepEqual(pass(r, 5, seg(A, R, 45000, y, TCP_ACK | TCP_FIN, 578, 902)).sport, 50000)
   // Only the registered daemon socket may use R:y; the internal listener never accepts inbound flows.
   dropped(r, 6, seg(A, R, 45001, y, TCP_ACK), 'bad-port')
