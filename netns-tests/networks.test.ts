@@ -167,6 +167,13 @@ describe('networks: membership and port policy on the data path, names, leave, a
   const hasAddr = (p: { addrs: string }, addr: string): boolean => new RegExp(`inet6 ${addr}/128 `).test(p.addrs)
   const hasRoute = (p: { routes: string }, n: number): boolean => new RegExp(`^${PREFIX}${n.toString(16)}::/64 `, 'm').test(p.routes)
 
+  /** pilot0 at one moment of the story, asserted in the pilot0 step (so a data-path failure does not hide the CLI's). */
+  const snapshots: Record<string, { has: boolean; addrs: string }> = {}
+  async function snapshot(node: Node, n: number, when: string): Promise<void> {
+    const p = await pilot0(node)
+    snapshots[`${node} ${n === lab ? 'lab' : 'ops'} ${when}`] = { has: hasAddr(p, addrOn(node, n)) && hasRoute(p, n), addrs: p.addrs + p.routes }
+  }
+
   /** Until `node`'s pilot0 has (or no longer has) its address and route on network `n`. */
   async function waitPilot0(node: Node, n: number, present: boolean, timeoutMs: number): Promise<number> {
     const t0 = Date.now()
@@ -218,21 +225,21 @@ describe('networks: membership and port policy on the data path, names, leave, a
     assert.ok(Number.isInteger(lab) && lab >= 1, `network create: no network ID: ${JSON.stringify(created)}`)
     t.diagnostic(`lab is network ${lab}: ${JSON.stringify(created)}`)
     transcript.push(`[a]$ pilot-tun network create lab --join-rule token --token ${LAB_TOKEN} --allowed-ports 80 --json\n${JSON.stringify(created, null, 2)}\n`)
-    t.diagnostic(`a's lab address after create: on pilot0 in ${await waitPilot0('a', lab, true, 15_000)} ms`)
+    await snapshot('a', lab, 'right after create')
 
     // A wrong token: a typed error with a hint, and nothing changes.
     const bad = await refused('b', ['network', 'join', 'lab', '--token', 'not-the-token'], 'PT_NETWORK_BAD_TOKEN')
     t.diagnostic(`wrong token: ${JSON.stringify(bad)}`)
     assert.ok((bad.hint ?? '') !== '', `PT_NETWORK_BAD_TOKEN without a hint: ${JSON.stringify(bad)}`)
     await human('b', ['network', 'join', 'lab', '--token', 'not-the-token'])
-    assert.equal(hasAddr(await pilot0('b'), addrOn('b', lab)), false, 'b has a lab address after a refused join')
+    await snapshot('b', lab, 'after the refused join')
     const members0 = list<unknown>(await ok('a', ['network', 'members', 'lab']), 'members')
     assert.deepEqual(members0.map((m) => Number(field(m, 'node_id'))), [nodeId('a')], JSON.stringify(members0))
 
     const joined = await human('b', ['network', 'join', 'lab', '--token', LAB_TOKEN])
     assert.equal(joined.code, 0, `b: network join lab: ${joined.stdout}${joined.stderr}`)
     // join returns after the daemon's view refreshed: the address is there now.
-    assert.ok(hasAddr(await pilot0('b'), addrOn('b', lab)), `b: no lab address right after join: ${(await pilot0('b')).addrs}`)
+    await snapshot('b', lab, 'right after join')
 
     const inv = await ok<Record<string, unknown>>('a', ['network', 'invite', 'lab', 'c'])
     const invite = String(field(inv, 'invite'))
@@ -241,7 +248,7 @@ describe('networks: membership and port policy on the data path, names, leave, a
     transcript.push(`[a]$ pilot-tun network invite lab c --json\n${JSON.stringify(inv, null, 2)}\n`)
     const cj = await human('c', ['network', 'join', 'lab', '--invite', invite])
     assert.equal(cj.code, 0, `c: network join lab --invite: ${cj.stdout}${cj.stderr}`)
-    assert.ok(hasAddr(await pilot0('c'), addrOn('c', lab)), 'c: no lab address right after join')
+    await snapshot('c', lab, 'right after join')
 
     await refused('a', ['network', 'join', 'lab', '--token', LAB_TOKEN], 'PT_NETWORK_ALREADY_MEMBER')
     const members = list<unknown>(await ok('a', ['network', 'members', 'lab']), 'members')
@@ -254,6 +261,7 @@ describe('networks: membership and port policy on the data path, names, leave, a
     const created = await ok('c', ['network', 'create', 'ops', '--join-rule', 'invite', '--allowed-ports', '8080'])
     ops = Number(field(created, 'network_id') ?? field(created, 'id'))
     assert.ok(Number.isInteger(ops) && ops >= 1 && ops !== lab, JSON.stringify(created))
+    await snapshot('c', ops, 'right after create')
     await refused('d', ['network', 'join', 'ops'], 'PT_NETWORK_INVITE_REQUIRED')
 
     const short = await ok<Record<string, unknown>>('c', ['network', 'invite', 'ops', 'd', '--ttl', '1s'])
@@ -271,14 +279,28 @@ describe('networks: membership and port policy on the data path, names, leave, a
     const bad = await refused('d', ['network', 'join', 'ops', '--invite', forged], 'PT_NETWORK_INVITE_INVALID')
     t.diagnostic(`altered invite: ${JSON.stringify(bad)}`)
     await refused('d', ['network', 'join', 'ops', '--invite', 'pilot-invite1.bm90IGFuIGludml0ZQ'], 'PT_NETWORK_INVITE_INVALID')
-    assert.equal(hasAddr(await pilot0('d'), addrOn('d', ops)), false, 'd has an ops address after refused joins')
+    await snapshot('d', ops, 'after the refused joins')
 
     await ok('d', ['network', 'join', 'ops', '--invite', invite])
-    assert.ok(hasAddr(await pilot0('d'), addrOn('d', ops)), 'd: no ops address right after join')
+    await snapshot('d', ops, 'right after join')
     await human('c', ['network', 'list'])
   })
 
-  it('each member has prefix:N::node on pilot0 and a route to prefix:N::/64; non-members have neither', async (t) => {
+  it('each member has prefix:N::node on pilot0 and a route to prefix:N::/64 as soon as create/join return; non-members have neither', async (t) => {
+    // create and join return after the daemon's view refreshed (the contract), so the address was there at once; a refused join adds nothing.
+    const expected: Record<string, boolean> = {
+      'a lab right after create': true,
+      'b lab after the refused join': false,
+      'b lab right after join': true,
+      'c lab right after join': true,
+      'c ops right after create': true,
+      'd ops after the refused joins': false,
+      'd ops right after join': true,
+    }
+    for (const [k, want] of Object.entries(expected)) {
+      assert.ok(k in snapshots, `no snapshot "${k}" (an earlier step failed)`)
+      assert.equal(snapshots[k]!.has, want, `${k}: pilot0 ${want ? 'lacks' : 'has'} the address: ${snapshots[k]!.addrs}`)
+    }
     const member: Record<Node, number[]> = { a: [lab], b: [lab], c: [lab, ops], d: [ops] }
     for (const n of NODES) {
       await waitPilot0(n, lab, member[n].includes(lab), 15_000)
