@@ -220,12 +220,16 @@ describe('networks: membership and port policy on the data path, names, leave, a
   })
 
   it('lab (token rule, port 80): a creates it, b joins with the token after a wrong one, a invites c', { timeout: 90_000 }, async (t) => {
-    const created = await ok('a', ['network', 'create', 'lab', '--join-rule', 'token', '--token', LAB_TOKEN, '--allowed-ports', '80'])
-    lab = Number(field(created, 'network_id') ?? field(created, 'id'))
-    assert.ok(Number.isInteger(lab) && lab >= 1, `network create: no network ID: ${JSON.stringify(created)}`)
-    t.diagnostic(`lab is network ${lab}: ${JSON.stringify(created)}`)
-    transcript.push(`[a]$ pilot-tun network create lab --join-rule token --token ${LAB_TOKEN} --allowed-ports 80 --json\n${JSON.stringify(created, null, 2)}\n`)
+    const created = await human('a', ['network', 'create', 'lab', '--join-rule', 'token', '--token', LAB_TOKEN, '--allowed-ports', '80'])
+    assert.equal(created.code, 0, `a: network create lab: ${created.stdout}${created.stderr}`)
+    const info = await ok('a', ['network', 'members', 'lab'])
+    lab = Number(field(info, 'network_id'))
+    assert.ok(Number.isInteger(lab) && lab >= 1, `network members lab: no network ID: ${JSON.stringify(info)}`)
+    assert.equal(field(info, 'join_rule'), 'token')
+    assert.deepEqual(field<Record<string, unknown>>(info, 'policy')?.allowed_ports, [80], JSON.stringify(info))
+    t.diagnostic(`lab is network ${lab}`)
     await snapshot('a', lab, 'right after create')
+    await human('a', ['network', 'policy', 'lab'])
 
     // A wrong token: a typed error with a hint, and nothing changes.
     const bad = await refused('b', ['network', 'join', 'lab', '--token', 'not-the-token'], 'PT_NETWORK_BAD_TOKEN')
@@ -241,11 +245,10 @@ describe('networks: membership and port policy on the data path, names, leave, a
     // join returns after the daemon's view refreshed: the address is there now.
     await snapshot('b', lab, 'right after join')
 
-    const inv = await ok<Record<string, unknown>>('a', ['network', 'invite', 'lab', 'c'])
-    const invite = String(field(inv, 'invite'))
-    assert.match(invite, /^pilot-invite1\.[A-Za-z0-9_-]+$/, JSON.stringify(inv))
-    assert.equal(Number(field(inv, 'invitee_id')), nodeId('c'))
-    transcript.push(`[a]$ pilot-tun network invite lab c --json\n${JSON.stringify(inv, null, 2)}\n`)
+    const inv = await human('a', ['network', 'invite', 'lab', 'c'])
+    assert.equal(inv.code, 0, `a: network invite lab c: ${inv.stdout}${inv.stderr}`)
+    const invite = /pilot-invite1\.[A-Za-z0-9_-]+/.exec(inv.stdout)?.[0] ?? ''
+    assert.notEqual(invite, '', `no invite text in: ${inv.stdout}`)
     const cj = await human('c', ['network', 'join', 'lab', '--invite', invite])
     assert.equal(cj.code, 0, `c: network join lab --invite: ${cj.stdout}${cj.stderr}`)
     await snapshot('c', lab, 'right after join')
@@ -259,7 +262,8 @@ describe('networks: membership and port policy on the data path, names, leave, a
 
   it('ops (invite rule, port 8080): c creates it; an expired and an altered invite are refused; d joins with its invite', { timeout: 60_000 }, async (t) => {
     const created = await ok('c', ['network', 'create', 'ops', '--join-rule', 'invite', '--allowed-ports', '8080'])
-    ops = Number(field(created, 'network_id') ?? field(created, 'id'))
+    ops = Number(field(created, 'network_id'))
+    assert.equal(field(created, 'name'), 'ops')
     assert.ok(Number.isInteger(ops) && ops >= 1 && ops !== lab, JSON.stringify(created))
     await snapshot('c', ops, 'right after create')
     await refused('d', ['network', 'join', 'ops'], 'PT_NETWORK_INVITE_REQUIRED')
@@ -269,9 +273,14 @@ describe('networks: membership and port policy on the data path, names, leave, a
     const expired = await refused('d', ['network', 'join', 'ops', '--invite', String(field(short, 'invite'))], 'PT_NETWORK_INVITE_EXPIRED')
     t.diagnostic(`expired invite: ${JSON.stringify(expired)}`)
     assert.ok((expired.hint ?? '') !== '', `PT_NETWORK_INVITE_EXPIRED without a hint: ${JSON.stringify(expired)}`)
+    await human('d', ['network', 'join', 'ops', '--invite', String(field(short, 'invite'))])
 
     const inv = await ok<Record<string, unknown>>('c', ['network', 'invite', 'ops', 'd', '--ttl', '1h'])
     const invite = String(field(inv, 'invite'))
+    assert.match(invite, /^pilot-invite1\.[A-Za-z0-9_-]+$/, JSON.stringify(inv))
+    assert.equal(Number(field(inv, 'invitee_id')), nodeId('d'))
+    const expires = Number(field(inv, 'expires'))
+    assert.ok(Math.abs(expires - (Date.now() / 1000 + 3600)) < 120, `an invite with --ttl 1h expires at ${expires}`)
     // The same invite with a later expiry: the inviter's signature no longer matches.
     const forged = alterInvite(invite, (o) => {
       o.expires = Number(o.expires) + 86_400
