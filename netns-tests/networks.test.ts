@@ -143,6 +143,7 @@ describe('networks: membership and port policy on the data path, names, leave, a
     }, (x) => x.code === 0 && x.body === name, { timeoutMs: 20_000, intervalMs: 500 }).catch((err: Error) => {
       throw new Error(`${err.message}\n${net.logs()}`)
     })
+    transcript.push(`[${from}]$ curl ${target.includes('[') ? '-g ' : ''}${target}\n${r.body}\n`)
     t.diagnostic(`${from} -> ${target}: "${r.body}" (${tries} tr${tries === 1 ? 'y' : 'ies'}, ${Date.now() - t0} ms in all, last ${r.ms.toFixed(0)} ms)`)
   }
 
@@ -150,6 +151,7 @@ describe('networks: membership and port policy on the data path, names, leave, a
   async function blocked(t: { diagnostic: (s: string) => void }, from: Node, target: string, why: string): Promise<void> {
     const r = await curl(from, target, 8)
     t.diagnostic(`${why}: ${from} -> ${target}: curl exit ${r.code} in ${r.ms.toFixed(0)} ms: ${r.err}`)
+    transcript.push(`[${from}]$ curl ${target.includes('[') ? '-g ' : ''}${target}      # ${why}\n${r.err}\n(exit ${r.code}, ${r.ms.toFixed(0)} ms)\n`)
     assert.notEqual(r.code, 0, `${why}: ${from} reached ${target}: ${r.body}`)
     assert.notEqual(r.code, 28, `${why}: ${from} -> ${target} timed out instead of being refused: ${r.err}`)
     assert.equal(r.code, 7, `${why}: ${from} -> ${target}: curl exit ${r.code}, expected 7 (refused at once): ${r.err}`)
