@@ -60,11 +60,29 @@ export function verifyAuditChain(entries: readonly AuditEntry[]): AuditVerificat
     if (auditEntryHash(rest) !== hash) return broken('hash does not match the entry')
     const prefix = expectedSignedPrefix(e)
     if (prefix === null) return broken(`unknown action ${String(e.action).slice(0, 20)}`)
-    const exact = e.action === 'trust' || e.action === 'revoke'
-    if (exact ? e.signed !== prefix : !e.signed.startsWith(prefix)) return broken('signed text does not name this action, actor, network and subject')
+    if (!signedMatches(e, prefix)) return broken('signed text does not name this action, actor, network, subject and detail')
     const key = decodeStdBase64(e.actorKey)
     if (key === null || key.length !== 32 || !verifyChallenge(key, e.signed, e.signature)) return broken('signature does not verify')
     prev = hash
   }
   return { ok: true, entries: entries.length, head: prev }
+}
+
+const SIGNED_TAIL = /^:[0-9]+:[0-9a-f]{32}$/
+
+/**
+ * `signed` is exactly what this entry claims: the trust challenges whole;
+ * network writes `<prefix><detail>:<timestamp>:<nonce>`; invites
+ * `<prefix><expires>:<nonce>` with detail `expires=<expires>`. So neither the
+ * detail nor the subject can be rewritten under someone's signature.
+ */
+function signedMatches(e: AuditEntry, prefix: string): boolean {
+  if (e.action === 'trust' || e.action === 'revoke') return e.signed === prefix
+  if (!e.signed.startsWith(prefix)) return false
+  const rest = e.signed.slice(prefix.length)
+  if (e.action === 'invite') {
+    if (!e.detail.startsWith('expires=')) return false
+    return SIGNED_TAIL.test(`:${rest}`) && rest.startsWith(`${e.detail.slice('expires='.length)}:`)
+  }
+  return rest.startsWith(e.detail) && SIGNED_TAIL.test(rest.slice(e.detail.length))
 }
