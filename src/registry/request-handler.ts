@@ -17,7 +17,10 @@
  *     rate limited per source IP;
  *   - IDs must be integers in range (Go maps junk to node 0);
  *   - an unsigned `register` with a known key does not move the node's address
- *     until the node signs a request on that connection (address-claims.ts).
+ *     until the node signs a request on that connection (address-claims.ts);
+ *   - networks work (networks.ts, issue 13): signed writes with replay
+ *     protection, member-only reads, and an audit chain per network; trust
+ *     changes made by report_trust/revoke_trust go into chain 0.
  */
 import { verifyChallenge, decodeStdBase64, ED25519_PUBLIC_KEY_SIZE } from '../crypto/identity.js'
 import { formatAddress } from '../protocol/address.js'
