@@ -1,6 +1,7 @@
 /** Networks (issue 13) through the real RegistryServer and RegistryClient over loopback: rules, roles, policies, error codes. */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { existsSync, readFileSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import { formatAddress } from '../../src/protocol/address.js'
 import { verifyAuditChain } from '../../src/registry/audit-chain.js'
@@ -111,6 +112,10 @@ test('token rule: the token is stored only as a salted hash; missing and wrong t
       assert.notEqual(rows[0]!.token_hash, rows[1]!.token_hash)
     } finally {
       db.close()
+    }
+    // Nor anywhere in the files' bytes (database and write-ahead log).
+    for (const file of [b.dbPath, `${b.dbPath}-wal`]) {
+      if (existsSync(file)) assert.ok(!readFileSync(file).includes(Buffer.from(token)), `${file} holds the token`)
     }
     const missing = await refusedUnchanged(b, () => m.client.joinNetwork(m.nodeId, 1), C.BAD_TOKEN)
     assert.equal(missing.hint, 'ask an owner for the token')
