@@ -185,6 +185,11 @@ export class NetworkStore {
     })
   }
 
+  /** Drops unused invites that expired before `expiredBefore` (unix s); an expired invite admits nobody anyway. */
+  pruneExpiredInvites(expiredBefore: number): number {
+    return this.s.pruneInvites.run(expiredBefore).changes
+  }
+
   markInviteUsed(networkId: number, nonce: string): void {
     this.s.useInvite.run(networkId, nonce)
   }
@@ -332,6 +337,7 @@ function prepare(db: Database.Database) {
       `INSERT INTO network_invites (network_id, nonce, inviter_id, invitee_id, expires, signature, used, created)
        VALUES (@network_id, @nonce, @inviter_id, @invitee_id, @expires, @signature, @used, @created)`,
     ),
+    pruneInvites: db.prepare('DELETE FROM network_invites WHERE used = 0 AND expires < ?'),
     useInvite: db.prepare('UPDATE network_invites SET used = 1 WHERE network_id = ? AND nonce = ?'),
     insertNonce: db.prepare('INSERT OR IGNORE INTO used_nonces (node_id, nonce, seen) VALUES (?, ?, ?)'),
     pruneNonces: db.prepare('DELETE FROM used_nonces WHERE seen < ?'),

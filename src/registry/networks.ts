@@ -47,6 +47,10 @@ export const REPLAY_WINDOW_S = 300
 /** Nonces are kept this long (well past the window, so a replay is refused as a replay, not only as stale). */
 export const NONCE_RETENTION_MS = 15 * 60_000
 export const MAX_AUDIT_PAGE = 500
+/** Bytes of entries in one audit_log answer, well under the 1 MiB frame limit. */
+export const AUDIT_PAGE_BYTES = 768 * 1024
+/** Unused invites are forgotten this long after they expired (used ones stay: they refuse a second use). */
+const EXPIRED_INVITE_RETENTION_S = 24 * 3600
 /** Invites may not run longer than this. */
 export const MAX_INVITE_TTL_S = 366 * 24 * 3600
 const MAX_TOKEN_LENGTH = 256
@@ -108,9 +112,10 @@ export class NetworkRequests<O> {
     ]
   }
 
-  /** Forgets nonces older than the retention (the reaper calls this). */
+  /** Forgets old nonces and long-expired unused invites (the reaper calls this). */
   prune(now: number): number {
-    return this.store.networks.pruneNonces(now - NONCE_RETENTION_MS)
+    const invites = this.store.networks.pruneExpiredInvites(Math.floor(now / 1000) - EXPIRED_INVITE_RETENTION_S)
+    return this.store.networks.pruneNonces(now - NONCE_RETENTION_MS) + invites
   }
 
   /** `report_trust` that added a report or pair (`trust`), or `revoke_trust` that removed one (`revoke`): chain 0. */
@@ -354,8 +359,16 @@ export class NetworkRequests<O> {
       this.memberRole(this.network(networkId), node.id)
     }
     const rows = this.store.networks.listAudit(networkId, afterSeq, limit + 1)
-    const more = rows.length > limit
-    return { type: 'audit_log_ok', network_id: networkId, entries: rows.slice(0, limit).map(auditJson), more }
+    // A page also stops short of AUDIT_PAGE_BYTES: policy entries can be ~13 KB, and an answer must fit a frame.
+    const entries: JsonObject[] = []
+    let bytes = 0
+    for (const row of rows.slice(0, limit)) {
+      const json = auditJson(row)
+      bytes += Buffer.byteLength(JSON.stringify(json)) + 1
+      if (entries.length > 0 && bytes > AUDIT_PAGE_BYTES) break
+      entries.push(json)
+    }
+    return { type: 'audit_log_ok', network_id: networkId, entries, more: rows.length > entries.length }
   }
 
   // --- rules -----------------------------------------------------------------------

@@ -156,5 +156,18 @@ test('audit_log pages: at most 500 entries an answer, `more` until the end; the 
     })
     assert.equal((page.entries as unknown[]).length, 50)
     assert.equal(page.more, true)
+
+    // Large entries (a policy with 1024 ports is ~13 KB): pages stop short of the frame limit.
+    const big = 'x'.repeat(12_000)
+    b.store.transaction(() => {
+      for (let i = 0; i < 200; i++) {
+        b.store.networks.appendAudit({ networkId: 1, time: i, actor: a.nodeId, actorKey: first.actorKey, action: 'policy', subject: 0, detail: big, signed: '', signature: '' })
+      }
+    })
+    const bigPage = await a.client.request({ type: 'audit_log', network_id: 1, node_id: a.nodeId, after_seq: 1101, signature: a.identity.signChallenge(`audit_log:${a.nodeId}:1`) })
+    const n = (bigPage.entries as unknown[]).length
+    assert.ok(n > 10 && n < 200, String(n))
+    assert.equal(bigPage.more, true)
+    assert.equal((await a.client.auditLog(a.nodeId, 1)).length, 1301)
   })
 })

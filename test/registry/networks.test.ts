@@ -328,6 +328,38 @@ test('roles: owners/admins remove members, an admin cannot remove an owner or ad
   })
 })
 
+test('the reaper forgets nonces after 15 min and unused invites a day after they expired; used invites stay', async () => {
+  await withNetworkBench(3, async (b) => {
+    const [a, m, x] = b.nodes as [typeof b.nodes[0], typeof b.nodes[0], typeof b.nodes[0]]
+    await a.client.createNetwork(a.nodeId, { name: 'club', joinRule: 'invite' })
+    const used = await a.client.createInvite(a.nodeId, 1, m.nodeId, 60)
+    await m.client.joinNetwork(m.nodeId, 1)
+    await a.client.createInvite(a.nodeId, 1, x.nodeId, 60)
+    const count = (table: string): number => {
+      const db = new Database(b.dbPath, { readonly: true })
+      try {
+        return (db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n
+      } finally {
+        db.close()
+      }
+    }
+    assert.equal(count('network_invites'), 2)
+    assert.equal(count('used_nonces'), 2)
+    b.clock.advance(10 * 60_000)
+    b.server.reapNow()
+    assert.equal(count('used_nonces'), 2)
+    b.clock.advance(24 * 3600_000)
+    b.server.reapNow()
+    assert.equal(count('used_nonces'), 0)
+    assert.equal(count('network_invites'), 1)
+    // The used one is still there to refuse a second use.
+    await m.client.register({ listenAddr: '127.0.0.1:4001' }) // reaped meanwhile: back online, still a member
+    assert.deepEqual((await m.client.lookup(m.nodeId)).networks, [0, 1])
+    await m.client.leaveNetwork(m.nodeId, 1)
+    await rejectsCode(m.client.joinNetwork(m.nodeId, 1, { invite: used }), C.INVITE_INVALID, /already used/)
+  })
+})
+
 test('membership survives the node going offline (reaper), unlike the reference', async () => {
   await withNetworkBench(2, async (b) => {
     const [a, m] = b.nodes as [typeof b.nodes[0], typeof b.nodes[0]]
