@@ -471,7 +471,7 @@ export class RegistryClient {
       this.settle(
         pending,
         isNetworkErrorCode(code)
-          ? new RegistryError(code, response.error, { serverError: response.error, ...hintFor(code) })
+          ? new RegistryError(code, response.error, { serverError: response.error, ...hintFor(code, pending.message) })
           : new RegistryError(RegistryErrorCode.ERROR, `registry refused ${String(pending.message.type)}: ${response.error}`, {
             serverError: response.error,
           }),
@@ -498,7 +498,10 @@ export class RegistryClient {
   }
 }
 
-function hintFor(code: keyof typeof NETWORK_ERROR_HINTS): { hint?: string } {
+function hintFor(code: keyof typeof NETWORK_ERROR_HINTS, request: JsonObject): { hint?: string } {
+  if (code === 'PT_NETWORK_NOT_ADMIN' && request.type === 'audit_log' && request.network_id === 0) {
+    return { hint: "the trust chain needs the registry's admin token (`registry --admin-token`): pass it with --admin-token" }
+  }
   const hint = NETWORK_ERROR_HINTS[code]
   return hint === undefined ? {} : { hint }
 }

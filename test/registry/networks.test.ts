@@ -278,6 +278,7 @@ test('reads are for members: network_info, list_nodes, audit_log; the trust chai
     await assert.rejects(x.client.listNodes(x.nodeId, 0), (e: RegistryError) => e.serverError === 'listing network 0 is not allowed')
     const noToken = await rejectsCode(a.client.auditLog(a.nodeId, 0), C.NOT_ADMIN)
     assert.match(noToken.message, /admin token/)
+    assert.match(noToken.hint ?? '', /--admin-token/)
     await rejectsCode(a.client.auditLog(a.nodeId, 0, { adminToken: 'nope' }), C.NOT_ADMIN)
     await rejectsCode(a.client.auditLog(a.nodeId, 0, { adminToken: ADMIN_TOKEN + 'x' }), C.NOT_ADMIN)
     assert.deepEqual(await a.client.auditLog(a.nodeId, 0, { adminToken: ADMIN_TOKEN }), [])
