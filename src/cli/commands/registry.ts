@@ -31,7 +31,8 @@ export function parseListenAddress(text: string, flag = '--listen'): HostPort {
   }
 }
 
-export const ADMIN_TOKEN_DESCRIBE = 'secret that lets `pilot-tun audit --network 0 --admin-token T` read the trust audit chain (unset: nobody can)'
+export const ADMIN_TOKEN_DESCRIBE =
+  'secret that lets `pilot-tun audit --network 0 --admin-token T` read the trust audit chain (unset: nobody can; or set PILOT_TUN_ADMIN_TOKEN, which keeps it out of the process list)'
 
 /** `--admin-token`: empty means unset (compared in constant time by the registry, networks.ts). */
 export function adminTokenOption(token: string | undefined): { adminToken?: string } {
@@ -60,7 +61,7 @@ export const registryCommand: CommandModule<object, RegistryArgs> = {
     const logger = createCliLogger(args['log-level'], args['log-format'])
     let registry: RunningRegistry
     try {
-      registry = await startRegistry({ host, port, storePath: args.store, logger, ...adminTokenOption(args['admin-token']) })
+      registry = await startRegistry({ host, port, storePath: args.store, logger, ...adminTokenOption(args['admin-token'] ?? process.env.PILOT_TUN_ADMIN_TOKEN) })
     } catch (err) {
       if (err instanceof PilotError) throw err
       throw new RegistryError(RegistryErrorCode.LISTEN, `cannot listen on ${args.listen}: ${(err as Error).message}`, {

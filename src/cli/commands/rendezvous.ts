@@ -53,7 +53,7 @@ export const rendezvousCommand: CommandModule<object, RendezvousArgs> = {
     const udp = parseUdpListen(args['beacon-listen'], '--beacon-listen')
     const metricsAt = metricsListenOption(args['metrics-listen'])
     const probeListen = (args['beacon-probe-listen'] ?? []).map((p) => parseUdpListen(p, '--beacon-probe-listen'))
-    const adminToken = adminTokenOption(args['admin-token'])
+    const adminToken = adminTokenOption(args['admin-token'] ?? process.env.PILOT_TUN_ADMIN_TOKEN)
     const logger = createCliLogger(args['log-level'], args['log-format'])
     const signal = waitForShutdownSignal()
     let registry
