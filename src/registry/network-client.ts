@@ -48,7 +48,7 @@ export async function createNetwork(
   nodeId: number,
   o: { name: string; joinRule: JoinRule; token?: string; policy?: Partial<NetworkPolicy> },
 ): Promise<{ networkId: number; name: string }> {
-  const policy = o.policy === undefined ? null : { ...DEFAULT_NETWORK_POLICY, ...o.policy }
+  const policy = o.policy === undefined ? null : { ...DEFAULT_NETWORK_POLICY, ...definedOnly(o.policy) }
   const fields: JsonObject = { name: o.name, join_rule: o.joinRule }
   if (o.token !== undefined) fields.token = o.token
   if (policy !== null) fields.policy = policyToWire(policy)
