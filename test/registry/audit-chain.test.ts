@@ -3,6 +3,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { auditEntryHash, verifyAuditChain } from '../../src/registry/audit-chain.js'
 import { AUDIT_GENESIS, type AuditEntry } from '../../src/registry/network-types.js'
+import { leakedHandles } from './helpers.js'
 import { ADMIN_TOKEN, withNetworkBench, type NetworkBench, type TestNode } from './network-helpers.js'
 
 /** A network chain with every network action: create, invite, join (x3), role, policy, remove, leave. */
@@ -170,4 +171,8 @@ test('audit_log pages: at most 500 entries an answer, `more` until the end; the 
     assert.equal(bigPage.more, true)
     assert.equal((await a.client.auditLog(a.nodeId, 1)).length, 1301)
   })
+})
+
+test('leaves no sockets, servers or timers behind', async () => {
+  assert.deepEqual(await leakedHandles(), [], 'sockets, servers or timers left open')
 })

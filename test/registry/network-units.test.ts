@@ -8,7 +8,7 @@ import { RegistryError } from '../../src/registry/errors.js'
 import { decodeInviteText, encodeInviteText, INVITE_TEXT_PREFIX } from '../../src/registry/invite-text.js'
 import { canonicalPolicy, createDetail, isNetworkName, policyFromWire } from '../../src/registry/network-wire.js'
 import type { SignedInvite } from '../../src/registry/network-types.js'
-import { testClient } from './helpers.js'
+import { leakedHandles, testClient } from './helpers.js'
 
 const INVITE: SignedInvite = { networkId: 3, inviterId: 7, inviteeId: 9, expires: 1_800_000_000, nonce: '0123456789abcdef0123456789abcdef', signature: 'c2ln' }
 
@@ -98,4 +98,8 @@ test('--admin-token: empty is unset; startRegistry passes it to the server, whic
     c2.close()
     await open.close()
   }
+})
+
+test('leaves no sockets, servers or timers behind', async () => {
+  assert.deepEqual(await leakedHandles(), [], 'sockets, servers or timers left open')
 })

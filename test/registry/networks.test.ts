@@ -9,7 +9,7 @@ import { NETWORK_ERROR_HINTS, NetworkErrorCode, RegistryError } from '../../src/
 import { RegistryChallenge } from '../../src/registry/challenges.js'
 import { decodeInviteText, encodeInviteText } from '../../src/registry/invite-text.js'
 import { DEFAULT_NETWORK_POLICY } from '../../src/registry/network-types.js'
-import { RawConnection } from './helpers.js'
+import { leakedHandles, RawConnection } from './helpers.js'
 import { ADMIN_TOKEN, refusedUnchanged, rejectsCode, signedWrite, withNetworkBench } from './network-helpers.js'
 
 const C = NetworkErrorCode
@@ -389,3 +389,7 @@ function signInvite(
 function wire(i: { networkId: number; inviterId: number; inviteeId: number; expires: number; nonce: string; signature: string }) {
   return { network_id: i.networkId, inviter_id: i.inviterId, invitee_id: i.inviteeId, expires: i.expires, nonce: i.nonce, signature: i.signature }
 }
+
+test('leaves no sockets, servers or timers behind', async () => {
+  assert.deepEqual(await leakedHandles(), [], 'sockets, servers or timers left open')
+})
