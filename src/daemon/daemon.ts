@@ -69,6 +69,10 @@ import type { DaemonMetrics } from '../metrics/daemon-metrics.js'
 import { startTaskService, tasksDisabledError, type TaskService } from '../services/tasks/index.js'
 import type { TaskCommand, TaskResults } from '../services/tasks/task-api.js'
 import { DataServices } from '../services/data-services.js'
+import type { NetworkView } from './network-view.js'
+import type { NetworkOps, NetworkRegistry } from './network-ops.js'
+import type { TrustLog } from './trust-log.js'
+import { buildNetworkOps, buildNetworkParts } from './network-parts.js'
 
 export { DEFAULT_DAEMON_TIMING, type DaemonOptions, type DaemonTiming } from './options.js'
 export type { ReceivedDatagram } from './node-streams.js'
@@ -99,6 +103,12 @@ export interface NodeParts {
   readonly streams: NodeStreams
   /** `--metrics-listen`: the node's metrics and their HTTP server (null when off). */
   readonly metrics: DaemonMetrics | null
+  /** The networks this node is a member of (issue 13; the data path reads it). */
+  readonly networks: NetworkView
+  /** The registry's network methods (the RegistryClient unless a test gave a fake). */
+  readonly networkRegistry: NetworkRegistry
+  /** `<state dir>/trust-log.jsonl`: this node's trust decisions, hash-chained and signed. */
+  readonly trustLog: TrustLog
 }
 
 /** What `buildNode` needs: the loaded and opened pieces, and the first registration. */
@@ -134,6 +144,10 @@ export class Daemon implements DaemonControl {
   private readonly tasks: TaskService | null
   /** Data exchange and event stream, and their control methods (the control socket's `services`). */
   readonly services: DataServices
+  /** The networks this node is a member of (issue 13): membership, policy, change events. */
+  readonly networks: NetworkView
+  /** The control socket's `network.*` and `audit.*` methods. */
+  readonly networkOps: NetworkOps
 
   /** Loads the identity, opens the socket, registers and starts every service. */
   static async start(options: DaemonOptions): Promise<Daemon> {
@@ -262,6 +276,8 @@ export class Daemon implements DaemonControl {
     this.node = node
     this.inputs = inputs
     this.tunDoor = tunDoor
+    this.networks = node.networks
+    this.networkOps = buildNetworkOps(node)
     this.control = new ControlApi({
       version,
       address: node.address,
@@ -500,7 +516,18 @@ function buildNode(inputs: NodeInputs): NodeParts {
   })
   tunnel.onPacket(driver.onPacket)
   const names = new TargetResolver({ client, directory, prefix: inputs.prefix })
-  const streams = new NodeStreams({ address, driver, admission, peers: tunnel, registry: directory, names })
+  const net = buildNetworkParts({
+    client,
+    ...(options.networkRegistry === undefined ? {} : { networkRegistry: options.networkRegistry }),
+    nodeId,
+    stateDir: options.stateDir,
+    identity,
+    ...(options.networkRefreshMs === undefined ? {} : { refreshMs: options.networkRefreshMs }),
+    logger,
+    resolveTarget: (t) => names.resolveTarget(t),
+  })
+  const { networks, networkRegistry, trustLog } = net
+  const streams = new NodeStreams({ address, driver, admission, peers: tunnel, registry: directory, names, networks: net })
   const handshakeTiming = { dialTimeoutMs: timing.handshakeDialTimeoutMs, closeDelayMs: timing.handshakeCloseDelayMs }
   const trust = new TrustService({
     store,
@@ -511,6 +538,7 @@ function buildNode(inputs: NodeInputs): NodeParts {
     sendDirect: (node, message) => sendHandshakeMessage(streams, node, message, handshakeTiming),
     onTrustChanged: (node, trusted) => applyTrustChange({ directory, tunnel, driver }, node, trusted),
     autoAccept: options.autoAccept === true,
+    onDecision: (action, node, detail) => void trustLog.append(action, node, detail),
     logger: logger.child({ component: 'trust' }),
   })
   startEchoService(driver)
@@ -550,13 +578,15 @@ function buildNode(inputs: NodeInputs): NodeParts {
   // Trusted peers are the ones we will talk to: their keys and endpoints at hand for a first connection.
   tunnel.prefetchPeers(store.listTrusted().map((e) => e.node_id))
   session.start()
+  networks.start()
   metrics?.watch({ tunnel, endpoint, driver, session })
-  return { nodeId, address, startedAt: performance.now(), bind, client, session, directory, tunnel, endpoint, driver, store, trust, handshake, names, streams, metrics }
+  return { nodeId, address, startedAt: performance.now(), bind, client, session, directory, tunnel, endpoint, driver, store, trust, handshake, names, streams, metrics, networks, networkRegistry, trustLog }
 }
 
 /** The node's half of `close()` (also after a failed TUN start): FINs, grace, deregister, then every part closes. */
 async function closeNode(node: NodeParts, timing: DaemonTiming, logger: Logger): Promise<void> {
   const { driver, endpoint } = node
+  node.networks.close()
   node.streams.beginClose()
   const now = driver.now()
   for (const h of driver.streamHandles()) {
