@@ -12,7 +12,7 @@ import { CliExit, formatTable, printResult } from '../output.js'
 
 interface AuditArgs extends DaemonClientArgs {
   network?: string
-  local: boolean
+  local?: boolean
   'admin-token'?: string
 }
 
@@ -49,7 +49,7 @@ const AUDIT_TIMEOUT_MS = 60_000
 function withAuditOptions<T>(y: Argv<T>): Argv<T & AuditArgs> {
   return withDaemonOptions(y)
     .option('network', { type: 'string', describe: 'the network (name or ID); 0 or none = the registry\'s trust chain (needs --admin-token)' })
-    .option('local', { type: 'boolean', default: false, describe: 'this daemon\'s own trust-decision log instead' })
+    .option('local', { type: 'boolean', describe: 'this daemon\'s own trust-decision log instead' })
     .option('admin-token', { type: 'string', describe: 'the registry\'s admin token (trust chain 0)' })
     .conflicts('local', ['network', 'admin-token']) as unknown as Argv<T & AuditArgs>
 }
@@ -58,7 +58,7 @@ function params(args: AuditArgs): Record<string, unknown> {
   return {
     ...(args.network === undefined ? {} : { network: String(args.network) }),
     ...(args['admin-token'] === undefined ? {} : { admin_token: String(args['admin-token']) }),
-    ...(args.local ? { local: true } : {}),
+    ...(args.local === true ? { local: true } : {}),
   }
 }
 
