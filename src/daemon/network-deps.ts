@@ -5,10 +5,8 @@
  * seam between them and the daemon.
  *
  * LEAD: once src/registry/audit-chain.ts and src/registry/invite-text.ts are
- * merged, replace the bodies below with
- *
- *     export { verifyAuditChain } from '../registry/audit-chain.js'
- *     export { encodeInviteText, decodeInviteText } from '../registry/invite-text.js'
+ * merged, replace the three stand-ins below by re-exports of the registry's
+ * verifyAuditChain, encodeInviteText and decodeInviteText.
  *
  * The stand-ins keep the contract's behaviour where it is fixed by the
  * contract (the invite text form), and refuse to verify rather than guess.
