@@ -602,6 +602,7 @@ async function closeNode(node: NodeParts, timing: DaemonTiming, logger: Logger):
     if (allQuiet(driver)) break
   }
   await node.trust.close(Math.min(500, timing.closeGraceMs))
+  await node.trustLog.flush()
   await node.session.stop(timing.deregisterTimeoutMs)
   node.client.close()
   // Whatever is still open ends here: its users see PT_SESSION_CLOSING.

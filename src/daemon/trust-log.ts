@@ -93,6 +93,11 @@ export class TrustLog {
     return this.tail
   }
 
+  /** Resolves when every append so far is written (the daemon's close waits for it). */
+  flush(): Promise<void> {
+    return this.tail
+  }
+
   /** Every entry kept (rotated file first). Lines that are no JSON object come back as `null` placeholders in `verify`. */
   async entries(): Promise<TrustLogEntry[]> {
     return (await this.readLines()).filter((e): e is TrustLogEntry => e !== null && typeof e === 'object')
