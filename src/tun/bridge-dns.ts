@@ -204,7 +204,9 @@ export class DnsResponder {
     const settled = p.then(
       (address) => {
         if (this.cache.size >= MAX_CACHE) this.cache.clear()
-        this.cache.set(name, { address, expires: performance.now() + (address === null ? this.negativeMs : this.cacheMs) })
+        // Network names follow membership (a leave, a removal): kept briefly, as misses are.
+        const ttl = address === null || inNetwork !== null ? this.negativeMs : this.cacheMs
+        this.cache.set(name, { address, expires: performance.now() + ttl })
       },
       () => {},
     )
