@@ -27,7 +27,8 @@
  *       "dataexchange": true,
  *       "eventstream": true,
  *       "inbox-max-mb": 256,
- *       "inbox-max-files": 10000
+ *       "inbox-max-files": 10000,
+ *       "network-refresh": 10
  *     }
  *
  * `"tun": false` is `--no-tun`, `"dataexchange": false` `--no-dataexchange`, `"eventstream": false` `--no-eventstream`. A flag given on the command line wins over the
@@ -75,6 +76,7 @@ export const CONFIG_KEYS = {
   eventstream: { type: 'boolean' },
   'inbox-max-mb': { type: 'number', min: 1, max: 1_048_576 },
   'inbox-max-files': { type: 'number', min: 1, max: 10_000_000 },
+  'network-refresh': { type: 'number', min: 1, max: 3600 },
 } as const satisfies Record<string, KeySpec>
 
 export type ConfigKey = keyof typeof CONFIG_KEYS

@@ -23,6 +23,8 @@ import { trustCommand } from './commands/trust.js'
 import { taskCommand } from './commands/task.js'
 import { inboxCommand, receivedCommand, sendFileCommand, sendMessageCommand } from './commands/messages.js'
 import { publishCommand, subscribeCommand } from './commands/events.js'
+import { networkCommand } from './commands/network.js'
+import { auditCommand } from './commands/audit.js'
 
 /** Loaders and help lines of the commands loaded on demand. Keep `describe` in step with the modules. */
 const SERVER_COMMANDS: Record<string, { load: () => Promise<CommandModule<object, any>>; describe: string }> = {
@@ -68,6 +70,8 @@ export async function main(argv: string[]): Promise<number> {
     .command(trustCommand)
     .command(taskCommand)
     .command(hostnameCommand)
+    .command(networkCommand)
+    .command(auditCommand)
     .command(sendMessageCommand)
     .command(sendFileCommand)
     .command(inboxCommand)

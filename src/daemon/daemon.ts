@@ -56,7 +56,8 @@ import { TRUST_PORT, TrustService, type TrustServiceStats } from './trust-servic
 import { ECHO_PORT, sendHandshakeMessage, startEchoService, startHandshakeService, type HandshakeService, type HandshakeServiceStats } from './services.js'
 import { TunFrontDoor, precheckTunFrontDoor } from '../tun/bridge-setup.js'
 import type { BridgePong, IncomingStreamRequest } from '../tun/bridge-host.js'
-import { TrustAdmission } from './admission.js'
+import { TrustAdmission, type NetworkRefusals } from './admission.js'
+import { NetworkPaths, type NetworkPathStats } from './network-paths.js'
 import { ControlApi } from './control-api.js'
 import { NodeStreams, type ReceivedDatagram } from './node-streams.js'
 import { TargetResolver } from './target-resolver.js'
@@ -69,6 +70,10 @@ import type { DaemonMetrics } from '../metrics/daemon-metrics.js'
 import { startTaskService, tasksDisabledError, type TaskService } from '../services/tasks/index.js'
 import type { TaskCommand, TaskResults } from '../services/tasks/task-api.js'
 import { DataServices } from '../services/data-services.js'
+import type { NetworkView } from './network-view.js'
+import type { NetworkOps, NetworkRegistry } from './network-ops.js'
+import type { TrustLog } from './trust-log.js'
+import { buildNetworkOps, buildNetworkParts } from './network-parts.js'
 
 export { DEFAULT_DAEMON_TIMING, type DaemonOptions, type DaemonTiming } from './options.js'
 export type { ReceivedDatagram } from './node-streams.js'
@@ -78,6 +83,8 @@ export interface DaemonStats {
   trust: TrustServiceStats
   handshake: HandshakeServiceStats
   registry: { registrations: number; heartbeatsOk: number; heartbeatsFailed: number }
+  /** Issue 13: refusals in networks by cause, flows ended by leaves and policy changes, the view's refreshes. */
+  networks: { refused: NetworkRefusals; paths: NetworkPathStats; view: ReturnType<NetworkView['stats']> }
 }
 
 /** Everything `buildNode` makes, finished and connected; the `Daemon` and `closeNode` work on this. */
@@ -99,6 +106,15 @@ export interface NodeParts {
   readonly streams: NodeStreams
   /** `--metrics-listen`: the node's metrics and their HTTP server (null when off). */
   readonly metrics: DaemonMetrics | null
+  /** The networks this node is a member of (issue 13; the data path reads it). */
+  readonly networks: NetworkView
+  readonly admission: TrustAdmission
+  /** Keeps admission, flows and pilot0's addresses in step with `networks`. */
+  readonly paths: NetworkPaths
+  /** The registry's network methods (the RegistryClient unless a test gave a fake). */
+  readonly networkRegistry: NetworkRegistry
+  /** `<state dir>/trust-log.jsonl`: this node's trust decisions, hash-chained and signed. */
+  readonly trustLog: TrustLog
 }
 
 /** What `buildNode` needs: the loaded and opened pieces, and the first registration. */
@@ -134,6 +150,10 @@ export class Daemon implements DaemonControl {
   private readonly tasks: TaskService | null
   /** Data exchange and event stream, and their control methods (the control socket's `services`). */
   readonly services: DataServices
+  /** The networks this node is a member of (issue 13): membership, policy, change events. */
+  readonly networks: NetworkView
+  /** The control socket's `network.*` and `audit.*` methods. */
+  readonly networkOps: NetworkOps
 
   /** Loads the identity, opens the socket, registers and starts every service. */
   static async start(options: DaemonOptions): Promise<Daemon> {
@@ -224,6 +244,7 @@ export class Daemon implements DaemonControl {
         await closeNode(node, timing, logger)
         throw err
       }
+      await node.paths.attachInterfaces(tunDoor)
       const t = tunDoor.status()
       logger.info('TUN interface up', { interface: t.interface, address: t.address, prefix: t.prefix, mtu: t.mtu, dns: t.dns })
     }
@@ -262,6 +283,8 @@ export class Daemon implements DaemonControl {
     this.node = node
     this.inputs = inputs
     this.tunDoor = tunDoor
+    this.networks = node.networks
+    this.networkOps = buildNetworkOps(node)
     this.control = new ControlApi({
       version,
       address: node.address,
@@ -404,6 +427,7 @@ export class Daemon implements DaemonControl {
       trust: trust.stats(),
       handshake: handshake.stats(),
       registry: { registrations: session.registrations, heartbeatsOk: session.heartbeatsOk, heartbeatsFailed: session.heartbeatsFailed },
+      networks: { refused: this.node.admission.networkRefusals(), paths: this.node.paths.stats(), view: this.node.networks.stats() },
     }
   }
 
@@ -501,7 +525,18 @@ function buildNode(inputs: NodeInputs): NodeParts {
   })
   tunnel.onPacket(driver.onPacket)
   const names = new TargetResolver({ client, directory, prefix: inputs.prefix })
-  const streams = new NodeStreams({ address, driver, admission, peers: tunnel, registry: directory, names })
+  const net = buildNetworkParts({
+    client,
+    ...(options.networkRegistry === undefined ? {} : { networkRegistry: options.networkRegistry }),
+    nodeId,
+    stateDir: options.stateDir,
+    identity,
+    ...(options.networkRefreshMs === undefined ? {} : { refreshMs: options.networkRefreshMs }),
+    logger,
+    resolveTarget: (t) => names.resolveTarget(t),
+  })
+  const { networks, networkRegistry, trustLog } = net
+  const streams = new NodeStreams({ address, driver, admission, peers: tunnel, registry: directory, names, networks: net })
   const handshakeTiming = { dialTimeoutMs: timing.handshakeDialTimeoutMs, closeDelayMs: timing.handshakeCloseDelayMs }
   const trust = new TrustService({
     store,
@@ -512,6 +547,7 @@ function buildNode(inputs: NodeInputs): NodeParts {
     sendDirect: (node, message) => sendHandshakeMessage(streams, node, message, handshakeTiming),
     onTrustChanged: (node, trusted) => applyTrustChange({ directory, tunnel, driver }, node, trusted),
     autoAccept: options.autoAccept === true,
+    onDecision: (action, node, detail) => void trustLog.append(action, node, detail),
     logger: logger.child({ component: 'trust' }),
   })
   startEchoService(driver)
@@ -551,13 +587,20 @@ function buildNode(inputs: NodeInputs): NodeParts {
   // Trusted peers are the ones we will talk to: their keys and endpoints at hand for a first connection.
   tunnel.prefetchPeers(store.listTrusted().map((e) => e.node_id))
   session.start()
+  const paths = new NetworkPaths(networks, driver, admission, null, logger.child({ component: 'networks' }), (n) => {
+    const members = networks.get(n)?.members
+    if (members !== undefined) tunnel.prefetchPeers([...members].filter((m) => m !== nodeId))
+  })
+  networks.start()
   metrics?.watch({ tunnel, endpoint, driver, session })
-  return { nodeId, address, startedAt: performance.now(), bind, client, session, directory, tunnel, endpoint, driver, store, trust, handshake, names, streams, metrics }
+  return { nodeId, address, startedAt: performance.now(), bind, client, session, directory, tunnel, endpoint, driver, store, trust, handshake, names, streams, metrics, networks, networkRegistry, trustLog, admission, paths }
 }
 
 /** The node's half of `close()` (also after a failed TUN start): FINs, grace, deregister, then every part closes. */
 async function closeNode(node: NodeParts, timing: DaemonTiming, logger: Logger): Promise<void> {
   const { driver, endpoint } = node
+  node.networks.close()
+  node.paths.close()
   node.streams.beginClose()
   const now = driver.now()
   for (const h of driver.streamHandles()) {
@@ -573,6 +616,7 @@ async function closeNode(node: NodeParts, timing: DaemonTiming, logger: Logger):
     if (allQuiet(driver)) break
   }
   await node.trust.close(Math.min(500, timing.closeGraceMs))
+  await node.trustLog.flush()
   await node.session.stop(timing.deregisterTimeoutMs)
   node.client.close()
   // Whatever is still open ends here: its users see PT_SESSION_CLOSING.

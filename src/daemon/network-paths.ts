@@ -40,16 +40,29 @@ export interface NetworkPathStats {
 export class NetworkPaths {
   private readonly st: NetworkPathStats = { flowsEnded: 0, interfaceErrors: 0 }
   private readonly unsubscribe: () => void
+  /** Networks we are in, as the view's changes said (the interface may come later). */
+  private readonly current = new Set<number>()
 
   constructor(
     private readonly view: NetworkViewLike,
     private readonly driver: SessionDriver,
     admission: TrustAdmission,
-    private readonly iface: NetworkInterfaces | null,
+    private iface: NetworkInterfaces | null,
     private readonly logger: Logger,
+    /** Called with a network's members when we join it or it changes (the tunnel prefetches their keys). */
+    private readonly onMembers: ((network: number) => void) | null = null,
   ) {
     admission.useNetworks(membershipOf(view))
     this.unsubscribe = view.onChange((c) => this.apply(c))
+  }
+
+  /**
+   * The TUN interface, once it exists (the view may have reported networks
+   * before): every network joined so far gets its address and route now.
+   */
+  async attachInterfaces(iface: NetworkInterfaces): Promise<void> {
+    this.iface = iface
+    for (const n of this.current) await this.interfaceStep(n, 'add')
   }
 
   stats(): NetworkPathStats {
@@ -62,11 +75,19 @@ export class NetworkPaths {
 
   private async apply(change: { joined: number[]; left: number[]; changed: number[] }): Promise<void> {
     for (const n of change.left) {
+      this.current.delete(n)
       this.endFlows(n, () => false)
       await this.interfaceStep(n, 'remove')
     }
-    for (const n of change.changed) this.endFlows(n, (c) => this.stillAdmitted(n, c))
-    for (const n of change.joined) await this.interfaceStep(n, 'add')
+    for (const n of change.changed) {
+      this.endFlows(n, (c) => this.stillAdmitted(n, c))
+      this.onMembers?.(n)
+    }
+    for (const n of change.joined) {
+      this.current.add(n)
+      await this.interfaceStep(n, 'add')
+      this.onMembers?.(n)
+    }
   }
 
   /** A flow in `network` stays when its peer is a member and its service port (ours or theirs) is allowed. */

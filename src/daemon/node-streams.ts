@@ -39,6 +39,8 @@ export interface NodeStreamsOptions {
   registry: { isRegistered(node: number): Promise<boolean | null> }
   /** Names for `resolve` (the target resolver). */
   names: { resolve(target: string): Promise<ResolveResult> }
+  /** `host.netname.pilot` (the network view, network-view.ts); absent = no networks. */
+  networks?: { resolveInNetwork(netname: string, host: string): Promise<{ network: number; node_id: number } | null> }
 }
 
 export class NodeStreams implements BridgeHost {
@@ -46,7 +48,7 @@ export class NodeStreams implements BridgeHost {
   private readonly driver: SessionDriver
   private readonly admission: TrustAdmission
   /** The tunnel, the registry directory and the target resolver, asked by `openStream` and `resolve`. */
-  private readonly lookups: Pick<NodeStreamsOptions, 'peers' | 'registry' | 'names'>
+  private readonly lookups: Pick<NodeStreamsOptions, 'peers' | 'registry' | 'names' | 'networks'>
   private datagramHandler: ((d: ReceivedDatagram) => void) | null = null
   /** Further receivers next to `datagramHandler` (the driver IPC). */
   private readonly datagramListeners = new Set<(d: ReceivedDatagram) => void>()
@@ -229,6 +231,11 @@ export class NodeStreams implements BridgeHost {
     throw new DaemonError(DaemonErrorCode.NETWORK_REFUSED, `port ${port} is not allowed in network ${remote.network}`, {
       hint: `see the network's allowed ports: pilot-tun network policy ${remote.network}`,
     })
+  }
+
+  /** `host.netname.pilot`: a member of a network we are in, or null. */
+  async resolveInNetwork(netname: string, host: string): Promise<{ network: number; node_id: number } | null> {
+    return this.lookups.networks === undefined ? null : this.lookups.networks.resolveInNetwork(netname, host)
   }
 
   private dialError(remote: PilotAddress, port: number, err: Error): Error {

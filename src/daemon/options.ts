@@ -17,6 +17,7 @@ import type { StreamConfig } from '../session/index.js'
 import type { KdfMode, PacketBind, TunnelTiming, UdpEndpoint } from '../tunnel/index.js'
 import type { TunFrontDoorOptions } from '../tun/bridge-setup.js'
 import type { TaskTiming } from '../services/tasks/timers.js'
+import type { NetworkRegistry } from './network-ops.js'
 import type { InboxQuota } from '../services/inbox-store.js'
 
 export interface DaemonTiming {
@@ -116,6 +117,10 @@ export interface DaemonOptions {
   eventStream?: boolean
   /** Limits of the inbox the data exchange service fills (default 256 MiB, 10,000 entries). */
   inboxQuota?: Partial<InboxQuota>
+  /** How often the network view re-reads this node's networks (`up --network-refresh`, default 10 s). */
+  networkRefreshMs?: number
+  /** The registry's network methods (default: the RegistryClient); tests give a fake. */
+  networkRegistry?: NetworkRegistry
 }
 
 /** "host:port" / "[v6]:port" with a host name or IP and a port in 1..65535; throws PT_CONFIG_INVALID naming `option`. */

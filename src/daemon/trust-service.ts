@@ -114,6 +114,8 @@ export interface TrustServiceOptions {
   /** Trust for `node` was granted (called once reported to the registry) or taken away (drop sessions, caches). */
   onTrustChanged: (node: number, trusted: boolean) => void
   autoAccept: boolean
+  /** Every trust decision this node makes (the local trust log, trust-log.ts); never throws back. */
+  onDecision?: (action: 'approve' | 'reject' | 'revoke' | 'auto-accept' | 'mutual' | 'refused' | 'request', node: number, detail: string) => void
   logger?: Logger
   /** Wall clock in ms (timestamps are Unix seconds). */
   wallClock?: () => number
@@ -131,6 +133,7 @@ export class TrustService {
   private readonly sendDirectRaw: (node: number, message: Buffer) => Promise<void>
   private readonly onTrustChanged: (node: number, trusted: boolean) => void
   readonly autoAccept: boolean
+  private readonly decided: NonNullable<TrustServiceOptions['onDecision']>
   private readonly logger: Logger
   private readonly wallClock: () => number
   private readonly maxAgeS: number
@@ -172,6 +175,7 @@ export class TrustService {
     this.sendDirectRaw = options.sendDirect
     this.onTrustChanged = options.onTrustChanged
     this.autoAccept = options.autoAccept
+    this.decided = options.onDecision ?? (() => {})
     this.logger = options.logger ?? nullLogger
     this.wallClock = options.wallClock ?? Date.now
     this.maxAgeS = options.maxAgeS ?? 300
@@ -199,6 +203,7 @@ export class TrustService {
     if (typeof m === 'string') {
       this.st.refused[m]++
       this.logger.info('handshake message refused', { node: remoteNode, reason: m })
+      this.decided('refused', remoteNode, m)
       return m
     }
     this.st.directAccepted++
@@ -298,6 +303,7 @@ export class TrustService {
     if (this.store.hasOutgoing(node)) {
       // We asked them too: mutual.
       await this.grant(node, true)
+      this.decided('mutual', node, 'both sides asked')
       await this.client.respondHandshake(self, node, true).catch(() => {})
       this.sendInBackground(node, 'handshake_accept')
       return
@@ -310,7 +316,7 @@ export class TrustService {
       return
     }
     if (outcome === 'added') this.logger.info('trust request received', { node, via, justification })
-    if (this.autoAccept) await this.approve(node)
+    if (this.autoAccept) await this.approve(node, 'auto-accept')
   }
 
   /** Returns false when the accept answers no request of ours (refused). */
@@ -318,6 +324,7 @@ export class TrustService {
     if (this.store.isTrusted(node)) return true
     if (!this.store.hasOutgoing(node)) return false
     await this.grant(node, true)
+    this.decided('mutual', node, 'our request was accepted')
     return true
   }
 
@@ -329,6 +336,7 @@ export class TrustService {
     const wasTrusted = this.store.forget(node)
     if (!wasTrusted) return
     this.logger.info('trust revoked by peer', { node })
+    this.decided('revoke', node, 'revoked by the peer')
     this.onTrustChanged(node, false)
     await this.client.revokeTrust(this.selfId(), node).catch(() => {}) // the pair may already be gone
   }
@@ -356,6 +364,7 @@ export class TrustService {
       return 'trusted'
     }
     this.store.addOutgoing(node)
+    this.decided('request', node, justification)
     const direct = this.sendTracked(node, 'handshake_request', { justification })
     try {
       await this.client.requestHandshake(self, node, clip(justification))
@@ -370,7 +379,7 @@ export class TrustService {
     return 'sent'
   }
 
-  async approve(node: number): Promise<void> {
+  async approve(node: number, how: 'approve' | 'auto-accept' = 'approve'): Promise<void> {
     this.checkTarget(node)
     if (this.store.isTrusted(node) && this.store.pendingEntry(node) === undefined) return
     if (this.store.pendingEntry(node) === undefined) {
@@ -379,6 +388,7 @@ export class TrustService {
       })
     }
     await this.grant(node, true)
+    this.decided(how, node, '')
     await this.client.respondHandshake(this.selfId(), node, true).catch((err: unknown) =>
       this.logger.debug('respond_handshake(accept) failed', { node, error: String(err) }),
     )
@@ -390,6 +400,7 @@ export class TrustService {
     if (!this.store.removePending(node)) {
       throw new DaemonError(DaemonErrorCode.TRUST_NO_REQUEST, `node ${node} has no pending trust request`)
     }
+    this.decided('reject', node, reason)
     await this.client.respondHandshake(this.selfId(), node, false).catch(() => {})
     this.sendInBackground(node, 'handshake_reject', { reason })
   }
@@ -397,6 +408,7 @@ export class TrustService {
   async revoke(node: number, reason = ''): Promise<void> {
     this.checkTarget(node)
     const wasTrusted = this.store.forget(node)
+    this.decided('revoke', node, reason)
     // Tell them first (the stream needs the tunnel session we are about to drop).
     const told = this.sendTracked(node, 'handshake_revoke', { reason })
     await told

@@ -21,4 +21,13 @@ export const RegistryChallenge = {
   respondHandshake: (nodeId: number, peerId: number) => `respond:${nodeId}:${peerId}`,
   /** Signed with the node's current (old) key. */
   rotateKey: (nodeId: number) => `rotate:${nodeId}`,
+  /** Every network write (issue 13): `subject` 0 when none, `networkId` 0 for create. */
+  network: (c: { action: string; nodeId: number; networkId: number; subject: number; detail: string; timestamp: number; nonce: string }) =>
+    `pilot-net:v1:${c.action}:${c.nodeId}:${c.networkId}:${c.subject}:${c.detail}:${c.timestamp}:${c.nonce}`,
+  /** Signed by the inviter (an owner or admin of the network). */
+  invite: (i: { networkId: number; inviterId: number; inviteeId: number; expires: number; nonce: string }) =>
+    `pilot-invite:v1:${i.networkId}:${i.inviterId}:${i.inviteeId}:${i.expires}:${i.nonce}`,
+  listNodes: (requesterId: number, networkId: number) => `list_nodes:${requesterId}:${networkId}`,
+  networkInfo: (nodeId: number, networkId: number) => `network_info:${nodeId}:${networkId}`,
+  auditLog: (nodeId: number, networkId: number) => `audit_log:${nodeId}:${networkId}`,
 } as const

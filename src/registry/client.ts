@@ -19,8 +19,10 @@ import { REGISTRY_MAX_MESSAGE, type JsonObject } from '../protocol/registry-fram
 import { formatHostPort } from '../protocol/host-port.js'
 import { RegistryChallenge } from './challenges.js'
 import { ConnectionLost, RegistryClientConnection } from './client-connection.js'
-import { RegistryError, RegistryErrorCode } from './errors.js'
+import { NETWORK_ERROR_HINTS, RegistryError, RegistryErrorCode, isNetworkErrorCode } from './errors.js'
 import { withSortedKeys } from './json-order.js'
+import * as net from './network-client.js'
+import type { AuditEntry, JoinRule, NetworkInfo, NetworkNode, NetworkPolicy, NetworkRole, NetworkSummary, SignedInvite } from './network-types.js'
 
 export interface ReconnectPolicy {
   /** Dial attempts per (re)connection before requests fail as unreachable. */
@@ -45,6 +47,8 @@ export interface RegistryClientOptions {
   /** Per request, from the moment it is queued. Default 15 s. */
   timeoutMs?: number
   reconnect?: Partial<ReconnectPolicy>
+  /** Wall clock in ms for the timestamps of signed network writes; tests pass the registry's fake one. */
+  now?: () => number
 }
 
 export interface RegisterResult {
@@ -111,6 +115,8 @@ export class RegistryClient {
   private dialError: string | null = null
   private wakeSleeper: (() => void) | null = null
   private sleepTimer: NodeJS.Timeout | null = null
+  /** What network-client.ts needs of this client. */
+  private readonly networkRequester: net.NetworkRequester
 
   constructor(options: RegistryClientOptions) {
     this.host = options.host
@@ -119,6 +125,8 @@ export class RegistryClient {
     this.logger = (options.logger ?? nullLogger).child({ component: 'registry-client' })
     this.timeoutMs = options.timeoutMs ?? 15_000
     this.policy = { ...DEFAULT_RECONNECT_POLICY, ...options.reconnect }
+    const now = options.now ?? Date.now
+    this.networkRequester = { identity: this.identity, now, request: (m) => this.request(m) }
   }
 
   /** `host:port` of the registry, as used in messages and hints. */
@@ -263,7 +271,59 @@ export class RegistryClient {
     )
   }
 
-  /** Sends any request as is and resolves with the answer (rejects with PT_REGISTRY_ERROR on `error`). */
+  // --- networks (issue 13; network-client.ts builds the requests) -----------------
+
+  createNetwork(nodeId: number, o: { name: string; joinRule: JoinRule; token?: string; policy?: Partial<NetworkPolicy> }): Promise<{ networkId: number; name: string }> {
+    return net.createNetwork(this.networkRequester, nodeId, o)
+  }
+
+  joinNetwork(nodeId: number, networkId: number, o?: { token?: string; invite?: SignedInvite }): Promise<{ networkId: number; address: string }> {
+    return net.joinNetwork(this.networkRequester, nodeId, networkId, o)
+  }
+
+  leaveNetwork(nodeId: number, networkId: number): Promise<{ networkId: number }> {
+    return net.leaveNetwork(this.networkRequester, nodeId, networkId)
+  }
+
+  /** Signs an invite locally, stores it at the registry, and returns it. */
+  createInvite(nodeId: number, networkId: number, inviteeId: number, ttlSeconds: number): Promise<SignedInvite> {
+    return net.createInvite(this.networkRequester, nodeId, networkId, inviteeId, ttlSeconds)
+  }
+
+  removeMember(nodeId: number, networkId: number, memberId: number): Promise<void> {
+    return net.removeMember(this.networkRequester, nodeId, networkId, memberId)
+  }
+
+  setMemberRole(nodeId: number, networkId: number, memberId: number, role: NetworkRole): Promise<void> {
+    return net.setMemberRole(this.networkRequester, nodeId, networkId, memberId, role)
+  }
+
+  /** Fields not given keep their current value. */
+  setNetworkPolicy(nodeId: number, networkId: number, policy: Partial<NetworkPolicy>): Promise<NetworkPolicy> {
+    return net.setNetworkPolicy(this.networkRequester, nodeId, networkId, policy)
+  }
+
+  networkInfo(nodeId: number, networkId: number): Promise<NetworkInfo> {
+    return net.networkInfo(this.networkRequester, nodeId, networkId)
+  }
+
+  listNetworks(): Promise<NetworkSummary[]> {
+    return net.listNetworks(this.networkRequester)
+  }
+
+  listNodes(nodeId: number, networkId: number): Promise<NetworkNode[]> {
+    return net.listNodes(this.networkRequester, nodeId, networkId)
+  }
+
+  /** A whole audit chain (paged); chain 0 (trust) needs the registry's admin token. */
+  auditLog(nodeId: number, networkId: number, o?: { adminToken?: string }): Promise<AuditEntry[]> {
+    return net.auditLog(this.networkRequester, nodeId, networkId, o)
+  }
+
+  /**
+   * Sends any request as is and resolves with the answer. An `error` answer
+   * rejects with PT_REGISTRY_ERROR, or with the PT_NETWORK_* code it carries.
+   */
   request(message: JsonObject): Promise<JsonObject> {
     if (this.closed) return Promise.reject(closedError())
     return new Promise((resolve, reject) => {
@@ -407,9 +467,15 @@ export class RegistryClient {
 
   private settleWithResponse(pending: PendingRequest, response: JsonObject): void {
     if (typeof response.error === 'string') {
-      this.settle(pending, new RegistryError(RegistryErrorCode.ERROR, `registry refused ${String(pending.message.type)}: ${response.error}`, {
-        serverError: response.error,
-      }))
+      const code = response.code
+      this.settle(
+        pending,
+        isNetworkErrorCode(code)
+          ? new RegistryError(code, response.error, { serverError: response.error, ...hintFor(code, pending.message) })
+          : new RegistryError(RegistryErrorCode.ERROR, `registry refused ${String(pending.message.type)}: ${response.error}`, {
+            serverError: response.error,
+          }),
+      )
       return
     }
     if (pending.settled) return
@@ -430,6 +496,14 @@ export class RegistryClient {
       hint: `check that a registry listens on ${this.address} and that this host can reach it over TCP`,
     })
   }
+}
+
+function hintFor(code: keyof typeof NETWORK_ERROR_HINTS, request: JsonObject): { hint?: string } {
+  if (code === 'PT_NETWORK_NOT_ADMIN' && request.type === 'audit_log' && request.network_id === 0) {
+    return { hint: "the trust chain needs the registry's admin token (`registry --admin-token`): pass it with --admin-token" }
+  }
+  const hint = NETWORK_ERROR_HINTS[code]
+  return hint === undefined ? {} : { hint }
 }
 
 function closedError(): RegistryError {

@@ -21,7 +21,13 @@ export {
   type PoloScore,
   type HandshakeInbox,
 } from './client.js'
-export { RegistryError, RegistryErrorCode } from './errors.js'
+export { RegistryError, RegistryErrorCode, NetworkErrorCode, NETWORK_ERROR_HINTS, isNetworkErrorCode } from './errors.js'
+export { auditEntryHash, verifyAuditChain } from './audit-chain.js'
+export { encodeInviteText, decodeInviteText, INVITE_TEXT_PREFIX } from './invite-text.js'
+export { canonicalPolicy, isNetworkName } from './network-wire.js'
+export { NetworkStore, type NetworkRecord, type MemberRecord, type InviteRecord } from './network-store.js'
+export { NetworkRequests, REPLAY_WINDOW_S } from './networks.js'
+export * from './network-types.js'
 export { RegistryChallenge } from './challenges.js'
 export { DEFAULT_REGISTRY_LIMITS, type RegistryLimits } from './limits.js'
 export { RegistryRequestHandler, type RequestOrigin, type HandledRequest } from './request-handler.js'

@@ -20,13 +20,18 @@ export type RejectReason =
   | 'unsupported'
   | 'internal'
 
-/** Thrown inside the handler; `text` goes to the client as the `error` string. */
+/**
+ * Thrown inside the handler; `text` goes to the client as the `error` string,
+ * and `code` (network operations) as the extra `code` key.
+ */
 export class RequestRejected extends Error {
   readonly reason: RejectReason
+  readonly code: string | undefined
 
-  constructor(reason: RejectReason, text: string) {
+  constructor(reason: RejectReason, text: string, code?: string) {
     super(text)
     this.reason = reason
+    this.code = code
   }
 }
 

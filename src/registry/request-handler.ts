@@ -17,7 +17,10 @@
  *     rate limited per source IP;
  *   - IDs must be integers in range (Go maps junk to node 0);
  *   - an unsigned `register` with a known key does not move the node's address
- *     until the node signs a request on that connection (address-claims.ts).
+ *     until the node signs a request on that connection (address-claims.ts);
+ *   - networks work (networks.ts, issue 13): signed writes with replay
+ *     protection, member-only reads, and an audit chain per network; trust
+ *     changes made by report_trust/revoke_trust go into chain 0.
  */
 import { verifyChallenge, decodeStdBase64, ED25519_PUBLIC_KEY_SIZE } from '../crypto/identity.js'
 import { formatAddress } from '../protocol/address.js'
@@ -44,6 +47,7 @@ import {
 } from './request-fields.js'
 import type { NodeRecord, RegistryStore } from './store.js'
 import { establishIfMutual, mayResolve } from './trust-rules.js'
+import { NetworkRequests } from './networks.js'
 
 /** Where a request came from: the TCP peer of its connection, and what that connection has proven so far. */
 export interface RequestOrigin {
@@ -72,8 +76,9 @@ export class RegistryRequestHandler {
   private readonly scoreChanges: KeyedRateLimiter
   private readonly beaconRegistrations: KeyedRateLimiter
   private readonly handlers: ReadonlyMap<string, Handler>
+  private readonly networks: NetworkRequests<RequestOrigin>
 
-  constructor(options: { store: RegistryStore; now: () => number; limits: RegistryLimits; logger?: Logger }) {
+  constructor(options: { store: RegistryStore; now: () => number; limits: RegistryLimits; logger?: Logger; adminToken?: string }) {
     this.store = options.store
     this.now = options.now
     this.limits = options.limits
@@ -82,6 +87,12 @@ export class RegistryRequestHandler {
     this.registrations = new KeyedRateLimiter({ capacity: this.limits.registrationsPerMinute, periodMs: minute })
     this.scoreChanges = new KeyedRateLimiter({ capacity: this.limits.scoreChangesPerMinute, periodMs: minute })
     this.beaconRegistrations = new KeyedRateLimiter({ capacity: this.limits.beaconRegistrationsPerMinute, periodMs: minute })
+    this.networks = new NetworkRequests<RequestOrigin>({
+      store: this.store,
+      now: this.now,
+      ...(options.adminToken !== undefined ? { adminToken: options.adminToken } : {}),
+      authenticate: (req, origin, idKey, challenge) => this.authenticate(req, origin, idKey, challenge),
+    })
     this.handlers = new Map<string, Handler>([
       ['register', (r, o) => this.register(r, o)],
       ['heartbeat', (r, o) => this.heartbeat(r, o)],
@@ -104,11 +115,7 @@ export class RegistryRequestHandler {
       ['set_polo_score', (r, o) => this.setPoloScore(r, o)],
       ['beacon_register', (r, o) => this.beaconRegister(r, o)],
       ['beacon_list', () => this.beaconList()],
-      ['list_networks', () => this.listNetworks()],
-      ['list_nodes', (r) => this.listNodes(r)],
-      ['create_network', () => networksUnsupported()],
-      ['join_network', () => networksUnsupported()],
-      ['leave_network', () => networksUnsupported()],
+      ...this.networks.handlers(),
       ['rotate_key', (r, o) => this.rotateKey(r, o)],
       ['subscribe_replication', () => {
         throw new RequestRejected('unsupported', 'replication not configured')
@@ -125,7 +132,7 @@ export class RegistryRequestHandler {
       if (handler === undefined) throw new RequestRejected('unknown-type', 'unknown request type')
       return { response: handler(req, origin), rejected: null }
     } catch (err) {
-      if (err instanceof RequestRejected) return { response: errorResponse(err.message), rejected: err.reason }
+      if (err instanceof RequestRejected) return { response: errorResponse(err.message, err.code), rejected: err.reason }
       this.logger.error('registry request failed', { type: String(type).slice(0, 40), error: (err as Error).message })
       return { response: errorResponse('internal error'), rejected: 'internal' }
     }
@@ -137,6 +144,7 @@ export class RegistryRequestHandler {
     const nodes = this.store.reapStale(now - this.limits.staleAfterMs)
     const beacons = this.store.pruneBeacons(now - this.limits.beaconTtlMs)
     const requests = this.store.pruneAnsweredlessRequests(now - this.limits.unansweredRequestTtlMs)
+    this.networks.prune(now)
     return { nodes, beacons, requests }
   }
 
@@ -196,7 +204,7 @@ export class RegistryRequestHandler {
       type: 'lookup_ok',
       node_id: node.id,
       address: nodeAddress(node.id),
-      networks: [0],
+      networks: [0, ...this.store.networks.networksOf(node.id)],
       public_key: node.publicKey,
       public: node.isPublic,
       polo_score: node.poloScore,
@@ -279,8 +287,11 @@ export class RegistryRequestHandler {
     const peer = this.knownPeer(node, peerId)
     const now = this.now()
     this.store.transaction(() => {
-      this.store.addTrustReport(node.id, peer.id, now)
-      establishIfMutual(this.store, node.id, peer.id, now)
+      const added = this.store.addTrustReport(node.id, peer.id, now)
+      const hadPair = this.store.hasTrustPair(node.id, peer.id)
+      const pair = establishIfMutual(this.store, node.id, peer.id, now)
+      // Chain 0 records the changes only: a repeated report that changes nothing adds no entry.
+      if (added || (pair && !hadPair)) this.networks.recordTrust(node, 'trust', peer.id, pair ? 'pair' : 'report', req.signature as string)
     })
     return { type: 'report_trust_ok' }
   }
@@ -289,7 +300,10 @@ export class RegistryRequestHandler {
     const peerId = readNodeId(req, 'peer_id')
     const node = this.authenticate(req, origin, 'node_id', (id) => RegistryChallenge.revokeTrust(id, peerId))
     const peer = this.knownPeer(node, peerId)
-    if (!this.store.removeTrust(node.id, peer.id)) throw new RequestRejected('not-found', 'no trust to revoke')
+    this.store.transaction(() => {
+      if (!this.store.removeTrust(node.id, peer.id)) throw new RequestRejected('not-found', 'no trust to revoke')
+      this.networks.recordTrust(node, 'revoke', peer.id, '', req.signature as string)
+    })
     return { type: 'revoke_trust_ok' }
   }
 
@@ -403,20 +417,6 @@ export class RegistryRequestHandler {
     return { type: 'beacon_list_ok', beacons: beacons.map((b) => ({ id: b.id, addr: b.addr })) }
   }
 
-  private listNetworks(): JsonObject {
-    return {
-      type: 'list_networks_ok',
-      networks: [{ id: 0, name: 'backbone', members: this.store.countOnline(), join_rule: 'open' }],
-    }
-  }
-
-  private listNodes(req: JsonObject): JsonObject {
-    const networkId = readInteger(req, 'network_id', 0, 0xffff)
-    // Listing the backbone would enumerate every node: refused, as in Go.
-    if (networkId === 0) throw new RequestRejected('not-authorised', 'listing network 0 is not allowed')
-    throw new RequestRejected('not-found', 'no such network')
-  }
-
   private rotateKey(req: JsonObject, origin: RequestOrigin): JsonObject {
     const newKey = readPublicKey(req, 'new_public_key')
     const node = this.authenticate(req, origin, 'node_id', RegistryChallenge.rotateKey)
@@ -462,12 +462,9 @@ export class RegistryRequestHandler {
   }
 }
 
-export function errorResponse(text: string): JsonObject {
-  return { type: 'error', error: text }
-}
-
-function networksUnsupported(): never {
-  throw new RequestRejected('unsupported', 'custom networks are not supported')
+/** `code` (network operations) rides next to `error`, which is all Go clients read. */
+export function errorResponse(text: string, code?: string): JsonObject {
+  return code === undefined ? { type: 'error', error: text } : { type: 'error', error: text, code }
 }
 
 function nodeAddress(id: number): string {

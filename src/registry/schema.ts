@@ -85,6 +85,71 @@ const MIGRATIONS: readonly string[] = [
     last_seen INTEGER NOT NULL
   );
   `,
+  // 2: networks (issue 13): members with roles, invites, used request nonces, audit chains.
+  `
+  INSERT INTO counters (name, value) VALUES ('next_network', 1);
+
+  CREATE TABLE networks (
+    id              INTEGER PRIMARY KEY,
+    name            TEXT NOT NULL UNIQUE,
+    join_rule       TEXT NOT NULL,
+    -- token rule only: scrypt of the token with this network's own random salt (hex); never the token.
+    token_salt      TEXT,
+    token_hash      TEXT,
+    max_members     INTEGER NOT NULL,
+    allowed_ports   TEXT NOT NULL DEFAULT '[]',
+    members_resolve INTEGER NOT NULL,
+    created         INTEGER NOT NULL
+  );
+
+  CREATE TABLE network_members (
+    network_id INTEGER NOT NULL REFERENCES networks (id),
+    node_id    INTEGER NOT NULL REFERENCES nodes (id),
+    role       TEXT NOT NULL,
+    joined     INTEGER NOT NULL,
+    PRIMARY KEY (network_id, node_id)
+  );
+  CREATE INDEX network_members_node ON network_members (node_id);
+
+  CREATE TABLE network_invites (
+    network_id INTEGER NOT NULL REFERENCES networks (id),
+    nonce      TEXT NOT NULL,
+    inviter_id INTEGER NOT NULL,
+    invitee_id INTEGER NOT NULL,
+    expires    INTEGER NOT NULL,
+    signature  TEXT NOT NULL,
+    used       INTEGER NOT NULL DEFAULT 0,
+    created    INTEGER NOT NULL,
+    PRIMARY KEY (network_id, nonce)
+  );
+  CREATE INDEX network_invites_invitee ON network_invites (network_id, invitee_id);
+
+  -- (node, nonce) of every signed network write, kept past the ±300 s window (pruned by the reaper).
+  CREATE TABLE used_nonces (
+    node_id INTEGER NOT NULL,
+    nonce   TEXT NOT NULL,
+    seen    INTEGER NOT NULL,
+    PRIMARY KEY (node_id, nonce)
+  );
+  CREATE INDEX used_nonces_seen ON used_nonces (seen);
+
+  -- Append-only hash chains, one per network; chain 0 holds trust changes (audit-chain.ts).
+  CREATE TABLE audit_log (
+    network_id INTEGER NOT NULL,
+    seq        INTEGER NOT NULL,
+    time       INTEGER NOT NULL,
+    actor      INTEGER NOT NULL,
+    actor_key  TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    subject    INTEGER NOT NULL,
+    detail     TEXT NOT NULL,
+    signed     TEXT NOT NULL,
+    signature  TEXT NOT NULL,
+    prev       TEXT NOT NULL,
+    hash       TEXT NOT NULL,
+    PRIMARY KEY (network_id, seq)
+  );
+  `,
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS.length

@@ -35,6 +35,8 @@ export interface RegistryServerOptions {
   /** Wall clock in ms; tests pass a fake one. */
   now?: () => number
   limits?: Partial<RegistryLimits>
+  /** Lets `audit_log` of the trust chain (network 0) be read by whoever presents it (issue 13). */
+  adminToken?: string
 }
 
 export interface RegistryServerStats {
@@ -91,6 +93,7 @@ export class RegistryServer {
       now: options.now ?? Date.now,
       limits: this.limits,
       logger: this.logger,
+      ...(options.adminToken !== undefined ? { adminToken: options.adminToken } : {}),
     })
   }
 

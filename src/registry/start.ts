@@ -17,6 +17,8 @@ export interface StartRegistryOptions {
   logger?: Logger
   limits?: Partial<RegistryLimits>
   now?: () => number
+  /** The registry's admin token: reads the trust audit chain (network 0). */
+  adminToken?: string
 }
 
 export interface RunningRegistry {
@@ -31,7 +33,13 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
   const logger = options.logger ?? nullLogger
   if (options.storePath !== ':memory:') mkdirSync(dirname(options.storePath), { recursive: true, mode: 0o700 })
   const store = new RegistryStore({ path: options.storePath })
-  const server = new RegistryServer({ store, logger, ...(options.now ? { now: options.now } : {}), ...(options.limits ? { limits: options.limits } : {}) })
+  const server = new RegistryServer({
+    store,
+    logger,
+    ...(options.now ? { now: options.now } : {}),
+    ...(options.limits ? { limits: options.limits } : {}),
+    ...(options.adminToken !== undefined ? { adminToken: options.adminToken } : {}),
+  })
   let address: { host: string; port: number }
   try {
     address = await server.listen(options.host, options.port)

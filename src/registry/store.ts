@@ -14,6 +14,7 @@
  */
 import Database from 'better-sqlite3'
 import { RegistryError, RegistryErrorCode } from './errors.js'
+import { NetworkStore } from './network-store.js'
 import { migrateSchema } from './schema.js'
 
 export interface NodeRecord {
@@ -91,6 +92,8 @@ export interface KeyIndexEntry {
 export class RegistryStore {
   private readonly db: Database.Database
   private readonly statements: ReturnType<typeof prepareStatements>
+  /** Networks, members, invites and audit chains, on the same database (network-store.ts). */
+  readonly networks: NetworkStore
 
   constructor(options: RegistryStoreOptions) {
     try {
@@ -103,6 +106,7 @@ export class RegistryStore {
       this.db.pragma('foreign_keys = ON')
       migrateSchema(this.db)
       this.statements = prepareStatements(this.db)
+      this.networks = new NetworkStore(this.db)
     } catch (err) {
       if (err instanceof RegistryError) throw err
       throw new RegistryError(RegistryErrorCode.STORE, `cannot open registry store ${options.path}: ${(err as Error).message}`, {
@@ -268,9 +272,9 @@ export class RegistryStore {
     )
   }
 
-  /** `from` declared that it trusts `to` (report_trust or an accepting respond_handshake). */
-  addTrustReport(from: number, to: number, now: number): void {
-    this.statements.insertReport.run(from, to, now)
+  /** `from` declared that it trusts `to` (report_trust or an accepting respond_handshake). False if it already had. */
+  addTrustReport(from: number, to: number, now: number): boolean {
+    return this.statements.insertReport.run(from, to, now).changes > 0
   }
 
   hasTrustReport(from: number, to: number): boolean {

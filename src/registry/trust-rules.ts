@@ -35,8 +35,14 @@ export function establishIfMutual(store: RegistryStore, a: number, b: number, no
 
 /**
  * May `requester` learn `target`'s endpoint? Yes for itself, for public
- * targets and for trusted pairs (§10.5.4; custom networks do not exist here).
+ * targets, for trusted pairs (§10.5.4), and for two members of a network
+ * whose policy has members_resolve (issue 13).
  */
 export function mayResolve(store: RegistryStore, requester: number, target: number, targetIsPublic: boolean): boolean {
-  return requester === target || targetIsPublic || store.hasTrustPair(requester, target)
+  return (
+    requester === target ||
+    targetIsPublic ||
+    store.hasTrustPair(requester, target) ||
+    store.networks.shareResolvableNetwork(requester, target)
+  )
 }

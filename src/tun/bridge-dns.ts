@@ -2,6 +2,9 @@
  * The `.pilot` DNS responder of the TUN front door: a UDP socket on [A]:53
  * answering `<hostname>.pilot` AAAA with the node's mapped address, looked
  * up through the daemon (registry) and cached briefly. The codec is dns.ts.
+ * `<hostname>.<network>.pilot` answers `prefix:N::node` when this node and
+ * that one are members of the network named so (the host's
+ * `resolveInNetwork`), NXDOMAIN otherwise.
  *
  * With systemd-resolved running (in our own network namespace), the
  * responder is registered on the interface (`resolvectl dns IF A`,
@@ -157,14 +160,14 @@ export class DnsResponder {
     }
     const early = dnsResponseWithoutLookup(q)
     if (early !== null) return this.reply(early, rinfo)
-    const name = q.hostname!
+    const name = q.network === null ? q.hostname! : `${q.hostname!}.${q.network}`
     const now = performance.now()
     const hit = this.cache.get(name)
     if (hit !== undefined && hit.expires > now) {
       this.st.answeredFromCache++
       return this.reply(buildDnsResponse(q, hit.address), rinfo)
     }
-    this.lookup(name)
+    this.lookup(name, q.network === null ? null : { host: q.hostname!, network: q.network })
       .then(
         (address) => this.reply(buildDnsResponse(q, address), rinfo),
         () => this.reply(buildDnsServerFailure(q), rinfo),
@@ -178,20 +181,20 @@ export class DnsResponder {
   }
 
   /** The node's mapped address, null for "no such name"; rejects when the registry cannot answer. */
-  private lookup(name: string): Promise<Uint8Array | null> {
+  private lookup(name: string, inNetwork: { host: string; network: string } | null): Promise<Uint8Array | null> {
     let p = this.inflight.get(name)
     if (p !== undefined) return p
     this.st.lookups++
-    let resolving: Promise<{ node_id: number }>
+    let resolving: Promise<{ node_id: number; network?: number }>
     try {
-      resolving = this.host.resolve(name)
+      resolving = inNetwork === null ? this.host.resolve(name) : this.resolveInNetwork(inNetwork.network, inNetwork.host)
     } catch (err) {
       // A resolver that throws instead of rejecting: a bug, but this query's alone.
       this.handlerFailed(err)
       resolving = Promise.reject(err)
     }
     p = resolving.then(
-      (r) => mapPilotToIpv6({ network: 0, node: r.node_id }, this.prefix),
+      (r) => mapPilotToIpv6({ network: r.network ?? 0, node: r.node_id }, this.prefix),
       (err: unknown) => {
         if ((err as { code?: string } | null)?.code === 'PT_NAME_NOT_FOUND') return null
         this.st.lookupFailures++
@@ -201,13 +204,22 @@ export class DnsResponder {
     const settled = p.then(
       (address) => {
         if (this.cache.size >= MAX_CACHE) this.cache.clear()
-        this.cache.set(name, { address, expires: performance.now() + (address === null ? this.negativeMs : this.cacheMs) })
+        // Network names follow membership (a leave, a removal): kept briefly, as misses are.
+        const ttl = address === null || inNetwork !== null ? this.negativeMs : this.cacheMs
+        this.cache.set(name, { address, expires: performance.now() + ttl })
       },
       () => {},
     )
     void settled.finally(() => this.inflight.delete(name))
     this.inflight.set(name, p)
     return p
+  }
+
+  /** A member of a network we are in; PT_NAME_NOT_FOUND (NXDOMAIN) otherwise. */
+  private async resolveInNetwork(network: string, host: string): Promise<{ node_id: number; network: number }> {
+    const r = this.host.resolveInNetwork === undefined ? null : await this.host.resolveInNetwork(network, host)
+    if (r === null) throw Object.assign(new Error(`no member ${host} in network ${network}`), { code: 'PT_NAME_NOT_FOUND' })
+    return r
   }
 
   private reply(bytes: Uint8Array, rinfo: RemoteInfo): void {

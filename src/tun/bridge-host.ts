@@ -60,6 +60,12 @@ export interface BridgeHost {
   networkVerdict(node: number, port: number, protocol: 'stream' | 'datagram' | 'ping', network: number, otherPort?: number): NetworkVerdict
   /** Hostname → node; rejects with code PT_NAME_NOT_FOUND when there is none. */
   resolve(target: string): Promise<{ node_id: number }>
+  /**
+   * `host.netname.pilot` (issue 13): the node `host` in the network named
+   * `netname`, when we and it are members; null otherwise (NXDOMAIN).
+   * Absent = no networks (every such name is NXDOMAIN).
+   */
+  resolveInNetwork?(netname: string, host: string): Promise<{ network: number; node_id: number } | null>
 }
 
 /** The underlay's largest UDP payload (IPv4: 65,535 − 20 − 8). */

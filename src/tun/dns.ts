@@ -68,6 +68,11 @@ export interface DnsQuery {
    * or a label that is no valid hostname).
    */
   hostname: string | null
+  /**
+   * The network name of `host.netname.pilot` (issue 13: `netname` for
+   * `agent.netname.pilot`, whose `hostname` is `agent`); null for `host.pilot`.
+   */
+  network: string | null
   /** The question section as sent (QNAME in its original case, QTYPE, QCLASS): a copy, echoed back. */
   question: Uint8Array
 }
@@ -112,7 +117,12 @@ export function parseDnsQuery(bytes: Uint8Array): DnsQuery {
   const n = labels.length
   const inZone = n >= 1 && labels[n - 1] === PILOT_ZONE
   let hostname: string | null = null
+  let network: string | null = null
   if (inZone && n === 2 && HOSTNAME.test(labels[0]!)) hostname = labels[0]!
+  if (inZone && n === 3 && HOSTNAME.test(labels[0]!) && HOSTNAME.test(labels[1]!)) {
+    hostname = labels[0]!
+    network = labels[1]!
+  }
   return {
     id,
     opcode: (flags >>> 11) & 0x0f,
@@ -123,6 +133,7 @@ export function parseDnsQuery(bytes: Uint8Array): DnsQuery {
     name: labels.join('.'),
     inZone,
     hostname,
+    network,
     question: bytes.slice(DNS_HEADER_SIZE, at),
   }
 }

@@ -42,3 +42,21 @@ test('--answer-pings: default false (private by default), flag and config key ac
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('--network-refresh: default 10 s, flag and config key accepted (seconds), out of 1..3600 refused', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pilot-up-'))
+  try {
+    const config = join(dir, 'config.json')
+    writeFileSync(config, JSON.stringify({ registry: '127.0.0.1:9000', 'network-refresh': 30 }))
+    const none = join(dir, 'none.json')
+    writeFileSync(none, JSON.stringify({ registry: '127.0.0.1:9000' }))
+    assert.equal((await resolveUpSettings({ config: none })).networkRefreshMs, 10_000)
+    assert.equal((await resolveUpSettings({ config })).networkRefreshMs, 30_000)
+    assert.equal((await resolveUpSettings({ config, 'network-refresh': 2.5 })).networkRefreshMs, 2_500, 'the flag wins')
+    const invalid = (e: unknown): boolean => e instanceof PilotError && e.code === 'PT_CONFIG_INVALID'
+    await assert.rejects(resolveUpSettings({ config: none, 'network-refresh': 0 }), invalid)
+    await assert.rejects(resolveUpSettings({ config: none, 'network-refresh': 7200 }), invalid)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})

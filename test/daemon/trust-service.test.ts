@@ -53,3 +53,42 @@ test('1,000 relayed trust requests from distinct nodes: the cap is kept, the res
     await rm(dir, { recursive: true, force: true })
   }
 })
+
+test('every trust decision reaches onDecision (the local trust log): auto-accept, approve, reject, revoke, mutual, request, refused', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'pilot-trust-svc-'))
+  try {
+    const store = await TrustStore.open(dir)
+    const decisions: string[] = []
+    const make = (autoAccept: boolean): TrustService =>
+      new TrustService({
+        store,
+        identity: Identity.generate(),
+        client,
+        directory,
+        selfId: () => 1,
+        sendDirect: () => Promise.resolve(),
+        onTrustChanged: () => {},
+        autoAccept,
+        onDecision: (action, node, detail) => decisions.push(`${action} ${node} ${detail}`),
+      })
+    const auto = make(true)
+    await auto.handleInbox({ requests: [{ fromNodeId: 10, justification: 'hi', timestamp: 0 }], responses: [] })
+    assert.deepEqual(decisions, ['auto-accept 10 '])
+    const trust = make(false)
+    await trust.handleInbox({ requests: [{ fromNodeId: 11, justification: 'a', timestamp: 0 }, { fromNodeId: 12, justification: 'b', timestamp: 0 }], responses: [] })
+    assert.equal(decisions.length, 1, 'a request waiting for approval is no decision yet')
+    await trust.approve(11)
+    await trust.reject(12, 'no thanks')
+    await trust.revoke(11, 'done')
+    await trust.request(13, 'please')
+    await trust.handleInbox({ requests: [{ fromNodeId: 13, justification: 'you too', timestamp: 0 }], responses: [] })
+    assert.equal(await trust.handleDirect(14, new Uint8Array([1, 2, 3])) !== null, true)
+    assert.deepEqual(decisions.slice(1, 6), ['approve 11 ', 'reject 12 no thanks', 'revoke 11 done', 'request 13 please', 'mutual 13 both sides asked'])
+    assert.match(decisions[6] ?? '', /^refused 14 \S+/)
+    await auto.close(100)
+    await trust.close(100)
+    await store.close()
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+})

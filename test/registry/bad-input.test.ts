@@ -3,6 +3,7 @@ import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { connect } from 'node:net'
 import { Identity } from '../../src/crypto/identity.js'
+import { RegistryChallenge } from '../../src/registry/challenges.js'
 import { encodeRegistryMessage, type JsonObject } from '../../src/protocol/registry-framing.js'
 import { SeededRandom } from '../../src/random.js'
 import { RawConnection, startTestRegistry, type TestRegistry, leakedHandles } from './helpers.js'
@@ -20,6 +21,14 @@ function lengthPrefix(n: number): Buffer {
   const b = Buffer.alloc(4)
   b.writeUInt32BE(n >>> 0)
   return b
+}
+
+/** A signed network write from node 1 (`id`), as network-client.ts builds it. */
+function networkWrite(id: Identity, type: string, fields: JsonObject, action: string, networkId: number, detail: string, nowMs: number, subject = 0): JsonObject {
+  const timestamp = Math.floor(nowMs / 1000)
+  const nonce = 'cd'.repeat(16)
+  const signature = id.signChallenge(RegistryChallenge.network({ action, nodeId: 1, networkId, subject, detail, timestamp, nonce }))
+  return { type, ...fields, node_id: 1, timestamp, nonce, signature }
 }
 
 async function registerOne(registry: TestRegistry): Promise<{ raw: RawConnection; id: Identity }> {
@@ -137,6 +146,11 @@ test('fuzz: thousands of random and mutated streams split at random points; the 
       { type: 'poll_handshakes', node_id: 1, signature: id.signChallenge('poll_handshakes:1') },
       { type: 'set_tags', node_id: 1, tags: ['a', 'b'], signature: id.signChallenge('set_tags:1') },
       { type: 'list_networks' },
+      // Networks (issue 13): a signed write, a read and an invite, for the mutator to chew on.
+      networkWrite(id, 'create_network', { name: 'fuzz', join_rule: 'token', token: 't', policy: { max_members: 3, allowed_ports: [80], members_resolve: true } }, 'create', 0, 'name=fuzz;rule=token;policy={"allowed_ports":[80],"max_members":3,"members_resolve":true}', registry.clock.ms),
+      networkWrite(id, 'join_network', { network_id: 1, token: 't' }, 'join', 1, 'rule=token', registry.clock.ms, 1),
+      { type: 'audit_log', network_id: 1, node_id: 1, after_seq: 0, limit: 3, signature: id.signChallenge('audit_log:1:1') },
+      { type: 'create_invite', network_id: 1, invite: { network_id: 1, inviter_id: 1, invitee_id: 1, expires: 2e9, nonce: 'ab'.repeat(16), signature: 'AAAA' } },
     ]
     const randomBytes = (n: number): Buffer => {
       const b = Buffer.alloc(n)
@@ -218,6 +232,7 @@ test('fuzz: thousands of random and mutated streams split at random points; the 
     assert.ok(stats.connectionsAccepted >= connections)
     assert.ok((stats.rejected['bad-json'] ?? 0) > 0, JSON.stringify(stats))
     assert.ok((stats.rejected['too-large'] ?? 0) > 0, JSON.stringify(stats))
+    assert.equal(stats.rejected.internal, undefined, 'no request ends in an internal error')
     witness.destroy()
     fresh.destroy()
   })

@@ -143,3 +143,35 @@ test('store: IDs are never reused, hostnames unique among online nodes, trust pa
 after(async () => {
   assert.deepEqual(await leakedHandles(), [], 'sockets, servers or timers left open')
 })
+
+test('schema 1 → 2: a store written before networks keeps its nodes and trust and gains the network tables', () => {
+  const { dir, cleanup } = tempDir()
+  const file = path.join(dir, 'r.db')
+  try {
+    const store = new RegistryStore({ path: file })
+    const a = store.createNode({ publicKey: Buffer.alloc(32, 1).toString('base64'), owner: null, realAddr: '127.0.0.1:1', now: 1 })
+    const b = store.createNode({ publicKey: Buffer.alloc(32, 2).toString('base64'), owner: null, realAddr: '127.0.0.1:2', now: 1 })
+    store.addTrustPair(a.id, b.id, 'mutual-report', 1)
+    store.close()
+    // Make it a version-1 file: what pilot-tun wrote before issue 13.
+    const db = new Database(file)
+    db.exec(`DROP TABLE networks; DROP TABLE network_members; DROP TABLE network_invites; DROP TABLE used_nonces; DROP TABLE audit_log;
+      DELETE FROM counters WHERE name = 'next_network';`)
+    db.pragma('user_version = 1')
+    db.close()
+    const reopened = new RegistryStore({ path: file })
+    try {
+      assert.deepEqual(reopened.listNodes().map((n) => n.id), [1, 2])
+      assert.ok(reopened.hasTrustPair(1, 2))
+      assert.deepEqual(reopened.networks.listNetworks(), [])
+      assert.equal(reopened.networks.createNetwork({ name: 'lab', joinRule: 'open', tokenSalt: null, tokenHash: null, policy: { maxMembers: 2, allowedPorts: [], membersResolve: true }, created: 1 }), 1)
+    } finally {
+      reopened.close()
+    }
+    const check = new Database(file, { readonly: true })
+    assert.equal(check.pragma('user_version', { simple: true }), 2)
+    check.close()
+  } finally {
+    cleanup()
+  }
+})

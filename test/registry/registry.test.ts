@@ -291,9 +291,10 @@ test('beacons, networks, rotate_key and the refused operations', async () => {
       { id: 0, name: 'backbone', members: 1, join_rule: 'open' },
     ])
     await rejectsWith(a.request({ type: 'list_nodes', network_id: 0 }), 'listing network 0 is not allowed')
-    await rejectsWith(a.request({ type: 'create_network', node_id: 1, name: 'x' }), 'custom networks are not supported')
-    await rejectsWith(a.request({ type: 'join_network', node_id: 1, network_id: 1 }), 'custom networks are not supported')
-    await rejectsWith(a.request({ type: 'leave_network', node_id: 1, network_id: 1 }), 'custom networks are not supported')
+    // Networks exist now (issue 13, test/registry/networks.test.ts); unsigned writes in the reference's shape are refused.
+    await rejectsWith(a.request({ type: 'create_network', node_id: 1, name: 'x', join_rule: 'open', admin_token: '' }), 'invalid timestamp')
+    await assert.rejects(a.request({ type: 'join_network', node_id: 1, network_id: 1 }), { code: 'PT_NETWORK_NOT_FOUND' })
+    await assert.rejects(a.request({ type: 'leave_network', node_id: 1, network_id: 1 }), { code: 'PT_NETWORK_NOT_FOUND' })
     await rejectsWith(a.request({ type: 'subscribe_replication', token: 'x' }), 'replication not configured')
 
     const next = Identity.generate()

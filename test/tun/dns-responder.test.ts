@@ -62,3 +62,42 @@ test('a resolver that throws is contained: that query fails, the next ones are a
     await dns.close()
   }
 })
+
+test('host.netname.pilot: the member\'s address in that network (prefix:N::node), NXDOMAIN when the host says no; host.pilot unchanged', async () => {
+  const asked: string[] = []
+  const netHost = {
+    resolve: host.resolve,
+    async resolveInNetwork(netname: string, h: string) {
+      asked.push(`${h}.${netname}`)
+      return netname === 'lab' && h === 'bob' ? { network: 3, node_id: 42 } : null
+    },
+  } as unknown as BridgeHost
+  const dns = new DnsResponder({ host: netHost, prefix: DEFAULT_OVERLAY_PREFIX, bindHost: '::1', bindPort: 0, interfaceName: 'none', logger: nullLogger, useResolved: false })
+  await dns.start()
+  try {
+    const inNet = await ask(dns.port, 'bob.LAB.pilot', 1)
+    assert.ok(inNet !== null)
+    assert.equal(inNet[3]! & 0x0f, 0)
+    const want = mapPilotToIpv6({ network: 3, node: 42 }, DEFAULT_OVERLAY_PREFIX)
+    assert.ok(Buffer.from(inNet.subarray(inNet.length - 16)).equals(Buffer.from(want)), 'prefix:3::42, not the backbone address')
+    assert.notDeepEqual(want, mapPilotToIpv6({ network: 0, node: 42 }, DEFAULT_OVERLAY_PREFIX))
+    const other = await ask(dns.port, 'bob.ops.pilot', 2)
+    assert.equal(other![3]! & 0x0f, 3, 'NXDOMAIN: not a network we share with bob')
+    const carol = await ask(dns.port, 'carol.lab.pilot', 3)
+    assert.equal(carol![3]! & 0x0f, 3, 'NXDOMAIN: not a member')
+    const plain = await ask(dns.port, 'bob.pilot', 4)
+    assert.ok(Buffer.from(plain!.subarray(plain!.length - 16)).equals(Buffer.from(mapPilotToIpv6({ network: 0, node: 42 }, DEFAULT_OVERLAY_PREFIX))), 'host.pilot: the backbone address')
+    assert.deepEqual(asked, ['bob.lab', 'bob.ops', 'carol.lab'])
+  } finally {
+    await dns.close()
+  }
+  // A host without networks: every host.netname.pilot is NXDOMAIN.
+  const plainDns = new DnsResponder({ host, prefix: DEFAULT_OVERLAY_PREFIX, bindHost: '::1', bindPort: 0, interfaceName: 'none', logger: nullLogger, useResolved: false })
+  await plainDns.start()
+  try {
+    const r = await ask(plainDns.port, 'bob.lab.pilot', 5)
+    assert.equal(r![3]! & 0x0f, 3)
+  } finally {
+    await plainDns.close()
+  }
+})

@@ -134,7 +134,7 @@ test('REFUSED outside .pilot and for non-IN classes; NOTIMP for other opcodes; n
 })
 
 test('names in .pilot that cannot be hostnames are NXDOMAIN without a lookup; the apex answers its SOA', () => {
-  for (const labels of [['www', 'agent', 'pilot'], ['bad_name', 'pilot'], ['-x', 'pilot'], ['x-', 'pilot'], ['a.b', 'pilot']]) {
+  for (const labels of [['a', 'www', 'agent', 'pilot'], ['bad_name', 'net', 'pilot'], ['host', 'bad_net', 'pilot'], ['bad_name', 'pilot'], ['-x', 'pilot'], ['x-', 'pilot'], ['a.b', 'pilot']]) {
     const q = parseDnsQuery(query({ labels, qtype: 28 }))
     assert.equal(q.hostname, null, labels.join('.'))
     assert.equal(u16(dnsResponseWithoutLookup(q)!, 2), 0x8500 | DNS_RCODE_NXDOMAIN)
@@ -222,4 +222,12 @@ test('fuzz: 100,000 random and mutated queries; answers keep ID, QR, the questio
   assert.ok(report.accepted > 5_000, `accepted ${report.accepted}`)
   assert.ok(report.rejected > 5_000)
   assert.equal(answered, report.accepted)
+})
+
+test('host.netname.pilot parses as host and network, needs a lookup; host.pilot has no network', () => {
+  const q = parseDnsQuery(query({ labels: ['Agent', 'Lab-1', 'pilot'], qtype: 28 }))
+  assert.equal(q.hostname, 'agent')
+  assert.equal(q.network, 'lab-1')
+  assert.equal(dnsResponseWithoutLookup(q), null, 'needs a lookup')
+  assert.equal(parseDnsQuery(query({ labels: ['agent', 'pilot'], qtype: 28 })).network, null)
 })

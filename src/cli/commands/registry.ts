@@ -18,6 +18,7 @@ interface RegistryArgs {
   'log-level': LogLevel
   'log-format': LogFormat
   'metrics-listen'?: string
+  'admin-token'?: string
 }
 
 /** An IP (or `localhost`) `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all IPv4 interfaces); PT_CONFIG_INVALID names `flag`. */
@@ -28,6 +29,15 @@ export function parseListenAddress(text: string, flag = '--listen'): HostPort {
     if (!(err instanceof DecodeError)) throw err
     throw new ConfigError(err.message, 'for example 0.0.0.0:9000 or [::]:9000')
   }
+}
+
+export const ADMIN_TOKEN_DESCRIBE =
+  'secret that lets `pilot-tun audit --network 0 --admin-token T` read the trust audit chain (unset: nobody can; or set PILOT_TUN_ADMIN_TOKEN, which keeps it out of the process list)'
+
+/** `--admin-token`: empty means unset (compared in constant time by the registry, networks.ts). */
+export function adminTokenOption(token: string | undefined): { adminToken?: string } {
+  if (token === undefined || token === '') return {}
+  return { adminToken: token }
 }
 
 export const registryCommand: CommandModule<object, RegistryArgs> = {
@@ -43,14 +53,15 @@ export const registryCommand: CommandModule<object, RegistryArgs> = {
         default: 'auto' as LogFormat,
         describe: 'log lines as text or JSON (auto: JSON when stderr is not a terminal)',
       })
-      .option('metrics-listen', { type: 'string', describe: METRICS_LISTEN_DESCRIBE }),
+      .option('metrics-listen', { type: 'string', describe: METRICS_LISTEN_DESCRIBE })
+      .option('admin-token', { type: 'string', describe: ADMIN_TOKEN_DESCRIBE }),
   handler: async (args) => {
     const { host, port } = parseListenAddress(args.listen)
     const metricsAt = metricsListenOption(args['metrics-listen'])
     const logger = createCliLogger(args['log-level'], args['log-format'])
     let registry: RunningRegistry
     try {
-      registry = await startRegistry({ host, port, storePath: args.store, logger })
+      registry = await startRegistry({ host, port, storePath: args.store, logger, ...adminTokenOption(args['admin-token'] ?? process.env.PILOT_TUN_ADMIN_TOKEN) })
     } catch (err) {
       if (err instanceof PilotError) throw err
       throw new RegistryError(RegistryErrorCode.LISTEN, `cannot listen on ${args.listen}: ${(err as Error).message}`, {

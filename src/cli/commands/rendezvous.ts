@@ -10,7 +10,14 @@ import { RegistryError, RegistryErrorCode } from '../../registry/errors.js'
 import { createCliLogger, LOG_LEVELS, type LogFormat, type LogLevel } from '../logging.js'
 import { METRICS_LISTEN_DESCRIBE, metricsListenOption, serveMetricsOrUndo } from '../metrics-listen.js'
 import { startBeacon, parseListenAddress as parseUdpListen, waitForShutdownSignal, DEFAULT_BEACON_LISTEN, PROBE_LISTEN_HELP } from './beacon.js'
-import { startRegistry, parseListenAddress as parseTcpListen, DEFAULT_REGISTRY_LISTEN, DEFAULT_REGISTRY_STORE } from './registry.js'
+import {
+  startRegistry,
+  parseListenAddress as parseTcpListen,
+  adminTokenOption,
+  ADMIN_TOKEN_DESCRIBE,
+  DEFAULT_REGISTRY_LISTEN,
+  DEFAULT_REGISTRY_STORE,
+} from './registry.js'
 
 interface RendezvousArgs {
   'registry-listen': string
@@ -20,6 +27,7 @@ interface RendezvousArgs {
   'log-level': LogLevel
   'log-format': LogFormat
   'metrics-listen'?: string
+  'admin-token'?: string
 }
 
 export const rendezvousCommand: CommandModule<object, RendezvousArgs> = {
@@ -37,18 +45,26 @@ export const rendezvousCommand: CommandModule<object, RendezvousArgs> = {
         default: 'auto' as LogFormat,
         describe: 'log lines as text or JSON (auto: JSON when stderr is not a terminal)',
       })
-      .option('metrics-listen', { type: 'string', describe: `${METRICS_LISTEN_DESCRIBE}: the registry's and the beacon's` }) as Argv<RendezvousArgs>,
+      .option('metrics-listen', { type: 'string', describe: `${METRICS_LISTEN_DESCRIBE}: the registry's and the beacon's` })
+      .option('admin-token', { type: 'string', describe: ADMIN_TOKEN_DESCRIBE }) as Argv<RendezvousArgs>,
   handler: async (args) => {
     // Check both addresses before taking either port.
     const tcp = parseTcpListen(args['registry-listen'], '--registry-listen')
     const udp = parseUdpListen(args['beacon-listen'], '--beacon-listen')
     const metricsAt = metricsListenOption(args['metrics-listen'])
     const probeListen = (args['beacon-probe-listen'] ?? []).map((p) => parseUdpListen(p, '--beacon-probe-listen'))
+    const adminToken = adminTokenOption(args['admin-token'] ?? process.env.PILOT_TUN_ADMIN_TOKEN)
     const logger = createCliLogger(args['log-level'], args['log-format'])
     const signal = waitForShutdownSignal()
     let registry
     try {
-      registry = await startRegistry({ host: tcp.host, port: tcp.port, storePath: args.store, logger: logger.child({ component: 'registry' }) })
+      registry = await startRegistry({
+        host: tcp.host,
+        port: tcp.port,
+        storePath: args.store,
+        logger: logger.child({ component: 'registry' }),
+        ...adminToken,
+      })
     } catch (err) {
       if (err instanceof PilotError) throw err
       throw new RegistryError(RegistryErrorCode.LISTEN, `cannot listen on ${args['registry-listen']}: ${(err as Error).message}`, {

@@ -28,6 +28,7 @@ import { METRICS_LISTEN_DESCRIBE, metricsListenOption } from '../metrics-listen.
 import { installProcessPolicy } from '../process-policy.js'
 import { startIpcSocket, type RunningIpcSocket } from '../ipc-socket.js'
 import type { Daemon } from '../../daemon/daemon.js'
+import type { NetworkOps } from '../../daemon/network-ops.js'
 
 export const DEFAULT_STATE_DIR = '/var/lib/pilot-tun'
 
@@ -59,6 +60,7 @@ interface UpArgs {
   eventstream?: boolean
   'inbox-max-mb'?: number
   'inbox-max-files'?: number
+  'network-refresh'?: number
 }
 
 /** The TUN front door settings (`tun` null = --no-tun). */
@@ -103,11 +105,14 @@ export interface UpSettings {
   /** The inbox quota (received messages and files together). */
   inboxMaxBytes: number
   inboxMaxFiles: number
+  /** `--network-refresh`: how often the daemon re-reads its networks from the registry (ms). */
+  networkRefreshMs: number
 }
 
 /** What `up` needs from the daemon module. */
 interface RunningDaemon extends DaemonControl {
   readonly services: ServicesControl
+  readonly networkOps: NetworkOps | null
   close(): Promise<void>
   readonly closed: Promise<void>
 }
@@ -147,6 +152,7 @@ export const upCommand: CommandModule<object, UpArgs> = {
       .option('eventstream', { type: 'boolean', describe: 'run the event stream broker on port 1002 (publish/subscribe); --no-eventstream turns it off', defaultDescription: 'true' })
       .option('inbox-max-mb', { type: 'number', describe: 'inbox quota in MiB (messages and files together; over it the sender gets ERR)', defaultDescription: '256' })
       .option('inbox-max-files', { type: 'number', describe: 'inbox quota in entries (messages and files together)', defaultDescription: '10000' })
+      .option('network-refresh', { type: 'number', describe: 'seconds between re-reads of this node\'s networks (members, policy) from the registry (1..3600)', defaultDescription: '10' })
       .option('heartbeat-interval', { type: 'number', hidden: true, describe: 'registry heartbeat period in seconds (tests)' }) as Argv<UpArgs>,
   handler: async (args) => {
     const settings = await resolveUpSettings(args)
@@ -184,6 +190,7 @@ export async function resolveUpSettings(args: UpArgs): Promise<UpSettings> {
     eventstream: args.eventstream,
     'inbox-max-mb': args['inbox-max-mb'],
     'inbox-max-files': args['inbox-max-files'],
+    'network-refresh': args['network-refresh'],
   }
   const c = mergeConfig(file, flags)
   if (c.registry === undefined || c.registry === '') {
@@ -218,6 +225,7 @@ export async function resolveUpSettings(args: UpArgs): Promise<UpSettings> {
     eventStream: c.eventstream ?? true,
     inboxMaxBytes: Math.round(rangeOption(c['inbox-max-mb'], 256, 1, 1_048_576, '--inbox-max-mb') * 1024 * 1024),
     inboxMaxFiles: Math.round(rangeOption(c['inbox-max-files'], 10_000, 1, 10_000_000, '--inbox-max-files')),
+    networkRefreshMs: Math.round(rangeOption(c['network-refresh'], 10, 1, 3600, '--network-refresh') * 1000),
   }
 }
 
@@ -248,7 +256,7 @@ async function runDaemon(settings: UpSettings, logger: Logger): Promise<void> {
     requestStop = resolve
   })
   const control = controlFacade(() => daemon, () => requestStop('shutdown requested over the control socket'))
-  const server = new ControlServer({ path: settings.controlSocket, control, logger, services: () => daemon?.services ?? null })
+  const server = new ControlServer({ path: settings.controlSocket, control, logger, services: () => daemon?.services ?? null, networks: () => daemon?.networkOps ?? null })
   await server.listen()
   const policy = installProcessPolicy({
     logger,
@@ -366,6 +374,7 @@ async function startDaemon(settings: UpSettings, logger: Logger): Promise<Daemon
       dataExchange: settings.dataExchange,
       eventStream: settings.eventStream,
       inboxQuota: { maxBytes: settings.inboxMaxBytes, maxCount: settings.inboxMaxFiles },
+      networkRefreshMs: settings.networkRefreshMs,
       timing: {
         ...(settings.heartbeatMs === null ? {} : { heartbeatMs: settings.heartbeatMs }),
         ...(settings.mss === null ? {} : { stream: { mss: settings.mss } }),

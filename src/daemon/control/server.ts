@@ -39,6 +39,8 @@ import {
 } from './protocol.js'
 import { SERVICE_METHODS, STREAM_BACKLOG_LIMIT, dispatchService, isServiceMethod, type StreamContext } from './service-methods.js'
 import type { ServicesControl } from '../../services/api.js'
+import { NETWORK_METHODS, dispatchNetwork, isNetworkMethod } from './network-methods.js'
+import type { NetworkOps } from '../network-ops.js'
 import { ServiceError, ServiceErrorCode } from '../../services/errors.js'
 
 export interface ControlServerOptions {
@@ -47,6 +49,8 @@ export interface ControlServerOptions {
   control: DaemonControl
   /** The data services' methods (service-methods.ts); absent or null = none. */
   services?: () => ServicesControl | null
+  /** The network and audit methods (network-methods.ts); absent or null = none. */
+  networks?: () => NetworkOps | null
   logger?: Logger
   /** Concurrent connections accepted; more are closed at once. Default 64. */
   maxConnections?: number
@@ -71,6 +75,7 @@ export class ControlServer {
   readonly path: string
   private readonly control: DaemonControl
   private readonly services: () => ServicesControl | null
+  private readonly networks: () => NetworkOps | null
   private readonly logger: Logger
   private readonly maxConnections: number
   private readonly maxPipelined: number
@@ -87,6 +92,7 @@ export class ControlServer {
     this.path = options.path
     this.control = options.control
     this.services = options.services ?? (() => null)
+    this.networks = options.networks ?? (() => null)
     this.logger = (options.logger ?? nullLogger).child({ component: 'control' })
     this.maxConnections = options.maxConnections ?? 64
     this.maxPipelined = options.maxPipelined ?? 32
@@ -157,9 +163,13 @@ export class ControlServer {
         const result = await dispatchService(this.services(), req.method, req.params, ctx)
         return { id: req.id, ok: true, result: result ?? null }
       }
+      if (isNetworkMethod(req.method)) {
+        const result = await dispatchNetwork(this.networks(), req.method, req.params)
+        return { id: req.id, ok: true, result: result ?? null }
+      }
       if (!isControlMethod(req.method)) {
         throw new ControlError(ControlErrorCode.UNKNOWN_METHOD, `unknown method "${req.method.slice(0, 64)}"`, {
-          hint: `methods: ${[...CONTROL_METHODS, ...SERVICE_METHODS].join(', ')}; is the CLI newer than the running daemon?`,
+          hint: `methods: ${[...CONTROL_METHODS, ...SERVICE_METHODS, ...NETWORK_METHODS].join(', ')}; is the CLI newer than the running daemon?`,
         })
       }
       const result = await dispatch(this.control, req.method, req.params)
