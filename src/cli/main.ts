@@ -55,6 +55,11 @@ async function serverCommand(name: string, argv: string[]): Promise<CommandModul
 
 export async function main(argv: string[]): Promise<number> {
   let exitCode = 0
+  // `pilot-tun ping x | head -2`: a reader that went away ends us quietly, as it ends cat(1).
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(exitCode)
+    throw err
+  })
   const [upCommand, registryCommand, beaconCommand, rendezvousCommand] = await Promise.all(
     ['up', 'registry', 'beacon', 'rendezvous'].map((n) => serverCommand(n, argv)),
   )

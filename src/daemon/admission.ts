@@ -30,6 +30,8 @@ export interface NetworkMembership {
   has(networkId: number): boolean
   /** Asks the registry about `networkId` now. */
   refresh(networkId: number): Promise<void>
+  /** Asks again soon (rate limited): a decision our view may have made on stale data. */
+  refreshSoon(networkId: number): void
 }
 
 /** Refusals of flows in a network other than the backbone, by cause. */
@@ -78,6 +80,26 @@ export class TrustAdmission {
   readonly recheck: AdmitRecheck = (node, network) => {
     const view = this.networks
     if (view === null || !view.has(network) || view.isMember(network, node)) return null
+    return this.refreshOnce(network)
+  }
+
+  /**
+   * What we send into a network our view refuses (not joined, or a closed
+   * port) may be refused on stale data (a policy changed a moment ago): one
+   * refresh of that network, at most once a second, then the caller decides
+   * again. Null when a refresh ran less than a second ago.
+   */
+  recheckOutbound(network: number): Promise<void> | null {
+    return this.networks === null ? null : this.refreshOnce(network)
+  }
+
+  /** A data-path decision in `network` that may rest on stale data: refresh soon (rate limited). */
+  networkMiss(network: number): void {
+    this.networks?.refreshSoon(network)
+  }
+
+  private refreshOnce(network: number): Promise<void> | null {
+    const view = this.networks!
     let r = this.rechecks.get(network)
     if (r === undefined) {
       r = { inFlight: null, endedAt: -Infinity }

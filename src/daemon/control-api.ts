@@ -52,7 +52,7 @@ export interface ControlApiOptions {
   trust: Pick<TrustService, 'autoAccept' | 'request' | 'approve' | 'reject' | 'revoke'>
   names: Pick<TargetResolver, 'resolveTarget' | 'resolve' | 'displayHostname'>
   streams: {
-    openStream(node: number, port: number, config?: Partial<StreamConfig>): Promise<PilotStream>
+    openStream(node: number | PilotAddress, port: number, config?: Partial<StreamConfig>): Promise<PilotStream>
     /** Throws PT_DAEMON_CLOSED once the daemon is closing. */
     checkOpen(): void
   }
@@ -123,7 +123,8 @@ export class ControlApi implements Omit<DaemonControl, 'task'> {
   /** One echo round trip on port 7; rejects with PT_PING_TIMEOUT after `timeoutMs`. */
   async ping(target: string, timeoutMs: number): Promise<PingReply> {
     this.o.streams.checkOpen()
-    const { node, hostname } = await this.o.names.resolveTarget(target)
+    // A network address (N:…, prefix:N::node) pings inside that network.
+    const { node, hostname, network } = await this.o.names.resolveTarget(target, { anyNetwork: true })
     const deadline = performance.now() + timeoutMs
     let stream: PilotStream | null = null
     let timer: NodeJS.Timeout | null = null
@@ -134,7 +135,7 @@ export class ControlApi implements Omit<DaemonControl, 'task'> {
       )
     })
     try {
-      stream = await Promise.race([this.o.streams.openStream(node, ECHO_PORT, { connectTimeout: Math.max(1, deadline - performance.now()) }), timeout])
+      stream = await Promise.race([this.o.streams.openStream({ network, node }, ECHO_PORT, { connectTimeout: Math.max(1, deadline - performance.now()) }), timeout])
       const s = stream
       const payload = Buffer.from(`pilot-tun ping ${Date.now()}`)
       const started = performance.now()
@@ -153,7 +154,7 @@ export class ControlApi implements Omit<DaemonControl, 'task'> {
       this.o.tunnel.recordRtt(node, rtt)
       s.end()
       const path: PathKind = this.o.tunnel.peer(node)?.path ?? 'none'
-      return { address: formatAddress({ network: 0, node }), hostname, rtt_ms: roundMs(rtt), path }
+      return { address: formatAddress({ network, node }), hostname, rtt_ms: roundMs(rtt), path }
     } catch (err) {
       stream?.destroy()
       throw err

@@ -21,6 +21,7 @@ export interface NetworkViewLike {
   isMember(networkId: number, node: number): boolean
   portAllowed(networkId: number, port: number): boolean
   refresh(networkId?: number): Promise<void>
+  refreshSoon(networkId: number): void
   onChange(listener: (change: { joined: number[]; left: number[]; changed: number[] }) => void | Promise<void>): () => void
 }
 
@@ -135,5 +136,6 @@ function membershipOf(view: NetworkViewLike): NetworkMembership {
     isMember: (n, node) => view.isMember(n, node),
     portAllowed: (n, port) => view.portAllowed(n, port),
     refresh: (n) => view.refresh(n),
+    refreshSoon: (n) => view.refreshSoon(n),
   }
 }

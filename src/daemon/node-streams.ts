@@ -87,7 +87,11 @@ export class NodeStreams implements BridgeHost {
   async openStream(node: number | PilotAddress, port: number, config?: Partial<StreamConfig>): Promise<PilotStream> {
     this.checkOpen()
     const remote = typeof node === 'number' ? { network: 0, node } : node
-    if (remote.network !== 0) this.checkNetwork(remote, port, 'stream')
+    if (remote.network !== 0 && this.admission.networkVerdict(remote.node, port, 'stream', remote.network) !== null) {
+      // Our view may be a policy change behind: one refresh before we refuse.
+      await this.admission.recheckOutbound(remote.network)
+      this.checkNetwork(remote, port, 'stream')
+    }
     // A node the registry has never heard of cannot answer: say so as soon as the registry
     // does instead of retrying a dial for half a minute. Asked alongside the SYN, not before
     // it: the tunnel's set-up (key, endpoint, PILA) starts at once, so a new peer's first
@@ -205,7 +209,10 @@ export class NodeStreams implements BridgeHost {
   }
 
   networkVerdict(node: number, port: number, protocol: 'stream' | 'datagram' | 'ping', network: number, otherPort?: number): NetworkVerdict {
-    return this.admission.networkVerdict(node, port, protocol, network, otherPort)
+    const verdict = this.admission.networkVerdict(node, port, protocol, network, otherPort)
+    // The TUN refuses at once on this verdict; if our view was stale, the program's retry finds it fresh.
+    if (verdict !== null) this.admission.networkMiss(network)
+    return verdict
   }
 
   /** Hostname, Pilot address or overlay IPv6 → node; PT_NAME_NOT_FOUND when there is none. */
@@ -221,7 +228,9 @@ export class NodeStreams implements BridgeHost {
    */
   private checkNetwork(remote: PilotAddress, port: number, protocol: 'stream' | 'datagram' | 'ping'): void {
     const verdict = this.admission.networkVerdict(remote.node, port, protocol, remote.network)
-    if (verdict === null || verdict === 'notMember') return
+    if (verdict === null) return
+    this.admission.networkMiss(remote.network)
+    if (verdict === 'notMember') return
     const addr = formatAddress(remote)
     if (verdict === 'notJoined') {
       throw new DaemonError(DaemonErrorCode.NETWORK_REFUSED, `cannot reach ${addr}: this node is not a member of network ${remote.network}`, {
@@ -241,6 +250,7 @@ export class NodeStreams implements BridgeHost {
   private dialError(remote: PilotAddress, port: number, err: Error): Error {
     if (!(err instanceof SessionError)) return err
     const addr = formatAddress(remote)
+    if (remote.network !== 0) this.admission.networkMiss(remote.network) // the peer's view and ours may differ
     if (err.reason === 'refused' && remote.network !== 0) {
       return new DaemonError(DaemonErrorCode.NETWORK_REFUSED, `${addr} refused the connection to port ${port}`, {
         hint: `we may not be a member of network ${remote.network} in its view, the port may be closed by the network's policy, or nothing listens there`,

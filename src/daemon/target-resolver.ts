@@ -41,8 +41,15 @@ export class TargetResolver {
     this.prefix = options.prefix
   }
 
-  /** Hostname, Pilot address or mapped IPv6 → node ID (and the hostname when a name was given). PT_NAME_NOT_FOUND otherwise. */
-  async resolveTarget(target: string): Promise<{ node: number; hostname: string | null }> {
+  /**
+   * Hostname, Pilot address or mapped IPv6 → node ID (and the hostname when a
+   * name was given). PT_NAME_NOT_FOUND otherwise. Addresses must be on the
+   * backbone unless `anyNetwork` (then `network` says which; a hostname is
+   * the backbone's).
+   */
+  async resolveTarget(target: string, options: { anyNetwork?: boolean } = {}): Promise<{ node: number; hostname: string | null; network: number }> {
+    const pick = (addr: PilotAddress, text: string) =>
+      options.anyNetwork === true ? { node: anyNode(addr, text), hostname: null, network: addr.network } : { node: backboneNode(addr, text), hostname: null, network: 0 }
     const text = target.trim()
     if (/^[0-9]+:[0-9A-Fa-f]{4}\./.test(text)) {
       let addr: PilotAddress
@@ -51,7 +58,7 @@ export class TargetResolver {
       } catch (err) {
         throw new DaemonError(DaemonErrorCode.NAME_NOT_FOUND, (err as Error).message, { hint: 'addresses look like 0:0000.0000.002A' })
       }
-      return { node: backboneNode(addr, text), hostname: null }
+      return pick(addr, text)
     }
     if (text.includes(':')) {
       let addr: PilotAddress | null = null
@@ -65,11 +72,11 @@ export class TargetResolver {
           hint: `use a hostname, N:NNNN.HHHH.LLLL, or an address in ${this.prefix.text}`,
         })
       }
-      return { node: backboneNode(addr, text), hostname: null }
+      return pick(addr, text)
     }
     try {
       const r = await this.client.resolveHostname(text.toLowerCase())
-      return { node: r.nodeId, hostname: r.hostname }
+      return { node: r.nodeId, hostname: r.hostname, network: 0 }
     } catch (err) {
       if (err instanceof RegistryError && err.code === RegistryErrorCode.ERROR) {
         throw new DaemonError(DaemonErrorCode.NAME_NOT_FOUND, `no node is called "${text}"`, {
@@ -83,8 +90,8 @@ export class TargetResolver {
 
   /** The `resolve` answer: address, node ID, overlay IPv6 and hostname. */
   async resolve(target: string): Promise<ResolveResult> {
-    const { node, hostname } = await this.resolveTarget(target)
-    const addr = { network: 0, node }
+    const { node, hostname, network } = await this.resolveTarget(target, { anyNetwork: true })
+    const addr = { network, node }
     let name = hostname
     if (name === null) name = await this.displayHostname(node)
     return { address: formatAddress(addr), node_id: node, ipv6: pilotToIpv6Text(addr, this.prefix), hostname: name }
@@ -106,6 +113,11 @@ export class TargetResolver {
       clearTimeout(timer)
     }
   }
+}
+
+function anyNode(addr: PilotAddress, text: string): number {
+  if (addr.node === 0 || addr.node === 0xffffffff) throw new DaemonError(DaemonErrorCode.NAME_NOT_FOUND, `${text} is not a node`)
+  return addr.node
 }
 
 function backboneNode(addr: PilotAddress, text: string): number {

@@ -97,14 +97,14 @@ function fakes(overrides: Partial<ControlApiOptions> = {}) {
     names: {
       resolveTarget: async (target: string) => {
         if (target === 'nobody') throw new DaemonError(DaemonErrorCode.NAME_NOT_FOUND, 'no node is called "nobody"')
-        return { node: 7, hostname: target === 'bravo' ? 'bravo' : null }
+        return { node: 7, hostname: target === 'bravo' ? 'bravo' : null, network: 0 }
       },
       resolve: async (target: string) => ({ address: target, node_id: 7, ipv6: '', hostname: null }),
       displayHostname: async (node: number) => (node === 7 ? 'bravo' : null),
     } as unknown as ControlApiOptions['names'],
     streams: {
       openStream: async (node, port) => {
-        calls.push(`open ${node}:${port}`)
+        calls.push(`open ${typeof node === 'number' ? node : node.node}:${port}`)
         return echoStream()
       },
       checkOpen: () => {

@@ -53,6 +53,11 @@ class FakeView implements NetworkViewLike {
     }
     for (const l of this.listeners) await l(change)
   }
+  soon = 0
+  refreshSoon(): void {
+    this.soon++
+    void this.refresh()
+  }
   onChange(l: (c: Change) => void | Promise<void>): () => void {
     this.listeners.push(l)
     return () => this.listeners.splice(this.listeners.indexOf(l), 1)
@@ -136,6 +141,7 @@ test('admission in a network: membership and allowed_ports decide, not trust; a 
     isMember: (n, x) => view.isMember(n, x),
     portAllowed: (n, p) => view.portAllowed(n, p),
     refresh: () => view.refresh(),
+    refreshSoon: () => view.refreshSoon(),
   })
   assert.equal(adm.admit(1, 80, 'stream', 5), false, 'not joined yet: refused although trusted')
   await view.refresh()

@@ -39,10 +39,10 @@ function resolver(options: { names?: Record<string, number>; lookup?: (node: num
 
 test('a Pilot address, an overlay IPv6 address and a hostname (case-folded) all name a node', async () => {
   const { r, asked } = resolver({ names: { bravo: 42 } })
-  assert.deepEqual(await r.resolveTarget('0:0000.0000.002A'), { node: 42, hostname: null })
-  assert.deepEqual(await r.resolveTarget('  0:0000.0001.0000 '), { node: 0x10000, hostname: null })
-  assert.deepEqual(await r.resolveTarget(pilotToIpv6Text({ network: 0, node: 42 }, DEFAULT_OVERLAY_PREFIX)), { node: 42, hostname: null })
-  assert.deepEqual(await r.resolveTarget('Bravo'), { node: 42, hostname: 'bravo' })
+  assert.deepEqual(await r.resolveTarget('0:0000.0000.002A'), { node: 42, hostname: null, network: 0 })
+  assert.deepEqual(await r.resolveTarget('  0:0000.0001.0000 '), { node: 0x10000, hostname: null, network: 0 })
+  assert.deepEqual(await r.resolveTarget(pilotToIpv6Text({ network: 0, node: 42 }, DEFAULT_OVERLAY_PREFIX)), { node: 42, hostname: null, network: 0 })
+  assert.deepEqual(await r.resolveTarget('Bravo'), { node: 42, hostname: 'bravo', network: 0 })
   assert.deepEqual(asked, ['bravo'], 'only the hostname asks the registry')
 })
 
@@ -51,6 +51,10 @@ test('what is no node is PT_NAME_NOT_FOUND; a registry that cannot be asked keep
   assert.equal(await codeOf(r.resolveTarget('nobody')), 'PT_NAME_NOT_FOUND')
   assert.equal(await codeOf(r.resolveTarget('0:0000.0000.00ZZ')), 'PT_NAME_NOT_FOUND')
   assert.equal(await codeOf(r.resolveTarget('1:0001.0000.0002')), 'PT_NAME_NOT_FOUND', 'not the backbone')
+  // Where a network address makes sense (ping, resolve), it names the node in that network.
+  assert.deepEqual(await r.resolveTarget('1:0001.0000.0002', { anyNetwork: true }), { node: 2, hostname: null, network: 1 })
+  assert.deepEqual(await r.resolveTarget('fd50:494c:4f54:1::2', { anyNetwork: true }), { node: 2, hostname: null, network: 1 })
+  assert.equal(await codeOf(r.resolveTarget('1:0001.FFFF.FFFF', { anyNetwork: true })), 'PT_NAME_NOT_FOUND', 'broadcast in a network')
   assert.equal(await codeOf(r.resolveTarget('0:0000.0000.0000')), 'PT_NAME_NOT_FOUND', 'node 0')
   assert.equal(await codeOf(r.resolveTarget('0:0000.FFFF.FFFF')), 'PT_NAME_NOT_FOUND', 'broadcast')
   assert.equal(await codeOf(r.resolveTarget('2001:db8::1')), 'PT_NAME_NOT_FOUND', 'outside the overlay prefix')
@@ -81,7 +85,7 @@ test('displayHostname: a slow or failing registry falls back to the last answer,
 test('a non-default prefix: its addresses name nodes, the default prefix does not, and resolve shows the configured IPv6', async () => {
   const prefix = parseOverlayPrefix('fd12:3456:789a::/48')
   const { r } = resolver({ names: { bravo: 42 }, prefix })
-  assert.deepEqual(await r.resolveTarget('fd12:3456:789a::2a'), { node: 42, hostname: null })
+  assert.deepEqual(await r.resolveTarget('fd12:3456:789a::2a'), { node: 42, hostname: null, network: 0 })
   assert.equal(await codeOf(r.resolveTarget('fd50:494c:4f54::2a')), 'PT_NAME_NOT_FOUND', 'the default prefix is not ours')
   const hint = await r.resolveTarget('fd50:494c:4f54::2a').catch((err: { hint?: string }) => err.hint)
   assert.match(String(hint), /fd12:3456:789a::\/48/, 'the hint names the configured prefix')
