@@ -340,7 +340,7 @@ describe('networks: membership and port policy on the data path, names, leave, a
     await blocked(t, 'b', `http://[${st.a.ipv6}]:80/`, 'no pairwise trust on the backbone')
     // The refusal counters, where status shows them (diagnostic only: their names may move).
     const s = JSON.stringify(await net.status('a'))
-    const counters = s.match(/"(?:network_?[Rr]efused|notMember|not_member|portNotAllowed|port_not_allowed)":[^,}]*/g)
+    const counters = s.match(/"(?:network_?[Rr]efused|notJoined|not_joined|notMember|not_member|portNotAllowed|port_not_allowed)":[^,}]*/g)
     t.diagnostic(`a's network refusal counters in status: ${counters === null ? 'none shown' : counters.join(', ')}`)
   })
 
@@ -369,6 +369,20 @@ describe('networks: membership and port policy on the data path, names, leave, a
     } finally {
       net.removeResolvConfs()
     }
+  })
+
+  it('a policy change in ops takes effect on the data path; only owners/admins change it, and not below the member count', { timeout: 60_000 }, async (t) => {
+    await refused('d', ['network', 'policy', 'ops', '--allowed-ports', '80,8080'], 'PT_NETWORK_NOT_ADMIN')
+    await refused('c', ['network', 'policy', 'ops', '--max-members', '1'], 'PT_NETWORK_BAD_POLICY')
+    await blocked(t, 'c', url('d', ops, 80), 'ops allows only port 8080 (before the change)')
+    const r = await human('c', ['network', 'policy', 'ops', '--allowed-ports', '80,8080'])
+    assert.equal(r.code, 0, `c: network policy ops: ${r.stdout}${r.stderr}`)
+    const info = await ok('d', ['network', 'members', 'ops'])
+    assert.deepEqual(field<Record<string, unknown>>(info, 'policy')?.allowed_ports, [80, 8080], JSON.stringify(info))
+    // d's daemon learns the new policy from the registry (c's refusal or d's periodic refresh): retried.
+    await reaches(t, 'c', url('d', ops, 80), 'd')
+    await reaches(t, 'd', url('c', ops, 80), 'c')
+    await blocked(t, 'b', url('a', lab, 8080), 'lab is unchanged')
   })
 
   it('b leaves lab: its address and route go, and nobody reaches it there any more', { timeout: 60_000 }, async (t) => {
@@ -408,9 +422,19 @@ describe('networks: membership and port policy on the data path, names, leave, a
     assert.equal(Number(field(good, 'entries')), 5)
     const goodHuman = await human('a', ['audit', 'verify', '--network', String(lab)])
     assert.equal(goodHuman.code, 0, goodHuman.stdout + goodHuman.stderr)
+    const opsList = list<Record<string, unknown>>(await ok('d', ['audit', '--network', String(ops)]), 'entries')
+    assert.deepEqual(opsList.map((e) => `${String(e.action)} ${Number(e.actor)}->${Number(e.subject)}`), [
+      `create ${nodeId('c')}->0`,
+      `invite ${nodeId('c')}->${nodeId('d')}`, // the one that expired
+      `invite ${nodeId('c')}->${nodeId('d')}`,
+      `join ${nodeId('d')}->${nodeId('d')}`,
+      `policy ${nodeId('c')}->0`,
+    ])
+    assert.equal(opsList[4]!.detail, '{"allowed_ports":[80,8080],"max_members":1024,"members_resolve":true}')
     const opsChain = await net.json('c', ['audit', 'verify', '--network', String(ops)])
     assert.equal(opsChain.code, 0, `ops chain: ${JSON.stringify(opsChain.body)}`)
     t.diagnostic(`ops chain: ${JSON.stringify(opsChain.body)}`)
+    await human('c', ['audit', '--network', String(ops)])
 
     // Someone with write access to the registry's store rewrites b's join (seq 2).
     const db = new Database(join(net.dir, 'registry.db'))
