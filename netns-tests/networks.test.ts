@@ -12,13 +12,13 @@
 //   [::]:80 and [::]:8080 answering the node's name (overlay-apps.js `name`).
 //
 //   lab (id L, join rule token, allowed ports 80):  a owner, b (token; leaves later), c (invited by a)
-//   ops (id O, join rule invite, allowed ports 8080): c owner, d (invited by c)
+//   ops (id O, join rule invite, allowed ports 8080, later 80,8080): c owner, d (invited by c)
 //
 // A member of network N has prefix:N::node on pilot0 (fd50:494c:4f54:N::<node>) and a route to
 // prefix:N::/64. The steps run in file order, each building on the one before: create and join
 // (with the refusals that change nothing), addresses and routes, curl over the /64s (allowed
 // ports answer, other ports, non-members and no-longer-members fail at once with curl exit 7),
-// `host.netname.pilot` names, leave, and the audit trail (listed, verified, then one stored
+// `host.netname.pilot` names, a policy change in ops, leave, and the audit trail (listed, verified, then one stored
 // entry altered in the registry's SQLite store and verification names it).
 //
 // PT_NETWORKS_TRANSCRIPT=<file>: the human-readable commands and their output are written there
