@@ -63,20 +63,8 @@ export interface PolicyJson {
   members_resolve: boolean
 }
 
-export interface AuditEntryJson {
-  seq: number
-  network_id: number
-  time: number
-  actor: number
-  actor_key: string
-  action: string
-  subject: number
-  detail: string
-  signed: string
-  signature: string
-  prev: string
-  hash: string
-}
+/** An audit entry as the CLI prints it with --json: the registry's wire form. */
+export type AuditEntryJson = ReturnType<typeof auditEntryToWire>
 
 export type VerifyJson =
   | { ok: true; network_id: number | null; local: boolean; entries: number; head: string }
