@@ -37,6 +37,12 @@ export interface DaemonStatus {
    * recvmmsg (+ GRO) or node's dgram. Optional: absent in daemons built without it.
    */
   datapath?: { aead: 'openssl' | 'node'; send: 'sendmmsg+gso' | 'sendmmsg' | 'dgram'; receive: 'recvmmsg+gro' | 'recvmmsg' | 'dgram' }
+  /**
+   * The networks this node is a member of (issue 13), as its view last saw
+   * them: our address and IPv6 there, our role, the ports open inside.
+   * Optional: absent in daemons built without networks.
+   */
+  networks?: Array<{ id: number; name: string; role: string; address: string; ipv6: string; allowed_ports: number[]; members: number }>
   /** Filled in by the TUN front door; null with --no-tun. */
   tun: { interface: string; address: string; prefix: string; mtu: number; dns: string } | null
 }

@@ -56,6 +56,8 @@ export interface ControlApiOptions {
     /** Throws PT_DAEMON_CLOSED once the daemon is closing. */
     checkOpen(): void
   }
+  /** The networks we are in (the daemon's view); absent in tests that have none. */
+  networks?: { joined(): ReadonlyArray<{ id: number; name: string; role: string; policy: { allowedPorts: number[] }; members: ReadonlySet<number> }> }
   /** The TUN front door's status line, null without one. */
   tun: { status(): NonNullable<DaemonStatus['tun']> } | null
   /** Starts the daemon's clean shutdown. */
@@ -95,6 +97,22 @@ export class ControlApi implements Omit<DaemonControl, 'task'> {
         send: (o.bind.sendPath ?? 'dgram') as NonNullable<DaemonStatus['datapath']>['send'],
         receive: (o.bind.receivePath ?? 'dgram') as NonNullable<DaemonStatus['datapath']>['receive'],
       },
+      ...(o.networks === undefined
+        ? {}
+        : {
+            networks: o.networks.joined().map((n) => {
+              const at = { network: n.id, node: o.address.node }
+              return {
+                id: n.id,
+                name: n.name,
+                role: n.role,
+                address: formatAddress(at),
+                ipv6: pilotToIpv6Text(at, o.prefix),
+                allowed_ports: [...n.policy.allowedPorts],
+                members: n.members.size,
+              }
+            }),
+          }),
       tun: o.tun?.status() ?? null,
     }
   }

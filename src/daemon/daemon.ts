@@ -303,6 +303,7 @@ export class Daemon implements DaemonControl {
       names: node.names,
       streams: node.streams,
       tun: tunDoor,
+      networks: node.networks,
       requestClose: () => void this.close(),
     })
     if (tunFailed.aborted) void this.close()

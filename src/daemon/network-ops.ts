@@ -10,6 +10,7 @@
  * pilot0 has (or lost) the network's address when the CLI returns.
  */
 import { PilotError } from '../errors.js'
+import { auditEntryToWire } from '../registry/network-wire.js'
 import {
   BACKBONE_NETWORK,
   MAX_NETWORK_ID,
@@ -62,20 +63,8 @@ export interface PolicyJson {
   members_resolve: boolean
 }
 
-export interface AuditEntryJson {
-  seq: number
-  network_id: number
-  time: number
-  actor: number
-  actor_key: string
-  action: string
-  subject: number
-  detail: string
-  signed: string
-  signature: string
-  prev: string
-  hash: string
-}
+/** An audit entry as the CLI prints it with --json: the registry's wire form. */
+export type AuditEntryJson = ReturnType<typeof auditEntryToWire>
 
 export type VerifyJson =
   | { ok: true; network_id: number | null; local: boolean; entries: number; head: string }
@@ -89,22 +78,9 @@ export function policyJson(p: NetworkPolicy): PolicyJson {
   return { max_members: p.maxMembers, allowed_ports: [...p.allowedPorts], members_resolve: p.membersResolve }
 }
 
-export function auditEntryJson(e: AuditEntry): AuditEntryJson {
-  return {
-    seq: e.seq,
-    network_id: e.networkId,
-    time: e.time,
-    actor: e.actor,
-    actor_key: e.actorKey,
-    action: e.action,
-    subject: e.subject,
-    detail: e.detail,
-    signed: e.signed,
-    signature: e.signature,
-    prev: e.prev,
-    hash: e.hash,
-  }
-}
+/** An audit entry in the CLI's --json form (the registry's wire form). */
+export const auditEntryJson: (e: AuditEntry) => AuditEntryJson = auditEntryToWire
+
 
 function notFound(text: string): PilotError {
   return new PilotError('PT_NETWORK_NOT_FOUND', `no network "${text}"`, { hint: 'see `pilot-tun network list`' })

@@ -4,7 +4,7 @@
  * the same signed strings. Pure: no I/O, no clock.
  */
 import type { JsonObject } from '../protocol/registry-framing.js'
-import { JOIN_RULES, NETWORK_ROLES, type JoinRule, type NetworkPolicy, type NetworkRole, type SignedInvite } from './network-types.js'
+import { JOIN_RULES, NETWORK_ROLES, type AuditEntry, type JoinRule, type NetworkPolicy, type NetworkRole, type SignedInvite } from './network-types.js'
 
 /** 16 random bytes as 32 lowercase hex characters. */
 export const NONCE = /^[0-9a-f]{32}$/
@@ -103,4 +103,35 @@ export function inviteFromWire(v: unknown): SignedInvite | string {
   if (typeof o.nonce !== 'string' || !NONCE.test(o.nonce)) return 'invite: bad nonce'
   if (typeof o.signature !== 'string' || o.signature.length === 0 || o.signature.length > 128) return 'invite: bad signature'
   return { networkId, inviterId, inviteeId, expires, nonce: o.nonce, signature: o.signature }
+}
+
+/** An audit entry as the registry sends it (`audit_log`) and the CLI prints it with --json: snake_case keys. */
+export function auditEntryToWire(e: AuditEntry): {
+  seq: number
+  network_id: number
+  time: number
+  actor: number
+  actor_key: string
+  action: string
+  subject: number
+  detail: string
+  signed: string
+  signature: string
+  prev: string
+  hash: string
+} {
+  return {
+    seq: e.seq,
+    network_id: e.networkId,
+    time: e.time,
+    actor: e.actor,
+    actor_key: e.actorKey,
+    action: e.action,
+    subject: e.subject,
+    detail: e.detail,
+    signed: e.signed,
+    signature: e.signature,
+    prev: e.prev,
+    hash: e.hash,
+  }
 }

@@ -38,7 +38,7 @@ import {
   type NetworkRole,
   type SignedInvite,
 } from './network-types.js'
-import { NONCE, canonicalPolicy, createDetail, inviteFromWire, isJoinRule, isNetworkName, isNetworkRole, policyFromWire, policyToWire } from './network-wire.js'
+import { NONCE, canonicalPolicy, createDetail, inviteFromWire, isJoinRule, isNetworkName, isNetworkRole, policyFromWire, policyToWire, auditEntryToWire } from './network-wire.js'
 import { RequestRejected, badField, readInteger, readNodeId, readOptionalString, readString, type RejectReason } from './request-fields.js'
 import type { NodeRecord, RegistryStore } from './store.js'
 
@@ -363,7 +363,7 @@ export class NetworkRequests<O> {
     const entries: JsonObject[] = []
     let bytes = 0
     for (const row of rows.slice(0, limit)) {
-      const json = auditJson(row)
+      const json = auditEntryToWire(row)
       bytes += Buffer.byteLength(JSON.stringify(json)) + 1
       if (entries.length > 0 && bytes > AUDIT_PAGE_BYTES) break
       entries.push(json)
@@ -492,19 +492,3 @@ function memberJson(networkId: number, m: { nodeId: number; role: NetworkRole; h
   return out
 }
 
-export function auditJson(e: AuditEntry): JsonObject {
-  return {
-    seq: e.seq,
-    network_id: e.networkId,
-    time: e.time,
-    actor: e.actor,
-    actor_key: e.actorKey,
-    action: e.action,
-    subject: e.subject,
-    detail: e.detail,
-    signed: e.signed,
-    signature: e.signature,
-    prev: e.prev,
-    hash: e.hash,
-  }
-}

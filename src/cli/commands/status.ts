@@ -31,6 +31,10 @@ export function formatStatus(s: DaemonStatus): string {
     ['tun', s.tun ? `${s.tun.interface} ${s.tun.address} (${s.tun.prefix}, mtu ${s.tun.mtu})` : 'none (--no-tun)'],
     ...(s.tun ? [['dns', s.tun.dns] as [string, string]] : []),
     ...(s.datapath ? [['datapath', `AES-GCM ${s.datapath.aead}, UDP out ${s.datapath.send}, in ${s.datapath.receive}`] as [string, string]] : []),
+    ...(s.networks ?? []).map(
+      (n) =>
+        [`network ${n.name}`, `${n.address} ${n.ipv6} (id ${n.id}, ${n.role}, ${n.members} members, ports ${n.allowed_ports.length === 0 ? 'all' : n.allowed_ports.join(',')})`] as [string, string],
+    ),
     ['kdf', s.kdf],
     ['auto-accept', s.auto_accept ? 'yes' : 'no'],
     ...(s.trust_unsaved ? [['trust table', `NOT SAVED (${s.trust_unsaved}); retrying`] as [string, string]] : []),
