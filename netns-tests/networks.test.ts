@@ -320,6 +320,23 @@ describe('networks: membership and port policy on the data path, names, leave, a
       assert.ok(hasAddr(p, st[n].ipv6), `${n} lost its backbone address: ${p.addrs}`)
       t.diagnostic(`${n}: ${p.addrs.split('\n').filter((l) => l.includes('inet6 fd50')).map((l) => /inet6 (\S+)/.exec(l)![1]).join(', ')}`)
     }
+    // status lists the networks as the daemon's view sees them: address, IPv6, role, open ports.
+    const want: Record<Node, Array<{ id: number; role: string; ports: number[] }>> = {
+      a: [{ id: lab, role: 'owner', ports: [80] }],
+      b: [{ id: lab, role: 'member', ports: [80] }],
+      c: [{ id: lab, role: 'member', ports: [80] }, { id: ops, role: 'owner', ports: [8080] }],
+      d: [{ id: ops, role: 'member', ports: [8080] }],
+    }
+    for (const n of NODES) {
+      const s = await net.status(n)
+      const got = (s.networks ?? []).map((x) => ({ id: x.id, role: x.role, ports: x.allowed_ports, ipv6: x.ipv6, address: x.address })).sort((x, y) => x.id - y.id)
+      assert.deepEqual(
+        got,
+        want[n].map((w) => ({ ...w, ipv6: addrOn(n, w.id), address: `${w.id}:${w.id.toString(16).toUpperCase().padStart(4, '0')}${st[n].address.slice(6)}` })),
+        `${n}: status networks ${JSON.stringify(s.networks)}`,
+      )
+    }
+    await human('c', ['status'])
     const c = await pilot0('c')
     transcript.push(`[c]$ ip -6 addr show dev pilot0\n${(await topo.exec('c', ['ip', '-6', 'addr', 'show', 'dev', 'pilot0'])).stdout}`)
     transcript.push(`[c]$ ip -6 route show dev pilot0\n${c.routes}`)
