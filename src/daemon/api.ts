@@ -43,6 +43,8 @@ export interface DaemonStatus {
    * Optional: absent in daemons built without networks.
    */
   networks?: Array<{ id: number; name: string; role: string; address: string; ipv6: string; allowed_ports: number[]; members: number }>
+  /** Flows in networks this node refused, by cause (we are not in the network, the peer is not, the port is closed). */
+  network_refusals?: { not_joined: number; not_member: number; port_not_allowed: number }
   /** Filled in by the TUN front door; null with --no-tun. */
   tun: { interface: string; address: string; prefix: string; mtu: number; dns: string } | null
 }

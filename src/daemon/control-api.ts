@@ -58,6 +58,8 @@ export interface ControlApiOptions {
   }
   /** The networks we are in (the daemon's view); absent in tests that have none. */
   networks?: { joined(): ReadonlyArray<{ id: number; name: string; role: string; policy: { allowedPorts: number[] }; members: ReadonlySet<number> }> }
+  /** Refusals in networks by cause (admission). */
+  networkRefusals?: () => { notJoined: number; notMember: number; portNotAllowed: number }
   /** The TUN front door's status line, null without one. */
   tun: { status(): NonNullable<DaemonStatus['tun']> } | null
   /** Starts the daemon's clean shutdown. */
@@ -113,6 +115,12 @@ export class ControlApi implements Omit<DaemonControl, 'task'> {
               }
             }),
           }),
+      ...(o.networkRefusals === undefined
+        ? {}
+        : (() => {
+            const r = o.networkRefusals()
+            return { network_refusals: { not_joined: r.notJoined, not_member: r.notMember, port_not_allowed: r.portNotAllowed } }
+          })()),
       tun: o.tun?.status() ?? null,
     }
   }

@@ -304,6 +304,7 @@ export class Daemon implements DaemonControl {
       streams: node.streams,
       tun: tunDoor,
       networks: node.networks,
+      networkRefusals: () => node.admission.networkRefusals(),
       requestClose: () => void this.close(),
     })
     if (tunFailed.aborted) void this.close()

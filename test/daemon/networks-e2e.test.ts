@@ -83,6 +83,14 @@ test('members reach each other on allowed ports without trust; non-members and c
     await new Promise((r) => setTimeout(r, 1_100))
     assert.equal(await ask(b, a, id, 8080, 'late'), 'a:late')
 
+    // Datagrams follow the same rules: to an allowed port, and a reply from it; a closed port never arrives.
+    const got: string[] = []
+    a.onDatagram((d) => got.push(`${d.from.network}:${d.toPort}:${Buffer.from(d.data).toString()}`))
+    b.sendDatagram({ network: id, node: a.nodeId }, 80, Buffer.from('to 80'))
+    assert.throws(() => b.sendDatagram({ network: id, node: a.nodeId }, 53, Buffer.from('to 53')), { code: 'PT_NETWORK_REFUSED' })
+    await waitFor(() => got.length === 1, 'the datagram to port 80')
+    assert.deepEqual(got, [`${id}:80:to 80`])
+
     // status shows where b is in the network.
     const st = await b.status()
     assert.deepEqual(st.networks, [{ id, name: 'lab', role: 'member', address: `${id}:${id.toString(16).toUpperCase().padStart(4, '0')}.0000.${b.nodeId.toString(16).toUpperCase().padStart(4, '0')}`, ipv6: `fd50:494c:4f54:${id.toString(16)}::${b.nodeId.toString(16)}`, allowed_ports: [80, 8080], members: 2 }])
@@ -103,6 +111,7 @@ test('members reach each other on allowed ports without trust; non-members and c
     assert.equal(await codeOf(ask(a, b, id, 80, 'x')), 'PT_NETWORK_REFUSED')
     assert.ok(performance.now() - t0 < 2_000, 'at once')
     assert.ok(b.stats().networks.refused.notJoined >= 1)
+    assert.equal((await b.status()).network_refusals!.not_joined, b.stats().networks.refused.notJoined, 'status --json shows the counters')
 
     // The audit chain of lab: every step, signed, intact.
     const entries = (await a.networkOps.auditList({ network: 'lab' })).entries as Array<{ action: string; actor: number; subject: number }>

@@ -33,7 +33,7 @@ export function formatStatus(s: DaemonStatus): string {
     ...(s.datapath ? [['datapath', `AES-GCM ${s.datapath.aead}, UDP out ${s.datapath.send}, in ${s.datapath.receive}`] as [string, string]] : []),
     ...(s.networks ?? []).map(
       (n) =>
-        [`network ${n.name}`, `${n.address} ${n.ipv6} (id ${n.id}, ${n.role}, ${n.members} members, ports ${n.allowed_ports.length === 0 ? 'all' : n.allowed_ports.join(',')})`] as [string, string],
+        [`network ${n.name}`, `${n.address} ${n.ipv6} (id ${n.id}, ${n.role}, ${n.members} member${n.members === 1 ? '' : 's'}, ports ${n.allowed_ports.length === 0 ? 'all' : n.allowed_ports.join(',')})`] as [string, string],
     ),
     ['kdf', s.kdf],
     ['auto-accept', s.auto_accept ? 'yes' : 'no'],
