@@ -134,20 +134,43 @@ export async function setNetworkPolicy(
   return readPolicy(r.policy)
 }
 
+/**
+ * Asks `request` for one page after another (`after_node` = the last node ID
+ * seen) while the registry says `more`; `list` picks a page's entries.
+ */
+async function allPages(request: (afterNode: number) => Promise<JsonObject>, list: (r: JsonObject) => JsonObject[]): Promise<{ first: JsonObject; entries: JsonObject[] }> {
+  const first = await request(0)
+  const entries = list(first)
+  let r = first
+  while (r.more === true && entries.length > 0) {
+    const last = num(entries[entries.length - 1]!, 'node_id')
+    r = await request(last)
+    const page = list(r)
+    if (page.length === 0 || num(page[0]!, 'node_id') <= last) break // no progress: stop rather than loop
+    entries.push(...page)
+  }
+  return { first, entries }
+}
+
 export async function networkInfo(c: NetworkRequester, nodeId: number, networkId: number): Promise<NetworkInfo> {
-  const r = await c.request({
-    type: 'network_info',
-    network_id: networkId,
-    node_id: nodeId,
-    signature: c.identity.signChallenge(RegistryChallenge.networkInfo(nodeId, networkId)),
-  })
+  const { first: r, entries } = await allPages(
+    (after) =>
+      c.request({
+        type: 'network_info',
+        network_id: networkId,
+        node_id: nodeId,
+        ...(after === 0 ? {} : { after_node: after }),
+        signature: c.identity.signChallenge(RegistryChallenge.networkInfo(nodeId, networkId)),
+      }),
+    (page) => objects(page.members),
+  )
   const rule = r.join_rule
   return {
     id: num(r, 'network_id'),
     name: str(r, 'name'),
     joinRule: isJoinRule(rule) ? rule : 'open',
     policy: readPolicy(r.policy),
-    members: objects(r.members).map((m) => {
+    members: entries.map((m) => {
       const role = m.role
       const out: NetworkInfo['members'][number] = { nodeId: num(m, 'node_id'), role: isNetworkRole(role) ? role : 'member', address: str(m, 'address') }
       if (typeof m.hostname === 'string') out.hostname = m.hostname
@@ -168,13 +191,18 @@ export async function listNetworks(c: NetworkRequester): Promise<NetworkSummary[
 }
 
 export async function listNodes(c: NetworkRequester, nodeId: number, networkId: number): Promise<NetworkNode[]> {
-  const r = await c.request({
-    type: 'list_nodes',
-    network_id: networkId,
-    requester_id: nodeId,
-    signature: c.identity.signChallenge(RegistryChallenge.listNodes(nodeId, networkId)),
-  })
-  return objects(r.nodes).map((n) => {
+  const { entries } = await allPages(
+    (after) =>
+      c.request({
+        type: 'list_nodes',
+        network_id: networkId,
+        requester_id: nodeId,
+        ...(after === 0 ? {} : { after_node: after }),
+        signature: c.identity.signChallenge(RegistryChallenge.listNodes(nodeId, networkId)),
+      }),
+    (page) => objects(page.nodes),
+  )
+  return entries.map((n) => {
     const out: NetworkNode = { nodeId: num(n, 'node_id'), address: str(n, 'address') }
     if (typeof n.hostname === 'string') out.hostname = n.hostname
     return out

@@ -123,8 +123,9 @@ export class NetworkStore {
     return row?.role ?? null
   }
 
-  listMembers(networkId: number): MemberRecord[] {
-    return (this.s.listMembers.all(networkId) as Array<{ node_id: number; role: NetworkRole; hostname: string | null }>).map((r) => ({
+  /** Members in node ID order; `afterNode` and `limit` page through a large network (-1 = no limit). */
+  listMembers(networkId: number, afterNode = 0, limit = -1): MemberRecord[] {
+    return (this.s.listMembers.all(networkId, afterNode, limit) as Array<{ node_id: number; role: NetworkRole; hostname: string | null }>).map((r) => ({
       nodeId: r.node_id,
       role: r.role,
       hostname: r.hostname,
@@ -313,7 +314,7 @@ function prepare(db: Database.Database) {
     getMember: db.prepare('SELECT role FROM network_members WHERE network_id = ? AND node_id = ?'),
     listMembers: db.prepare(
       `SELECT m.node_id, m.role, CASE WHEN n.online = 1 THEN n.hostname END AS hostname
-       FROM network_members m JOIN nodes n ON n.id = m.node_id WHERE m.network_id = ? ORDER BY m.node_id`,
+       FROM network_members m JOIN nodes n ON n.id = m.node_id WHERE m.network_id = ? AND m.node_id > ? ORDER BY m.node_id LIMIT ?`,
     ),
     countMembers: db.prepare('SELECT count(*) AS n FROM network_members WHERE network_id = ?'),
     countOwners: db.prepare(`SELECT count(*) AS n FROM network_members WHERE network_id = ? AND role = 'owner'`),

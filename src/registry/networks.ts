@@ -27,7 +27,7 @@ import type { JsonObject } from '../protocol/registry-framing.js'
 import { RegistryChallenge } from './challenges.js'
 import { NetworkErrorCode } from './errors.js'
 import { KeyedRateLimiter } from './rate-limiter.js'
-import type { NetworkRecord } from './network-store.js'
+import type { MemberRecord, NetworkRecord } from './network-store.js'
 import {
   BACKBONE_NETWORK,
   DEFAULT_NETWORK_POLICY,
@@ -47,6 +47,12 @@ export const REPLAY_WINDOW_S = 300
 /** Nonces are kept this long (well past the window, so a replay is refused as a replay, not only as stale). */
 export const NONCE_RETENTION_MS = 15 * 60_000
 export const MAX_AUDIT_PAGE = 500
+/**
+ * Members in one network_info / list_nodes answer (`after_node` pages on):
+ * 2,000 entries of at most ~330 bytes (a 255-character hostname) stay well
+ * under the 1 MiB frame, whatever max_members allows.
+ */
+export const MAX_MEMBER_PAGE = 2000
 /** Bytes of entries in one audit_log answer, well under the 1 MiB frame limit. */
 export const AUDIT_PAGE_BYTES = 768 * 1024
 /** Unused invites are forgotten this long after they expired (used ones stay: they refuse a second use). */
@@ -325,8 +331,8 @@ export class NetworkRequests<O> {
     const requester = this.authenticate(req, origin, 'requester_id', (id) => RegistryChallenge.listNodes(id, networkId))
     const net = this.network(networkId)
     this.memberRole(net, requester.id)
-    const nodes = this.store.networks.listMembers(net.id).map((m) => memberJson(net.id, m, false))
-    return { type: 'list_nodes_ok', network_id: net.id, nodes }
+    const page = this.memberPage(net.id, req)
+    return { type: 'list_nodes_ok', network_id: net.id, nodes: page.members.map((m) => memberJson(net.id, m, false)), more: page.more }
   }
 
   private networkInfo(req: JsonObject, origin: O): JsonObject {
@@ -341,8 +347,21 @@ export class NetworkRequests<O> {
       join_rule: net.joinRule,
       created: net.created,
       policy: policyToWire(net.policy),
-      members: this.store.networks.listMembers(net.id).map((m) => memberJson(net.id, m, true)),
+      ...(() => {
+        const page = this.memberPage(net.id, req)
+        return { members: page.members.map((m) => memberJson(net.id, m, true)), more: page.more }
+      })(),
     }
+  }
+
+  /** One page of members after `after_node` (default 0), at most `limit` (default and cap MAX_MEMBER_PAGE). */
+  private memberPage(networkId: number, req: JsonObject): { members: MemberRecord[]; more: boolean } {
+    const after = req.after_node === undefined ? 0 : readInteger(req, 'after_node', 0, 0xffffffff)
+    const limit = req.limit === undefined ? MAX_MEMBER_PAGE : readInteger(req, 'limit', 1, MAX_MEMBER_PAGE)
+    const members = this.store.networks.listMembers(networkId, after, limit + 1)
+    const more = members.length > limit
+    if (more) members.length = limit
+    return { members, more }
   }
 
   private auditLog(req: JsonObject, origin: O): JsonObject {

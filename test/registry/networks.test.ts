@@ -393,3 +393,47 @@ function wire(i: { networkId: number; inviterId: number; inviteeId: number; expi
 test('leaves no sockets, servers or timers behind', async () => {
   assert.deepEqual(await leakedHandles(), [], 'sockets, servers or timers left open')
 })
+
+test('large networks page: network_info and list_nodes answer at most 2,000 members with `more`; the client reads every page', async () => {
+  await withNetworkBench(3, async (b) => {
+    const [a, m, x] = b.nodes as [typeof b.nodes[0], typeof b.nodes[0], typeof b.nodes[0]]
+    await a.client.createNetwork(a.nodeId, { name: 'big', joinRule: 'open', policy: { maxMembers: 100_000 } })
+    await m.client.joinNetwork(m.nodeId, 1)
+    await x.client.joinNetwork(x.nodeId, 1)
+    // Pages by hand: limit 2 after node 0, then after the last one seen.
+    const ask = (type: 'network_info' | 'list_nodes', after: number) =>
+      a.client.request({
+        type,
+        network_id: 1,
+        ...(type === 'network_info' ? { node_id: a.nodeId } : { requester_id: a.nodeId }),
+        after_node: after,
+        limit: 2,
+        signature: a.identity.signChallenge(type === 'network_info' ? RegistryChallenge.networkInfo(a.nodeId, 1) : RegistryChallenge.listNodes(a.nodeId, 1)),
+      })
+    const p1 = await ask('network_info', 0)
+    assert.deepEqual([(p1.members as Array<{ node_id: number }>).map((e) => e.node_id), p1.more], [[a.nodeId, m.nodeId], true])
+    const p2 = await ask('network_info', m.nodeId)
+    assert.deepEqual([(p2.members as Array<{ node_id: number }>).map((e) => e.node_id), p2.more], [[x.nodeId], false])
+    const l1 = await ask('list_nodes', a.nodeId)
+    assert.deepEqual([(l1.nodes as Array<{ node_id: number }>).map((e) => e.node_id), l1.more], [[m.nodeId, x.nodeId], false])
+    // 4,500 more members, written straight into the store: three pages for the client.
+    const db = b.openDb()
+    try {
+      const now = Date.now()
+      const addNode = db.prepare('INSERT INTO nodes (id, public_key, last_seen, created) VALUES (?, ?, ?, ?)')
+      const addMember = db.prepare("INSERT INTO network_members (network_id, node_id, role, joined) VALUES (1, ?, 'member', ?)")
+      db.transaction(() => {
+        for (let id = 1000; id < 5500; id++) {
+          addNode.run(id, `key-${id}`, now, now)
+          addMember.run(id, now)
+        }
+      })()
+    } finally {
+      db.close()
+    }
+    const info = await m.client.networkInfo(m.nodeId, 1)
+    assert.equal(info.members.length, 4503)
+    assert.equal(new Set(info.members.map((e) => e.nodeId)).size, 4503, 'no member twice')
+    assert.equal((await m.client.listNodes(m.nodeId, 1)).length, 4503)
+  })
+})
