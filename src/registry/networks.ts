@@ -60,6 +60,8 @@ const EXPIRED_INVITE_RETENTION_S = 24 * 3600
 /** Invites may not run longer than this. */
 export const MAX_INVITE_TTL_S = 366 * 24 * 3600
 const MAX_TOKEN_LENGTH = 256
+/** Token checks per minute across every node (see `allTokenTries`). */
+export const ALL_TOKEN_TRIES_PER_MINUTE = 120
 const SCRYPT = { N: 16384, r: 8, p: 1 } as const
 /** Token guesses per node per minute (each costs a scrypt). */
 const TOKEN_TRIES_PER_MINUTE = 10
@@ -93,6 +95,12 @@ export class NetworkRequests<O> {
   private readonly adminTokenDigest: Buffer | null
   private readonly authenticate: NetworkRequestsOptions<O>['authenticate']
   private readonly tokenTries = new KeyedRateLimiter({ capacity: TOKEN_TRIES_PER_MINUTE, periodMs: 60_000 })
+  /**
+   * Token checks of all nodes together: each is a scrypt (~30–50 ms on the
+   * registry's one thread), so many nodes guessing at once must not stall
+   * every other request. 120 a minute bounds them to a few percent of a core.
+   */
+  private readonly allTokenTries = new KeyedRateLimiter({ capacity: ALL_TOKEN_TRIES_PER_MINUTE, periodMs: 60_000 })
 
   constructor(o: NetworkRequestsOptions<O>) {
     this.store = o.store
@@ -197,6 +205,7 @@ export class NetworkRequests<O> {
       } else if (net.joinRule === 'token') {
         if (token === '') throw refuse('PT_NETWORK_BAD_TOKEN', `${net.name} needs a token to join`, 'not-authorised')
         if (!this.tokenTries.tryTake(String(node.id), this.now())) throw new RequestRejected('rate-limited', 'too many token attempts')
+        if (!this.allTokenTries.tryTake('all', this.now())) throw new RequestRejected('rate-limited', 'too many token attempts at this registry; try again in a minute')
         if (!tokenMatches(net, token)) throw refuse('PT_NETWORK_BAD_TOKEN', 'wrong token', 'not-authorised')
       } else if (net.joinRule === 'invite') {
         used = this.storedInvite(net, node.id, nowS)

@@ -437,3 +437,34 @@ test('large networks page: network_info and list_nodes answer at most 2,000 memb
     assert.equal((await m.client.listNodes(m.nodeId, 1)).length, 4503)
   })
 })
+
+test('token guesses are bounded: 10 a minute per node, 120 a minute across all nodes (each is a scrypt on the registry thread)', async () => {
+  await withNetworkBench(7, async (b) => {
+    // Registrations are rate limited per source address too: the other seven a minute later.
+    b.clock.advance(61_000)
+    for (let i = 0; i < 7; i++) await b.addNode()
+    const [owner, ...guessers] = b.nodes as [typeof b.nodes[0], ...Array<typeof b.nodes[0]>]
+    await owner.client.createNetwork(owner.nodeId, { name: 'vault', joinRule: 'token', token: 'the right one' })
+    const tally = { bad: 0, perNode: 0, all: 0 }
+    const guess = async (n: (typeof b.nodes)[0], times: number) => {
+      for (let i = 0; i < times; i++) {
+        try {
+          await n.client.joinNetwork(n.nodeId, 1, { token: 'a guess' })
+          assert.fail('a wrong token joined')
+        } catch (err) {
+          const e = err as RegistryError
+          if (e.code === NetworkErrorCode.BAD_TOKEN) tally.bad++
+          else if (e.serverError === 'too many token attempts') tally.perNode++
+          else if (/at this registry/.test(e.serverError ?? '')) tally.all++
+          else throw err
+        }
+      }
+    }
+    await guess(guessers[0]!, 11) // 10 checked, the 11th refused by the node's own limit
+    for (const n of guessers.slice(1)) await guess(n, 10) // 120 more: 110 checked, then the registry-wide limit
+    assert.deepEqual(tally, { bad: 120, perNode: 1, all: 10 })
+    // A minute later the right token gets in.
+    b.clock.advance(61_000)
+    assert.equal((await guessers[12]!.client.joinNetwork(guessers[12]!.nodeId, 1, { token: 'the right one' })).networkId, 1)
+  })
+})
