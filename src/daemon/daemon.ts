@@ -594,7 +594,7 @@ function buildNode(inputs: NodeInputs): NodeParts {
     if (members !== undefined) tunnel.prefetchPeers([...members].filter((m) => m !== nodeId))
   })
   networks.start()
-  metrics?.watch({ tunnel, endpoint, driver, session })
+  metrics?.watch({ tunnel, endpoint, driver, session, admission })
   return { nodeId, address, startedAt: performance.now(), bind, client, session, directory, tunnel, endpoint, driver, store, trust, handshake, names, streams, metrics, networks, networkRegistry, trustLog, admission, paths }
 }
 

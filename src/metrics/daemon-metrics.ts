@@ -29,6 +29,8 @@ export interface DaemonMetricsSource {
     connections(): readonly { stats(): { readonly retransmits: number } }[]
   }
   readonly driver: { stats(): { readonly synRefused: number; readonly datagramsRefused: number } }
+  /** Networks (issue 13): refusals by cause. Optional: nodes built without networks have none. */
+  readonly admission?: { networkRefusals(): { notJoined: number; notMember: number; portNotAllowed: number } }
   readonly session: {
     readonly connected: boolean
     lastHeartbeatAgoMs(): number
@@ -115,6 +117,10 @@ export class DaemonMetrics {
       counterBy('pilot_tun_refused_total', 'Stream SYNs and datagrams refused by the trust policy, by protocol.', 'protocol', () => {
         const s = src()?.driver.stats()
         return { stream: s?.synRefused ?? 0, datagram: s?.datagramsRefused ?? 0 }
+      }),
+      counterBy('pilot_tun_network_refused_total', 'Flows in networks refused, by cause: not_joined (not our network), not_member (the peer is no member), port_not_allowed.', 'cause', () => {
+        const r = src()?.admission?.networkRefusals()
+        return { not_joined: r?.notJoined ?? 0, not_member: r?.notMember ?? 0, port_not_allowed: r?.portNotAllowed ?? 0 }
       }),
       gauge('pilot_tun_streams_open', 'Pilot streams open now (including half-closed and TIME_WAIT).', () => src()?.endpoint.connectionCount ?? 0),
       gauge('pilot_tun_registry_connected', '1 while the last registry heartbeat (or registration) succeeded, else 0.', () => (src()?.session.connected === true ? 1 : 0)),

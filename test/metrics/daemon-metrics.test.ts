@@ -120,6 +120,7 @@ function fakeNode(): {
       connections: () => streams.map((s) => ({ stats: () => s })),
     },
     driver: { stats: () => ({ synRefused: 2, datagramsRefused: 5 }) },
+    admission: { networkRefusals: () => ({ notJoined: 1, notMember: 2, portNotAllowed: 3 }) },
     session: {
       get connected() {
         return session.connected
@@ -175,6 +176,10 @@ test('DaemonMetrics: zeros before watch(); then each metric reads its part; byte
   assert.equal(m.value('pilot_tun_streams_open'), 2)
   assert.equal(m.value('pilot_tun_refused_total', { protocol: 'stream' }), 2)
   assert.equal(m.value('pilot_tun_refused_total', { protocol: 'datagram' }), 5)
+  assert.deepEqual(
+    Object.fromEntries(m.all('pilot_tun_network_refused_total').map((s) => [s.labels.cause, s.value])),
+    { not_joined: 1, not_member: 2, port_not_allowed: 3 },
+  )
   assert.equal(m.value('pilot_tun_registry_connected'), 1)
   assert.equal(m.value('pilot_tun_registry_heartbeat_age_seconds'), 1.5)
   assert.equal(m.value('pilot_tun_registry_heartbeats_total', { result: 'ok' }), 3)
