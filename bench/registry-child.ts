@@ -10,29 +10,36 @@
  *
  * The parent going away (IPC channel closed: exit, crash, SIGKILL), SIGINT or
  * SIGTERM close the registry and end the process, so none is left behind.
+ * When the parent vanished without a `stop`, the child also removes the temp
+ * dir holding the store (only a `pilot-regbench-*` dir), which a SIGKILLed
+ * parent could not.
  *
  * One limit differs from the defaults: `registrationsPerMinute` (unknown keys
  * per source IP per minute, 10 by default) is lifted, since every simulated
  * node registers from loopback. Everything else (per-IP connection cap,
  * signature checks, fsync policy) is as deployed.
  */
+import { rmSync } from 'node:fs'
+import { basename, dirname } from 'node:path'
 import { startRegistry, type RunningRegistry } from '../src/registry/start.js'
 
 const storePath = process.argv[2]
 let registry: RunningRegistry | null = null
 let stopping = false
 
-async function stop(code: number): Promise<void> {
+async function stop(code: number, removeStore = false): Promise<void> {
   if (stopping) return
   stopping = true
   try {
     await registry?.close()
   } finally {
+    const dir = storePath === undefined ? '' : dirname(storePath)
+    if (removeStore && basename(dir).startsWith('pilot-regbench-')) rmSync(dir, { recursive: true, force: true })
     process.exit(code)
   }
 }
 
-process.on('disconnect', () => void stop(0))
+process.on('disconnect', () => void stop(0, true))
 process.on('SIGINT', () => void stop(130))
 process.on('SIGTERM', () => void stop(143))
 
