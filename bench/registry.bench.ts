@@ -202,7 +202,7 @@ async function runOne(n: number): Promise<void> {
     slices(beats)
     const keptUp = paced.stoppedAtS === null && paced.answeredInWindow >= 0.99 * paced.offered && paced.leftOver === 0
     if (paced.stoppedAtS !== null) console.log(`    offer stopped at ${f1(paced.stoppedAtS)} s: more than ${MAX_BACKLOG_S} s of heartbeats were waiting`)
-    console.log(`    offered ${int(paced.offered)} in ${config.windowS} s (${f1(rate)}/s); answered ${int(paced.answeredInWindow)} within the window, ${int(paced.answered)} in all, ${int(paced.leftOver)} never: ${keptUp ? 'KEPT UP' : 'FELL BEHIND'}`)
+    console.log(`    offered ${int(paced.offered)} in ${f1(paced.stoppedAtS ?? config.windowS)} s (${f1(rate)}/s); answered ${int(paced.answeredInWindow)} by then, ${int(paced.answered)} in all, ${int(paced.leftOver)} never: ${keptUp ? 'KEPT UP' : 'FELL BEHIND'}`)
 
     // 3. saturation
     meter = new Meter(registry)
@@ -263,7 +263,7 @@ async function runOne(n: number): Promise<void> {
     slices(resolves)
     const mixKept = mixed.stoppedAtS === null && mixed.answeredInWindow >= 0.99 * mixed.offered && mixed.leftOver === 0
     if (mixed.stoppedAtS !== null) console.log(`    offer stopped at ${f1(mixed.stoppedAtS)} s: more than ${MAX_BACKLOG_S} s of requests were waiting`)
-    console.log(`    offered ${int(mixed.offered)}; answered ${int(mixed.answeredInWindow)} within the window, ${int(mixed.leftOver)} never: ${mixKept ? 'KEPT UP' : 'FELL BEHIND'}`)
+    console.log(`    offered ${int(mixed.offered)} in ${f1(mixed.stoppedAtS ?? config.windowS)} s; answered ${int(mixed.answeredInWindow)} by then, ${int(mixed.leftOver)} never: ${mixKept ? 'KEPT UP' : 'FELL BEHIND'}`)
     console.log(`    (reg CPU% and µs/req of the mix rows are for heartbeats and resolves together: ${f1((1e6 * m4.registryCpuS) / Math.max(1, mixed.answered))} µs per request)`)
 
     storeLine(registry, n, 'at the end')
