@@ -31,6 +31,7 @@ import { RegistryChallenge } from './challenges.js'
 import { formatHostPort, isHostPort, portOf } from './endpoints.js'
 import type { RegistryLimits } from './limits.js'
 import { KeyedRateLimiter } from './rate-limiter.js'
+import { PublicKeyCache } from './key-cache.js'
 import {
   MAX_NODE_ID,
   RequestRejected,
@@ -76,6 +77,8 @@ export class RegistryRequestHandler {
   private readonly scoreChanges: KeyedRateLimiter
   private readonly beaconRegistrations: KeyedRateLimiter
   private readonly handlers: ReadonlyMap<string, Handler>
+  /** Known nodes' keys, imported once (see key-cache.ts). */
+  private readonly keyCache = new PublicKeyCache()
   private readonly networks: NetworkRequests<RequestOrigin>
 
   constructor(options: { store: RegistryStore; now: () => number; limits: RegistryLimits; logger?: Logger; adminToken?: string }) {
@@ -440,7 +443,7 @@ export class RegistryRequestHandler {
   }
 
   private verify(node: NodeRecord, challenge: string, signature: string): void {
-    const key = decodeStdBase64(node.publicKey)
+    const key = this.keyCache.get(node.publicKey)
     if (key === null || !verifyChallenge(key, challenge, signature)) {
       throw new RequestRejected('bad-signature', 'signature invalid')
     }

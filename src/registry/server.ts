@@ -61,6 +61,9 @@ export interface RegistryServerStats {
   nodesReaped: number
 }
 
+/** How often gathered heartbeats are written (a crash loses at most this much of last_seen). */
+const TOUCH_FLUSH_MS = 1_000
+
 export class RegistryServer {
   private readonly store: RegistryStore
   private readonly logger: Logger
@@ -81,6 +84,8 @@ export class RegistryServer {
   private readonly guard: ConnectionGuard<Socket>
   private server: Server | null = null
   private reapTimer: NodeJS.Timeout | null = null
+  /** Writes the heartbeats the store gathered, once a second. */
+  private touchTimer: NodeJS.Timeout | null = null
   private frameTimer: NodeJS.Timeout | null = null
 
   constructor(options: RegistryServerOptions) {
@@ -113,6 +118,8 @@ export class RegistryServer {
     this.server = server
     this.reapTimer = setInterval(() => this.reapNow(), this.limits.reapIntervalMs)
     this.reapTimer.unref()
+    this.touchTimer = setInterval(() => this.flushTouches(), TOUCH_FLUSH_MS)
+    this.touchTimer.unref()
     this.frameTimer = setInterval(() => this.closeOverdue(), this.guard.checkIntervalMs)
     this.frameTimer.unref()
     const bound = server.address() as AddressInfo
@@ -122,6 +129,9 @@ export class RegistryServer {
   /** Stops listening, closes every connection and the reaper. The store stays open (the caller owns it). */
   async close(): Promise<void> {
     if (this.reapTimer !== null) clearInterval(this.reapTimer)
+    if (this.touchTimer !== null) clearInterval(this.touchTimer)
+    this.touchTimer = null
+    this.flushTouches()
     if (this.frameTimer !== null) clearInterval(this.frameTimer)
     this.reapTimer = null
     this.frameTimer = null
@@ -130,6 +140,14 @@ export class RegistryServer {
     for (const socket of this.sockets) socket.destroy()
     this.sockets.clear()
     if (server !== null) await new Promise<void>((resolve) => server.close(() => resolve()))
+  }
+
+  private flushTouches(): void {
+    try {
+      this.store.flushTouches()
+    } catch (err) {
+      this.logger.error('writing heartbeats failed', { error: (err as Error).message })
+    }
   }
 
   /** One reaper pass now (the timer calls this every `reapIntervalMs`). */

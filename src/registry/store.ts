@@ -5,7 +5,8 @@
  * registry restart loses nothing (the Go reference instead snapshots JSON at
  * most once a second, §10.7). WAL mode keeps those small commits cheap, and
  * `synchronous = FULL` makes each one durable against power loss too; only a
- * heartbeat's `last_seen` is committed without its own fsync (`touchNode`).
+ * heartbeat's `last_seen` is different: soft state, gathered in memory and
+ * written in one transaction about once a second (`touchNode`, `flushTouches`).
  *
  * Node rows are never deleted: a node that deregisters or is reaped goes
  * offline (hostname freed), and its row keeps the public key, owner, score and
@@ -92,6 +93,8 @@ export interface KeyIndexEntry {
 export class RegistryStore {
   private readonly db: Database.Database
   private readonly statements: ReturnType<typeof prepareStatements>
+  /** Heartbeats (node → last_seen) not yet written: `flushTouches`. */
+  private readonly touches = new Map<number, number>()
   /** Networks, members, invites and audit chains, on the same database (network-store.ts). */
   readonly networks: NetworkStore
 
@@ -117,7 +120,9 @@ export class RegistryStore {
   }
 
   close(): void {
-    if (this.db.open) this.db.close()
+    if (!this.db.open) return
+    this.flushTouches()
+    this.db.close()
   }
 
   /** The durability settings in force on this connection (`synchronous`: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA). */
@@ -136,7 +141,16 @@ export class RegistryStore {
   // --- nodes ---------------------------------------------------------------
 
   getNode(id: number): NodeRecord | null {
-    return toNode(this.statements.getNode.get(id) as NodeRow | undefined)
+    return this.withTouch(toNode(this.statements.getNode.get(id) as NodeRow | undefined))
+  }
+
+  /** A heartbeat not yet written shows in what the store answers. */
+  private withTouch(node: NodeRecord | null): NodeRecord | null {
+    if (node !== null) {
+      const t = this.touches.get(node.id)
+      if (t !== undefined && t > node.lastSeen) node.lastSeen = t
+    }
+    return node
   }
 
   findKey(publicKey: string): KeyIndexEntry | null {
@@ -145,7 +159,7 @@ export class RegistryStore {
   }
 
   findOnlineByHostname(hostname: string): NodeRecord | null {
-    return toNode(this.statements.findByHostname.get(hostname) as NodeRow | undefined)
+    return this.withTouch(toNode(this.statements.findByHostname.get(hostname) as NodeRow | undefined))
   }
 
   /** Creates a node with the next ID (IDs start at 1 and are never reused). */
@@ -185,9 +199,24 @@ export class RegistryStore {
    * commit makes it durable along with everything before it.
    */
   touchNode(id: number, now: number): void {
+    this.touches.set(id, now)
+    if (this.touches.size >= MAX_PENDING_TOUCHES) this.flushTouches()
+  }
+
+  /**
+   * Writes the gathered heartbeats in one transaction, without the fsync of
+   * FULL (the registry server calls it every second; the reaper and close()
+   * call it first). One commit per heartbeat was the registry's largest
+   * SQLite cost under load (bench/README.md, "Registry load").
+   */
+  flushTouches(): void {
+    if (this.touches.size === 0 || !this.db.open) return
     this.db.pragma('synchronous = NORMAL')
     try {
-      this.statements.touchNode.run(now, id)
+      this.transaction(() => {
+        for (const [id, at] of this.touches) this.statements.touchNode.run(at, id)
+      })
+      this.touches.clear()
     } finally {
       this.db.pragma('synchronous = FULL')
     }
@@ -228,6 +257,7 @@ export class RegistryStore {
 
   /** Takes every online node last seen before `cutoff` offline; returns their IDs. */
   reapStale(cutoff: number): number[] {
+    this.flushTouches()
     return this.transaction(() => {
       const ids = (this.statements.staleNodes.all(cutoff) as Array<{ id: number }>).map((r) => r.id)
       for (const id of ids) this.statements.markOffline.run(id)
@@ -368,6 +398,9 @@ export class RegistryStore {
 function ordered(a: number, b: number): [number, number] {
   return a < b ? [a, b] : [b, a]
 }
+
+/** Heartbeats gathered before a flush is forced (bounds the memory and the transaction). */
+const MAX_PENDING_TOUCHES = 65_536
 
 function toNode(row: NodeRow | undefined): NodeRecord | null {
   if (row === undefined) return null

@@ -109,9 +109,50 @@ test('store durability: synchronous=FULL on an opened store, so a power loss can
       const node = store.createNode({ publicKey: 'k1', owner: null, realAddr: '127.0.0.1:4000', now: 1 })
       store.touchNode(node.id, 2)
       assert.equal(store.getNode(node.id)!.lastSeen, 2)
+      store.flushTouches()
       assert.deepEqual(store.durability(), { journalMode: 'wal', synchronous: 2 })
     } finally {
       store.close()
+    }
+  } finally {
+    cleanup()
+  }
+})
+
+test('heartbeats are gathered and written together: answers see them at once, the file after flushTouches, the reaper and close()', () => {
+  const { dir, cleanup } = tempDir()
+  try {
+    const file = path.join(dir, 'r.db')
+    const store = new RegistryStore({ path: file })
+    const onDisk = (id: number): number => {
+      const db = new Database(file, { readonly: true })
+      try {
+        return (db.prepare('SELECT last_seen FROM nodes WHERE id = ?').get(id) as { last_seen: number }).last_seen
+      } finally {
+        db.close()
+      }
+    }
+    try {
+      const a = store.createNode({ publicKey: 'ka', owner: null, realAddr: '127.0.0.1:4000', now: 1 })
+      const b = store.createNode({ publicKey: 'kb', owner: null, realAddr: '127.0.0.1:4001', now: 1 })
+      store.touchNode(a.id, 50)
+      assert.equal(store.getNode(a.id)!.lastSeen, 50, 'the store answers with the heartbeat at once')
+      assert.equal(onDisk(a.id), 1, 'not yet written')
+      store.flushTouches()
+      assert.equal(onDisk(a.id), 50)
+      // The reaper sees gathered heartbeats: b is stale, a (touched again, unwritten) is not.
+      store.touchNode(a.id, 100)
+      assert.deepEqual(store.reapStale(60), [b.id])
+      assert.equal(onDisk(a.id), 100)
+      store.touchNode(a.id, 150)
+    } finally {
+      store.close()
+    }
+    const reopened = new RegistryStore({ path: file })
+    try {
+      assert.equal(reopened.getNode(1)!.lastSeen, 150, 'close() wrote the last heartbeat')
+    } finally {
+      reopened.close()
     }
   } finally {
     cleanup()
