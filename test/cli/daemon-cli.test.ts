@@ -16,31 +16,13 @@ import { formatBytes, formatMs, formatTable } from '../../src/cli/output.js'
 import { parseConfig, mergeConfig } from '../../src/cli/config.js'
 import { PilotError } from '../../src/errors.js'
 import { FakeDaemon, PEER, STATUS } from '../daemon/fake-daemon.js'
+import { runCli } from './run-cli.js'
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 const bin = join(repoRoot, 'bin', 'pilot-tun.js')
 
-interface RunResult {
-  code: number
-  stdout: string
-  stderr: string
-}
 
-/** Runs the CLI without blocking this process's event loop (a fake daemon may be serving here). */
-function run(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
-  return new Promise((resolvePromise) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000)
-    child.on('close', (code, signal) => {
-      clearTimeout(timer)
-      resolvePromise({ code: code ?? (signal ? 128 : -1), stdout, stderr })
-    })
-  })
-}
+const run = runCli
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'pilot-dcli-'))

@@ -6,11 +6,9 @@
 // (exit 1); --json prints the result object.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve, dirname } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { ControlServer } from '../../src/daemon/control/server.js'
 import { ControlClient } from '../../src/daemon/control/client.js'
 import { NetworkOps, type NetworkRegistry } from '../../src/daemon/network-ops.js'
@@ -20,26 +18,12 @@ import { Identity } from '../../src/crypto/identity.js'
 import { PilotError } from '../../src/errors.js'
 import { nullLogger } from '../../src/logger.js'
 import type { AuditEntry, AuditVerification, JoinRule, NetworkInfo, NetworkPolicy, NetworkRole, SignedInvite } from '../../src/registry/network-types.js'
+import { runCli } from './run-cli.js'
 import { FakeDaemon } from '../daemon/fake-daemon.js'
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
-const bin = join(repoRoot, 'bin', 'pilot-tun.js')
 const SELF = 5
 
-function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      done({ code: code ?? -1, stdout, stderr })
-    })
-  })
-}
+const run = (args: string[]) => runCli(args)
 
 /** Records calls; one network "lab" (id 3) with a token rule; refusals as the registry would send them. */
 class FakeRegistry implements NetworkRegistry {

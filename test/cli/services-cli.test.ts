@@ -15,25 +15,13 @@ import { ControlClient } from '../../src/daemon/control/client.js'
 import { encodeControlMessage } from '../../src/daemon/control/protocol.js'
 import type { ServicesControl, StreamedEvent, SubscribeOptions } from '../../src/services/api.js'
 import { ServiceError, ServiceErrorCode } from '../../src/services/errors.js'
+import { runCli } from './run-cli.js'
 import { FakeDaemon } from '../daemon/fake-daemon.js'
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
 const bin = join(repoRoot, 'bin', 'pilot-tun.js')
 
-function run(args: string[], cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      done({ code: code ?? -1, stdout, stderr })
-    })
-  })
-}
+const run = (args: string[], cwd?: string) => runCli(args, cwd === undefined ? {} : { cwd })
 
 /** Canned answers, recorded calls; `subscribe` behaviour swappable. */
 class FakeServices implements ServicesControl {

@@ -3,32 +3,16 @@
 // --json output, typed errors with hints, usage errors.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve, dirname } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { ControlServer } from '../../src/daemon/control/server.js'
+import { runCli } from './run-cli.js'
 import { FakeDaemon } from '../daemon/fake-daemon.js'
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..')
-const bin = join(repoRoot, 'bin', 'pilot-tun.js')
 const ID = 'd0d4a514-be96-93b8-1855-eed1e3c54243'
 
-function run(args: string[], cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], cwd })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
-    child.on('close', (code) => {
-      clearTimeout(timer)
-      done({ code: code ?? -1, stdout, stderr })
-    })
-  })
-}
+const run = (args: string[], cwd?: string) => runCli(args, cwd === undefined ? {} : { cwd })
 
 test('task subcommands against a fake daemon', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pilot-taskcli-'))
