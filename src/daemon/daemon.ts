@@ -61,7 +61,7 @@ import { NetworkPaths, type NetworkPathStats } from './network-paths.js'
 import { ControlApi } from './control-api.js'
 import { NodeStreams, type ReceivedDatagram } from './node-streams.js'
 import { TargetResolver } from './target-resolver.js'
-import { DEFAULT_DAEMON_TIMING, parseHostPortOption, parseListenOption, parsePrefixOption, readPackageVersion, resolveBeaconOption } from './options.js'
+import { DEFAULT_DAEMON_TIMING, parseHostPortListOption, parseListenOption, parsePrefixOption, readPackageVersion, resolveBeaconOption } from './options.js'
 import type { DaemonOptions, DaemonTiming } from './options.js'
 import type { OverlayPrefix } from '../protocol/ipv6-mapping.js'
 import type { HostPort } from '../protocol/host-port.js'
@@ -160,7 +160,8 @@ export class Daemon implements DaemonControl {
     const logger = options.logger ?? nullLogger
     const timing: DaemonTiming = { ...DEFAULT_DAEMON_TIMING, ...options.timing }
     // Option text first: a typo is refused before anything is written, bound or registered.
-    const registry = parseHostPortOption(options.registry, '--registry')
+    // Several front ends of one registry may be given, comma-separated (issue 14).
+    const [registry, ...registryFallbacks] = parseHostPortListOption(options.registry, '--registry') as [HostPort, ...HostPort[]]
     const prefix = parsePrefixOption(options)
     const metricsAt = options.metricsListen == null ? null : parseMetricsListen(options.metricsListen)
     const tunOptions = options.tun ? { ...options.tun, prefix: prefix.text } : null
@@ -175,6 +176,7 @@ export class Daemon implements DaemonControl {
     const client = new RegistryClient({
       host: registry.host,
       port: registry.port,
+      fallbacks: registryFallbacks,
       identity,
       logger,
       timeoutMs: timing.registryTimeoutMs,

@@ -128,6 +128,27 @@ export function parseHostPortOption(text: string, option: string): HostPort {
   return parseOption(text, { flag: option }, `for example ${option} 127.0.0.1:9000`)
 }
 
+/**
+ * A comma-separated list of "host:port" (several registry front ends, issue 14):
+ * at least one, at most 16, no repeats; throws PT_CONFIG_INVALID naming `option`.
+ */
+export function parseHostPortListOption(text: string, option: string): HostPort[] {
+  const parts = text.split(',').map((t) => t.trim())
+  if (parts.length > MAX_LIST_ENTRIES) {
+    throw new ConfigError(`${option} lists ${parts.length} addresses; at most ${MAX_LIST_ENTRIES} are allowed`, `for example ${option} 10.0.0.1:9000,10.0.0.2:9000`)
+  }
+  const list = parts.map((t) => parseHostPortOption(t, option))
+  const seen = new Set<string>()
+  for (const e of list) {
+    const key = formatHostPort(e.host, e.port)
+    if (seen.has(key)) throw new ConfigError(`${option} lists ${key} twice`, 'give each address once')
+    seen.add(key)
+  }
+  return list
+}
+
+const MAX_LIST_ENTRIES = 16
+
 /** "[ip]:port" with an optional host (":4000" = every IPv4 address) and a port in 0..65535; throws PT_CONFIG_INVALID. */
 export function parseListenOption(text: string): HostPort {
   return parseOption(text, { flag: '--listen', hosts: 'ip', listen: true }, 'for example --listen :4000 or --listen 127.0.0.1:0')

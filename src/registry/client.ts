@@ -9,6 +9,11 @@
  * connection is re-dialled with backoff (0.5 s doubling to 10 s, 5 tries,
  * 5 s per dial) and the request that was interrupted is retried once.
  *
+ * Several registry front ends (issue 14: stateless front ends on one
+ * PostgreSQL) are given as `fallbacks`: each try dials them in turn, starting
+ * with the one that last worked, so a front end that dies costs one redial,
+ * not the backoff. Any front end answers any request, so nothing else changes.
+ *
  * Requests are built exactly as Go daemons build them: same keys (sorted, as
  * Go's maps emit them), IDs as JSON numbers, signatures over the §10.3
  * challenges in standard base64.
@@ -42,6 +47,8 @@ export const DEFAULT_RECONNECT_POLICY: Readonly<ReconnectPolicy> = Object.freeze
 export interface RegistryClientOptions {
   host: string
   port: number
+  /** More front ends of the same registry, tried in turn after `host:port` when a dial fails. */
+  fallbacks?: ReadonlyArray<{ host: string; port: number }>
   identity: Identity
   logger?: Logger
   /** Per request, from the moment it is queued. Default 15 s. */
@@ -97,8 +104,10 @@ interface PendingRequest {
 }
 
 export class RegistryClient {
-  private readonly host: string
-  private readonly port: number
+  /** Every front end, `host:port` first. */
+  private readonly endpoints: ReadonlyArray<{ host: string; port: number }>
+  /** The front end dialled first: the one that last worked. */
+  private current = 0
   private readonly identity: Identity
   private readonly logger: Logger
   private readonly timeoutMs: number
@@ -119,8 +128,7 @@ export class RegistryClient {
   private readonly networkRequester: net.NetworkRequester
 
   constructor(options: RegistryClientOptions) {
-    this.host = options.host
-    this.port = options.port
+    this.endpoints = [{ host: options.host, port: options.port }, ...(options.fallbacks ?? [])]
     this.identity = options.identity
     this.logger = (options.logger ?? nullLogger).child({ component: 'registry-client' })
     this.timeoutMs = options.timeoutMs ?? 15_000
@@ -129,9 +137,16 @@ export class RegistryClient {
     this.networkRequester = { identity: this.identity, now, request: (m) => this.request(m) }
   }
 
-  /** `host:port` of the registry, as used in messages and hints. */
+  /** `host:port` of the registry front end in use (or next to be dialled), as used in messages and hints. */
   get address(): string {
-    return formatHostPort(this.host, this.port)
+    const e = this.endpoints[this.current]!
+    return formatHostPort(e.host, e.port)
+  }
+
+  /** Every front end as `host:port`, the one in use first. */
+  get addresses(): string[] {
+    const n = this.endpoints.length
+    return Array.from({ length: n }, (_, i) => this.endpoints[(this.current + i) % n]!).map((e) => formatHostPort(e.host, e.port))
   }
 
   // --- operations --------------------------------------------------------------
@@ -417,21 +432,28 @@ export class RegistryClient {
         await this.sleep(delay)
         delay = Math.min(delay * 2, this.policy.maxDelayMs)
       }
-      if (this.closed) throw closedError()
-      try {
-        const connection = await RegistryClientConnection.open(this.host, this.port, this.policy.dialTimeoutMs, REGISTRY_MAX_MESSAGE)
-        if (this.closed) {
-          connection.destroy()
-          throw closedError()
+      // One try dials every front end once, the last one that worked first.
+      for (let k = 0; k < this.endpoints.length; k++) {
+        if (this.closed) throw closedError()
+        const index = (this.current + k) % this.endpoints.length
+        const endpoint = this.endpoints[index]!
+        try {
+          const connection = await RegistryClientConnection.open(endpoint.host, endpoint.port, this.policy.dialTimeoutMs, REGISTRY_MAX_MESSAGE)
+          if (this.closed) {
+            connection.destroy()
+            throw closedError()
+          }
+          if (index !== this.current) this.logger.info('registry front end changed', { from: this.address, to: formatHostPort(endpoint.host, endpoint.port) })
+          this.current = index
+          this.dialError = null
+          this.connection = connection
+          this.logger.debug('connected to registry', { registry: this.address })
+          return connection
+        } catch (err) {
+          if (!(err instanceof ConnectionLost)) throw err
+          this.dialError = this.endpoints.length > 1 ? `${formatHostPort(endpoint.host, endpoint.port)}: ${err.message}` : err.message
+          this.logger.debug('registry dial failed', { registry: formatHostPort(endpoint.host, endpoint.port), attempt, error: err.message })
         }
-        this.dialError = null
-        this.connection = connection
-        this.logger.debug('connected to registry', { registry: this.address })
-        return connection
-      } catch (err) {
-        if (!(err instanceof ConnectionLost)) throw err
-        this.dialError = err.message
-        this.logger.debug('registry dial failed', { registry: this.address, attempt, error: err.message })
       }
     }
     const reason = this.dialError ?? 'no connection'
@@ -492,8 +514,14 @@ export class RegistryClient {
   }
 
   private unreachable(reason: string): RegistryError {
-    return new RegistryError(RegistryErrorCode.UNREACHABLE, `registry ${this.address} unreachable: ${reason}`, {
-      hint: `check that a registry listens on ${this.address} and that this host can reach it over TCP`,
+    if (this.endpoints.length === 1) {
+      return new RegistryError(RegistryErrorCode.UNREACHABLE, `registry ${this.address} unreachable: ${reason}`, {
+        hint: `check that a registry listens on ${this.address} and that this host can reach it over TCP`,
+      })
+    }
+    const all = this.addresses.join(', ')
+    return new RegistryError(RegistryErrorCode.UNREACHABLE, `no registry front end reachable (${all}): ${reason}`, {
+      hint: `check that at least one of ${all} runs a registry and that this host can reach it over TCP`,
     })
   }
 }
