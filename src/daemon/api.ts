@@ -23,7 +23,8 @@ export interface DaemonStatus {
   listen: string
   /** Our endpoint as the beacon sees it, when known. */
   public_endpoint: string | null
-  registry: { address: string; connected: boolean; last_heartbeat_s_ago: number | null }
+  /** `address` as given (one or several front ends); `front_end` the one in use or dialled next. */
+  registry: { address: string; front_end: string; connected: boolean; last_heartbeat_s_ago: number | null }
   beacon: { address: string | null }
   kdf: 'auto' | 'hkdf' | 'legacy'
   auto_accept: boolean

@@ -27,6 +27,8 @@ export interface ControlApiOptions {
   prefix: OverlayPrefix
   /** As configured (shown as given). */
   registryText: string
+  /** The registry front end in use (RegistryClient.address). */
+  registryFrontEnd: () => string
   beaconText: string | null
   isPublic: boolean
   kdf: DaemonStatus['kdf']
@@ -87,7 +89,7 @@ export class ControlApi implements Omit<DaemonControl, 'task'> {
       uptime_s: Math.floor((performance.now() - o.startedAt) / 1000),
       listen: formatHostPort(o.bind.local.host, o.bind.local.port),
       public_endpoint: pub === null ? null : formatHostPort(pub.host, pub.port),
-      registry: { address: o.registryText, connected: o.session.connected, last_heartbeat_s_ago: ago === null ? null : Math.floor(ago / 1000) },
+      registry: { address: o.registryText, front_end: o.registryFrontEnd(), connected: o.session.connected, last_heartbeat_s_ago: ago === null ? null : Math.floor(ago / 1000) },
       beacon: { address: o.beaconText },
       kdf: o.kdf,
       auto_accept: o.trust.autoAccept,

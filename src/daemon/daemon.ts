@@ -292,6 +292,7 @@ export class Daemon implements DaemonControl {
       address: node.address,
       prefix: inputs.prefix,
       registryText: options.registry,
+      registryFrontEnd: () => node.client.address,
       beaconText: options.beacon,
       isPublic: options.public === true,
       kdf: options.kdf ?? 'auto',

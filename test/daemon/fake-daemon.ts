@@ -17,7 +17,7 @@ export const STATUS: DaemonStatus = {
   uptime_s: 12,
   listen: '0.0.0.0:4000',
   public_endpoint: '203.0.113.7:4000',
-  registry: { address: '127.0.0.1:9000', connected: true, last_heartbeat_s_ago: 3 },
+  registry: { address: '127.0.0.1:9000', front_end: '127.0.0.1:9000', connected: true, last_heartbeat_s_ago: 3 },
   beacon: { address: '127.0.0.1:9001' },
   kdf: 'auto',
   auto_accept: false,

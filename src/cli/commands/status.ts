@@ -26,7 +26,8 @@ export function formatStatus(s: DaemonStatus): string {
     ['visibility', s.public ? 'public' : 'private'],
     ['listen', s.listen],
     ['public endpoint', s.public_endpoint ?? 'unknown'],
-    ['registry', `${reg.address} (${regState})`],
+    // With several front ends, say which one is in use.
+    ['registry', reg.address.includes(',') ? `${reg.address} (${regState} to ${reg.front_end})` : `${reg.address} (${regState})`],
     ['beacon', s.beacon.address ?? 'none'],
     ['tun', s.tun ? `${s.tun.interface} ${s.tun.address} (${s.tun.prefix}, mtu ${s.tun.mtu})` : 'none (--no-tun)'],
     ...(s.tun ? [['dns', s.tun.dns] as [string, string]] : []),
