@@ -7,7 +7,7 @@
  * Exits 0 whenever the checks ran, whatever they found: the report says it.
  */
 import type { Argv, CommandModule } from 'yargs'
-import { parseHostPortOption, parseListenOption } from '../../daemon/options.js'
+import { parseHostPortListOption, parseHostPortOption, parseListenOption } from '../../daemon/options.js'
 import { ConfigError } from '../../errors.js'
 import type { NetcheckReport } from '../../netcheck/report.js'
 import { runNetcheck, type NetcheckOptions } from '../../netcheck/run.js'
@@ -53,7 +53,8 @@ export async function resolveNetcheckOptions(args: Omit<NetcheckArgs, 'json'>): 
     throw new ConfigError('nothing to check: no registry and no beacon given', 'pass --registry HOST:PORT and --beacon HOST:PORT, or set them in the config file')
   }
   return {
-    registry: registry === undefined ? null : parseHostPortOption(registry, '--registry'),
+    // Several front ends (a:9000,b:9000): the first is the one measured.
+    registry: registry === undefined ? null : parseHostPortListOption(registry, '--registry')[0]!,
     beacon: beacon === undefined ? null : parseHostPortOption(beacon, '--beacon'),
     listen: parseListenOption(args.listen ?? file.listen ?? DEFAULT_LISTEN),
     listenExplicit: args.listen !== undefined,
