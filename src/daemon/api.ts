@@ -24,7 +24,8 @@ export interface DaemonStatus {
   /** Our endpoint as the beacon sees it, when known. */
   public_endpoint: string | null
   registry: { address: string; connected: boolean; last_heartbeat_s_ago: number | null }
-  beacon: { address: string | null }
+  /** `of`: the whole `--beacon` list when it names several (`address` is the one this node uses, by node ID). */
+  beacon: { address: string | null; of?: string[] }
   kdf: 'auto' | 'hkdf' | 'legacy'
   auto_accept: boolean
   peers: number

@@ -27,7 +27,7 @@ export function formatStatus(s: DaemonStatus): string {
     ['listen', s.listen],
     ['public endpoint', s.public_endpoint ?? 'unknown'],
     ['registry', `${reg.address} (${regState})`],
-    ['beacon', s.beacon.address ?? 'none'],
+    ['beacon', s.beacon.address === null ? 'none' : s.beacon.of === undefined ? s.beacon.address : `${s.beacon.address} (by node ID, of ${s.beacon.of.join(', ')})`],
     ['tun', s.tun ? `${s.tun.interface} ${s.tun.address} (${s.tun.prefix}, mtu ${s.tun.mtu})` : 'none (--no-tun)'],
     ...(s.tun ? [['dns', s.tun.dns] as [string, string]] : []),
     ...(s.datapath ? [['datapath', `AES-GCM ${s.datapath.aead}, UDP out ${s.datapath.send}, in ${s.datapath.receive}`] as [string, string]] : []),
