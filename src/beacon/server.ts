@@ -289,6 +289,9 @@ export class BeaconServer {
       const msg = encodePeerPunch({ type: ClusterType.PEER_PUNCH, requesterId, targetId, endpoint: { host: requester.host, port: requester.port } })
       this.bind.send(msg, peer.host, peer.port)
       this.counters.sent.peerPunch++
+      if (this.logger.debugEnabled) {
+        this.logger.debug('punch target on a peer beacon: PeerPunch sent', { requester: requesterId, target: targetId, peer: formatHostPort(peer.host, peer.port) })
+      }
       return
     }
     this.bind.send(target.punchCommand, requester.host, requester.port)
@@ -431,6 +434,7 @@ export class BeaconServer {
       const reply = encodePeerPunch({ type: ClusterType.PEER_PUNCH_REPLY, requesterId: msg.requesterId, targetId: msg.targetId, endpoint: { host: target.host, port: target.port } })
       this.bind.send(reply, host, port)
       this.counters.sent.peerPunch++
+      if (this.logger.debugEnabled) this.logger.debug('PeerPunch: target told, PeerPunchReply sent', { requester: msg.requesterId, target: msg.targetId })
       return
     }
     const requester = this.nodes.lookup(msg.requesterId, now)
@@ -440,6 +444,7 @@ export class BeaconServer {
     }
     this.bind.send(endpointMessages.punchCommand, requester.host, requester.port)
     this.counters.sent.punchCommand++
+    if (this.logger.debugEnabled) this.logger.debug('PeerPunchReply: requester told', { requester: msg.requesterId, target: msg.targetId })
   }
 
   private drop(reason: BeaconDropReason): void {

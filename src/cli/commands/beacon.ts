@@ -75,6 +75,9 @@ export async function startBeacon(opts: StartBeaconOptions): Promise<RunningBeac
   if (cluster !== null) {
     const c = opts.cluster!
     const advertise = c.advertise ?? formatHostPort(bind.local.host, bind.local.port)
+    if (cluster.registry !== null && !c.advertise && (bind.local.host === '0.0.0.0' || bind.local.host === '::')) {
+      logger.warn('registering an unspecified address: peers on other hosts will use the registry\'s host; set --advertise HOST:PORT', { advertise })
+    }
     driver = new BeaconClusterDriver(server, cluster.state, {
       registry: cluster.registry,
       advertise,
