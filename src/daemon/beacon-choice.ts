@@ -35,3 +35,10 @@ export function chooseBeacon<T>(list: readonly T[], nodeId: number): { chosen: T
   const index = nodeId % list.length
   return { chosen: list[index]!, index }
 }
+
+/** What the daemon keeps of its `--beacon` option once its node ID is known (no beacon: all empty). */
+export function pickBeacon(list: readonly BeaconCandidate[] | null, nodeId: number): { beacon: UdpEndpoint | null; beaconText: string | null; beaconList: string[] } {
+  if (list === null || list.length === 0) return { beacon: null, beaconText: null, beaconList: [] }
+  const { chosen } = chooseBeacon(list, nodeId)
+  return { beacon: chosen.endpoint, beaconText: chosen.text, beaconList: list.map((b) => b.text) }
+}

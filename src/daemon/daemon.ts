@@ -62,7 +62,7 @@ import { ControlApi } from './control-api.js'
 import { NodeStreams, type ReceivedDatagram } from './node-streams.js'
 import { TargetResolver } from './target-resolver.js'
 import { DEFAULT_DAEMON_TIMING, parseHostPortOption, parseListenOption, parsePrefixOption, readPackageVersion } from './options.js'
-import { chooseBeacon, resolveBeaconList } from './beacon-choice.js'
+import { pickBeacon, resolveBeaconList } from './beacon-choice.js'
 import type { DaemonOptions, DaemonTiming } from './options.js'
 import type { OverlayPrefix } from '../protocol/ipv6-mapping.js'
 import type { HostPort } from '../protocol/host-port.js'
@@ -203,10 +203,7 @@ export class Daemon implements DaemonControl {
       throw err
     }
     // Several beacons: ours is list[nodeId % length] (src/daemon/beacon-choice.ts).
-    const pick = beacons === null ? null : chooseBeacon(beacons, registration.nodeId).chosen
-    const beacon = pick?.endpoint ?? null
-    const beaconText = pick?.text ?? null
-    const beaconList = beacons?.map((b) => b.text) ?? []
+    const { beacon, beaconText, beaconList } = pickBeacon(beacons, registration.nodeId)
     const inputs: NodeInputs = { options, timing, logger, identity, store, bind, client, beacon, beaconText, beaconList, registration, prefix, metrics }
     const node = buildNode(inputs)
     // Data exchange (1001) and event stream (1002), each unless switched off (src/services/).
