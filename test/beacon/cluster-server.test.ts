@@ -9,6 +9,8 @@ import { ClusterState } from '../../src/beacon/cluster-state.js'
 import { BeaconType, encodeBeaconMessage } from '../../src/protocol/beacon-messages.js'
 import { ClusterType, encodePeerPunch, encodeSyncRound } from '../../src/protocol/beacon-cluster-messages.js'
 import { MemoryNetwork } from '../../src/tunnel/testing/memory-bind.js'
+import { SeededRandom } from '../../src/random.js'
+import { mutate, randomBytes } from '../util/fuzz.js'
 import { Client, ManualClock, settle } from './helpers.js'
 
 const X = { host: '192.0.2.1', port: 9001 }
@@ -189,6 +191,33 @@ test('a round split over several datagrams reaches the peer whole; the peer forg
     b.discover(9) // keep b alive at Y
     await settle()
     assert.equal(r.y.stats().cluster?.learnedNodes, 0)
+  } finally {
+    await r.close()
+  }
+})
+
+test('fuzz: 50k random and mutated datagrams from nodes and from the peer beacon never throw and never count as internal errors', async () => {
+  const r = pair({ syncIdsPerDatagram: 3 })
+  try {
+    const corpus = [
+      '01 00000001', '03 00000001 00000002', '05 00000001 00000002 50494c54 aa',
+      '07 00000002 0002 00000001 00000002',
+      '07 00000002 0001 00000005 50545359 00000001 0000 0002',
+      '0b 00000001 00000002 04 0a000001 0fa0', '0c 00000001 00000002 10 20010db8000000000000000000000005 0fa0',
+    ].map((h) => Buffer.from(h.replace(/\s+/g, ''), 'hex'))
+    const sources: Array<[string, number]> = [[Y.host, Y.port], ['10.0.0.1', 4000], ['10.0.0.2', 4000], ['::ffff:192.0.2.2', 9001]]
+    const rng = new SeededRandom(0xc105)
+    for (let i = 0; i < 50_000; i++) {
+      const input = i % 5 === 0 ? randomBytes(rng, rng.int(60)) : mutate(rng, corpus[rng.int(corpus.length)]!)
+      const [host, port] = sources[rng.int(sources.length)]!
+      r.clock.advance(rng.int(5))
+      assert.doesNotThrow(() => r.x.handleDatagram(Buffer.from(input), host, port))
+      if (i % 1000 === 0) r.x.syncPeers()
+    }
+    const s = r.x.stats()
+    assert.equal(s.dropped['internal-error'], 0)
+    assert.ok(s.received.sync > 1000 && s.received.peerPunch > 1000, JSON.stringify(s.received))
+    assert.ok((s.cluster?.learnedNodes ?? 0) <= 100_000)
   } finally {
     await r.close()
   }
