@@ -10,6 +10,10 @@ export const BeaconErrorCode = {
   LISTEN_FAILED: 'PT_BEACON_LISTEN_FAILED',
   /** `start()` on a server that was closed or already started. */
   BAD_STATE: 'PT_BEACON_BAD_STATE',
+  /** `--peers`, `--beacon-id`, `--advertise` or `--registry` of a clustered beacon is unusable. */
+  INVALID_CLUSTER: 'PT_BEACON_INVALID_CLUSTER',
+  /** The registry round (beacon_register + beacon_list) failed; retried at the next round. */
+  REGISTRY_FAILED: 'PT_BEACON_REGISTRY_FAILED',
 } as const
 export type BeaconErrorCode = (typeof BeaconErrorCode)[keyof typeof BeaconErrorCode]
 

@@ -92,6 +92,12 @@ export class NodeTable {
     return entry
   }
 
+  /** The node IDs of live entries (expired ones are swept first). */
+  liveIds(now: number): number[] {
+    this.sweep(now)
+    return [...this.entries.keys()]
+  }
+
   /** Removes expired entries from the front (the map is in last-seen order). */
   sweep(now: number): void {
     for (const [id, e] of this.entries) {

@@ -18,6 +18,15 @@
  *                             (hardening of §17 item 12: the reference relays for anyone).
  *   anything else           → dropped and counted; nothing throws out of the handler.
  *
+ * Clustered (`cluster` set, docs/wire.md §9.7), from known peer beacons only:
+ *   Sync(beacon, ids)       → those IDs are reached through that peer (cluster-state.ts).
+ *   Relay to a learned ID   → the Relay forwarded unchanged to the peer that holds it.
+ *   Relay from a peer       → RelayDeliver to a local destination (never forwarded on).
+ *   PunchRequest for a learned target → PeerPunch(requester's endpoint) to its peer;
+ *   PeerPunch               → PunchCommand(requester) to the local target, PeerPunchReply back;
+ *   PeerPunchReply          → PunchCommand(target) to the local requester.
+ * `syncPeers()` (called every 10 s by cluster.ts) sends our local IDs to every peer.
+ *
  * Order per datagram: size, per-source rate limit, parse, state lookups, send.
  * Expired nodes and idle rate buckets are swept at most once a second from the
  * same path, so the server owns no timer and a test can run several.
@@ -34,6 +43,15 @@ import {
   writeRelayDeliverHeader,
 } from '../protocol/beacon-messages.js'
 import type { DatagramHandler, PacketBind, UdpEndpoint } from '../tunnel/bind.js'
+import {
+  ClusterType,
+  SYNC_IDS_PER_DATAGRAM,
+  decodePeerPunch,
+  decodeSyncPart,
+  encodePeerPunch,
+  encodeSyncRound,
+} from '../protocol/beacon-cluster-messages.js'
+import type { ClusterState, PeerBeacon } from './cluster-state.js'
 import { BeaconError, BeaconErrorCode } from './errors.js'
 import { resolveBeaconLimits, type BeaconLimits } from './limits.js'
 import { NodeTable, encodeEndpointMessages, type NodeEntry } from './node-table.js'
@@ -47,6 +65,10 @@ export interface BeaconServerOptions {
   /** Monotonic milliseconds. Default `performance.now()`. */
   now?: () => number
   limits?: Partial<BeaconLimits>
+  /** Peer beacons and what they hold (docs/wire.md §9.7); without it the beacon stands alone. */
+  cluster?: ClusterState
+  /** Node IDs per Sync datagram (default 343: one 1,391-byte datagram). */
+  syncIdsPerDatagram?: number
 }
 
 const SWEEP_INTERVAL_MS = 1000
@@ -71,6 +93,9 @@ export class BeaconServer {
   /** Bound once: the bind calls it per datagram. */
   private readonly onDatagram: DatagramHandler
   private lastSweep: number
+  private readonly cluster: ClusterState | null
+  private readonly syncIdsPerDatagram: number
+  private syncRound = 0
   private state: 'new' | 'running' | 'closed' = 'new'
 
   constructor(opts: BeaconServerOptions) {
@@ -81,6 +106,8 @@ export class BeaconServer {
     this.nodes = new NodeTable(this.limits.maxNodes, this.limits.nodeTtlMs, this.limits.evictableAfterMs)
     this.limiter = new SourceRateLimiter(this.limits)
     this.onDatagram = this.handleDatagram.bind(this)
+    this.cluster = opts.cluster ?? null
+    this.syncIdsPerDatagram = opts.syncIdsPerDatagram ?? SYNC_IDS_PER_DATAGRAM
     this.lastSweep = this.now()
   }
 
@@ -118,7 +145,28 @@ export class BeaconServer {
       sourcesEvicted: this.limiter.evicted,
       relayedPackets: c.relayedPackets,
       relayedBytes: c.relayedBytes,
+      cluster: this.cluster === null
+        ? null
+        : { beaconId: this.cluster.beaconId, peers: this.cluster.peerCount, learnedNodes: this.cluster.learnedCount(this.now()), forwardedRelays: c.forwardedRelays },
     }
+  }
+
+  /**
+   * Sends a Sync round (our live node IDs) to every peer beacon; the cluster driver calls it
+   * every 10 s. Returns the datagrams sent.
+   */
+  syncPeers(): number {
+    const cluster = this.cluster
+    if (cluster === null || this.state !== 'running') return 0
+    const now = this.now()
+    cluster.sweep(now)
+    const peers = cluster.listPeers()
+    if (peers.length === 0) return 0
+    this.syncRound = (this.syncRound + 1) >>> 0
+    const datagrams = encodeSyncRound(cluster.beaconId, this.nodes.liveIds(now), this.syncRound, this.syncIdsPerDatagram)
+    for (const p of peers) for (const d of datagrams) this.bind.send(d, p.host, p.port)
+    this.counters.sent.sync += datagrams.length * peers.length
+    return datagrams.length * peers.length
   }
 
   /**
@@ -153,7 +201,7 @@ export class BeaconServer {
 
   private handleControl(data: Uint8Array, host: string, port: number, now: number): void {
     const r = this.counters.received
-    if (!this.limiter.allowControl(host, now)) {
+    if (!this.limiter.allowControl(host, now) && this.cluster?.peerAt(host, port) === undefined) {
       this.drop('rate-limited-control')
       return
     }
@@ -184,7 +232,12 @@ export class BeaconServer {
         return
       case BeaconType.SYNC:
         r.sync++
-        this.drop('sync-unsupported')
+        this.handleSync(data, host, port, now)
+        return
+      case ClusterType.PEER_PUNCH:
+      case ClusterType.PEER_PUNCH_REPLY:
+        r.peerPunch++
+        this.handlePeerPunch(data, host, port, now)
         return
       default:
         r.other++
@@ -226,7 +279,19 @@ export class BeaconServer {
     }
     const target = this.nodes.lookup(targetId, now)
     if (target === undefined) {
-      this.drop('punch-unknown-target')
+      const peer = this.cluster?.ownerOf(targetId, now)
+      if (peer === undefined) {
+        this.drop('punch-unknown-target')
+        return
+      }
+      // The target sits on a peer beacon: it punches towards the requester and tells us
+      // where the target is (PeerPunchReply), and we tell the requester.
+      const msg = encodePeerPunch({ type: ClusterType.PEER_PUNCH, requesterId, targetId, endpoint: { host: requester.host, port: requester.port } })
+      this.bind.send(msg, peer.host, peer.port)
+      this.counters.sent.peerPunch++
+      if (this.logger.debugEnabled) {
+        this.logger.debug('punch target on a peer beacon: PeerPunch sent', { requester: requesterId, target: targetId, peer: formatHostPort(peer.host, peer.port) })
+      }
       return
     }
     this.bind.send(target.punchCommand, requester.host, requester.port)
@@ -237,7 +302,7 @@ export class BeaconServer {
   /** The hot path: two map lookups, a 5-byte header written in place, one send. */
   private handleRelay(data: Uint8Array, host: string, port: number, now: number): void {
     this.counters.received.relay++
-    if (!this.limiter.allowRelay(host, data.length, now)) {
+    if (!this.limiter.allowRelay(host, data.length, now) && this.cluster?.peerAt(host, port) === undefined) {
       this.drop('rate-limited-relay')
       return
     }
@@ -247,6 +312,13 @@ export class BeaconServer {
     }
     const senderId = readU32(data, 1)
     const sender = senderId === 0 ? undefined : this.nodes.lookup(senderId, now)
+    if (sender === undefined || sender.port !== port || sender.host !== host) {
+      // Not from the sender's own endpoint: maybe a peer beacon forwarding for one of its nodes.
+      if (this.cluster !== null && this.cluster.peerAt(host, port) !== undefined) {
+        this.deliverRelay(data, senderId, now, true)
+        return
+      }
+    }
     if (sender === undefined) {
       this.drop('relay-unknown-sender')
       return
@@ -260,9 +332,22 @@ export class BeaconServer {
       }
       return
     }
-    const dest = this.nodes.lookup(readU32(data, 5), now)
+    this.deliverRelay(data, senderId, now, false)
+  }
+
+  /** Relay from a checked source: to a local destination, or (from a local node only) on to the peer beacon that holds it. */
+  private deliverRelay(data: Uint8Array, senderId: number, now: number, fromPeer: boolean): void {
+    const destId = readU32(data, 5)
+    const dest = this.nodes.lookup(destId, now)
     if (dest === undefined) {
-      this.drop('relay-unknown-dest')
+      const peer = fromPeer ? undefined : this.cluster?.ownerOf(destId, now)
+      if (peer === undefined) {
+        this.drop('relay-unknown-dest')
+        return
+      }
+      // The reference's rule: the original Relay, unchanged, to the beacon the destination was learned from.
+      this.bind.send(data, peer.host, peer.port)
+      this.counters.forwardedRelays++
       return
     }
     // The handler owns `data`: overwrite the Relay header's tail with the
@@ -309,6 +394,57 @@ export class BeaconServer {
     }
     if (this.logger.debugEnabled) this.logger.debug('node announced', { node: nodeId, endpoint: formatHostPort(host, port) })
     return entry
+  }
+
+  private handleSync(data: Uint8Array, host: string, port: number, now: number): void {
+    if (this.cluster === null) {
+      this.drop('sync-unsupported')
+      return
+    }
+    const peer = this.cluster.peerAt(host, port)
+    if (peer === undefined) {
+      this.drop('not-a-peer')
+      return
+    }
+    const outcome = this.cluster.onSync(peer, decodeSyncPart(data), now)
+    if (outcome === 'self') this.drop('sync-from-self')
+    else if (outcome === 'truncated') this.drop('sync-truncated')
+  }
+
+  private handlePeerPunch(data: Uint8Array, host: string, port: number, now: number): void {
+    const peer: PeerBeacon | undefined = this.cluster?.peerAt(host, port)
+    if (peer === undefined) {
+      this.drop(this.cluster === null ? 'unknown-type' : 'not-a-peer')
+      return
+    }
+    const msg = decodePeerPunch(data)
+    const endpointMessages = encodeEndpointMessages(msg.endpoint.host, msg.endpoint.port)
+    if (endpointMessages === null) {
+      this.drop('bad-source-address')
+      return
+    }
+    if (msg.type === ClusterType.PEER_PUNCH) {
+      const target = this.nodes.lookup(msg.targetId, now)
+      if (target === undefined) {
+        this.drop('punch-unknown-target')
+        return
+      }
+      this.bind.send(endpointMessages.punchCommand, target.host, target.port)
+      this.counters.sent.punchCommand++
+      const reply = encodePeerPunch({ type: ClusterType.PEER_PUNCH_REPLY, requesterId: msg.requesterId, targetId: msg.targetId, endpoint: { host: target.host, port: target.port } })
+      this.bind.send(reply, host, port)
+      this.counters.sent.peerPunch++
+      if (this.logger.debugEnabled) this.logger.debug('PeerPunch: target told, PeerPunchReply sent', { requester: msg.requesterId, target: msg.targetId })
+      return
+    }
+    const requester = this.nodes.lookup(msg.requesterId, now)
+    if (requester === undefined) {
+      this.drop('punch-bad-requester')
+      return
+    }
+    this.bind.send(endpointMessages.punchCommand, requester.host, requester.port)
+    this.counters.sent.punchCommand++
+    if (this.logger.debugEnabled) this.logger.debug('PeerPunchReply: requester told', { requester: msg.requesterId, target: msg.targetId })
   }
 
   private drop(reason: BeaconDropReason): void {

@@ -9,8 +9,14 @@ export const BEACON_DROP_REASONS = [
   'rate-limited-relay',
   /** DiscoverReply, PunchCommand or RelayDeliver: beacon → daemon messages sent to us. */
   'not-for-beacon',
-  /** Beacon clustering (0x07) is not implemented. */
+  /** Sync (0x07) at a beacon with no peers configured (standalone). */
   'sync-unsupported',
+  /** Sync, PeerPunch or PeerPunchReply from an endpoint that is not a peer beacon (docs/wire.md §9.7). */
+  'not-a-peer',
+  /** A Sync carrying our own beacon ID (a peer list that names ourselves). */
+  'sync-from-self',
+  /** A Sync naming more node IDs than one peer may hand us (the rest ignored). */
+  'sync-truncated',
   /** First byte ≥ 0x10: a tunnel frame (PILS, PILP, ...) or garbage. */
   'tunnel-frame',
   /** A type byte < 0x10 that is not a beacon message. */
@@ -45,6 +51,8 @@ export interface BeaconReceivedCounts {
   relay: number
   relayDeliver: number
   sync: number
+  /** PeerPunch and PeerPunchReply (0x0B, 0x0C). */
+  peerPunch: number
   /** Not a beacon message type. */
   other: number
 }
@@ -53,6 +61,10 @@ export interface BeaconSentCounts {
   discoverReply: number
   punchCommand: number
   relayDeliver: number
+  /** Sync datagrams sent to peer beacons. */
+  sync: number
+  /** PeerPunch and PeerPunchReply sent to peer beacons. */
+  peerPunch: number
 }
 
 export interface BeaconStats {
@@ -70,6 +82,8 @@ export interface BeaconStats {
   /** Frames relayed and their bytes (the inner frame, without beacon headers). */
   relayedPackets: number
   relayedBytes: number
+  /** With peer beacons configured: our ID, the peers, the node IDs learned from them, Relays forwarded to them. */
+  cluster: { beaconId: number; peers: number; learnedNodes: number; forwardedRelays: number } | null
 }
 
 /** The mutable counters a server keeps; `stats()` copies them. Every field exists from the start (stable shape). */
@@ -83,10 +97,12 @@ export class BeaconCounters {
     relay: 0,
     relayDeliver: 0,
     sync: 0,
+    peerPunch: 0,
     other: 0,
   }
-  readonly sent: BeaconSentCounts = { discoverReply: 0, punchCommand: 0, relayDeliver: 0 }
+  readonly sent: BeaconSentCounts = { discoverReply: 0, punchCommand: 0, relayDeliver: 0, sync: 0, peerPunch: 0 }
   readonly dropped = Object.fromEntries(BEACON_DROP_REASONS.map((r) => [r, 0])) as Record<BeaconDropReason, number>
   relayedPackets = 0
   relayedBytes = 0
+  forwardedRelays = 0
 }

@@ -6,7 +6,7 @@
  *
  *     {
  *       "registry": "registry.example.net:9000",
- *       "beacon": "registry.example.net:9001",
+ *       "beacon": "registry.example.net:9001",      (several: "b1.example.net:9001,b2.example.net:9001")
  *       "listen": ":4000",
  *       "state-dir": "/var/lib/pilot-tun",
  *       "control-socket": "/run/pilot-tun/control.sock",

@@ -25,7 +25,8 @@ export interface DaemonStatus {
   public_endpoint: string | null
   /** `address` as given (one or several front ends); `front_end` the one in use or dialled next. */
   registry: { address: string; front_end: string; connected: boolean; last_heartbeat_s_ago: number | null }
-  beacon: { address: string | null }
+  /** `of`: the whole `--beacon` list when it names several (`address` is the one this node uses, by node ID). */
+  beacon: { address: string | null; of?: string[] }
   kdf: 'auto' | 'hkdf' | 'legacy'
   auto_accept: boolean
   peers: number

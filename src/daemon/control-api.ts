@@ -30,6 +30,8 @@ export interface ControlApiOptions {
   /** The registry front end in use (RegistryClient.address). */
   registryFrontEnd: () => string
   beaconText: string | null
+  /** Every beacon of `--beacon` (the chosen one is `beaconText`); shown when there are several. */
+  beaconList?: readonly string[]
   isPublic: boolean
   kdf: DaemonStatus['kdf']
   /** `performance.now()` when the node came up. */
@@ -90,7 +92,7 @@ export class ControlApi implements Omit<DaemonControl, 'task'> {
       listen: formatHostPort(o.bind.local.host, o.bind.local.port),
       public_endpoint: pub === null ? null : formatHostPort(pub.host, pub.port),
       registry: { address: o.registryText, front_end: o.registryFrontEnd(), connected: o.session.connected, last_heartbeat_s_ago: ago === null ? null : Math.floor(ago / 1000) },
-      beacon: { address: o.beaconText },
+      beacon: { address: o.beaconText, ...((o.beaconList?.length ?? 0) > 1 ? { of: [...o.beaconList!] } : {}) },
       kdf: o.kdf,
       auto_accept: o.trust.autoAccept,
       peers: o.tunnel.peers().length,

@@ -61,7 +61,8 @@ import { NetworkPaths, type NetworkPathStats } from './network-paths.js'
 import { ControlApi } from './control-api.js'
 import { NodeStreams, type ReceivedDatagram } from './node-streams.js'
 import { TargetResolver } from './target-resolver.js'
-import { DEFAULT_DAEMON_TIMING, parseHostPortListOption, parseListenOption, parsePrefixOption, readPackageVersion, resolveBeaconOption } from './options.js'
+import { DEFAULT_DAEMON_TIMING, parseHostPortListOption, parseListenOption, parsePrefixOption, readPackageVersion } from './options.js'
+import { pickBeacon, resolveBeaconList } from './beacon-choice.js'
 import type { DaemonOptions, DaemonTiming } from './options.js'
 import type { OverlayPrefix } from '../protocol/ipv6-mapping.js'
 import type { HostPort } from '../protocol/host-port.js'
@@ -127,6 +128,9 @@ interface NodeInputs {
   readonly bind: PacketBind
   readonly client: RegistryClient
   readonly beacon: UdpEndpoint | null
+  /** The beacon chosen from `--beacon` (by node ID when it lists several), as written, and the whole list. */
+  readonly beaconText: string | null
+  readonly beaconList: readonly string[]
   readonly registration: Registration
   /** The overlay prefix (status, resolve, targets and the TUN agree on it). */
   readonly prefix: OverlayPrefix
@@ -170,7 +174,7 @@ export class Daemon implements DaemonControl {
     const { identity, created } = await loadOrCreateIdentity(options.identityPath ?? join(options.stateDir, 'identity.json'))
     if (created) logger.info('new identity created', { publicKey: Buffer.from(identity.publicKey).toString('base64') })
     const store = await TrustStore.open(options.stateDir, logger)
-    const beacon = options.beacon === null ? null : await resolveBeaconOption(options.beacon)
+    const beacons = options.beacon === null ? null : await resolveBeaconList(options.beacon)
     const version = options.version ?? (await readPackageVersion())
     const bind = options.bind ?? (await UdpBind.open(parseListenOption(options.listen)))
     const client = new RegistryClient({
@@ -200,7 +204,9 @@ export class Daemon implements DaemonControl {
       await bind.close()
       throw err
     }
-    const inputs: NodeInputs = { options, timing, logger, identity, store, bind, client, beacon, registration, prefix, metrics }
+    // Several beacons: ours is list[nodeId % length] (src/daemon/beacon-choice.ts).
+    const { beacon, beaconText, beaconList } = pickBeacon(beacons, registration.nodeId)
+    const inputs: NodeInputs = { options, timing, logger, identity, store, bind, client, beacon, beaconText, beaconList, registration, prefix, metrics }
     const node = buildNode(inputs)
     // Data exchange (1001) and event stream (1002), each unless switched off (src/services/).
     let services: DataServices
@@ -256,7 +262,8 @@ export class Daemon implements DaemonControl {
       address: formatAddress(daemon.address),
       listen: formatHostPort(bind.local.host, bind.local.port),
       registry: options.registry,
-      beacon: options.beacon,
+      beacon: beaconText,
+      ...(beaconList.length > 1 ? { beacons: beaconList.length } : {}),
       ...(metrics?.url ? { metrics: metrics.url } : {}),
     })
     return daemon
@@ -293,7 +300,8 @@ export class Daemon implements DaemonControl {
       prefix: inputs.prefix,
       registryText: options.registry,
       registryFrontEnd: () => node.client.address,
-      beaconText: options.beacon,
+      beaconText: inputs.beaconText,
+      beaconList: inputs.beaconList,
       isPublic: options.public === true,
       kdf: options.kdf ?? 'auto',
       startedAt: node.startedAt,

@@ -74,6 +74,9 @@ export function registerBeaconMetrics(registry: Registry, source: BeaconMetricsS
     gauge(`${p}sources`, 'Source IPs with a rate-limit bucket now.', () => stats.get().sources),
     counter(`${p}relayed_frames_total`, 'Tunnel frames relayed between nodes.', () => stats.get().relayedPackets),
     counter(`${p}relayed_bytes_total`, 'Bytes of the relayed tunnel frames.', () => stats.get().relayedBytes),
+    gauge(`${p}peers`, 'Peer beacons configured or listed by the registry (0 when standalone).', () => stats.get().cluster?.peers ?? 0),
+    gauge(`${p}learned_nodes`, 'Node IDs learned from peer beacons\' Syncs.', () => stats.get().cluster?.learnedNodes ?? 0),
+    counter(`${p}forwarded_relays_total`, 'Relays forwarded unchanged to the peer beacon holding the destination.', () => stats.get().cluster?.forwardedRelays ?? 0),
   ])
 }
 

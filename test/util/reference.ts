@@ -13,7 +13,8 @@ import { repoRoot } from './fixtures.js'
 
 /** The reference programs the interop tests start. */
 export const REFERENCE_PROGRAMS = ['daemon', 'pilotctl', 'rendezvous'] as const
-export type ReferenceProgram = (typeof REFERENCE_PROGRAMS)[number]
+/** The required programs, and the servers some tests start too (`beacon`, `registry`; a test checks those itself). */
+export type ReferenceProgram = (typeof REFERENCE_PROGRAMS)[number] | 'beacon' | 'registry'
 
 export interface ReferenceBinaries {
   readonly dir: string

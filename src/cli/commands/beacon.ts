@@ -6,6 +6,7 @@
  */
 import type { Argv, CommandModule } from 'yargs'
 import { BeaconError, BeaconErrorCode, BeaconServer, resolveBeaconLimits, type BeaconLimits } from '../../beacon/index.js'
+import { BeaconClusterDriver, prepareCluster, type BeaconClusterOptions } from '../../beacon/cluster.js'
 import { DecodeError, PilotError } from '../../errors.js'
 import { formatHostPort, parseHostPort } from '../../protocol/host-port.js'
 import { nullLogger, type Logger } from '../../logger.js'
@@ -24,6 +25,8 @@ export interface StartBeaconOptions {
   limits?: Partial<BeaconLimits>
   /** Netcheck probe ports (at most 2; one on another address lets clients tell a full cone from a restricted one). */
   probeListen?: ReadonlyArray<string | UdpEndpoint>
+  /** Peer beacons (docs/wire.md §9.7): a static list and/or a registry to register with and list from. */
+  cluster?: BeaconClusterOptions
 }
 
 export interface RunningBeacon {
@@ -32,6 +35,8 @@ export interface RunningBeacon {
   readonly local: UdpEndpoint
   /** The netcheck probe ports, when `probeListen` asked for some. */
   readonly probes: ProbeResponder | null
+  /** The cluster's timers (Sync, registry rounds), when peers were asked for. */
+  readonly cluster: BeaconClusterDriver | null
   close(): Promise<void>
 }
 
@@ -46,6 +51,8 @@ export async function startBeacon(opts: StartBeaconOptions): Promise<RunningBeac
   }
   const logger = opts.logger ?? nullLogger
   const limits = resolveBeaconLimits(opts.limits) // refuse bad limits before taking the port
+  const clustered = opts.cluster !== undefined && (opts.cluster.beaconId !== 0 || (opts.cluster.peers ?? []).length > 0 || !!opts.cluster.registry)
+  const cluster = clustered ? await prepareCluster(opts.cluster!) : null
   const opened: PacketBind[] = []
   let probes: ProbePortBinds[]
   let bind: PacketBind
@@ -62,15 +69,36 @@ export async function startBeacon(opts: StartBeaconOptions): Promise<RunningBeac
     throw err
   }
   const responder = probes.length === 0 ? null : new ProbeResponder({ main: bind, probes, logger, limits })
-  const server = new BeaconServer({ bind: responder?.beaconBind ?? bind, logger, limits })
+  const server = new BeaconServer({ bind: responder?.beaconBind ?? bind, logger, limits, ...(cluster === null ? {} : { cluster: cluster.state }) })
   server.start()
+  let driver: BeaconClusterDriver | null = null
+  if (cluster !== null) {
+    const c = opts.cluster!
+    const advertise = c.advertise ?? formatHostPort(bind.local.host, bind.local.port)
+    if (cluster.registry !== null && !c.advertise && (bind.local.host === '0.0.0.0' || bind.local.host === '::')) {
+      logger.warn('registering an unspecified address: peers on other hosts will use the registry\'s host; set --advertise HOST:PORT', { advertise })
+    }
+    driver = new BeaconClusterDriver(server, cluster.state, {
+      registry: cluster.registry,
+      advertise,
+      ...(c.syncIntervalMs === undefined ? {} : { syncIntervalMs: c.syncIntervalMs }),
+      ...(c.registryIntervalMs === undefined ? {} : { registryIntervalMs: c.registryIntervalMs }),
+    }, logger.child({ component: 'beacon-cluster' }))
+    driver.start()
+    logger.info('beacon cluster', {
+      beaconId: cluster.state.beaconId,
+      peers: cluster.staticPeers.map((p) => formatHostPort(p.host, p.port)),
+      ...(cluster.registry === null ? {} : { registry: formatHostPort(cluster.registry.host, cluster.registry.port), advertise }),
+    })
+  }
   const local = formatHostPort(bind.local.host, bind.local.port)
   logger.info(`beacon listening on udp ${local}`, { endpoint: local })
   for (const p of probes) logger.info(`netcheck probe port on udp ${formatHostPort(p.discover.local.host, p.discover.local.port)}`)
   const close = async (): Promise<void> => {
+    await driver?.close()
     await Promise.all([server.close(), responder?.close()])
   }
-  return { server, local: bind.local, probes: responder, close }
+  return { server, local: bind.local, probes: responder, cluster: driver, close }
 }
 
 /** One UDP socket, added to `opened`; PT_BEACON_LISTEN_FAILED naming `flag` when it cannot be bound. */
@@ -132,6 +160,10 @@ interface BeaconArgs {
   'max-nodes'?: number | undefined
   'node-ttl'?: number | undefined
   'metrics-listen'?: string | undefined
+  'beacon-id': number
+  peers?: string[]
+  registry?: string | undefined
+  advertise?: string | undefined
 }
 
 export const beaconCommand: CommandModule<object, BeaconArgs> = {
@@ -144,7 +176,20 @@ export const beaconCommand: CommandModule<object, BeaconArgs> = {
       .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'log verbosity' })
       .option('max-nodes', { type: 'number', describe: 'nodes remembered at most (least recently seen evicted)' })
       .option('node-ttl', { type: 'number', describe: 'seconds a node is remembered after its last Discover' })
-      .option('metrics-listen', { type: 'string', describe: METRICS_LISTEN_DESCRIBE }) as Argv<BeaconArgs>,
+      .option('metrics-listen', { type: 'string', describe: METRICS_LISTEN_DESCRIBE })
+      .option('beacon-id', { type: 'number', default: 0, describe: 'this beacon\'s ID in a cluster (unique, non-zero; 0 = standalone)' })
+      .option('peers', {
+        type: 'string',
+        array: true,
+        describe: 'peer beacons, HOST:PORT (comma-separated or repeated): Sync every 10 s, relay and punch forwarded to the beacon holding the node',
+      })
+      .option('registry', { type: 'string', describe: 'registry HOST:PORT: every 30 s beacon_register (needs --beacon-id) and beacon_list for more peers' })
+      .option('advertise', { type: 'string', describe: 'the UDP HOST:PORT registered for this beacon (default: --listen)' })
+      .epilog(
+        'Clustering: beacons peer only with the beacons named by --peers or listed by the registry, and accept Syncs, '
+        + 'forwarded relays and punches only from them. Daemons pick a beacon from their own --beacon list by node ID. '
+        + 'Example: pilot-tun beacon --listen 0.0.0.0:9001 --beacon-id 1 --peers 10.0.0.2:9001',
+      ) as Argv<BeaconArgs>,
   handler: async (args) => {
     const listen = parseListenAddress(args.listen)
     const metricsAt = metricsListenOption(args['metrics-listen'])
@@ -152,7 +197,9 @@ export const beaconCommand: CommandModule<object, BeaconArgs> = {
     const limits: Partial<BeaconLimits> = {}
     if (args['max-nodes'] !== undefined) limits.maxNodes = args['max-nodes']
     if (args['node-ttl'] !== undefined) limits.nodeTtlMs = args['node-ttl'] * 1000
-    const beacon = await startBeacon({ listen, logger, limits, probeListen: args['probe-listen'] ?? [] })
+    const peers = (args.peers ?? []).flatMap((p) => p.split(',')).map((p) => p.trim()).filter((p) => p !== '')
+    const cluster: BeaconClusterOptions = { beaconId: args['beacon-id'], peers, registry: args.registry ?? null, advertise: args.advertise ?? null }
+    const beacon = await startBeacon({ listen, logger, limits, probeListen: args['probe-listen'] ?? [], cluster })
     const metrics = metricsAt === null ? null : await serveMetricsOrUndo(metricsAt, { beacon: beacon.server }, logger, () => beacon.close())
     const signal = await waitForShutdownSignal()
     logger.info(`${signal}: shutting down`)

@@ -133,7 +133,7 @@ export const upCommand: CommandModule<object, UpArgs> = {
       })
       .option('dns', { choices: ['on', 'off'] as const, describe: 'answer <hostname>.pilot AAAA on the node\'s address, port 53', defaultDescription: 'on' })
       .option('registry', { type: 'string', describe: 'registry HOST:PORT, or several front ends of one registry as HOST:PORT,HOST:PORT (tried in turn; required, here or in the config file)' })
-      .option('beacon', { type: 'string', describe: 'beacon HOST:PORT for NAT traversal and relay' })
+      .option('beacon', { type: 'string', describe: 'beacon HOST:PORT for NAT traversal and relay; several, comma-separated: this node uses list[node ID % count]' })
       .option('listen', { type: 'string', describe: 'UDP [HOST]:PORT of the tunnel socket', defaultDescription: DEFAULT_LISTEN })
       .option('state-dir', { type: 'string', describe: 'identity and trust state (created 0700)', defaultDescription: DEFAULT_STATE_DIR })
       .option('control-socket', { type: 'string', describe: 'Unix socket the CLI talks to (mode 0600)', defaultDescription: DEFAULT_CONTROL_SOCKET })
