@@ -132,8 +132,8 @@ export class SecureService implements SecureControl {
       const finish = (err: Error | null): void => {
         clearTimeout(timer)
         channel.off('data', onData)
-        channel.off('end', onEnd)
-        channel.off('error', finish)
+        channel.off('end', onFin)
+        channel.off('error', onEnd)
         if (err !== null) reject(err)
         else resolve()
       }
@@ -148,18 +148,24 @@ export class SecureService implements SecureControl {
         }
         if (frames >= wanted) finish(null)
       }
-      const onEnd = (): void => {
+      // The peer's FIN, or its reset (a server that refused our frame): an answer so far is the answer.
+      const onEnd = (err?: Error): void => {
         result.peer_closed = true
-        if (frames === 0) finish(new SecureError(SecureErrorCode.NO_ANSWER, `${result.target} port ${result.port} ended the secure channel without answering`))
-        else finish(null)
+        if (err instanceof SecureError || frames > 0) return finish(err instanceof SecureError ? err : null)
+        const other = result.kdf === 'legacy' ? 'hkdf' : 'legacy'
+        finish(new SecureError(SecureErrorCode.NO_ANSWER, `${result.target} port ${result.port} ${err === undefined ? 'ended' : 'reset'} the secure channel without answering`, {
+          hint: `a server that derives its key the other way drops the channel at our first frame: try --kdf ${other}${other === 'legacy' ? ' (the Go reference\'s)' : ''}`,
+          ...(err === undefined ? {} : { cause: err }),
+        }))
       }
+      const onFin = (): void => onEnd()
       const timer = setTimeout(() => {
         if (frames > 0) finish(null)
         else finish(new SecureError(SecureErrorCode.NO_ANSWER, `no answer from ${result.target} port ${result.port} within ${timeoutMs} ms`, { hint: 'the server may not answer this message; --replies 0 only sends' }))
       }, Math.max(1, timeoutMs))
       channel.on('data', onData)
-      channel.once('end', onEnd)
-      channel.once('error', finish)
+      channel.once('end', onFin)
+      channel.once('error', onEnd)
     })
   }
 
