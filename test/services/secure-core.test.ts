@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import { X25519KeyPair } from '../../src/crypto/key-agreement.js'
 import { TunnelCipher } from '../../src/crypto/aead.js'
 import { SecureError } from '../../src/services/secure/errors.js'
+import { fuzzDecoder } from '../util/fuzz.js'
 import {
   SECURE_MAX_FRAME,
   SecureFrameDecoder,
@@ -22,8 +23,12 @@ const SECURE_KEY_HKDF = 'cddb817500383058931b912ed913882f4a6f0facbe47dd907100dac
 const FRAME_LEGACY = '0000001e00000002000000000000000170d7738eec8cdaacc2648576fd8351998564'
 const FRAME_HKDF = '0000001e000000020000000000000001ac6f6be655adbcaca42a05459458d96ece31'
 
+const SECURE_KEY_LEGACY = 'b55aeee28f960d0c20cb8a1b955983e4162fa9ba1edabf539f26c426aea92927'
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 const fromHex = (h: string): Buffer => Buffer.from(h, 'hex')
+
+/** The port-443 keys of Alice and Bob (§16.3). */
+const KEYS = { legacy: Buffer.from(SECURE_KEY_LEGACY, 'hex'), hkdf: Buffer.from(SECURE_KEY_HKDF, 'hex') }
 
 /** Alice is the client, Bob the server (the §16.3 keys). */
 function pair(client: SecureSessionOptions = {}, server: SecureSessionOptions = {}): { c: SecureSession; s: SecureSession } {
@@ -183,4 +188,28 @@ test('frame decoder: any split of the byte stream gives the same frames; bad len
   // A smaller limit (what a caller may choose) applies the same way.
   const small = new SecureFrameDecoder(1024)
   assert.equal(code(() => small.push(frames[1]!)), 'PT_SECURE_BAD_FRAME')
+})
+
+test('fuzz: 10k random and mutated byte streams through the decoder and open: only SecureErrors, and a mutated frame never opens', () => {
+  const { c } = pair()
+  const frames = [c.seal(Buffer.from('a')), c.seal(Buffer.from('hello there')), c.seal(Buffer.alloc(300, 1))]
+  const valid = new Set(frames.map((f) => hex(f)))
+  const report = fuzzDecoder({
+    iterations: 10_000,
+    seed: 443,
+    corpus: frames,
+    maxRandomLength: 96,
+    decode: (input) => {
+      // A fresh server each time: the counter rule must not be what refuses the mutants.
+      const s = new SecureSession('server', KEYS)
+      const opened: Buffer[] = []
+      for (const b of new SecureFrameDecoder(4096).push(input)) opened.push(s.open(b))
+      return opened
+    },
+    onDecoded: (opened, input) => {
+      if (opened.length > 0) assert.ok([...valid].some((v) => hex(input).startsWith(v)), `a frame that is not one of ours opened: ${hex(input)}`)
+    },
+    isRefusal: (err) => err instanceof SecureError,
+  })
+  assert.ok(report.rejected > 0)
 })

@@ -16,6 +16,7 @@
  */
 import type { Logger } from '../../logger.js'
 import { nullLogger } from '../../logger.js'
+import { PilotError } from '../../errors.js'
 import { formatAddress } from '../../protocol/address.js'
 import type { StreamAcceptor, StreamOpener } from '../service-stream.js'
 import { SecureError, SecureErrorCode } from './errors.js'
@@ -174,21 +175,31 @@ export class SecureService implements SecureControl {
     if (this.listening.has(port)) throw portInUse(port)
     const result: SecureListenResult = { port, channels: 0, messages: 0, refused: 0, timeout: false }
     const open = new Set<SecureStream>()
+    /** Channels established or still swapping keys: what the limit counts. */
+    let active = 0
+    /** Set once the listen is over: late channels are reset, late messages not reported. */
+    let ended = false
     let stop!: (timeout: boolean) => void
     const stopped = new Promise<boolean>((r) => (stop = r))
     const onAccept = (inner: Parameters<Parameters<StreamAcceptor['listenStreams']>[1]>[0]): void => {
-      if (open.size >= MAX_LISTEN_CHANNELS) {
+      if (active >= MAX_LISTEN_CHANNELS) {
         result.refused++
         inner.destroy()
         return
       }
       const id = ++result.channels
+      active++
       const from = formatAddress(inner.remoteAddress)
       secureServer(inner, options.kdf === 'auto' ? {} : { send: options.kdf, receive: options.kdf }).then(
         (channel) => {
-          if (signal.aborted) return void channel.destroy()
           open.add(channel)
+          channel.once('close', () => {
+            open.delete(channel)
+            active--
+          })
+          if (ended || signal.aborted) return void channel.destroy()
           channel.on('data', (chunk: Buffer) => {
+            if (ended) return
             result.messages++
             const preview = chunk.length > SECURE_PREVIEW_BYTES ? chunk.subarray(0, SECURE_PREVIEW_BYTES) : chunk
             onMessage({ from, channel: id, kdf: channel.peerKdf ?? channel.kdf, data: preview.toString('utf8'), bytes: chunk.length, ...(preview === chunk ? {} : { data_truncated: true }) })
@@ -203,9 +214,9 @@ export class SecureService implements SecureControl {
             if (err instanceof SecureError && err.code !== SecureErrorCode.NO_ANSWER) result.refused++
             this.logger.debug('secure channel ended with an error', { from, error: err.message })
           })
-          channel.once('close', () => open.delete(channel))
         },
         (err: Error) => {
+          active--
           result.refused++
           this.logger.debug('secure key swap failed', { from, error: err.message })
         },
@@ -225,12 +236,15 @@ export class SecureService implements SecureControl {
     try {
       result.timeout = await stopped
     } finally {
+      ended = true
       if (timer !== null) clearTimeout(timer)
       signal.removeEventListener('abort', onAbort)
       this.o.streams.unlistenStreams(port)
       this.listening.delete(port)
       await Promise.all([...open].map((c) => endChannel(c)))
     }
+    // The control connection aborts with a typed reason when its reader fell behind.
+    if (signal.aborted && signal.reason instanceof PilotError) throw signal.reason
     return result
   }
 }
