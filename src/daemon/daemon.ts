@@ -445,7 +445,7 @@ export class Daemon implements DaemonControl {
 
   /** The port-443 secure channel's control methods (`secure.*`, src/services/secure/), made on first use. */
   get secure(): SecureService {
-    return (this.secureService ??= new SecureService({ names: this.node.names, streams: this.node.streams, logger: this.inputs.logger }))
+    return (this.secureService ??= new SecureService({ selfNode: this.nodeId, names: this.node.names, streams: this.node.streams, logger: this.inputs.logger }))
   }
 
   /** The tunnel (tests and `peers` details). */

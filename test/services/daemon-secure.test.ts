@@ -120,3 +120,26 @@ test('a client talking to a port-443 listener over a raw daemon stream: reflecte
     await w.close()
   }
 })
+
+test('a secure channel from a node to itself goes to its own listener (in-process); without one it fails at once', async () => {
+  const w = await World.create({ memory: true })
+  try {
+    const b = await w.daemon('b', { hostname: 'beta' })
+    const started = Date.now()
+    assert.equal(await codeOf(b.secure.send('beta', Buffer.from('nobody'), SEND)), 'PT_SECURE_NO_ANSWER')
+    assert.ok(Date.now() - started < 2_000, 'no dial timeout to wait for')
+    const events: SecureMessageEvent[] = []
+    const stop = new AbortController()
+    const listening = b.secure.listen(LISTEN, (e) => events.push(e), stop.signal)
+    const big = Buffer.alloc(100_000, 0x62)
+    const r = await b.secure.send(addr(b.nodeId), big, { ...SEND, kdf: 'hkdf', replies: 2 })
+    assert.equal(r.reply_bytes, big.length)
+    assert.equal(Buffer.from(r.replies.join('')).equals(big), true)
+    stop.abort()
+    const done = await listening
+    assert.equal(done.channels, 1)
+    assert.deepEqual([...new Set(events.map((e) => [e.from, e.kdf].join(' ')))], [`${addr(b.nodeId)} hkdf`])
+  } finally {
+    await w.close()
+  }
+})

@@ -18,7 +18,8 @@ import type { Logger } from '../../logger.js'
 import { nullLogger } from '../../logger.js'
 import { PilotError } from '../../errors.js'
 import { formatAddress } from '../../protocol/address.js'
-import type { StreamAcceptor, StreamOpener } from '../service-stream.js'
+import type { ServiceStream, StreamAcceptor, StreamOpener } from '../service-stream.js'
+import { loopbackPair } from './loopback.js'
 import { SecureError, SecureErrorCode } from './errors.js'
 import { SECURE_PORT, type SecureKdf } from './secure-core.js'
 import { secureClient, secureServer, type SecureStream } from './secure-stream.js'
@@ -90,6 +91,8 @@ export interface SecureControl {
 }
 
 export interface SecureServiceOptions {
+  /** This node: a channel to it goes straight to our own listener (loopback.ts). */
+  selfNode: number
   names: { resolveTarget(target: string): Promise<{ node: number }> }
   streams: StreamOpener & StreamAcceptor
   logger?: Logger
@@ -97,8 +100,8 @@ export interface SecureServiceOptions {
 
 export class SecureService implements SecureControl {
   private readonly logger: Logger
-  /** Ports a `listen` holds now. */
-  private readonly listening = new Set<number>()
+  /** Ports a `listen` holds now, and how it accepts a stream (a channel from this node itself too). */
+  private readonly listening = new Map<number, (inner: ServiceStream) => void>()
 
   constructor(private readonly o: SecureServiceOptions) {
     this.logger = (o.logger ?? nullLogger).child({ component: 'secure' })
@@ -107,7 +110,7 @@ export class SecureService implements SecureControl {
   async send(target: string, data: Buffer, options: SecureSendOptions): Promise<SecureSendResult> {
     const node = (await this.o.names.resolveTarget(target)).node
     const deadline = Date.now() + options.timeoutMs
-    const inner = await this.o.streams.openStream(node, options.port)
+    const inner = node === this.o.selfNode ? this.dialSelf(options.port) : await this.o.streams.openStream(node, options.port)
     const channel = await secureClient(inner, { send: options.kdf, receive: options.kdf, handshakeTimeoutMs: Math.max(1, Math.min(options.timeoutMs, 10_000)) })
     const result: SecureSendResult = {
       target: formatAddress({ network: 0, node }),
@@ -170,6 +173,18 @@ export class SecureService implements SecureControl {
     })
   }
 
+  /** A channel from this node to itself: one end to our listener on `port`, the other to the caller. */
+  private dialSelf(port: number): ServiceStream {
+    const accept = this.listening.get(port)
+    if (accept === undefined) {
+      throw new SecureError(SecureErrorCode.NO_ANSWER, `nothing listens on port ${port} of this node`, { hint: 'start `pilot-tun secure listen` first (a channel to this node itself goes to it)' })
+    }
+    const self = { network: 0, node: this.o.selfNode }
+    const { dialer, acceptor } = loopbackPair(self)
+    accept(acceptor)
+    return dialer
+  }
+
   async listen(options: SecureListenOptions, onMessage: (e: SecureMessageEvent) => void, signal: AbortSignal): Promise<SecureListenResult> {
     const { port } = options
     if (this.listening.has(port)) throw portInUse(port)
@@ -181,7 +196,7 @@ export class SecureService implements SecureControl {
     let ended = false
     let stop!: (timeout: boolean) => void
     const stopped = new Promise<boolean>((r) => (stop = r))
-    const onAccept = (inner: Parameters<Parameters<StreamAcceptor['listenStreams']>[1]>[0]): void => {
+    const onAccept = (inner: ServiceStream): void => {
       if (active >= MAX_LISTEN_CHANNELS) {
         result.refused++
         inner.destroy()
@@ -228,7 +243,7 @@ export class SecureService implements SecureControl {
       if ((err as { code?: string }).code === 'PT_SESSION_PORT_IN_USE') throw portInUse(port)
       throw err
     }
-    this.listening.add(port)
+    this.listening.set(port, onAccept)
     this.logger.info('secure channel listening', { port, echo: options.echo })
     const timer = options.timeoutMs > 0 ? setTimeout(() => stop(true), options.timeoutMs) : null
     const onAbort = (): void => stop(false)
