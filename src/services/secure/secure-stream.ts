@@ -78,6 +78,8 @@ export class SecureStream extends Duplex {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    // An empty write sends nothing: an empty frame would read as a 0-byte Read on a Go peer.
+    if (chunk.length === 0) return cb()
     try {
       if (chunk.length <= SECURE_MAX_PLAINTEXT) {
         this.inner.write(this.session.seal(chunk), cb)
