@@ -49,15 +49,15 @@ async function trustEachOther(bench: Bench, ref: ReferenceNode, pt: PtNode): Pro
   })
 }
 
-async function setUp(bench: Bench): Promise<{ ref: ReferenceNode; pt: PtNode }> {
+async function setUp(bench: Bench, ptArgs: string[] = []): Promise<{ ref: ReferenceNode; pt: PtNode }> {
   const rv = await bench.pilotTunRendezvous()
-  const [ref, pt] = await Promise.all([bench.referenceDaemon('refsecure', rv), bench.pilotTunUp('ptsecure', rv)])
+  const [ref, pt] = await Promise.all([bench.referenceDaemon('refsecure', rv), bench.pilotTunUp('ptsecure', rv, ptArgs)])
   await trustEachOther(bench, ref, pt)
   return { ref, pt }
 }
 
-/** Runs the reference's `secure` example against `ref`'s daemon, recorded in the transcript. */
-async function runSecureExample(bench: Bench, ref: ReferenceNode, args: string[], timeoutMs = 20_000): Promise<RunResult> {
+/** Runs the reference's `secure` example against `ref`'s daemon (or any IPC socket), recorded in the transcript. */
+async function runSecureExample(bench: Bench, ref: { socket: string; home: string }, args: string[], timeoutMs = 20_000): Promise<RunResult> {
   const r = await bench.run(SECURE!, ['-socket', ref.socket, ...args], { HOME: ref.home }, timeoutMs)
   bench.transcript.push(`$ secure -socket … ${args.join(' ')}  → exit ${r.code}: ${(r.stdout + r.stderr).trim().slice(0, 400)}`)
   return r
@@ -125,5 +125,24 @@ test('interop: `pilot-tun secure send` → the reference `secure` server on a re
     const h = await ptSecure(bench, pt, ['send', ref.address, 'hkdf', '--kdf', 'hkdf', '--timeout', '5s'])
     assert.notEqual(h.code, 0)
     assert.ok((h.stdout + h.stderr).includes('PT_SECURE_NO_ANSWER'), h.stdout + h.stderr)
+  })
+})
+
+test('interop: the reference `secure` server hosted by a pilot-tun daemon (--ipc-socket) answers the reference client on a reference daemon', { skip, timeout: 90_000 }, async (t) => {
+  await withBench(t, async (bench) => {
+    const ipc = join(bench.dir, 'ptsecure-ipc.sock')
+    const { ref, pt } = await setUp(bench, ['--ipc-socket', ipc])
+    // The reference's server binds port 443 through pilot-tun's driver IPC: pilot-tun carries its streams.
+    bench.start('reference secure server on pilot-tun', SECURE!, ['-socket', ipc, '-mode', 'server'], { HOME: bench.dir })
+    const message = `through pilot-tun's IPC ${randomBytes(4).toString('hex')}`
+    const r = await waitFor('the reference client to get an answer through pilot-tun', async () => {
+      const run = await runSecureExample(bench, ref, ['-mode', 'client', '-target', pt.address, '-msg', message])
+      return run.code === 0 ? run : null
+    }, 30_000)
+    assert.ok(r.stdout.includes(message), r.stdout + r.stderr)
+    // While the IPC driver holds 443, `pilot-tun secure listen` cannot take it.
+    const busy = await ptSecure(bench, pt, ['listen', '--timeout', '1s'])
+    assert.notEqual(busy.code, 0)
+    assert.ok((busy.stdout + busy.stderr).includes('PT_SECURE_PORT_IN_USE'), busy.stdout + busy.stderr)
   })
 })
