@@ -25,6 +25,7 @@ import { inboxCommand, receivedCommand, sendFileCommand, sendMessageCommand } fr
 import { publishCommand, subscribeCommand } from './commands/events.js'
 import { networkCommand } from './commands/network.js'
 import { auditCommand } from './commands/audit.js'
+import { secureCommand } from './commands/secure.js'
 
 /** Loaders and help lines of the commands loaded on demand. Keep `describe` in step with the modules. */
 const SERVER_COMMANDS: Record<string, { load: () => Promise<CommandModule<object, any>>; describe: string }> = {
@@ -83,6 +84,7 @@ export async function main(argv: string[]): Promise<number> {
     .command(receivedCommand)
     .command(publishCommand)
     .command(subscribeCommand)
+    .command(secureCommand)
     .command(registryCommand!)
     .command(beaconCommand!)
     .command(rendezvousCommand!)

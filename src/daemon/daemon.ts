@@ -71,6 +71,7 @@ import type { DaemonMetrics } from '../metrics/daemon-metrics.js'
 import { startTaskService, tasksDisabledError, type TaskService } from '../services/tasks/index.js'
 import type { TaskCommand, TaskResults } from '../services/tasks/task-api.js'
 import { DataServices } from '../services/data-services.js'
+import { SecureService } from '../services/secure/secure-service.js'
 import type { NetworkView } from './network-view.js'
 import type { NetworkOps, NetworkRegistry } from './network-ops.js'
 import type { TrustLog } from './trust-log.js'
@@ -158,6 +159,7 @@ export class Daemon implements DaemonControl {
   readonly networks: NetworkView
   /** The control socket's `network.*` and `audit.*` methods. */
   readonly networkOps: NetworkOps
+  private secureService: SecureService | null = null
 
   /** Loads the identity, opens the socket, registers and starts every service. */
   static async start(options: DaemonOptions): Promise<Daemon> {
@@ -447,6 +449,11 @@ export class Daemon implements DaemonControl {
   /** The node's parts, for in-process front ends built outside (the driver IPC: ipc-host.ts). */
   get parts(): NodeParts {
     return this.node
+  }
+
+  /** The port-443 secure channel's control methods (`secure.*`, src/services/secure/), made on first use. */
+  get secure(): SecureService {
+    return (this.secureService ??= new SecureService({ selfNode: this.nodeId, names: this.node.names, streams: this.node.streams, logger: this.inputs.logger }))
   }
 
   /** The tunnel (tests and `peers` details). */

@@ -17,6 +17,7 @@ import type { Argv, CommandModule } from 'yargs'
 import type { DaemonControl } from '../../daemon/api.js'
 import type { ServicesControl } from '../../services/api.js'
 import { ControlServer } from '../../daemon/control/server.js'
+import type { SecureControl } from '../../services/secure/secure-service.js'
 import { DEFAULT_CONTROL_SOCKET } from '../../daemon/control/client.js'
 import { daemonClosedError } from '../../daemon/errors.js'
 import { ConfigError, PilotError } from '../../errors.js'
@@ -113,6 +114,7 @@ export interface UpSettings {
 interface RunningDaemon extends DaemonControl {
   readonly services: ServicesControl
   readonly networkOps: NetworkOps | null
+  readonly secure: SecureControl
   close(): Promise<void>
   readonly closed: Promise<void>
 }
@@ -256,7 +258,7 @@ async function runDaemon(settings: UpSettings, logger: Logger): Promise<void> {
     requestStop = resolve
   })
   const control = controlFacade(() => daemon, () => requestStop('shutdown requested over the control socket'))
-  const server = new ControlServer({ path: settings.controlSocket, control, logger, services: () => daemon?.services ?? null, networks: () => daemon?.networkOps ?? null })
+  const server = new ControlServer({ path: settings.controlSocket, control, logger, services: () => daemon?.services ?? null, networks: () => daemon?.networkOps ?? null, secure: () => daemon?.secure ?? null })
   await server.listen()
   const policy = installProcessPolicy({
     logger,

@@ -42,6 +42,8 @@ import type { ServicesControl } from '../../services/api.js'
 import { NETWORK_METHODS, dispatchNetwork, isNetworkMethod } from './network-methods.js'
 import type { NetworkOps } from '../network-ops.js'
 import { ServiceError, ServiceErrorCode } from '../../services/errors.js'
+import { SECURE_METHODS, dispatchSecure, isSecureMethod } from './secure-methods.js'
+import type { SecureControl } from '../../services/secure/secure-service.js'
 
 export interface ControlServerOptions {
   /** Path of the Unix socket, e.g. /run/pilot-tun/control.sock. */
@@ -51,6 +53,8 @@ export interface ControlServerOptions {
   services?: () => ServicesControl | null
   /** The network and audit methods (network-methods.ts); absent or null = none. */
   networks?: () => NetworkOps | null
+  /** The port-443 secure channel's methods (secure-methods.ts); absent or null = none. */
+  secure?: () => SecureControl | null
   logger?: Logger
   /** Concurrent connections accepted; more are closed at once. Default 64. */
   maxConnections?: number
@@ -76,6 +80,7 @@ export class ControlServer {
   private readonly control: DaemonControl
   private readonly services: () => ServicesControl | null
   private readonly networks: () => NetworkOps | null
+  private readonly secure: () => SecureControl | null
   private readonly logger: Logger
   private readonly maxConnections: number
   private readonly maxPipelined: number
@@ -93,6 +98,7 @@ export class ControlServer {
     this.control = options.control
     this.services = options.services ?? (() => null)
     this.networks = options.networks ?? (() => null)
+    this.secure = options.secure ?? (() => null)
     this.logger = (options.logger ?? nullLogger).child({ component: 'control' })
     this.maxConnections = options.maxConnections ?? 64
     this.maxPipelined = options.maxPipelined ?? 32
@@ -163,13 +169,17 @@ export class ControlServer {
         const result = await dispatchService(this.services(), req.method, req.params, ctx)
         return { id: req.id, ok: true, result: result ?? null }
       }
+      if (isSecureMethod(req.method)) {
+        const result = await dispatchSecure(this.secure(), req.method, req.params, ctx)
+        return { id: req.id, ok: true, result: result ?? null }
+      }
       if (isNetworkMethod(req.method)) {
         const result = await dispatchNetwork(this.networks(), req.method, req.params)
         return { id: req.id, ok: true, result: result ?? null }
       }
       if (!isControlMethod(req.method)) {
         throw new ControlError(ControlErrorCode.UNKNOWN_METHOD, `unknown method "${req.method.slice(0, 64)}"`, {
-          hint: `methods: ${[...CONTROL_METHODS, ...SERVICE_METHODS, ...NETWORK_METHODS].join(', ')}; is the CLI newer than the running daemon?`,
+          hint: `methods: ${[...CONTROL_METHODS, ...SERVICE_METHODS, ...NETWORK_METHODS, ...SECURE_METHODS].join(', ')}; is the CLI newer than the running daemon?`,
         })
       }
       const result = await dispatch(this.control, req.method, req.params)
