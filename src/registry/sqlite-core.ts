@@ -54,11 +54,12 @@ export class SqliteCore {
 
   readonly path: string
 
-  constructor(path: string) {
+  /** `busyTimeoutMs`: how long a write waits (blocking the thread) for a lock another process holds on the file. */
+  constructor(path: string, busyTimeoutMs = DEFAULT_BUSY_TIMEOUT_MS) {
     this.path = path
     let db: Database.Database | null = null
     try {
-      db = new Database(path)
+      db = new Database(path, { timeout: busyTimeoutMs })
       db.pragma('journal_mode = WAL')
       // FULL: every commit is on disk before the request is answered. NORMAL (WAL) survives a
       // process crash but a power loss can drop the last commits, and with them an allocated
@@ -418,6 +419,9 @@ export class SqliteCore {
     return this.statements.pruneBeacons.run(before).changes
   }
 }
+
+/** better-sqlite3's own default. Only another process (a backup, an operator's sqlite3 shell) ever holds the lock. */
+const DEFAULT_BUSY_TIMEOUT_MS = 5_000
 
 function ordered(a: number, b: number): [number, number] {
   return a < b ? [a, b] : [b, a]

@@ -36,6 +36,12 @@ export type { RegistryStore, RegistryTx, NetworkTx, StoreKind } from './store-ap
 export interface SqliteRegistryStoreOptions {
   /** File path, or ':memory:' for tests. */
   path: string
+  /**
+   * How long a write waits for a lock another process holds on the file before
+   * it fails (the request is then answered "registry store unavailable").
+   * The wait blocks the registry's thread; default 5000 ms.
+   */
+  busyTimeoutMs?: number
 }
 
 /** Heartbeats gathered before a flush is started (bounds the memory and the transaction). */
@@ -53,7 +59,7 @@ export class SqliteRegistryStore extends SqliteTxBase implements RegistryStore {
 
   /** Opens (creating if need be) and migrates the file; RegistryError STORE if it cannot. */
   constructor(options: SqliteRegistryStoreOptions) {
-    super(new SqliteCore(options.path))
+    super(new SqliteCore(options.path, options.busyTimeoutMs))
     this.location = options.path
   }
 
