@@ -93,6 +93,8 @@ export class RegistryServer {
   private reapTimer: NodeJS.Timeout | null = null
   /** A reaper pass still running (the next tick then skips). */
   private reaping = false
+  /** When listen() started (performance.now()): no reaping in the first interval (see reapTick). */
+  private listenedAt = 0
   private readonly now: () => number
   /** Writes the heartbeats the store gathered, once a second. */
   private touchTimer: NodeJS.Timeout | null = null
@@ -127,6 +129,7 @@ export class RegistryServer {
     })
     server.on('error', (err) => this.logger.error('listener error', { error: err.message }))
     this.server = server
+    this.listenedAt = performance.now()
     // Ticks four times an interval; the store's maintain() runs the reaper once an interval across
     // every front end of the database, whichever ticks first after the interval passed.
     this.reapTimer = setInterval(() => void this.reapTick(), Math.max(1, Math.floor(this.limits.reapIntervalMs / 4)))
@@ -165,7 +168,9 @@ export class RegistryServer {
 
   /** The timer's reaper pass: only if no front end on this database reaped within `reapIntervalMs`. */
   private async reapTick(): Promise<void> {
-    if (this.reaping) return
+    // Not in this front end's first interval, as before the store was shared: after an outage of the
+    // registry, daemons need a heartbeat's time to reach it before their silence counts against them.
+    if (this.reaping || performance.now() - this.listenedAt < this.limits.reapIntervalMs) return
     this.reaping = true
     try {
       await this.store.maintain('reap', this.limits.reapIntervalMs, this.now(), () => this.reapNow())

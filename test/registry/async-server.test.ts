@@ -212,8 +212,9 @@ test('two front ends on one database: their reaper timers tick, but the reaper r
       const maintains = (fe: FrontEnd) => fe.control.calls.get('maintain') ?? 0
       const a = fe1!.client(Identity.generate())
       await a.register({ listenAddr: ':4001' })
-      await new Promise((resolve) => setTimeout(resolve, 80)) // ~8 ticks of each front end's timer
-      assert.ok(maintains(fe1!) >= 3 && maintains(fe2!) >= 3, `both tick: ${maintains(fe1!)}, ${maintains(fe2!)}`)
+      // Ticks every 10 ms; none reaps in its first 40 ms, then each asks maintain() at every tick.
+      await new Promise((resolve) => setTimeout(resolve, 150))
+      assert.ok(maintains(fe1!) >= 2 && maintains(fe2!) >= 2, `both tick: ${maintains(fe1!)}, ${maintains(fe2!)}`)
       assert.equal(runs(fe1!) + runs(fe2!), 1, 'the first tick of either ran it; the fake clock has not moved since')
       clock.advance(10_000) // node 1 is stale now
       await new Promise((resolve) => setTimeout(resolve, 80))
@@ -225,6 +226,27 @@ test('two front ends on one database: their reaper timers tick, but the reaper r
       assert.equal(runs(fe1!) + runs(fe2!), 3)
     },
     { reapIntervalMs: 40, staleAfterMs: 5_000 },
+  )
+})
+
+test('a front end does not reap in its first interval: after a registry outage, daemons get a heartbeat\'s time before their silence counts', async () => {
+  const started = performance.now()
+  await withFrontEnds(
+    1,
+    async ([fe], clock) => {
+      const id = Identity.generate()
+      await fe!.client(id).register({ listenAddr: ':4001' })
+      clock.advance(10_000) // as if the registry had been down: node 1 looks silent
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, 150 - (performance.now() - started))))
+      assert.equal(fe!.control.calls.get('maintain'), undefined, 'no reaper pass within the first 300 ms')
+      const raw = await RawConnection.open(fe!.port)
+      assert.equal((await raw.ask({ type: 'heartbeat', node_id: 1, signature: id.signChallenge('heartbeat:1') })).type, 'heartbeat_ok')
+      await new Promise((resolve) => setTimeout(resolve, 400))
+      assert.ok((fe!.control.calls.get('reapStale') ?? 0) >= 1, 'the reaper runs after the first interval')
+      assert.equal(fe!.server.stats().nodesReaped, 0, 'the node that heartbeat in time stays')
+      raw.destroy()
+    },
+    { reapIntervalMs: 300, staleAfterMs: 5_000 },
   )
 })
 
