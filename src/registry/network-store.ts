@@ -83,12 +83,13 @@ export class NetworkStore {
 
   // --- networks ----------------------------------------------------------------
 
-  /** The next network ID (from 1, never reused), or null when all 65534 are taken. */
+  /** The next network ID (from 1, never reused), or null when the name is taken or all 65534 IDs are. */
   createNetwork(n: Omit<NetworkRecord, 'id'>): number | null {
     return this.db.transaction(() => this.insertNetwork(n))()
   }
 
   private insertNetwork(n: Omit<NetworkRecord, 'id'>): number | null {
+    if (this.s.findNetworkByName.get(n.name) !== undefined) return null
     const id = (this.s.getNextNetwork.get() as { value: number }).value
     if (id > 0xfffe) return null
     this.s.setNextNetwork.run(id + 1)

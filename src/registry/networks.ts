@@ -167,7 +167,11 @@ export class NetworkRequests<O> {
         policy: policy ?? { ...DEFAULT_NETWORK_POLICY, allowedPorts: [] },
         created: Math.floor(now / 1000),
       })
-      if (id === null) throw new RequestRejected('conflict', 'no network IDs left')
+      if (id === null) {
+        // Taken since the check above (another front end), or the IDs ran out.
+        if ((await tx.networks.findNetworkByName(name)) !== null) throw refuse('PT_NETWORK_EXISTS', `network name ${name} is taken`, 'conflict')
+        throw new RequestRejected('conflict', 'no network IDs left')
+      }
       await tx.networks.addMember(id, write.node.id, 'owner', now)
       await this.appendWrite(tx, id, write, 'create', 0, createDetail(name, rule, policy))
       return { type: 'create_network_ok', network_id: id, name }

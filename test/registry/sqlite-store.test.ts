@@ -12,7 +12,7 @@ import Database from 'better-sqlite3'
 import { SqliteRegistryStore } from '../../src/registry/store.js'
 import { SCHEMA_VERSION } from '../../src/registry/schema.js'
 import { RegistryError, RegistryErrorCode } from '../../src/registry/errors.js'
-import type { RegistryTx } from '../../src/registry/store-api.js'
+import type { NetworkRecord, RegistryTx } from '../../src/registry/store-api.js'
 
 const node = (publicKey: string) => ({ publicKey, owner: null, realAddr: '127.0.0.1:1', now: 1 })
 const macrotask = (ms = 0): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
@@ -94,7 +94,9 @@ test('transaction lock: a transaction that throws rolls back everything it did (
     assert.equal((await store.createNode(node('kb'))).id, 2, 'the rolled-back node ID is handed out again')
     assert.equal(await store.findKey('ka'), null)
     assert.equal(await store.takeRateToken('k', 1, 60_000, 0), true, 'the rate window was rolled back too')
-    assert.equal(await store.networks.createNetwork({ name: 'lab', joinRule: 'open', tokenSalt: null, tokenHash: null, policy: { maxMembers: 5, allowedPorts: [], membersResolve: false }, created: 1 }), 1)
+    const lab: Omit<NetworkRecord, 'id'> = { name: 'lab', joinRule: 'open', tokenSalt: null, tokenHash: null, policy: { maxMembers: 5, allowedPorts: [], membersResolve: false }, created: 1 }
+    assert.equal(await store.networks.createNetwork(lab), 1)
+    assert.equal(await store.networks.createNetwork(lab), null, 'a taken name: null, as the interface says')
   } finally {
     releaseA()
     await store.close()
