@@ -4,7 +4,7 @@
  * scrape time into the registry they are given (`rendezvous` puts both
  * servers into one).
  */
-import { Registry } from 'prom-client'
+import { Gauge, Registry } from 'prom-client'
 import type { BeaconStats } from '../beacon/index.js'
 import type { Logger } from '../logger.js'
 import type { HostPort } from '../protocol/host-port.js'
@@ -15,7 +15,7 @@ import { MetricsHttpServer } from './http-server.js'
 /** What the registry metrics read: the server's counters and the store's count of online nodes. */
 export interface RegistryMetricsSource {
   readonly server: { stats(): RegistryServerStats }
-  readonly store: { countOnline(): number }
+  readonly store: { countOnline(): Promise<number> }
 }
 
 /** What the beacon metrics read. */
@@ -51,9 +51,22 @@ export function registerRegistryServerMetrics(registry: Registry, source: Regist
     })),
     counter(`${p}requests_total`, 'Requests read (answered or refused).', () => stats.get().requests),
     counterBy(`${p}rejected_total`, 'Requests and frames refused, by reason (a reason appears once it has happened).', 'reason', () => definedOnly(stats.get().rejected)),
-    gauge(`${p}nodes_online`, 'Nodes registered and online now.', () => source.store.countOnline()),
     counter(`${p}nodes_reaped_total`, 'Nodes marked offline for missing heartbeats.', () => stats.get().nodesReaped),
   ])
+  // Read from the store, which answers asynchronously (a database query with PostgreSQL).
+  new Gauge({
+    name: `${p}nodes_online`,
+    help: 'Nodes registered and online now.',
+    registers: [registry],
+    async collect() {
+      this.reset()
+      try {
+        this.set(await source.store.countOnline())
+      } catch {
+        // the store is unavailable: no reading this scrape (the server logs the failures)
+      }
+    },
+  })
 }
 
 export function registerBeaconMetrics(registry: Registry, source: BeaconMetricsSource): void {

@@ -16,7 +16,7 @@
  * field on the wire. A recorded signature can still be replayed on another
  * connection (challenges carry no nonce, §17 item 10); only TLS would stop that.
  */
-import type { NodeRecord, RegistryStore } from './store.js'
+import type { NodeRecord, RegistryTx } from './store-api.js'
 
 /** What one connection has shown; the server keeps one per connection, so it is bounded by the connection count. */
 export interface ConnectionState {
@@ -42,12 +42,12 @@ export function newConnectionState(): ConnectionState {
  * they are unchanged or this connection speaks for the node, else keeps them
  * pending on the connection. Returns the node as stored now.
  */
-export function claimRegistration(
-  store: RegistryStore,
+export async function claimRegistration(
+  store: RegistryTx,
   node: NodeRecord,
   claim: { realAddr: string; owner: string | null; now: number },
   connection: ConnectionState,
-): NodeRecord {
+): Promise<NodeRecord> {
   const owner = claim.owner ?? node.owner
   const changes = claim.realAddr !== node.realAddr || owner !== node.owner
   if (!changes || connection.provenNode === node.id || node.realAddr === null) {
@@ -63,11 +63,11 @@ export function claimRegistration(
  * speaks for it, and a change its `register` left pending here is committed.
  * Returns the node as stored now.
  */
-export function confirmSigner(store: RegistryStore, node: NodeRecord, connection: ConnectionState): NodeRecord {
+export async function confirmSigner(store: RegistryTx, node: NodeRecord, connection: ConnectionState): Promise<NodeRecord> {
   connection.provenNode = node.id
   const pending = connection.pending
   if (pending === null || pending.nodeId !== node.id) return node
-  connection.pending = null
-  store.setEndpoint(node.id, pending.realAddr, pending.owner)
-  return store.getNode(node.id) ?? node
+  await store.setEndpoint(node.id, pending.realAddr, pending.owner)
+  if (connection.pending === pending) connection.pending = null
+  return (await store.getNode(node.id)) ?? node
 }

@@ -1,8 +1,9 @@
-/** The registry: server, SQLite store, and the client the daemon uses. */
+/** The registry: server, its store (SQLite here; the interface in store-api.ts), and the client the daemon uses. */
 export { RegistryServer, type RegistryServerOptions, type RegistryServerStats } from './server.js'
+export type { RegistryStore, RegistryTx, NetworkTx, StoreKind } from './store-api.js'
 export {
-  RegistryStore,
-  type RegistryStoreOptions,
+  SqliteRegistryStore,
+  type SqliteRegistryStoreOptions,
   type NodeRecord,
   type TrustPairRecord,
   type TrustOrigin,

@@ -1,9 +1,10 @@
 /**
  * Networks in the registry's SQLite store (issue 13): networks, members with
  * roles, invites, the nonces of signed writes, and the audit chains. It works
- * on the RegistryStore's own database handle, so its changes join the same
- * transactions (`RegistryStore.transaction`): a change and its audit entry are
- * stored together or not at all.
+ * on the SQLite store's own database handle (sqlite-core.ts), so its changes
+ * join the same transactions (`SqliteRegistryStore.transaction`): a change and
+ * its audit entry are stored together or not at all. Synchronous; store.ts
+ * puts the asynchronous `NetworkTx` in front of it.
  *
  * Membership survives the node going offline: the Go reference's reaper
  * drops offline nodes from their networks, which would make a daemon restart
@@ -73,15 +74,22 @@ interface AuditRow {
 
 export class NetworkStore {
   private readonly s: ReturnType<typeof prepare>
+  private readonly db: Database.Database
 
   constructor(db: Database.Database) {
+    this.db = db
     this.s = prepare(db)
   }
 
   // --- networks ----------------------------------------------------------------
 
-  /** The next network ID (from 1, never reused), or null when all 65534 are taken. */
+  /** The next network ID (from 1, never reused), or null when the name is taken or all 65534 IDs are. */
   createNetwork(n: Omit<NetworkRecord, 'id'>): number | null {
+    return this.db.transaction(() => this.insertNetwork(n))()
+  }
+
+  private insertNetwork(n: Omit<NetworkRecord, 'id'>): number | null {
+    if (this.s.findNetworkByName.get(n.name) !== undefined) return null
     const id = (this.s.getNextNetwork.get() as { value: number }).value
     if (id > 0xfffe) return null
     this.s.setNextNetwork.run(id + 1)
@@ -210,6 +218,10 @@ export class NetworkStore {
 
   /** Appends to chain `e.networkId`; call inside the transaction of the change it records. */
   appendAudit(e: NewAuditEntry): AuditEntry {
+    return this.db.transaction(() => this.insertAudit(e))()
+  }
+
+  private insertAudit(e: NewAuditEntry): AuditEntry {
     const head = this.s.auditHead.get(e.networkId) as { seq: number; hash: string } | undefined
     const seq = (head?.seq ?? 0) + 1
     const prev = head?.hash ?? AUDIT_GENESIS

@@ -1,8 +1,11 @@
 /**
  * The registry's request → response logic (docs/wire.md §10.5), without sockets:
  * the server feeds it decoded JSON objects and the client's address, and
- * writes back what it returns. Each request runs to completion synchronously
- * (better-sqlite3), which is what gives every connection its strict order.
+ * writes back what it returns. Requests are asynchronous (the store is, issue
+ * 14); the server awaits each before reading the next from its connection,
+ * which is what gives every connection its strict order. Several changes that
+ * belong together run in one store transaction; a request whose store fails
+ * is answered "registry store unavailable".
  *
  * Differences from the Go reference, all wire-compatible (§17 item 11):
  *   - errors say why (`"signature invalid"`, `"not found"` ...) instead of
@@ -14,7 +17,8 @@
  *   - a relayed accept is queued only when it answers a request (Go daemons
  *     trust any relayed accept unconditionally, §11.2);
  *   - `update/set_polo_score` and `beacon_register` stay unsigned but are
- *     rate limited per source IP;
+ *     rate limited per source IP (per front end: these limits live in this
+ *     process's memory, as does the per-IP limit on new registrations);
  *   - IDs must be integers in range (Go maps junk to node 0);
  *   - an unsigned `register` with a known key does not move the node's address
  *     until the node signs a request on that connection (address-claims.ts);
@@ -46,7 +50,8 @@ import {
   readTags,
   type RejectReason,
 } from './request-fields.js'
-import type { NodeRecord, RegistryStore } from './store.js'
+import { RegistryError, RegistryErrorCode } from './errors.js'
+import type { NodeRecord, RegistryStore, RegistryTx } from './store-api.js'
 import { establishIfMutual, mayResolve } from './trust-rules.js'
 import { NetworkRequests } from './networks.js'
 
@@ -65,8 +70,10 @@ export interface HandledRequest {
 }
 
 const POLO_SCORE_LIMIT = 0x7fffffff
+/** What a request hears when the database failed under it (the server carries on). */
+export const STORE_UNAVAILABLE = 'registry store unavailable'
 
-type Handler = (req: JsonObject, origin: RequestOrigin) => JsonObject
+type Handler = (req: JsonObject, origin: RequestOrigin) => Promise<JsonObject>
 
 export class RegistryRequestHandler {
   private readonly store: RegistryStore
@@ -126,34 +133,39 @@ export class RegistryRequestHandler {
     ])
   }
 
-  /** Answers one request. Never throws. */
-  handle(req: JsonObject, origin: RequestOrigin): HandledRequest {
+  /** Answers one request. Never rejects. */
+  async handle(req: JsonObject, origin: RequestOrigin): Promise<HandledRequest> {
     const type = req.type
     try {
       if (typeof type !== 'string') throw badField('type')
       const handler = this.handlers.get(type)
       if (handler === undefined) throw new RequestRejected('unknown-type', 'unknown request type')
-      return { response: handler(req, origin), rejected: null }
+      return { response: await handler(req, origin), rejected: null }
     } catch (err) {
       if (err instanceof RequestRejected) return { response: errorResponse(err.message, err.code), rejected: err.reason }
-      this.logger.error('registry request failed', { type: String(type).slice(0, 40), error: (err as Error).message })
+      const what = String(type).slice(0, 40)
+      if (err instanceof RegistryError && err.code === RegistryErrorCode.STORE) {
+        this.logger.error('registry store failed', { type: what, error: err.message })
+        return { response: errorResponse(STORE_UNAVAILABLE), rejected: 'internal' }
+      }
+      this.logger.error('registry request failed', { type: what, error: (err as Error).message })
       return { response: errorResponse('internal error'), rejected: 'internal' }
     }
   }
 
   /** Takes stale nodes offline and forgets expired beacons and requests. */
-  reap(): { nodes: number[]; beacons: number; requests: number } {
+  async reap(): Promise<{ nodes: number[]; beacons: number; requests: number }> {
     const now = this.now()
-    const nodes = this.store.reapStale(now - this.limits.staleAfterMs)
-    const beacons = this.store.pruneBeacons(now - this.limits.beaconTtlMs)
-    const requests = this.store.pruneAnsweredlessRequests(now - this.limits.unansweredRequestTtlMs)
-    this.networks.prune(now)
+    const nodes = await this.store.reapStale(now - this.limits.staleAfterMs)
+    const beacons = await this.store.pruneBeacons(now - this.limits.beaconTtlMs)
+    const requests = await this.store.pruneAnsweredlessRequests(now - this.limits.unansweredRequestTtlMs)
+    await this.networks.prune(now)
     return { nodes, beacons, requests }
   }
 
   // --- nodes -----------------------------------------------------------------
 
-  private register(req: JsonObject, origin: RequestOrigin): JsonObject {
+  private async register(req: JsonObject, origin: RequestOrigin): Promise<JsonObject> {
     const publicKey = readPublicKey(req, 'public_key')
     const listenAddr = readOptionalString(req, 'listen_addr', 300) ?? ''
     const owner = nonEmpty(readOptionalString(req, 'owner', 255))
@@ -162,20 +174,22 @@ export class RegistryRequestHandler {
     const listenPort = portOf(listenAddr)
     const realAddr = formatHostPort(origin.ip, listenPort ?? origin.port)
 
-    const known = this.store.findKey(publicKey)
-    if (known?.retired) throw new RequestRejected('conflict', 'public key was rotated out')
-    // Only unknown keys cost a token: a known node re-registering after a network hiccup is never locked out.
-    if (known === null && !this.registrations.tryTake(origin.ip, now)) {
-      throw new RequestRejected('rate-limited', 'rate limited')
-    }
     // Hardening: `owner` never selects the ID. A known key keeps its ID; a new key always gets a
     // fresh one, even when another node registered with the same owner string (Go hands that ID over).
     // Hardening: a known key gets its ID back (as in Go) but moves its address only with proof.
-    const node = this.store.transaction(() => {
-      if (known === null) return this.store.createNode({ publicKey, owner: owner ?? null, realAddr, now })
-      const current = this.store.getNode(known.nodeId)
+    // The key is looked up inside the transaction: with several front ends, two registrations of
+    // one new key serialise there instead of both creating a node.
+    const node = await this.store.transaction(async (tx) => {
+      const known = await tx.findKey(publicKey)
+      if (known?.retired) throw new RequestRejected('conflict', 'public key was rotated out')
+      if (known === null) {
+        // Only unknown keys cost a token: a known node re-registering after a network hiccup is never locked out.
+        if (!this.registrations.tryTake(origin.ip, now)) throw new RequestRejected('rate-limited', 'rate limited')
+        return tx.createNode({ publicKey, owner: owner ?? null, realAddr, now })
+      }
+      const current = await tx.getNode(known.nodeId)
       if (current === null) throw new Error(`key index names missing node ${known.nodeId}`)
-      return claimRegistration(this.store, current, { realAddr, owner: owner ?? null, now }, origin.connection)
+      return claimRegistration(tx, current, { realAddr, owner: owner ?? null, now }, origin.connection)
     })
 
     const response: JsonObject = {
@@ -188,26 +202,26 @@ export class RegistryRequestHandler {
     if (hostname !== undefined) {
       const problem = hostnameProblem(hostname)
       if (problem !== null) response.hostname_error = problem
-      else if (this.store.setHostname(node.id, hostname)) response.hostname = hostname
+      else if (await this.store.setHostname(node.id, hostname)) response.hostname = hostname
       // else: held by another online node; not applied, as in Go.
     }
     return response
   }
 
-  private heartbeat(req: JsonObject, origin: RequestOrigin): JsonObject {
-    const node = this.authenticate(req, origin, 'node_id', RegistryChallenge.heartbeat)
+  private async heartbeat(req: JsonObject, origin: RequestOrigin): Promise<JsonObject> {
+    const node = await this.authenticate(req, origin, 'node_id', RegistryChallenge.heartbeat)
     const now = this.now()
     this.store.touchNode(node.id, now)
     return { type: 'heartbeat_ok', time: Math.floor(now / 1000) }
   }
 
-  private lookup(req: JsonObject): JsonObject {
-    const node = this.onlineNode(readNodeId(req, 'node_id'))
+  private async lookup(req: JsonObject): Promise<JsonObject> {
+    const node = await this.onlineNode(readNodeId(req, 'node_id'))
     const response: JsonObject = {
       type: 'lookup_ok',
       node_id: node.id,
       address: nodeAddress(node.id),
-      networks: [0, ...this.store.networks.networksOf(node.id)],
+      networks: [0, ...(await this.store.networks.networksOf(node.id))],
       public_key: node.publicKey,
       public: node.isPublic,
       polo_score: node.poloScore,
@@ -219,119 +233,119 @@ export class RegistryRequestHandler {
     return response
   }
 
-  private resolve(req: JsonObject, origin: RequestOrigin): JsonObject {
+  private async resolve(req: JsonObject, origin: RequestOrigin): Promise<JsonObject> {
     const targetId = readNodeId(req, 'node_id')
-    const requester = this.authenticate(req, origin, 'requester_id', (id) => RegistryChallenge.resolve(id, targetId))
-    const target = this.onlineNode(targetId)
-    if (!mayResolve(this.store, requester.id, target.id, target.isPublic)) {
+    const requester = await this.authenticate(req, origin, 'requester_id', (id) => RegistryChallenge.resolve(id, targetId))
+    const target = await this.onlineNode(targetId)
+    if (!(await mayResolve(this.store, requester.id, target.id, target.isPublic))) {
       throw new RequestRejected('not-authorised', 'not authorised')
     }
     return { type: 'resolve_ok', node_id: target.id, real_addr: target.realAddr ?? '' }
   }
 
-  private setVisibility(req: JsonObject, origin: RequestOrigin): JsonObject {
+  private async setVisibility(req: JsonObject, origin: RequestOrigin): Promise<JsonObject> {
     const isPublic = readBoolean(req, 'public')
-    const node = this.authenticate(req, origin, 'node_id', RegistryChallenge.setVisibility)
-    this.store.setVisibility(node.id, isPublic)
+    const node = await this.authenticate(req, origin, 'node_id', RegistryChallenge.setVisibility)
+    await this.store.setVisibility(node.id, isPublic)
     return { type: 'set_visibility_ok', node_id: node.id, visibility: isPublic ? 'public' : 'private' }
   }
 
-  private setHostname(req: JsonObject, origin: RequestOrigin): JsonObject {
+  private async setHostname(req: JsonObject, origin: RequestOrigin): Promise<JsonObject> {
     const hostname = readString(req, 'hostname', 255)
-    const node = this.authenticate(req, origin, 'node_id', RegistryChallenge.setHostname)
+    const node = await this.authenticate(req, origin, 'node_id', RegistryChallenge.setHostname)
     if (hostname !== '') {
       const problem = hostnameProblem(hostname)
       if (problem !== null) throw new RequestRejected('bad-field', problem)
     }
-    if (!this.store.setHostname(node.id, hostname === '' ? null : hostname)) {
+    if (!(await this.store.setHostname(node.id, hostname === '' ? null : hostname))) {
       throw new RequestRejected('conflict', 'hostname taken')
     }
     return { type: 'set_hostname_ok', node_id: node.id, hostname }
   }
 
-  private resolveHostname(req: JsonObject): JsonObject {
+  private async resolveHostname(req: JsonObject): Promise<JsonObject> {
     const hostname = readString(req, 'hostname', 255)
-    const node = hostname === '' ? null : this.store.findOnlineByHostname(hostname)
+    const node = hostname === '' ? null : await this.store.findOnlineByHostname(hostname)
     if (node === null) throw new RequestRejected('not-found', 'not found')
     return { type: 'resolve_hostname_ok', node_id: node.id, address: nodeAddress(node.id), public: node.isPublic, hostname }
   }
 
-  private setTags(req: JsonObject, origin: RequestOrigin): JsonObject {
+  private async setTags(req: JsonObject, origin: RequestOrigin): Promise<JsonObject> {
     const tags = readTags(req)
-    const node = this.authenticate(req, origin, 'node_id', RegistryChallenge.setTags)
-    this.store.setTags(node.id, tags)
+    const node = await this.authenticate(req, origin, 'node_id', RegistryChallenge.setTags)
+    await this.store.setTags(node.id, tags)
     return { type: 'set_tags_ok', node_id: node.id, tags }
   }
 
-  private setTaskExec(req: JsonObject, origin: RequestOrigin): JsonObject {
+  private async setTaskExec(req: JsonObject, origin: RequestOrigin): Promise<JsonObject> {
     const enabled = readBoolean(req, 'enabled')
-    const node = this.authenticate(req, origin, 'node_id', RegistryChallenge.setTaskExec)
-    this.store.setTaskExec(node.id, enabled)
+    const node = await this.authenticate(req, origin, 'node_id', RegistryChallenge.setTaskExec)
+    await this.store.setTaskExec(node.id, enabled)
     return { type: 'set_task_exec_ok', node_id: node.id, task_exec: enabled }
   }
 
-  private deregister(req: JsonObject, origin: RequestOrigin): JsonObject {
+  private async deregister(req: JsonObject, origin: RequestOrigin): Promise<JsonObject> {
     const id = readNodeId(req, 'node_id')
-    const node = this.store.getNode(id)
+    const node = await this.store.getNode(id)
     // Unknown IDs succeed quietly, as in Go; a known node must prove it is itself.
     if (node !== null) {
       this.verify(node, RegistryChallenge.deregister(id), readSignature(req))
-      confirmSigner(this.store, node, origin.connection)
-      this.store.markOffline(id)
+      await confirmSigner(this.store, node, origin.connection)
+      await this.store.markOffline(id)
     }
     return { type: 'deregister_ok' }
   }
 
   // --- trust and the handshake relay -----------------------------------------
 
-  private reportTrust(req: JsonObject, origin: RequestOrigin): JsonObject {
+  private async reportTrust(req: JsonObject, origin: RequestOrigin): Promise<JsonObject> {
     const peerId = readNodeId(req, 'peer_id')
-    const node = this.authenticate(req, origin, 'node_id', (id) => RegistryChallenge.reportTrust(id, peerId))
-    const peer = this.knownPeer(node, peerId)
+    const node = await this.authenticate(req, origin, 'node_id', (id) => RegistryChallenge.reportTrust(id, peerId))
+    const peer = await this.knownPeer(node, peerId)
     const now = this.now()
-    this.store.transaction(() => {
-      const added = this.store.addTrustReport(node.id, peer.id, now)
-      const hadPair = this.store.hasTrustPair(node.id, peer.id)
-      const pair = establishIfMutual(this.store, node.id, peer.id, now)
+    await this.store.transaction(async (tx) => {
+      const added = await tx.addTrustReport(node.id, peer.id, now)
+      const hadPair = await tx.hasTrustPair(node.id, peer.id)
+      const pair = await establishIfMutual(tx, node.id, peer.id, now)
       // Chain 0 records the changes only: a repeated report that changes nothing adds no entry.
-      if (added || (pair && !hadPair)) this.networks.recordTrust(node, 'trust', peer.id, pair ? 'pair' : 'report', req.signature as string)
+      if (added || (pair && !hadPair)) await this.networks.recordTrust(tx, node, 'trust', peer.id, pair ? 'pair' : 'report', req.signature as string)
     })
     return { type: 'report_trust_ok' }
   }
 
-  private revokeTrust(req: JsonObject, origin: RequestOrigin): JsonObject {
+  private async revokeTrust(req: JsonObject, origin: RequestOrigin): Promise<JsonObject> {
     const peerId = readNodeId(req, 'peer_id')
-    const node = this.authenticate(req, origin, 'node_id', (id) => RegistryChallenge.revokeTrust(id, peerId))
-    const peer = this.knownPeer(node, peerId)
-    this.store.transaction(() => {
-      if (!this.store.removeTrust(node.id, peer.id)) throw new RequestRejected('not-found', 'no trust to revoke')
-      this.networks.recordTrust(node, 'revoke', peer.id, '', req.signature as string)
+    const node = await this.authenticate(req, origin, 'node_id', (id) => RegistryChallenge.revokeTrust(id, peerId))
+    const peer = await this.knownPeer(node, peerId)
+    await this.store.transaction(async (tx) => {
+      if (!(await tx.removeTrust(node.id, peer.id))) throw new RequestRejected('not-found', 'no trust to revoke')
+      await this.networks.recordTrust(tx, node, 'revoke', peer.id, '', req.signature as string)
     })
     return { type: 'revoke_trust_ok' }
   }
 
-  private requestHandshake(req: JsonObject, origin: RequestOrigin): JsonObject {
+  private async requestHandshake(req: JsonObject, origin: RequestOrigin): Promise<JsonObject> {
     const toId = readNodeId(req, 'to_node_id')
     const justification = readOptionalString(req, 'justification') ?? ''
-    const from = this.authenticate(req, origin, 'from_node_id', (id) => RegistryChallenge.requestHandshake(id, toId))
-    const to = this.onlineNode(toId)
+    const from = await this.authenticate(req, origin, 'from_node_id', (id) => RegistryChallenge.requestHandshake(id, toId))
+    const to = await this.onlineNode(toId)
     if (to.id === from.id) throw badField('to_node_id')
     const now = this.now()
-    this.store.transaction(() => {
-      if (this.store.countUnpolledRequests(to.id, from.id) >= this.limits.handshakeInboxSize) {
+    await this.store.transaction(async (tx) => {
+      if ((await tx.countUnpolledRequests(to.id, from.id)) >= this.limits.handshakeInboxSize) {
         throw new RequestRejected('inbox-full', 'handshake inbox full')
       }
-      this.store.putHandshakeRequest(from.id, to.id, justification, Math.floor(now / 1000), now)
+      await tx.putHandshakeRequest(from.id, to.id, justification, Math.floor(now / 1000), now)
       // If `to` already trusts `from`, this request completes the pair (Go daemons call that "mutual").
-      establishIfMutual(this.store, from.id, to.id, now)
+      await establishIfMutual(tx, from.id, to.id, now)
     })
     return { type: 'request_handshake_ok', status: 'delivered' }
   }
 
-  private pollHandshakes(req: JsonObject, origin: RequestOrigin): JsonObject {
-    const node = this.authenticate(req, origin, 'node_id', RegistryChallenge.pollHandshakes)
-    const requests = this.store.takeHandshakeRequests(node.id)
-    const responses = this.store.takeHandshakeResponses(node.id)
+  private async pollHandshakes(req: JsonObject, origin: RequestOrigin): Promise<JsonObject> {
+    const node = await this.authenticate(req, origin, 'node_id', RegistryChallenge.pollHandshakes)
+    const requests = await this.store.takeHandshakeRequests(node.id)
+    const responses = await this.store.takeHandshakeResponses(node.id)
     return {
       type: 'poll_handshakes_ok',
       requests: requests.map((r) => ({ from_node_id: r.fromNodeId, justification: r.justification, timestamp: r.timestamp })),
@@ -339,38 +353,38 @@ export class RegistryRequestHandler {
     }
   }
 
-  private respondHandshake(req: JsonObject, origin: RequestOrigin): JsonObject {
+  private async respondHandshake(req: JsonObject, origin: RequestOrigin): Promise<JsonObject> {
     const peerId = readNodeId(req, 'peer_id')
     const accept = readBoolean(req, 'accept')
-    const node = this.authenticate(req, origin, 'node_id', (id) => RegistryChallenge.respondHandshake(id, peerId))
-    const peer = this.knownPeer(node, peerId)
+    const node = await this.authenticate(req, origin, 'node_id', (id) => RegistryChallenge.respondHandshake(id, peerId))
+    const peer = await this.knownPeer(node, peerId)
     const now = this.now()
     const timestamp = Math.floor(now / 1000)
-    this.store.transaction(() => {
-      const answersRequest = this.store.hasHandshakeRequest(peer.id, node.id)
+    await this.store.transaction(async (tx) => {
+      const answersRequest = await tx.hasHandshakeRequest(peer.id, node.id)
       if (accept) {
-        this.store.addTrustReport(node.id, peer.id, now)
-        const trusted = establishIfMutual(this.store, node.id, peer.id, now)
+        await tx.addTrustReport(node.id, peer.id, now)
+        const trusted = await establishIfMutual(tx, node.id, peer.id, now)
         // An unsolicited accept is not relayed: Go requesters would trust it blindly.
-        if (answersRequest || trusted) this.store.putHandshakeResponse(node.id, peer.id, true, timestamp)
+        if (answersRequest || trusted) await tx.putHandshakeResponse(node.id, peer.id, true, timestamp)
       } else if (answersRequest) {
-        this.store.putHandshakeResponse(node.id, peer.id, false, timestamp)
+        await tx.putHandshakeResponse(node.id, peer.id, false, timestamp)
       }
-      if (answersRequest) this.store.deleteHandshakeRequest(peer.id, node.id)
+      if (answersRequest) await tx.deleteHandshakeRequest(peer.id, node.id)
     })
     return { type: 'respond_handshake_ok', accept, peer_id: peer.id }
   }
 
-  private punch(req: JsonObject, origin: RequestOrigin): JsonObject {
+  private async punch(req: JsonObject, origin: RequestOrigin): Promise<JsonObject> {
     const aId = readNodeId(req, 'node_a')
     const bId = readNodeId(req, 'node_b')
-    const requester = this.authenticate(req, origin, 'requester_id', () => RegistryChallenge.punch(aId, bId))
+    const requester = await this.authenticate(req, origin, 'requester_id', () => RegistryChallenge.punch(aId, bId))
     if (requester.id !== aId && requester.id !== bId) throw new RequestRejected('not-authorised', 'not authorised')
-    const a = this.onlineNode(aId)
-    const b = this.onlineNode(bId)
+    const a = await this.onlineNode(aId)
+    const b = await this.onlineNode(bId)
     // Hardening: Go returns both endpoints to anyone; we only to a node that may resolve the other.
     const other = requester.id === a.id ? b : a
-    if (!mayResolve(this.store, requester.id, other.id, other.isPublic)) {
+    if (!(await mayResolve(this.store, requester.id, other.id, other.isPublic))) {
       throw new RequestRejected('not-authorised', 'not authorised')
     }
     return { type: 'punch_ok', node_a: a.id, node_a_addr: a.realAddr ?? '', node_b: b.id, node_b_addr: b.realAddr ?? '' }
@@ -378,24 +392,24 @@ export class RegistryRequestHandler {
 
   // --- reputation --------------------------------------------------------------
 
-  private getPoloScore(req: JsonObject): JsonObject {
-    return scoreResponse('get_polo_score_ok', this.onlineNode(readNodeId(req, 'node_id')))
+  private async getPoloScore(req: JsonObject): Promise<JsonObject> {
+    return scoreResponse('get_polo_score_ok', await this.onlineNode(readNodeId(req, 'node_id')))
   }
 
-  private updatePoloScore(req: JsonObject, origin: RequestOrigin): JsonObject {
+  private async updatePoloScore(req: JsonObject, origin: RequestOrigin): Promise<JsonObject> {
     const delta = readInteger(req, 'delta', -POLO_SCORE_LIMIT, POLO_SCORE_LIMIT)
-    const node = this.onlineNode(readNodeId(req, 'node_id'))
+    const node = await this.onlineNode(readNodeId(req, 'node_id'))
     this.takeScoreToken(origin)
     const score = Math.max(-POLO_SCORE_LIMIT, Math.min(POLO_SCORE_LIMIT, node.poloScore + delta))
-    this.store.setPoloScore(node.id, score)
+    await this.store.setPoloScore(node.id, score)
     return scoreResponse('update_polo_score_ok', { ...node, poloScore: score })
   }
 
-  private setPoloScore(req: JsonObject, origin: RequestOrigin): JsonObject {
+  private async setPoloScore(req: JsonObject, origin: RequestOrigin): Promise<JsonObject> {
     const score = readInteger(req, 'polo_score', -POLO_SCORE_LIMIT, POLO_SCORE_LIMIT)
-    const node = this.onlineNode(readNodeId(req, 'node_id'))
+    const node = await this.onlineNode(readNodeId(req, 'node_id'))
     this.takeScoreToken(origin)
-    this.store.setPoloScore(node.id, score)
+    await this.store.setPoloScore(node.id, score)
     return scoreResponse('set_polo_score_ok', { ...node, poloScore: score })
   }
 
@@ -406,25 +420,25 @@ export class RegistryRequestHandler {
 
   // --- beacons and networks ------------------------------------------------------
 
-  private beaconRegister(req: JsonObject, origin: RequestOrigin): JsonObject {
+  private async beaconRegister(req: JsonObject, origin: RequestOrigin): Promise<JsonObject> {
     const id = readInteger(req, 'beacon_id', 1, MAX_NODE_ID)
     const addr = readString(req, 'addr', 262)
     if (!isHostPort(addr)) throw badField('addr')
     if (!this.beaconRegistrations.tryTake(origin.ip, this.now())) throw new RequestRejected('rate-limited', 'rate limited')
-    this.store.putBeacon(id, addr, this.now())
+    await this.store.putBeacon(id, addr, this.now())
     return { type: 'beacon_register_ok', beacon_id: id }
   }
 
-  private beaconList(): JsonObject {
-    const beacons = this.store.listBeacons(this.now() - this.limits.beaconTtlMs)
+  private async beaconList(): Promise<JsonObject> {
+    const beacons = await this.store.listBeacons(this.now() - this.limits.beaconTtlMs)
     return { type: 'beacon_list_ok', beacons: beacons.map((b) => ({ id: b.id, addr: b.addr })) }
   }
 
-  private rotateKey(req: JsonObject, origin: RequestOrigin): JsonObject {
+  private async rotateKey(req: JsonObject, origin: RequestOrigin): Promise<JsonObject> {
     const newKey = readPublicKey(req, 'new_public_key')
-    const node = this.authenticate(req, origin, 'node_id', RegistryChallenge.rotateKey)
-    if (this.store.findKey(newKey) !== null) throw new RequestRejected('conflict', 'public key already in use')
-    this.store.rotateKey(node.id, newKey, this.now())
+    const node = await this.authenticate(req, origin, 'node_id', RegistryChallenge.rotateKey)
+    if ((await this.store.findKey(newKey)) !== null) throw new RequestRejected('conflict', 'public key already in use')
+    await this.store.rotateKey(node.id, newKey, this.now())
     return { type: 'rotate_key_ok', node_id: node.id, address: nodeAddress(node.id), public_key: newKey }
   }
 
@@ -434,10 +448,10 @@ export class RegistryRequestHandler {
    * The online node named by `req[idKey]`, after checking its signature over
    * `challenge(id)`. The connection then speaks for that node (address-claims.ts).
    */
-  private authenticate(req: JsonObject, origin: RequestOrigin, idKey: string, challenge: (id: number) => string): NodeRecord {
+  private async authenticate(req: JsonObject, origin: RequestOrigin, idKey: string, challenge: (id: number) => string): Promise<NodeRecord> {
     const id = readNodeId(req, idKey)
     const signature = readSignature(req)
-    const node = this.onlineNode(id)
+    const node = await this.onlineNode(id)
     this.verify(node, challenge(id), signature)
     return confirmSigner(this.store, node, origin.connection)
   }
@@ -450,16 +464,16 @@ export class RegistryRequestHandler {
   }
 
   /** Reaped and deregistered nodes are gone as far as clients can tell (Go deletes them). */
-  private onlineNode(id: number): NodeRecord {
-    const node = this.store.getNode(id)
+  private async onlineNode(id: number): Promise<NodeRecord> {
+    const node = await this.store.getNode(id)
     if (node === null || !node.online) throw new RequestRejected('not-found', 'not found')
     return node
   }
 
   /** A peer for trust operations: any node ever registered (revoking trust in an offline node must work). */
-  private knownPeer(node: NodeRecord, peerId: number): NodeRecord {
+  private async knownPeer(node: NodeRecord, peerId: number): Promise<NodeRecord> {
     if (peerId === node.id) throw badField('peer_id')
-    const peer = this.store.getNode(peerId)
+    const peer = await this.store.getNode(peerId)
     if (peer === null) throw new RequestRejected('not-found', 'not found')
     return peer
   }

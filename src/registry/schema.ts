@@ -1,7 +1,9 @@
 /**
  * The registry's SQLite schema, versioned with `PRAGMA user_version`. Each
  * entry of MIGRATIONS moves the schema up one version inside a transaction;
- * add new versions at the end and never edit a released one.
+ * add new versions at the end and never edit a released one. The PostgreSQL
+ * store's versions mean the same (1 nodes, keys, trust, handshakes, beacons;
+ * 2 networks, audit, nonces; 3 rate_windows and maintenance).
  */
 import type Database from 'better-sqlite3'
 import { RegistryError, RegistryErrorCode } from './errors.js'
@@ -148,6 +150,21 @@ const MIGRATIONS: readonly string[] = [
     prev       TEXT NOT NULL,
     hash       TEXT NOT NULL,
     PRIMARY KEY (network_id, seq)
+  );
+  `,
+  // 3 (issue 14): state that was one process's memory, shared by every front end of a database.
+  `
+  -- Fixed-window counters (takeRateToken), e.g. the network token-guess bounds token:<node> and token:*.
+  CREATE TABLE rate_windows (
+    key          TEXT PRIMARY KEY,
+    window_start INTEGER NOT NULL,
+    count        INTEGER NOT NULL
+  );
+
+  -- When each periodic job (the reaper: 'reap') last ran, so one front end runs it per interval.
+  CREATE TABLE maintenance (
+    name     TEXT PRIMARY KEY,
+    last_run INTEGER NOT NULL
   );
   `,
 ]

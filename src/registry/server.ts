@@ -3,6 +3,13 @@
  * answered before the next is read from the same connection. The logic lives
  * in RegistryRequestHandler; this file owns sockets, timers and counters.
  *
+ * Requests are asynchronous (the store is): each connection answers its
+ * requests one at a time, in order, awaiting each before decoding the next.
+ * Bytes that arrive meanwhile wait in the connection's decoder (counted by
+ * the guard below, with a fresh frame deadline), and the socket stops reading
+ * until the backlog is answered. A request whose store fails is answered
+ * "registry store unavailable"; the connection and the server carry on.
+ *
  * Bad input never stops the server:
  *   - a length prefix above the limit: error response, then the connection is
  *     closed (the body that follows cannot be skipped safely);
@@ -27,7 +34,7 @@ import { withSortedKeys } from './json-order.js'
 import { DEFAULT_REGISTRY_LIMITS, type RegistryLimits } from './limits.js'
 import { errorResponse, RegistryRequestHandler, type RequestOrigin } from './request-handler.js'
 import type { RejectReason } from './request-fields.js'
-import type { RegistryStore } from './store.js'
+import type { RegistryStore } from './store-api.js'
 
 export interface RegistryServerOptions {
   store: RegistryStore
@@ -84,6 +91,11 @@ export class RegistryServer {
   private readonly guard: ConnectionGuard<Socket>
   private server: Server | null = null
   private reapTimer: NodeJS.Timeout | null = null
+  /** A reaper pass still running (the next tick then skips). */
+  private reaping = false
+  /** When listen() started (performance.now()): no reaping in the first interval (see reapTick). */
+  private listenedAt = 0
+  private readonly now: () => number
   /** Writes the heartbeats the store gathered, once a second. */
   private touchTimer: NodeJS.Timeout | null = null
   private frameTimer: NodeJS.Timeout | null = null
@@ -93,9 +105,10 @@ export class RegistryServer {
     this.logger = (options.logger ?? nullLogger).child({ component: 'registry' })
     this.limits = { ...DEFAULT_REGISTRY_LIMITS, ...options.limits }
     this.guard = new ConnectionGuard(this.limits)
+    this.now = options.now ?? Date.now
     this.handler = new RegistryRequestHandler({
       store: this.store,
-      now: options.now ?? Date.now,
+      now: this.now,
       limits: this.limits,
       logger: this.logger,
       ...(options.adminToken !== undefined ? { adminToken: options.adminToken } : {}),
@@ -116,9 +129,12 @@ export class RegistryServer {
     })
     server.on('error', (err) => this.logger.error('listener error', { error: err.message }))
     this.server = server
-    this.reapTimer = setInterval(() => this.reapNow(), this.limits.reapIntervalMs)
+    this.listenedAt = performance.now()
+    // Ticks four times an interval; the store's maintain() runs the reaper once an interval across
+    // every front end of the database, whichever ticks first after the interval passed.
+    this.reapTimer = setInterval(() => void this.reapTick(), Math.max(1, Math.floor(this.limits.reapIntervalMs / 4)))
     this.reapTimer.unref()
-    this.touchTimer = setInterval(() => this.flushTouches(), TOUCH_FLUSH_MS)
+    this.touchTimer = setInterval(() => void this.flushTouches(), TOUCH_FLUSH_MS)
     this.touchTimer.unref()
     this.frameTimer = setInterval(() => this.closeOverdue(), this.guard.checkIntervalMs)
     this.frameTimer.unref()
@@ -131,7 +147,7 @@ export class RegistryServer {
     if (this.reapTimer !== null) clearInterval(this.reapTimer)
     if (this.touchTimer !== null) clearInterval(this.touchTimer)
     this.touchTimer = null
-    this.flushTouches()
+    await this.flushTouches()
     if (this.frameTimer !== null) clearInterval(this.frameTimer)
     this.reapTimer = null
     this.frameTimer = null
@@ -142,18 +158,33 @@ export class RegistryServer {
     if (server !== null) await new Promise<void>((resolve) => server.close(() => resolve()))
   }
 
-  private flushTouches(): void {
+  private async flushTouches(): Promise<void> {
     try {
-      this.store.flushTouches()
+      await this.store.flushTouches()
     } catch (err) {
       this.logger.error('writing heartbeats failed', { error: (err as Error).message })
     }
   }
 
-  /** One reaper pass now (the timer calls this every `reapIntervalMs`). */
-  reapNow(): { nodes: number[]; beacons: number; requests: number } {
+  /** The timer's reaper pass: only if no front end on this database reaped within `reapIntervalMs`. */
+  private async reapTick(): Promise<void> {
+    // Not in this front end's first interval, as before the store was shared: after an outage of the
+    // registry, daemons need a heartbeat's time to reach it before their silence counts against them.
+    if (this.reaping || performance.now() - this.listenedAt < this.limits.reapIntervalMs) return
+    this.reaping = true
     try {
-      const result = this.handler.reap()
+      await this.store.maintain('reap', this.limits.reapIntervalMs, this.now(), () => this.reapNow())
+    } catch (err) {
+      this.logger.error('reaper failed', { error: (err as Error).message })
+    } finally {
+      this.reaping = false
+    }
+  }
+
+  /** One reaper pass now, whenever the last one was (the timer goes through `maintain` instead). */
+  async reapNow(): Promise<{ nodes: number[]; beacons: number; requests: number }> {
+    try {
+      const result = await this.handler.reap()
       this.counters.nodesReaped += result.nodes.length
       if (result.nodes.length > 0) this.logger.info('nodes went offline', { nodes: result.nodes })
       return result
@@ -186,12 +217,69 @@ export class RegistryServer {
     const origin: RequestOrigin = { ip, port: socket.remotePort ?? 0, connection: newConnectionState() }
     const decoder = new RegistryFrameDecoder(this.limits.maxMessageSize)
     let closing = false
+    /** A request of this connection is being answered: the next waits for it. */
+    let busy = false
+    /** The socket stopped reading: the client is not reading our answers, or a backlog is being answered. */
+    let writeBlocked = false
+    let backlogPaused = false
 
     const closeAfter = (frame: Buffer): void => {
       closing = true
       this.guard.remove(guarded)
       this.counters.connectionsClosedForInput++
       socket.end(frame, () => socket.destroy())
+    }
+    const resumeIfFree = (): void => {
+      if (!writeBlocked && !backlogPaused && !closing && !socket.destroyed) socket.resume()
+    }
+    const account = (completed: boolean): void => {
+      for (const over of this.guard.afterChunk(guarded, decoder.bufferedBytes, completed, performance.now())) {
+        this.counters.connectionsClosedForBudget++
+        over.handle.destroy()
+      }
+    }
+
+    /** Answers every complete frame in the decoder, one at a time, in order. */
+    const answerAll = async (): Promise<void> => {
+      busy = true
+      let completed = false
+      try {
+        for (;;) {
+          if (closing || socket.destroyed) return
+          let request: JsonObject | null
+          try {
+            request = decoder.next()
+          } catch (err) {
+            const reason: RejectReason = err instanceof DecodeError && err.reason === 'too-large' ? 'too-large' : 'bad-json'
+            this.count(reason)
+            closeAfter(encodeRegistryMessage(errorResponse(reason === 'too-large' ? 'message too large' : 'invalid json')))
+            return
+          }
+          if (request === null) break
+          completed = true
+          this.counters.requests++
+          const { response, rejected } = await this.handler.handle(request, origin)
+          if (rejected !== null) {
+            this.count(rejected)
+            if (this.logger.debugEnabled) {
+              this.logger.debug('request refused', { type: String(request.type).slice(0, 40), reason: rejected, peer: origin.ip })
+            }
+          }
+          if (closing || socket.destroyed) return
+          // A client that pipelines without reading gets no more work done until it reads.
+          if (!socket.write(this.encodeResponse(response))) {
+            writeBlocked = true
+            socket.pause()
+          }
+        }
+      } finally {
+        busy = false
+      }
+      account(completed)
+      if (backlogPaused) {
+        backlogPaused = false
+        resumeIfFree()
+      }
     }
 
     socket.setTimeout(this.limits.idleTimeoutMs)
@@ -203,39 +291,24 @@ export class RegistryServer {
       this.sockets.delete(socket)
       this.guard.remove(guarded)
     })
-    socket.on('drain', () => socket.resume())
+    socket.on('drain', () => {
+      writeBlocked = false
+      resumeIfFree()
+    })
     socket.on('data', (chunk: Buffer) => {
       if (closing || !guarded.counted) return
       decoder.push(chunk)
-      let completed = false
-      // Requests run synchronously in arrival order, so answers leave in the same order.
-      for (;;) {
-        let request: JsonObject | null
-        try {
-          request = decoder.next()
-        } catch (err) {
-          const reason: RejectReason = err instanceof DecodeError && err.reason === 'too-large' ? 'too-large' : 'bad-json'
-          this.count(reason)
-          closeAfter(encodeRegistryMessage(errorResponse(reason === 'too-large' ? 'message too large' : 'invalid json')))
-          return
-        }
-        if (request === null) break
-        completed = true
-        this.counters.requests++
-        const { response, rejected } = this.handler.handle(request, origin)
-        if (rejected !== null) {
-          this.count(rejected)
-          if (this.logger.debugEnabled) {
-            this.logger.debug('request refused', { type: String(request.type).slice(0, 40), reason: rejected, peer: origin.ip })
-          }
-        }
-        // A client that pipelines without reading gets no more work done until it reads.
-        if (!socket.write(this.encodeResponse(response))) socket.pause()
+      if (busy) {
+        // Arrived while a request is answered (the store awaited): hold it, read no more until done.
+        backlogPaused = true
+        socket.pause()
+        account(true)
+        return
       }
-      for (const over of this.guard.afterChunk(guarded, decoder.bufferedBytes, completed, performance.now())) {
-        this.counters.connectionsClosedForBudget++
-        over.handle.destroy()
-      }
+      answerAll().catch((err: unknown) => {
+        this.logger.error('registry connection failed', { error: (err as Error).message, peer: origin.ip })
+        socket.destroy()
+      })
     })
   }
 

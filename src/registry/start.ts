@@ -7,13 +7,20 @@ import { dirname } from 'node:path'
 import { nullLogger, type Logger } from '../logger.js'
 import type { RegistryLimits } from './limits.js'
 import { RegistryServer } from './server.js'
-import { RegistryStore } from './store.js'
+import type { RegistryStore } from './store-api.js'
+import { SqliteRegistryStore } from './store.js'
 
 export interface StartRegistryOptions {
   host: string
   port: number
-  /** SQLite file (its directory is created, mode 0700), or ':memory:'. */
-  storePath: string
+  /**
+   * An opened store (SQLite or PostgreSQL, e.g. from openRegistryStore). The
+   * running registry owns it from here: its `close()` closes the store too,
+   * and so does a failure to listen.
+   */
+  store?: RegistryStore
+  /** Without `store`: a SQLite file (its directory is created, mode 0700), or ':memory:'. */
+  storePath?: string
   logger?: Logger
   limits?: Partial<RegistryLimits>
   now?: () => number
@@ -31,8 +38,7 @@ export interface RunningRegistry {
 
 export async function startRegistry(options: StartRegistryOptions): Promise<RunningRegistry> {
   const logger = options.logger ?? nullLogger
-  if (options.storePath !== ':memory:') mkdirSync(dirname(options.storePath), { recursive: true, mode: 0o700 })
-  const store = new RegistryStore({ path: options.storePath })
+  const store = options.store ?? openSqlite(options.storePath)
   const server = new RegistryServer({
     store,
     logger,
@@ -44,7 +50,7 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
   try {
     address = await server.listen(options.host, options.port)
   } catch (err) {
-    store.close()
+    await store.close().catch(() => {})
     throw err
   }
   let closing: Promise<void> | null = null
@@ -57,4 +63,10 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
       return closing
     },
   }
+}
+
+function openSqlite(path: string | undefined): SqliteRegistryStore {
+  if (path === undefined) throw new TypeError('startRegistry needs a store or a storePath')
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
+  return new SqliteRegistryStore({ path })
 }

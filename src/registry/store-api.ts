@@ -25,7 +25,7 @@ import type {
   NodeRecord,
   TrustOrigin,
   TrustPairRecord,
-} from './store.js'
+} from './store-types.js'
 
 export type { BeaconRecord, HandshakeRequestRecord, HandshakeResponseRecord, KeyIndexEntry, NodeRecord, TrustOrigin, TrustPairRecord }
 export type { InviteRecord, MemberRecord, NetworkRecord, NewAuditEntry }

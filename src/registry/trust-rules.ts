@@ -16,20 +16,20 @@
  * both send `report_trust`. Either side's `revoke_trust` removes the pair and
  * both reports, so one side re-reporting afterwards is unilateral again.
  */
-import type { RegistryStore, TrustOrigin } from './store.js'
+import type { RegistryTx, TrustOrigin } from './store-api.js'
 
 /** True if `from` has consented to trust `to`. */
-export function hasConsented(store: RegistryStore, from: number, to: number): boolean {
-  return store.hasTrustReport(from, to) || store.hasHandshakeRequest(from, to)
+export async function hasConsented(store: RegistryTx, from: number, to: number): Promise<boolean> {
+  return (await store.hasTrustReport(from, to)) || (await store.hasHandshakeRequest(from, to))
 }
 
-/** Creates the pair if both sides have consented. Returns whether a pair exists afterwards. */
-export function establishIfMutual(store: RegistryStore, a: number, b: number, now: number): boolean {
-  if (store.hasTrustPair(a, b)) return true
-  if (!hasConsented(store, a, b) || !hasConsented(store, b, a)) return false
+/** Creates the pair if both sides have consented. Returns whether a pair exists afterwards. Call it inside a transaction. */
+export async function establishIfMutual(store: RegistryTx, a: number, b: number, now: number): Promise<boolean> {
+  if (await store.hasTrustPair(a, b)) return true
+  if (!(await hasConsented(store, a, b)) || !(await hasConsented(store, b, a))) return false
   const origin: TrustOrigin =
-    store.hasHandshakeRequest(a, b) || store.hasHandshakeRequest(b, a) ? 'handshake' : 'mutual-report'
-  store.addTrustPair(a, b, origin, now)
+    (await store.hasHandshakeRequest(a, b)) || (await store.hasHandshakeRequest(b, a)) ? 'handshake' : 'mutual-report'
+  await store.addTrustPair(a, b, origin, now)
   return true
 }
 
@@ -38,11 +38,11 @@ export function establishIfMutual(store: RegistryStore, a: number, b: number, no
  * targets, for trusted pairs (§10.5.4), and for two members of a network
  * whose policy has members_resolve (issue 13).
  */
-export function mayResolve(store: RegistryStore, requester: number, target: number, targetIsPublic: boolean): boolean {
+export async function mayResolve(store: RegistryTx, requester: number, target: number, targetIsPublic: boolean): Promise<boolean> {
   return (
     requester === target ||
     targetIsPublic ||
-    store.hasTrustPair(requester, target) ||
-    store.networks.shareResolvableNetwork(requester, target)
+    (await store.hasTrustPair(requester, target)) ||
+    (await store.networks.shareResolvableNetwork(requester, target))
   )
 }

@@ -91,7 +91,7 @@ test('metricsListen: bad text is PT_CONFIG_INVALID before anything is written; a
       w.daemon('busy', { metricsListen: `127.0.0.1:${taken}` }),
       (e: unknown) => e instanceof PilotError && e.code === 'PT_METRICS_LISTEN_FAILED' && e.message.includes(`127.0.0.1:${taken}`),
     )
-    assert.equal(w.registry.store.countOnline(), 0, 'nothing was registered')
+    assert.equal(await w.registry.store.countOnline(), 0, 'nothing was registered')
   } finally {
     await new Promise<void>((r) => holder.close(() => r()))
     await w.close()

@@ -54,15 +54,15 @@ test('register with a known key from elsewhere answers the node ID but leaves re
     assert.equal(answer.type, 'register_ok')
     assert.equal(answer.node_id, 1, 'the Go answer is kept: the node ID of the key')
     assert.equal((await observer.lookup(1)).realAddr, '127.0.0.1:4001')
-    assert.equal(registry.store.getNode(1)?.realAddr, '127.0.0.1:4001')
-    assert.equal(registry.store.getNode(1)?.owner, null)
+    assert.equal((await registry.store.getNode(1))?.realAddr, '127.0.0.1:4001')
+    assert.equal((await registry.store.getNode(1))?.owner, null)
 
     // A signature that does not verify proves nothing; nor does A's heartbeat on A's own connection.
     const forged = await attacker.ask({ type: 'heartbeat', node_id: 1, signature: Identity.generate().signChallenge('heartbeat:1') })
     assert.equal(forged.error, 'signature invalid')
     await a.heartbeat(1)
     assert.equal((await observer.lookup(1)).realAddr, '127.0.0.1:4001')
-    assert.equal(registry.store.getNode(1)?.realAddr, '127.0.0.1:4001')
+    assert.equal((await registry.store.getNode(1))?.realAddr, '127.0.0.1:4001')
   })
 })
 
@@ -73,14 +73,14 @@ test('the node itself moves its address: at once on a connection it signed on, e
     await a.register({ listenAddr: ':4001' })
     await a.setVisibility(1, true) // signed: this connection now speaks for node 1
     await a.register({ listenAddr: ':5002' })
-    assert.equal(registry.store.getNode(1)?.realAddr, '127.0.0.1:5002')
+    assert.equal((await registry.store.getNode(1))?.realAddr, '127.0.0.1:5002')
 
     // A restarted daemon on a new connection: register, then its heartbeat (signed) commits the address.
     const restarted = open(ida)
     assert.equal((await restarted.register({ listenAddr: ':5003' })).nodeId, 1)
-    assert.equal(registry.store.getNode(1)?.realAddr, '127.0.0.1:5002')
+    assert.equal((await registry.store.getNode(1))?.realAddr, '127.0.0.1:5002')
     await restarted.heartbeat(1)
-    assert.equal(registry.store.getNode(1)?.realAddr, '127.0.0.1:5003')
+    assert.equal((await registry.store.getNode(1))?.realAddr, '127.0.0.1:5003')
     assert.equal((await a.lookup(1)).realAddr, '127.0.0.1:5003')
   })
 })
@@ -90,17 +90,17 @@ test('a new key is stored with its address at once; a node gone offline comes ba
     const ida = Identity.generate()
     const a = open(ida)
     await a.register({ listenAddr: ':4001' })
-    assert.equal(registry.store.getNode(1)?.realAddr, '127.0.0.1:4001')
+    assert.equal((await registry.store.getNode(1))?.realAddr, '127.0.0.1:4001')
     await a.deregister(1)
 
     const attacker = await raw()
     assert.equal((await attacker.ask({ type: 'register', listen_addr: ':6666', public_key: keyOf(ida) })).node_id, 1)
-    assert.equal(registry.store.getNode(1)?.realAddr, '127.0.0.1:4001')
+    assert.equal((await registry.store.getNode(1))?.realAddr, '127.0.0.1:4001')
 
     const back = open(ida)
     await back.register({ listenAddr: ':4444' })
     await back.pollHandshakes(1)
-    assert.equal(registry.store.getNode(1)?.realAddr, '127.0.0.1:4444')
+    assert.equal((await registry.store.getNode(1))?.realAddr, '127.0.0.1:4444')
   })
 })
 

@@ -139,9 +139,9 @@ test('audit_log pages: at most 500 entries an answer, `more` until the end; the 
     const a = b.nodes[0]!
     await a.client.createNetwork(a.nodeId, { name: 'lab', joinRule: 'open' })
     const first = (await a.client.auditLog(a.nodeId, 1))[0]!
-    b.store.transaction(() => {
+    await b.store.transaction(async (tx) => {
       for (let i = 0; i < 1100; i++) {
-        b.store.networks.appendAudit({ networkId: 1, time: i, actor: a.nodeId, actorKey: first.actorKey, action: 'policy', subject: 0, detail: '', signed: '', signature: '' })
+        await tx.networks.appendAudit({ networkId: 1, time: i, actor: a.nodeId, actorKey: first.actorKey, action: 'policy', subject: 0, detail: '', signed: '', signature: '' })
       }
     })
     const all = await a.client.auditLog(a.nodeId, 1)
@@ -160,9 +160,9 @@ test('audit_log pages: at most 500 entries an answer, `more` until the end; the 
 
     // Large entries (a policy with 1024 ports is ~13 KB): pages stop short of the frame limit.
     const big = 'x'.repeat(12_000)
-    b.store.transaction(() => {
+    await b.store.transaction(async (tx) => {
       for (let i = 0; i < 200; i++) {
-        b.store.networks.appendAudit({ networkId: 1, time: i, actor: a.nodeId, actorKey: first.actorKey, action: 'policy', subject: 0, detail: big, signed: '', signature: '' })
+        await tx.networks.appendAudit({ networkId: 1, time: i, actor: a.nodeId, actorKey: first.actorKey, action: 'policy', subject: 0, detail: big, signed: '', signature: '' })
       }
     })
     const bigPage = await a.client.request({ type: 'audit_log', network_id: 1, node_id: a.nodeId, after_seq: 1101, signature: a.identity.signChallenge(`audit_log:${a.nodeId}:1`) })

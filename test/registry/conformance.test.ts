@@ -102,7 +102,7 @@ test('Go capture: the trust pair exists after the approving side answered, and c
       await c.ask(m.json)
     }
     assert.deepEqual(
-      registry.store.listTrustPairs().map((p) => [p.nodeA, p.nodeB, p.origin]),
+      (await registry.store.listTrustPairs()).map((p) => [p.nodeA, p.nodeB, p.origin]),
       [[1, 2, 'handshake']],
     )
   } finally {

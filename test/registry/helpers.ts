@@ -2,7 +2,7 @@
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
 import { encodeRegistryMessage, RegistryFrameDecoder, type JsonObject } from '../../src/protocol/registry-framing.js'
 import { RegistryServer } from '../../src/registry/server.js'
-import { RegistryStore } from '../../src/registry/store.js'
+import { SqliteRegistryStore } from '../../src/registry/store.js'
 import type { RegistryLimits } from '../../src/registry/limits.js'
 import { RegistryClient, type RegistryClientOptions } from '../../src/registry/client.js'
 import { Identity } from '../../src/crypto/identity.js'
@@ -20,7 +20,7 @@ export class FakeClock {
 
 export interface TestRegistry {
   server: RegistryServer
-  store: RegistryStore
+  store: SqliteRegistryStore
   clock: FakeClock
   port: number
   /** Closes the server and the store. */
@@ -31,7 +31,7 @@ export async function startTestRegistry(
   options: { storePath?: string; limits?: Partial<RegistryLimits>; clock?: FakeClock; port?: number } = {},
 ): Promise<TestRegistry> {
   const clock = options.clock ?? new FakeClock()
-  const store = new RegistryStore({ path: options.storePath ?? ':memory:' })
+  const store = new SqliteRegistryStore({ path: options.storePath ?? ':memory:' })
   const server = new RegistryServer({ store, now: clock.now, limits: options.limits ?? {} })
   const { port } = await server.listen('127.0.0.1', options.port ?? 0)
   return {
@@ -41,7 +41,7 @@ export async function startTestRegistry(
     port,
     close: async () => {
       await server.close()
-      store.close()
+      await store.close()
     },
   }
 }

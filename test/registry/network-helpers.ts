@@ -7,7 +7,7 @@ import Database from 'better-sqlite3'
 import { randomBytes } from 'node:crypto'
 import { Identity } from '../../src/crypto/identity.js'
 import { RegistryServer } from '../../src/registry/server.js'
-import { RegistryStore } from '../../src/registry/store.js'
+import { SqliteRegistryStore } from '../../src/registry/store.js'
 import { RegistryClient } from '../../src/registry/client.js'
 import { RegistryChallenge } from '../../src/registry/challenges.js'
 import { RegistryError } from '../../src/registry/errors.js'
@@ -22,7 +22,7 @@ export interface TestNode {
 
 export interface NetworkBench {
   server: RegistryServer
-  store: RegistryStore
+  store: SqliteRegistryStore
   clock: FakeClock
   port: number
   dbPath: string
@@ -43,7 +43,7 @@ export async function withNetworkBench(count: number, body: (b: NetworkBench) =>
   const dir = mkdtempSync(join(tmpdir(), 'pt-netreg-'))
   const dbPath = join(dir, 'registry.db')
   const clock = new FakeClock()
-  let store = new RegistryStore({ path: dbPath })
+  let store = new SqliteRegistryStore({ path: dbPath })
   let server = new RegistryServer({ store, now: clock.now, adminToken: ADMIN_TOKEN })
   let port = (await server.listen('127.0.0.1', 0)).port
   const clients: RegistryClient[] = []
@@ -83,8 +83,8 @@ export async function withNetworkBench(count: number, body: (b: NetworkBench) =>
     },
     async restart() {
       await server.close()
-      store.close()
-      store = new RegistryStore({ path: dbPath })
+      await store.close()
+      store = new SqliteRegistryStore({ path: dbPath })
       server = new RegistryServer({ store, now: clock.now, adminToken: ADMIN_TOKEN })
       port = (await server.listen('127.0.0.1', port)).port
     },
@@ -95,7 +95,7 @@ export async function withNetworkBench(count: number, body: (b: NetworkBench) =>
   } finally {
     for (const c of clients) c.close()
     await server.close()
-    store.close()
+    await store.close()
     rmSync(dir, { recursive: true, force: true })
   }
 }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import Database from 'better-sqlite3'
 import { Identity } from '../../src/crypto/identity.js'
-import { RegistryStore } from '../../src/registry/store.js'
+import { SqliteRegistryStore } from '../../src/registry/store.js'
 import { SCHEMA_VERSION } from '../../src/registry/schema.js'
 import { RegistryError, RegistryErrorCode } from '../../src/registry/errors.js'
 import { FakeClock, startTestRegistry, testClient, leakedHandles } from './helpers.js'
@@ -63,7 +63,7 @@ test('registry restart on the same file keeps nodes, key index, hostnames, trust
       const c2 = testClient(registry.port, idc)
       assert.equal((await c2.register({ listenAddr: ':1' }).finally(() => c2.close())).nodeId, 3, 'key index')
       assert.equal((await d.register({ listenAddr: ':1' })).nodeId, 4, 'next_node continues')
-      assert.equal(registry.store.getNode(1)?.owner, 'ops')
+      assert.equal((await registry.store.getNode(1))?.owner, 'ops')
     } finally {
       a.close()
       b.close()
@@ -75,23 +75,23 @@ test('registry restart on the same file keeps nodes, key index, hostnames, trust
   }
 })
 
-test('schema: created at the current version, WAL mode, reopened without migration, newer versions refused', () => {
+test('schema: created at the current version, WAL mode, reopened without migration, newer versions refused', async () => {
   const { dir, cleanup } = tempDir()
   const file = path.join(dir, 'r.db')
   try {
-    const store = new RegistryStore({ path: file })
-    store.close()
+    const store = new SqliteRegistryStore({ path: file })
+    await store.close()
     const db = new Database(file)
     assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION)
     assert.equal(db.pragma('journal_mode', { simple: true }), 'wal')
     db.pragma(`user_version = ${SCHEMA_VERSION + 1}`)
     db.close()
     assert.throws(
-      () => new RegistryStore({ path: file }),
+      () => new SqliteRegistryStore({ path: file }),
       (e: unknown) => e instanceof RegistryError && e.code === RegistryErrorCode.STORE && /schema version/.test(e.message),
     )
     assert.throws(
-      () => new RegistryStore({ path: path.join(dir, 'missing-dir', 'r.db') }),
+      () => new SqliteRegistryStore({ path: path.join(dir, 'missing-dir', 'r.db') }),
       (e: unknown) => e instanceof RegistryError && e.code === RegistryErrorCode.STORE && e.hint !== undefined,
     )
   } finally {
@@ -99,31 +99,31 @@ test('schema: created at the current version, WAL mode, reopened without migrati
   }
 })
 
-test('store durability: synchronous=FULL on an opened store, so a power loss cannot hand one ID to two keys', () => {
+test('store durability: synchronous=FULL on an opened store, so a power loss cannot hand one ID to two keys', async () => {
   const { dir, cleanup } = tempDir()
   try {
-    const store = new RegistryStore({ path: path.join(dir, 'r.db') })
+    const store = new SqliteRegistryStore({ path: path.join(dir, 'r.db') })
     try {
       assert.deepEqual(store.durability(), { journalMode: 'wal', synchronous: 2 })
       // A heartbeat's last_seen skips the fsync, and the connection is FULL again afterwards.
-      const node = store.createNode({ publicKey: 'k1', owner: null, realAddr: '127.0.0.1:4000', now: 1 })
+      const node = await store.createNode({ publicKey: 'k1', owner: null, realAddr: '127.0.0.1:4000', now: 1 })
       store.touchNode(node.id, 2)
-      assert.equal(store.getNode(node.id)!.lastSeen, 2)
-      store.flushTouches()
+      assert.equal((await store.getNode(node.id))!.lastSeen, 2)
+      await store.flushTouches()
       assert.deepEqual(store.durability(), { journalMode: 'wal', synchronous: 2 })
     } finally {
-      store.close()
+      await store.close()
     }
   } finally {
     cleanup()
   }
 })
 
-test('heartbeats are gathered and written together: answers see them at once, the file after flushTouches, the reaper and close()', () => {
+test('heartbeats are gathered and written together: answers see them at once, the file after flushTouches, the reaper and close()', async () => {
   const { dir, cleanup } = tempDir()
   try {
     const file = path.join(dir, 'r.db')
-    const store = new RegistryStore({ path: file })
+    const store = new SqliteRegistryStore({ path: file })
     const onDisk = (id: number): number => {
       const db = new Database(file, { readonly: true })
       try {
@@ -133,51 +133,51 @@ test('heartbeats are gathered and written together: answers see them at once, th
       }
     }
     try {
-      const a = store.createNode({ publicKey: 'ka', owner: null, realAddr: '127.0.0.1:4000', now: 1 })
-      const b = store.createNode({ publicKey: 'kb', owner: null, realAddr: '127.0.0.1:4001', now: 1 })
+      const a = await store.createNode({ publicKey: 'ka', owner: null, realAddr: '127.0.0.1:4000', now: 1 })
+      const b = await store.createNode({ publicKey: 'kb', owner: null, realAddr: '127.0.0.1:4001', now: 1 })
       store.touchNode(a.id, 50)
-      assert.equal(store.getNode(a.id)!.lastSeen, 50, 'the store answers with the heartbeat at once')
+      assert.equal((await store.getNode(a.id))!.lastSeen, 50, 'the store answers with the heartbeat at once')
       assert.equal(onDisk(a.id), 1, 'not yet written')
-      store.flushTouches()
+      await store.flushTouches()
       assert.equal(onDisk(a.id), 50)
       // The reaper sees gathered heartbeats: b is stale, a (touched again, unwritten) is not.
       store.touchNode(a.id, 100)
-      assert.deepEqual(store.reapStale(60), [b.id])
+      assert.deepEqual(await store.reapStale(60), [b.id])
       assert.equal(onDisk(a.id), 100)
       store.touchNode(a.id, 150)
     } finally {
-      store.close()
+      await store.close()
     }
-    const reopened = new RegistryStore({ path: file })
+    const reopened = new SqliteRegistryStore({ path: file })
     try {
-      assert.equal(reopened.getNode(1)!.lastSeen, 150, 'close() wrote the last heartbeat')
+      assert.equal((await reopened.getNode(1))!.lastSeen, 150, 'close() wrote the last heartbeat')
     } finally {
-      reopened.close()
+      await reopened.close()
     }
   } finally {
     cleanup()
   }
 })
 
-test('store: IDs are never reused, hostnames unique among online nodes, trust pairs unordered', () => {
-  const store = new RegistryStore({ path: ':memory:' })
+test('store: IDs are never reused, hostnames unique among online nodes, trust pairs unordered', async () => {
+  const store = new SqliteRegistryStore({ path: ':memory:' })
   try {
-    const n1 = store.createNode({ publicKey: 'k1', owner: null, realAddr: '1.2.3.4:1', now: 1 })
-    const n2 = store.createNode({ publicKey: 'k2', owner: null, realAddr: '1.2.3.4:2', now: 1 })
+    const n1 = await store.createNode({ publicKey: 'k1', owner: null, realAddr: '1.2.3.4:1', now: 1 })
+    const n2 = await store.createNode({ publicKey: 'k2', owner: null, realAddr: '1.2.3.4:2', now: 1 })
     assert.deepEqual([n1.id, n2.id], [1, 2])
-    assert.equal(store.setHostname(1, 'x'), true)
-    assert.equal(store.setHostname(2, 'x'), false)
-    store.markOffline(1)
-    assert.equal(store.setHostname(2, 'x'), true, 'freed when node 1 went offline')
-    assert.deepEqual(store.findKey('k1'), { nodeId: 1, retired: false })
-    store.addTrustPair(2, 1, 'mutual-report', 5)
-    assert.equal(store.hasTrustPair(1, 2), true)
-    assert.deepEqual(store.listTrustPairs(), [{ nodeA: 1, nodeB: 2, origin: 'mutual-report', created: 5 }])
-    assert.equal(store.removeTrust(1, 2), true)
-    assert.equal(store.removeTrust(1, 2), false)
-    assert.equal(store.createNode({ publicKey: 'k3', owner: null, realAddr: '1.2.3.4:3', now: 1 }).id, 3)
+    assert.equal(await store.setHostname(1, 'x'), true)
+    assert.equal(await store.setHostname(2, 'x'), false)
+    await store.markOffline(1)
+    assert.equal(await store.setHostname(2, 'x'), true, 'freed when node 1 went offline')
+    assert.deepEqual(await store.findKey('k1'), { nodeId: 1, retired: false })
+    await store.addTrustPair(2, 1, 'mutual-report', 5)
+    assert.equal(await store.hasTrustPair(1, 2), true)
+    assert.deepEqual(await store.listTrustPairs(), [{ nodeA: 1, nodeB: 2, origin: 'mutual-report', created: 5 }])
+    assert.equal(await store.removeTrust(1, 2), true)
+    assert.equal(await store.removeTrust(1, 2), false)
+    assert.equal((await store.createNode({ publicKey: 'k3', owner: null, realAddr: '1.2.3.4:3', now: 1 })).id, 3)
   } finally {
-    store.close()
+    await store.close()
   }
 })
 
@@ -185,32 +185,32 @@ after(async () => {
   assert.deepEqual(await leakedHandles(), [], 'sockets, servers or timers left open')
 })
 
-test('schema 1 → 2: a store written before networks keeps its nodes and trust and gains the network tables', () => {
+test('schema 1 → 3: a store written before networks keeps its nodes and trust and gains the network tables (and those of 3)', async () => {
   const { dir, cleanup } = tempDir()
   const file = path.join(dir, 'r.db')
   try {
-    const store = new RegistryStore({ path: file })
-    const a = store.createNode({ publicKey: Buffer.alloc(32, 1).toString('base64'), owner: null, realAddr: '127.0.0.1:1', now: 1 })
-    const b = store.createNode({ publicKey: Buffer.alloc(32, 2).toString('base64'), owner: null, realAddr: '127.0.0.1:2', now: 1 })
-    store.addTrustPair(a.id, b.id, 'mutual-report', 1)
-    store.close()
+    const store = new SqliteRegistryStore({ path: file })
+    const a = await store.createNode({ publicKey: Buffer.alloc(32, 1).toString('base64'), owner: null, realAddr: '127.0.0.1:1', now: 1 })
+    const b = await store.createNode({ publicKey: Buffer.alloc(32, 2).toString('base64'), owner: null, realAddr: '127.0.0.1:2', now: 1 })
+    await store.addTrustPair(a.id, b.id, 'mutual-report', 1)
+    await store.close()
     // Make it a version-1 file: what pilot-tun wrote before issue 13.
     const db = new Database(file)
     db.exec(`DROP TABLE networks; DROP TABLE network_members; DROP TABLE network_invites; DROP TABLE used_nonces; DROP TABLE audit_log;
-      DELETE FROM counters WHERE name = 'next_network';`)
+      DROP TABLE rate_windows; DROP TABLE maintenance; DELETE FROM counters WHERE name = 'next_network';`)
     db.pragma('user_version = 1')
     db.close()
-    const reopened = new RegistryStore({ path: file })
+    const reopened = new SqliteRegistryStore({ path: file })
     try {
-      assert.deepEqual(reopened.listNodes().map((n) => n.id), [1, 2])
-      assert.ok(reopened.hasTrustPair(1, 2))
-      assert.deepEqual(reopened.networks.listNetworks(), [])
-      assert.equal(reopened.networks.createNetwork({ name: 'lab', joinRule: 'open', tokenSalt: null, tokenHash: null, policy: { maxMembers: 2, allowedPorts: [], membersResolve: true }, created: 1 }), 1)
+      assert.deepEqual((await reopened.listNodes()).map((n) => n.id), [1, 2])
+      assert.ok(await reopened.hasTrustPair(1, 2))
+      assert.deepEqual(await reopened.networks.listNetworks(), [])
+      assert.equal(await reopened.networks.createNetwork({ name: 'lab', joinRule: 'open', tokenSalt: null, tokenHash: null, policy: { maxMembers: 2, allowedPorts: [], membersResolve: true }, created: 1 }), 1)
     } finally {
-      reopened.close()
+      await reopened.close()
     }
     const check = new Database(file, { readonly: true })
-    assert.equal(check.pragma('user_version', { simple: true }), 2)
+    assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION)
     check.close()
   } finally {
     cleanup()

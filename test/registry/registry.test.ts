@@ -225,7 +225,7 @@ test('reaper: silent nodes go offline, hostname freed; key index and trust survi
     registry.clock.advance(2 * 60_000)
     await b.heartbeat(2)
     registry.clock.advance(60_000 + 1)
-    assert.deepEqual(registry.server.reapNow().nodes, [1])
+    assert.deepEqual((await registry.server.reapNow()).nodes, [1])
     await rejectsWith(b.lookup(1), 'not found')
     await rejectsWith(a.heartbeat(1), 'not found') // a Go daemon re-registers after this
     await b.setHostname(2, 'alpha')

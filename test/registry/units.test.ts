@@ -6,7 +6,7 @@ import { KeyedRateLimiter } from '../../src/registry/rate-limiter.js'
 import { hostnameProblem, readTags, RequestRejected } from '../../src/registry/request-fields.js'
 import { withSortedKeys } from '../../src/registry/json-order.js'
 import { claimRegistration, confirmSigner, newConnectionState } from '../../src/registry/address-claims.js'
-import { RegistryStore } from '../../src/registry/store.js'
+import { SqliteRegistryStore } from '../../src/registry/store.js'
 
 test('real_addr text: IPv4 plain, IPv6 bracketed, IPv4-mapped IPv6 unwrapped', () => {
   assert.equal(formatHostPort('127.0.0.1', 4000), '127.0.0.1:4000')
@@ -62,38 +62,38 @@ test('responses are emitted with sorted keys at every depth, as Go maps are', ()
   assert.equal(JSON.stringify(sorted), '{"a":{"y":1},"b":[{"a":2,"z":1}],"type":"t"}')
 })
 
-test('address claims: an unproven register leaves address and owner pending on its connection; the node\'s signature there commits them', () => {
-  const store = new RegistryStore({ path: ':memory:' })
+test('address claims: an unproven register leaves address and owner pending on its connection; the node\'s signature there commits them', async () => {
+  const store = new SqliteRegistryStore({ path: ':memory:' })
   try {
-    const node = store.createNode({ publicKey: 'k1', owner: 'ops', realAddr: '10.0.0.1:1', now: 1 })
-    const other = store.createNode({ publicKey: 'k2', owner: null, realAddr: '10.0.0.2:2', now: 1 })
+    const node = await store.createNode({ publicKey: 'k1', owner: 'ops', realAddr: '10.0.0.1:1', now: 1 })
+    const other = await store.createNode({ publicKey: 'k2', owner: null, realAddr: '10.0.0.2:2', now: 1 })
     const connection = newConnectionState()
-    let n = claimRegistration(store, node, { realAddr: '10.6.6.6:6', owner: 'mallory', now: 2 }, connection)
+    let n = await claimRegistration(store, node, { realAddr: '10.6.6.6:6', owner: 'mallory', now: 2 }, connection)
     assert.deepEqual([n.realAddr, n.owner, n.lastSeen], ['10.0.0.1:1', 'ops', 2])
     assert.deepEqual(connection.pending, { nodeId: 1, realAddr: '10.6.6.6:6', owner: 'mallory' })
 
     // Another node's signature on that connection commits nothing of node 1's.
-    confirmSigner(store, other, connection)
+    await confirmSigner(store, other, connection)
     assert.equal(connection.provenNode, 2)
-    assert.equal(store.getNode(1)!.realAddr, '10.0.0.1:1')
+    assert.equal((await store.getNode(1))!.realAddr, '10.0.0.1:1')
     assert.notEqual(connection.pending, null)
 
-    n = confirmSigner(store, store.getNode(1)!, connection)
+    n = await confirmSigner(store, (await store.getNode(1))!, connection)
     assert.deepEqual([n.realAddr, n.owner], ['10.6.6.6:6', 'mallory'])
     assert.equal(connection.pending, null)
     assert.equal(connection.provenNode, 1)
 
     // On a connection that speaks for the node, a register applies at once; no owner given keeps the owner.
-    n = claimRegistration(store, n, { realAddr: '10.0.0.9:9', owner: null, now: 3 }, connection)
+    n = await claimRegistration(store, n, { realAddr: '10.0.0.9:9', owner: null, now: 3 }, connection)
     assert.deepEqual([n.realAddr, n.owner], ['10.0.0.9:9', 'mallory'])
 
     // Nothing changes: nothing pends, and an offline node comes back online.
-    store.markOffline(1)
+    await store.markOffline(1)
     const fresh = newConnectionState()
-    n = claimRegistration(store, store.getNode(1)!, { realAddr: '10.0.0.9:9', owner: null, now: 4 }, fresh)
+    n = await claimRegistration(store, (await store.getNode(1))!, { realAddr: '10.0.0.9:9', owner: null, now: 4 }, fresh)
     assert.equal(fresh.pending, null)
     assert.deepEqual([n.online, n.realAddr], [true, '10.0.0.9:9'])
   } finally {
-    store.close()
+    await store.close()
   }
 })
