@@ -101,7 +101,9 @@ test('faults: registry down and back, beacon down during a relayed transfer, dae
         const later = await Promise.all([net.ping('a', addr.b!, 2), net.ping('d', addr.c!, 2), net.ping('a', addr.d!, 2), net.ping('b', addr.a!, 2)])
         notes.push(`registry down, cache expired: ${later.map((r) => `${r.received ?? 0}/2${r.error ? ` ${r.error.code}` : ''}`).join(', ')}`)
         assert.deepEqual(later.map((r) => r.received), [2, 2, 2, 2], JSON.stringify(later))
-        const st = await net.status('a')
+        // A heartbeat fails once its redials (0.5 + 1 + 2 + 4 s of backoff) are spent: about 8 s after the
+        // stop on a quiet machine, later on a loaded one, so wait for it rather than assert it at 11 s.
+        const st = await waitUntil('a to notice the registry is gone', () => net.status('a'), (s) => s.registry.connected === false, { timeoutMs: 20_000 })
         assert.equal(st.registry.connected, false, 'a should notice the registry is gone')
       },
     )
