@@ -134,11 +134,11 @@ export class Bench {
   }
 
 
-  async pilotTunRendezvous(): Promise<{ registry: string; beacon: string }> {
+  async pilotTunRendezvous(extraArgs: string[] = []): Promise<{ registry: string; beacon: string }> {
     const [r, b] = [await freeTcpPort(), await freeUdpPort()]
     this.start('pilot-tun rendezvous', process.execPath, [
       pilotTunBin, 'rendezvous', '--registry-listen', `${HOST}:${r}`, '--beacon-listen', `${HOST}:${b}`,
-      '--store', join(this.dir, 'registry.db'), '--log-format', 'text',
+      '--store', join(this.dir, 'registry.db'), '--log-format', 'text', ...extraArgs,
     ])
     await waitFor('the pilot-tun registry', () => tcpAccepts(r))
     return { registry: `${HOST}:${r}`, beacon: `${HOST}:${b}` }
@@ -163,10 +163,10 @@ export class Bench {
 
   // ───────────────────────── the reference ─────────────────────────
 
-  async referenceRendezvous(): Promise<{ registry: string; beacon: string }> {
+  async referenceRendezvous(extraArgs: string[] = []): Promise<{ registry: string; beacon: string }> {
     const [r, b] = [await freeTcpPort(), await freeUdpPort()]
     this.start('reference rendezvous', this.ref.bin('rendezvous'), [
-      '-registry-addr', `${HOST}:${r}`, '-beacon-addr', `${HOST}:${b}`, '-store', join(this.dir, 'ref-store.json'),
+      '-registry-addr', `${HOST}:${r}`, '-beacon-addr', `${HOST}:${b}`, '-store', join(this.dir, 'ref-store.json'), ...extraArgs,
     ])
     await waitFor('the reference registry', () => tcpAccepts(r))
     return { registry: `${HOST}:${r}`, beacon: `${HOST}:${b}` }
