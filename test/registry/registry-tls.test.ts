@@ -275,3 +275,66 @@ test('a captured plaintext heartbeat replays on a plaintext registry but never g
     reg.store.close()
   })
 })
+
+test('the pin applies to every front end: a dead one is skipped over TLS, one with another certificate is refused', async () => {
+  await withDir(async (dir) => {
+    const shared = tlsListen(true)
+    const good = await registryOn(join(dir, 'a'), shared.listen)
+    const impostor = await registryOn(join(dir, 'b'), tlsListen(true).listen)
+    const dead = await registryOn(join(dir, 'c'), undefined)
+    const deadPort = dead.address.port
+    await dead.close()
+    const reconnect = { maxAttempts: 1, dialTimeoutMs: 1_000 }
+    const viaDead = testClient(deadPort, Identity.generate(), { tls: { pin: shared.pin }, fallbacks: [{ host: '127.0.0.1', port: good.address.port }], reconnect })
+    const viaImpostor = testClient(impostor.address.port, Identity.generate(), { tls: { pin: shared.pin }, fallbacks: [{ host: '127.0.0.1', port: good.address.port }], reconnect })
+    try {
+      assert.equal(typeof (await viaDead.register({ listenAddr: '127.0.0.1:4000' })).nodeId, 'number')
+      assert.equal(viaDead.address, `127.0.0.1:${good.address.port}`)
+      await assert.rejects(viaImpostor.register({ listenAddr: '127.0.0.1:4001' }), (e) => codeOf(e) === 'PT_REGISTRY_TLS_PIN')
+      assert.equal(impostor.server.stats().requests, 0)
+    } finally {
+      viaDead.close()
+      viaImpostor.close()
+      await good.close()
+      await impostor.close()
+    }
+  })
+})
+
+test('a connection that stays silent, or opens a TLS record and then sends garbage, is closed and counted', async () => {
+  await withDir(async (dir) => {
+    const { listen } = tlsListen(false)
+    const reg = await registryOn(dir, { ...listen, sniffTimeoutMs: 200, handshakeTimeoutMs: 200 })
+    try {
+      const silent = await replayOrClose(reg.address.port, Buffer.alloc(0))
+      assert.equal(silent, 'closed', 'silent past the sniff timeout')
+      const garbage = await replayOrClose(reg.address.port, Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05]), Buffer.from('hello')]))
+      assert.equal(garbage, 'closed', 'not a ClientHello')
+      const stalled = await replayOrClose(reg.address.port, Buffer.from([0x16, 0x03, 0x01]))
+      assert.equal(stalled, 'closed', 'a handshake that never completes')
+      assert.equal(reg.server.tlsStats()!.handshakeFailures, 3)
+      assert.equal(reg.server.stats().requests, 0)
+    } finally {
+      await reg.close()
+    }
+  })
+})
+
+/** Writes `bytes` on a plaintext connection and reports whether the server closed it within 2 s. */
+function replayOrClose(port: number, bytes: Buffer): Promise<'closed' | 'open'> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port }, () => {
+      if (bytes.length > 0) s.write(bytes)
+    })
+    s.on('error', () => {})
+    s.on('data', () => {})
+    const timer = setTimeout(() => {
+      s.destroy()
+      resolve('open')
+    }, 2_000)
+    s.on('close', () => {
+      clearTimeout(timer)
+      resolve('closed')
+    })
+  })
+}
