@@ -9,6 +9,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { resolveUpSettings } from '../../src/cli/commands/up.js'
+import { formatStatus } from '../../src/cli/commands/status.js'
+import type { DaemonStatus } from '../../src/daemon/api.js'
 import { PilotError } from '../../src/errors.js'
 import { CLI_BIN, runCli } from './run-cli.js'
 
@@ -66,4 +68,15 @@ test('registry --tls-only --json prints its pin; `registry pin` agrees; up with 
     await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)))
     await rm(dir, { recursive: true, force: true })
   }
+})
+
+test('status shows the pinned registry certificate, and nothing about TLS for a plaintext registry', () => {
+  const pin = '5e'.repeat(32)
+  const base: DaemonStatus = {
+    version: 't', node_id: 1, address: '0:0000.0000.0001', ipv6: 'fd50:494c:4f54::1', hostname: null, public: false, uptime_s: 1,
+    listen: '127.0.0.1:4000', public_endpoint: null, registry: { address: '127.0.0.1:9000', front_end: '127.0.0.1:9000', connected: true, last_heartbeat_s_ago: 1, tls_pin: pin },
+    beacon: { address: null }, kdf: 'auto', auto_accept: false, peers: 0, connections: 0, trust_unsaved: null, tun: null,
+  }
+  assert.match(formatStatus(base), new RegExp(`registry tls:?\\s+pinned ${pin}`))
+  assert.doesNotMatch(formatStatus({ ...base, registry: { ...base.registry, tls_pin: null } }), /registry tls/)
 })
