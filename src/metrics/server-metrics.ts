@@ -9,12 +9,13 @@ import type { BeaconStats } from '../beacon/index.js'
 import type { Logger } from '../logger.js'
 import type { HostPort } from '../protocol/host-port.js'
 import type { RegistryServerStats } from '../registry/server.js'
+import type { TlsFrontStats } from '../registry/tls-front.js'
 import { counter, counterBy, gauge, PerScrape, registerCollected } from './collected.js'
 import { MetricsHttpServer } from './http-server.js'
 
 /** What the registry metrics read: the server's counters and the store's count of online nodes. */
 export interface RegistryMetricsSource {
-  readonly server: { stats(): RegistryServerStats }
+  readonly server: { stats(): RegistryServerStats; tlsStats?(): TlsFrontStats | null }
   readonly store: { countOnline(): number }
 }
 
@@ -53,6 +54,15 @@ export function registerRegistryServerMetrics(registry: Registry, source: Regist
     counterBy(`${p}rejected_total`, 'Requests and frames refused, by reason (a reason appears once it has happened).', 'reason', () => definedOnly(stats.get().rejected)),
     gauge(`${p}nodes_online`, 'Nodes registered and online now.', () => source.store.countOnline()),
     counter(`${p}nodes_reaped_total`, 'Nodes marked offline for missing heartbeats.', () => stats.get().nodesReaped),
+  ])
+  // With --tls / --tls-only (issue 15): how connections came in.
+  if (source.server.tlsStats?.() == null) return
+  const tls = new PerScrape(() => source.server.tlsStats?.() ?? null)
+  registerCollected(registry, [
+    counterBy(`${p}tls_connections_total`, 'Connections on a TLS port, by outcome (tls: handshake done; plaintext: served in plaintext; plaintext_refused: closed unread by --tls-only; handshake_failed: no or a failed handshake).', 'outcome', (): Record<string, number> => {
+      const t = tls.get()
+      return t === null ? {} : { tls: t.tlsConnections, plaintext: t.plaintextConnections, plaintext_refused: t.plaintextRefused, handshake_failed: t.handshakeFailures }
+    }),
   ])
 }
 

@@ -338,3 +338,30 @@ function replayOrClose(port: number, bytes: Buffer): Promise<'closed' | 'open'> 
     })
   })
 }
+
+test('/metrics of a TLS registry counts connections by outcome (absent without TLS)', async () => {
+  const { serveServerMetrics } = await import('../../src/metrics/server-metrics.js')
+  const { scrape } = await import('../metrics/prom-text.js')
+  await withDir(async (dir) => {
+    const { listen, pin } = tlsListen(true)
+    const reg = await registryOn(dir, listen)
+    const plainReg = await registryOn(join(dir, 'p'), undefined)
+    const http = await serveServerMetrics({ host: '127.0.0.1', port: 0 }, { registry: reg })
+    const plainHttp = await serveServerMetrics({ host: '127.0.0.1', port: 0 }, { registry: plainReg })
+    const client = testClient(reg.address.port, Identity.generate(), { tls: { pin } })
+    try {
+      await client.register({ listenAddr: '127.0.0.1:4000' })
+      assert.equal(await replayOrClose(reg.address.port, Buffer.from([0, 0, 0, 2, 0x7b, 0x7d])), 'closed')
+      const m = await scrape(http.url)
+      assert.equal(m.value('pilot_tun_registry_server_tls_connections_total', { outcome: 'tls' }), 1)
+      assert.equal(m.value('pilot_tun_registry_server_tls_connections_total', { outcome: 'plaintext_refused' }), 1)
+      assert.equal((await scrape(plainHttp.url)).all('pilot_tun_registry_server_tls_connections_total').length, 0)
+    } finally {
+      client.close()
+      await http.close()
+      await plainHttp.close()
+      await reg.close()
+      await plainReg.close()
+    }
+  })
+})
