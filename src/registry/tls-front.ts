@@ -74,10 +74,15 @@ export class TlsFront {
       this.counters.handshakeFailures++
       socket.destroy()
     }, this.sniffTimeoutMs)
+    const onEnd = (): void => {
+      clearTimeout(timer)
+      socket.destroy()
+    }
     const onReadable = (): void => {
       const first = socket.read(1) as Buffer | null
       if (first === null) return // 'end' or more 'readable' follows
       socket.off('readable', onReadable)
+      socket.off('end', onEnd)
       clearTimeout(timer)
       socket.unshift(first)
       if (first[0] === TLS_HANDSHAKE_RECORD) this.startTls(socket, accept)
@@ -92,10 +97,7 @@ export class TlsFront {
       }
     }
     socket.on('readable', onReadable)
-    socket.once('end', () => {
-      clearTimeout(timer)
-      socket.destroy()
-    })
+    socket.once('end', onEnd)
   }
 
   /** Closes every connection still being sorted or in its handshake. */
@@ -105,7 +107,6 @@ export class TlsFront {
   }
 
   private startTls(raw: Socket, accept: (socket: Socket) => void): void {
-    raw.removeAllListeners('end')
     // TLSSocket takes over the raw socket, including the byte put back above.
     const secure = new TLSSocket(raw, { isServer: true, secureContext: this.context })
     const timer = setTimeout(() => {

@@ -365,3 +365,23 @@ test('/metrics of a TLS registry counts connections by outcome (absent without T
     }
   })
 })
+
+test('with --tls, a plaintext client that sends its request and half-closes still gets the answer', async () => {
+  await withDir(async (dir) => {
+    const reg = await registryOn(dir, tlsListen(false).listen)
+    try {
+      const body = Buffer.from(JSON.stringify({ type: 'lookup', node_id: 9 }))
+      const frame = Buffer.concat([Buffer.from([0, 0, 0, body.length]), body])
+      const answer = await new Promise<Buffer>((resolve) => {
+        const chunks: Buffer[] = []
+        const s = connect({ host: '127.0.0.1', port: reg.address.port }, () => s.end(frame))
+        s.on('data', (d: Buffer) => chunks.push(d))
+        s.on('error', () => {})
+        s.on('close', () => resolve(Buffer.concat(chunks)))
+      })
+      assert.match(answer.subarray(4).toString('utf8'), /"type":"error"/, 'the lookup of an unknown node is answered')
+    } finally {
+      await reg.close()
+    }
+  })
+})
