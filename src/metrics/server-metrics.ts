@@ -59,9 +59,9 @@ export function registerRegistryServerMetrics(registry: Registry, source: Regist
   if (source.server.tlsStats?.() == null) return
   const tls = new PerScrape(() => source.server.tlsStats?.() ?? null)
   registerCollected(registry, [
-    counterBy(`${p}tls_connections_total`, 'Connections on a TLS port, by outcome (tls: handshake done; plaintext: served in plaintext; plaintext_refused: closed unread by --tls-only; handshake_failed: no or a failed handshake).', 'outcome', (): Record<string, number> => {
+    counterBy(`${p}tls_connections_total`, 'Connections on a TLS port, by outcome (tls: handshake done; plaintext: served in plaintext; plaintext_refused: closed unread by --tls-only; handshake_failed: no or a failed handshake; pending_refused: over the per-source cap before sorting).', 'outcome', (): Record<string, number> => {
       const t = tls.get()
-      return t === null ? {} : { tls: t.tlsConnections, plaintext: t.plaintextConnections, plaintext_refused: t.plaintextRefused, handshake_failed: t.handshakeFailures }
+      return t === null ? {} : { tls: t.tlsConnections, plaintext: t.plaintextConnections, plaintext_refused: t.plaintextRefused, handshake_failed: t.handshakeFailures, pending_refused: t.pendingRefused }
     }),
   ])
 }

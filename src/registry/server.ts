@@ -97,7 +97,7 @@ export class RegistryServer {
     this.logger = (options.logger ?? nullLogger).child({ component: 'registry' })
     this.limits = { ...DEFAULT_REGISTRY_LIMITS, ...options.limits }
     this.guard = new ConnectionGuard(this.limits)
-    this.tlsFront = options.tls === undefined ? null : new TlsFront(options.tls, this.logger)
+    this.tlsFront = options.tls === undefined ? null : new TlsFront({ maxPendingPerSource: this.limits.maxConnectionsPerIp, ...options.tls }, this.logger)
     this.handler = new RegistryRequestHandler({
       store: this.store,
       now: options.now ?? Date.now,

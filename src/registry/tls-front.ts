@@ -14,6 +14,7 @@
 import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls'
 import type { Socket } from 'node:net'
 import { nullLogger, type Logger } from '../logger.js'
+import { normalizeRemoteIp, sourceKeyOf } from './endpoints.js'
 import { RegistryError, RegistryErrorCode } from './errors.js'
 
 /** First byte of a TLS handshake record (RFC 8446 §5.1, ContentType handshake). */
@@ -26,6 +27,8 @@ export interface RegistryTlsListenOptions {
   only: boolean
   sniffTimeoutMs?: number
   handshakeTimeoutMs?: number
+  /** Connections of one source (IPv4 address or IPv6 /64) still being sorted or in their handshake; more are closed at once. */
+  maxPendingPerSource?: number
 }
 
 export interface TlsFrontStats {
@@ -37,6 +40,8 @@ export interface TlsFrontStats {
   plaintextRefused: number
   /** TLS handshakes that failed or timed out, and connections silent past the sniff timeout. */
   handshakeFailures: number
+  /** Connections closed at once because their source had `maxPendingPerSource` unsorted or mid-handshake. */
+  pendingRefused: number
 }
 
 export class TlsFront {
@@ -47,7 +52,11 @@ export class TlsFront {
   private readonly logger: Logger
   /** Raw sockets not yet handed on or still in their handshake. */
   private readonly pending = new Set<Socket>()
-  private readonly counters: TlsFrontStats = { tlsConnections: 0, plaintextConnections: 0, plaintextRefused: 0, handshakeFailures: 0 }
+  private readonly releasers = new Map<Socket, () => void>()
+  private readonly maxPendingPerSource: number
+  /** Unsorted or mid-handshake connections per source: the server's per-source cap counts a connection only once it is handed on. */
+  private readonly pendingBySource = new Map<string, number>()
+  private readonly counters: TlsFrontStats = { tlsConnections: 0, plaintextConnections: 0, plaintextRefused: 0, handshakeFailures: 0, pendingRefused: 0 }
 
   constructor(options: RegistryTlsListenOptions, logger: Logger = nullLogger) {
     try {
@@ -58,6 +67,7 @@ export class TlsFront {
     this.only = options.only
     this.sniffTimeoutMs = options.sniffTimeoutMs ?? 10_000
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000
+    this.maxPendingPerSource = options.maxPendingPerSource ?? 64
     this.logger = logger
   }
 
@@ -67,9 +77,26 @@ export class TlsFront {
 
   /** Sorts a new connection: `accept` gets a TLS socket (before its handshake) or the plaintext socket. */
   route(socket: Socket, accept: (socket: Socket) => void): void {
-    this.pending.add(socket)
     socket.on('error', () => {})
-    socket.once('close', () => this.pending.delete(socket))
+    const source = sourceKeyOf(normalizeRemoteIp(socket.remoteAddress ?? '0.0.0.0'))
+    const held = this.pendingBySource.get(source) ?? 0
+    if (held >= this.maxPendingPerSource) {
+      this.counters.pendingRefused++
+      socket.destroy()
+      return
+    }
+    this.pendingBySource.set(source, held + 1)
+    this.pending.add(socket)
+    let counted = true
+    const release = (): void => {
+      if (!counted) return
+      counted = false
+      const n = (this.pendingBySource.get(source) ?? 1) - 1
+      if (n <= 0) this.pendingBySource.delete(source)
+      else this.pendingBySource.set(source, n)
+    }
+    this.releasers.set(socket, release)
+    socket.once('close', () => this.settle(socket))
     const timer = setTimeout(() => {
       this.counters.handshakeFailures++
       socket.destroy()
@@ -91,7 +118,7 @@ export class TlsFront {
         this.logger.debug('plaintext connection refused (TLS only)', { peer: socket.remoteAddress })
         socket.destroy()
       } else {
-        this.pending.delete(socket)
+        this.settle(socket)
         this.counters.plaintextConnections++
         accept(socket)
       }
@@ -102,8 +129,17 @@ export class TlsFront {
 
   /** Closes every connection still being sorted or in its handshake. */
   closeAll(): void {
-    for (const socket of this.pending) socket.destroy()
-    this.pending.clear()
+    for (const socket of [...this.pending]) {
+      this.settle(socket)
+      socket.destroy()
+    }
+  }
+
+  /** The raw socket is no longer pending: handed on, or closed. */
+  private settle(socket: Socket): void {
+    this.pending.delete(socket)
+    this.releasers.get(socket)?.()
+    this.releasers.delete(socket)
   }
 
   private startTls(raw: Socket, accept: (socket: Socket) => void): void {
@@ -123,7 +159,7 @@ export class TlsFront {
     secure.once('secure', () => {
       clearTimeout(timer)
       secure.off('error', onError)
-      this.pending.delete(raw)
+      this.settle(raw)
       this.counters.tlsConnections++
     })
     secure.once('close', () => {

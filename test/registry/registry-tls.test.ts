@@ -103,7 +103,7 @@ test('--tls serves TLS and plaintext on one port; a pinned client registers over
       const b = await plain.register({ listenAddr: '127.0.0.1:4001' })
       assert.notEqual(a.nodeId, b.nodeId)
       assert.equal((await overTls.lookup(b.nodeId)).nodeId, b.nodeId, 'the TLS client sees the plaintext one')
-      assert.deepEqual(reg.server.tlsStats(), { tlsConnections: 1, plaintextConnections: 1, plaintextRefused: 0, handshakeFailures: 0 })
+      assert.deepEqual(reg.server.tlsStats(), { tlsConnections: 1, plaintextConnections: 1, plaintextRefused: 0, handshakeFailures: 0, pendingRefused: 0 })
     } finally {
       overTls.close()
       plain.close()
@@ -315,6 +315,37 @@ test('a connection that stays silent, or opens a TLS record and then sends garba
       assert.equal(reg.server.tlsStats()!.handshakeFailures, 3)
       assert.equal(reg.server.stats().requests, 0)
     } finally {
+      await reg.close()
+    }
+  })
+})
+
+test('connections still being sorted count against a per-source cap: silent ones cannot pile up', async () => {
+  await withDir(async (dir) => {
+    const { listen } = tlsListen(true)
+    const reg = await registryOn(dir, { ...listen, maxPendingPerSource: 2, sniffTimeoutMs: 1_500 })
+    const sockets: Socket[] = []
+    try {
+      const open = (): Promise<Socket> =>
+        new Promise((resolve) => {
+          const s = connect({ host: '127.0.0.1', port: reg.address.port }, () => resolve(s))
+          s.on('error', () => {})
+          sockets.push(s)
+        })
+      await open()
+      await open()
+      const third = await open()
+      const closedAtOnce = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), 1_000)
+        third.once('close', () => {
+          clearTimeout(timer)
+          resolve(true)
+        })
+      })
+      assert.equal(closedAtOnce, true, 'the third silent connection of one source is closed before the sniff timeout')
+      assert.equal(reg.server.tlsStats()!.pendingRefused, 1)
+    } finally {
+      for (const s of sockets) s.destroy()
       await reg.close()
     }
   })
