@@ -194,6 +194,15 @@ export class Bench {
     return node
   }
 
+  /** Stops the processes started under `name` (SIGTERM to the group, SIGKILL after 3 s). */
+  async stop(name: string): Promise<void> {
+    const mine = this.procs.filter((p) => p.name === name)
+    for (const p of mine) killGroup(p.child, 'SIGTERM')
+    const deadline = Date.now() + 3_000
+    while (Date.now() < deadline && mine.some((p) => p.child.exitCode === null && p.child.signalCode === null)) await sleep(50)
+    for (const p of mine) killGroup(p.child, 'SIGKILL')
+  }
+
   async close(): Promise<void> {
     for (const p of this.procs) killGroup(p.child, 'SIGTERM')
     const deadline = Date.now() + 3_000
