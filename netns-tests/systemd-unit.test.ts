@@ -144,7 +144,7 @@ function layOut(dir: string, machine: string, token: string): Layout {
   file('units/pilot-tun.service.d/exec.conf', `[Service]\nExecStart=\nExecStart=${bin} up --config /etc/pilot-tun/config.json\n`)
   file(
     'units/pilot-registry.service.d/exec.conf',
-    `[Unit]\nBefore=pilot-tun.service\n[Service]\nExecStart=\nExecStart=${bin} registry --listen 127.0.0.1:9000 --store /var/lib/pilot-registry/registry.db\n`,
+    `[Unit]\nBefore=pilot-tun.service\n[Service]\nExecStart=\nExecStart=${bin} registry --listen 127.0.0.1:9000 --store /var/lib/pilot-registry/registry.db --tls\n`,
   )
   file('units/pilot-beacon.service.d/exec.conf', `[Unit]\nBefore=pilot-tun.service\n[Service]\nExecStart=\nExecStart=${bin} beacon --listen 127.0.0.1:9001\n`)
   file(
@@ -341,6 +341,15 @@ test('pilot-tun.service under systemd: dynamic user, pilot0 with IPv6, DNS on :5
     assert.deepEqual(JSON.parse(read('dns.json') || '{}'), { answers: [address] }, `DNS answer from [${address}]:53${context}`)
     const dig = read('dig.txt')
     if (dig !== '') assert.match(dig, new RegExp(`${HOSTNAME}\\.pilot\\.\\s+\\d+\\s+IN\\s+AAAA\\s+${address}`), dig)
+
+    // The registry made its TLS certificate in its StateDirectory (issue 15): its own dynamic user's, 0600; the pin it
+    // presents on port 9000 is the one `registry pin` reads from there.
+    const tlsFiles = read('registry-tls.txt').trim().split('\n').map((l) => l.split(' '))
+    assert.deepEqual(tlsFiles.map(([mode, , path]) => `${mode} ${path}`), ['600 /var/lib/private/pilot-registry/registry-tls-cert.pem', '600 /var/lib/private/pilot-registry/registry-tls-key.pem'], read('registry-tls.txt') + context)
+    for (const [, uid] of tlsFiles) assert.ok(Number(uid) >= DYNAMIC_UIDS.min && Number(uid) <= DYNAMIC_UIDS.max, `owner ${uid}: the registry's dynamic user`)
+    const pins = JSON.parse(read('registry-pin.json') || '{}') as { stored?: string; presented?: string }
+    assert.match(pins.stored ?? '', /^[0-9a-f]{64}$/, read('registry-pin.json'))
+    assert.equal(pins.presented, pins.stored)
 
     // ---- phase 2: without CAP_NET_BIND_SERVICE, up degrades instead of dying ----
     assert.ok(existsSync(join(layout.results, 'done')), `the check did not finish${context}`)

@@ -134,11 +134,11 @@ export class Bench {
   }
 
 
-  async pilotTunRendezvous(): Promise<{ registry: string; beacon: string }> {
+  async pilotTunRendezvous(extraArgs: string[] = []): Promise<{ registry: string; beacon: string }> {
     const [r, b] = [await freeTcpPort(), await freeUdpPort()]
     this.start('pilot-tun rendezvous', process.execPath, [
       pilotTunBin, 'rendezvous', '--registry-listen', `${HOST}:${r}`, '--beacon-listen', `${HOST}:${b}`,
-      '--store', join(this.dir, 'registry.db'), '--log-format', 'text',
+      '--store', join(this.dir, 'registry.db'), '--log-format', 'text', ...extraArgs,
     ])
     await waitFor('the pilot-tun registry', () => tcpAccepts(r))
     return { registry: `${HOST}:${r}`, beacon: `${HOST}:${b}` }
@@ -163,10 +163,10 @@ export class Bench {
 
   // ───────────────────────── the reference ─────────────────────────
 
-  async referenceRendezvous(): Promise<{ registry: string; beacon: string }> {
+  async referenceRendezvous(extraArgs: string[] = []): Promise<{ registry: string; beacon: string }> {
     const [r, b] = [await freeTcpPort(), await freeUdpPort()]
     this.start('reference rendezvous', this.ref.bin('rendezvous'), [
-      '-registry-addr', `${HOST}:${r}`, '-beacon-addr', `${HOST}:${b}`, '-store', join(this.dir, 'ref-store.json'),
+      '-registry-addr', `${HOST}:${r}`, '-beacon-addr', `${HOST}:${b}`, '-store', join(this.dir, 'ref-store.json'), ...extraArgs,
     ])
     await waitFor('the reference registry', () => tcpAccepts(r))
     return { registry: `${HOST}:${r}`, beacon: `${HOST}:${b}` }
@@ -192,6 +192,15 @@ export class Bench {
     node.nodeId = info.node_id
     node.address = info.address
     return node
+  }
+
+  /** Stops the processes started under `name` (SIGTERM to the group, SIGKILL after 3 s). */
+  async stop(name: string): Promise<void> {
+    const mine = this.procs.filter((p) => p.name === name)
+    for (const p of mine) killGroup(p.child, 'SIGTERM')
+    const deadline = Date.now() + 3_000
+    while (Date.now() < deadline && mine.some((p) => p.child.exitCode === null && p.child.signalCode === null)) await sleep(50)
+    for (const p of mine) killGroup(p.child, 'SIGKILL')
   }
 
   async close(): Promise<void> {

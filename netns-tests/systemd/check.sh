@@ -59,6 +59,16 @@ node -e '
     (err) => console.log(JSON.stringify({ error: err.code ?? err.message })))
 ' "$addr" "$name" > "$out/dns.json" 2>&1
 if command -v dig > /dev/null; then dig +time=2 +tries=2 "@$addr" "$name" AAAA > "$out/dig.txt" 2>&1; fi
+# The registry's TLS certificate, kept in its StateDirectory, and the pin it presents on port 9000.
+stat -c '%a %u %n' /var/lib/private/pilot-registry/registry-tls-cert.pem /var/lib/private/pilot-registry/registry-tls-key.pem > "$out/registry-tls.txt" 2>&1
+stored=$(pt registry pin --store /var/lib/pilot-registry/registry.db 2>&1)
+node -e '
+  const s = require("node:tls").connect({ host: "127.0.0.1", port: 9000, rejectUnauthorized: false }, () => {
+    const presented = require("node:crypto").createHash("sha256").update(s.getPeerCertificate().raw).digest("hex")
+    console.log(JSON.stringify({ stored: process.argv[1], presented })); s.destroy()
+  })
+  s.on("error", (e) => console.log(JSON.stringify({ stored: process.argv[1], error: e.message })))
+' "$stored" > "$out/registry-pin.json" 2>&1
 
 # ---- phase 2: no CAP_NET_BIND_SERVICE (a runtime drop-in; empty assignments reset the sets) ----
 mkdir -p /run/systemd/system/pilot-tun.service.d

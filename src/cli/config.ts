@@ -6,6 +6,8 @@
  *
  *     {
  *       "registry": "registry.example.net:9000",
+ *       "registry-tls": true,
+ *       "registry-fingerprint": "<64 hex digits: the registry's certificate pin>",
  *       "beacon": "registry.example.net:9001",      (several: "b1.example.net:9001,b2.example.net:9001")
  *       "listen": ":4000",
  *       "state-dir": "/var/lib/pilot-tun",
@@ -52,6 +54,8 @@ type KeySpec =
 /** Every key the file may hold. Kept in step with the options of `pilot-tun up`. */
 export const CONFIG_KEYS = {
   registry: { type: 'string' },
+  'registry-tls': { type: 'boolean' },
+  'registry-fingerprint': { type: 'string' },
   beacon: { type: 'string' },
   listen: { type: 'string' },
   'state-dir': { type: 'string' },

@@ -24,7 +24,14 @@ export interface DaemonStatus {
   /** Our endpoint as the beacon sees it, when known. */
   public_endpoint: string | null
   /** `address` as given (one or several front ends); `front_end` the one in use or dialled next. */
-  registry: { address: string; front_end: string; connected: boolean; last_heartbeat_s_ago: number | null }
+  registry: {
+    address: string
+    front_end: string
+    connected: boolean
+    last_heartbeat_s_ago: number | null
+    /** The pinned registry certificate (`--registry-tls`, issue 15); null = plaintext TCP. */
+    tls_pin?: string | null
+  }
   /** `of`: the whole `--beacon` list when it names several (`address` is the one this node uses, by node ID). */
   beacon: { address: string | null; of?: string[] }
   kdf: 'auto' | 'hkdf' | 'legacy'

@@ -29,6 +29,8 @@ export interface ControlApiOptions {
   registryText: string
   /** The registry front end in use (RegistryClient.address). */
   registryFrontEnd: () => string
+  /** The registry certificate pin in use (`--registry-fingerprint`), null = plaintext. */
+  registryTlsPin?: string | null
   beaconText: string | null
   /** Every beacon of `--beacon` (the chosen one is `beaconText`); shown when there are several. */
   beaconList?: readonly string[]
@@ -91,7 +93,7 @@ export class ControlApi implements Omit<DaemonControl, 'task'> {
       uptime_s: Math.floor((performance.now() - o.startedAt) / 1000),
       listen: formatHostPort(o.bind.local.host, o.bind.local.port),
       public_endpoint: pub === null ? null : formatHostPort(pub.host, pub.port),
-      registry: { address: o.registryText, front_end: o.registryFrontEnd(), connected: o.session.connected, last_heartbeat_s_ago: ago === null ? null : Math.floor(ago / 1000) },
+      registry: { address: o.registryText, front_end: o.registryFrontEnd(), connected: o.session.connected, last_heartbeat_s_ago: ago === null ? null : Math.floor(ago / 1000), tls_pin: o.registryTlsPin ?? null },
       beacon: { address: o.beaconText, ...((o.beaconList?.length ?? 0) > 1 ? { of: [...o.beaconList!] } : {}) },
       kdf: o.kdf,
       auto_accept: o.trust.autoAccept,

@@ -46,6 +46,7 @@ import { formatHostPort } from '../protocol/host-port.js'
 import { CryptoRandom } from '../random.js'
 import { nullLogger, type Logger } from '../logger.js'
 import { RegistryClient } from '../registry/client.js'
+import { registryTlsOption } from '../registry/tls-pin.js'
 import { Tunnel, UdpBind, type PacketBind, type UdpEndpoint } from '../tunnel/index.js'
 import { SessionEndpoint, SessionError, StreamState, warmUpSessions, type StreamConfig } from '../session/index.js'
 import { SessionDriver, type SessionDriverStats } from './session-driver.js'
@@ -168,6 +169,7 @@ export class Daemon implements DaemonControl {
     // Option text first: a typo is refused before anything is written, bound or registered.
     // Several front ends of one registry may be given, comma-separated (issue 14).
     const [registry, ...registryFallbacks] = parseHostPortListOption(options.registry, '--registry') as [HostPort, ...HostPort[]]
+    const registryTls = registryTlsOption(options.registryTls, options.registryFingerprint)
     const prefix = parsePrefixOption(options)
     const metricsAt = options.metricsListen == null ? null : parseMetricsListen(options.metricsListen)
     const tunOptions = options.tun ? { ...options.tun, prefix: prefix.text } : null
@@ -183,6 +185,7 @@ export class Daemon implements DaemonControl {
       host: registry.host,
       port: registry.port,
       fallbacks: registryFallbacks,
+      tls: registryTls,
       identity,
       logger,
       timeoutMs: timing.registryTimeoutMs,
@@ -302,6 +305,7 @@ export class Daemon implements DaemonControl {
       prefix: inputs.prefix,
       registryText: options.registry,
       registryFrontEnd: () => node.client.address,
+      registryTlsPin: node.client.tls?.pin ?? null,
       beaconText: inputs.beaconText,
       beaconList: inputs.beaconList,
       isPublic: options.public === true,

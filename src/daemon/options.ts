@@ -71,6 +71,10 @@ export interface DaemonOptions {
   identityPath?: string
   /** Registry "host:port" (TCP). */
   registry: string
+  /** TLS to the registry (`--registry-tls`); needs `registryFingerprint` (src/registry/tls-pin.ts). */
+  registryTls?: boolean
+  /** The registry certificate's pin: 64 lower-case hex digits. */
+  registryFingerprint?: string
   /** Beacon "host:port" (UDP), or null for none (no NAT traversal, no relay). */
   beacon: string | null
   /** UDP listen address "[host]:port", e.g. ":4000", "0.0.0.0:0", "[::]:4000". Ignored with `bind`. */

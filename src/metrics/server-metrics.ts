@@ -9,12 +9,13 @@ import type { BeaconStats } from '../beacon/index.js'
 import type { Logger } from '../logger.js'
 import type { HostPort } from '../protocol/host-port.js'
 import type { RegistryServerStats } from '../registry/server.js'
+import type { TlsFrontStats } from '../registry/tls-front.js'
 import { counter, counterBy, gauge, PerScrape, registerCollected } from './collected.js'
 import { MetricsHttpServer } from './http-server.js'
 
 /** What the registry metrics read: the server's counters and the store's count of online nodes. */
 export interface RegistryMetricsSource {
-  readonly server: { stats(): RegistryServerStats }
+  readonly server: { stats(): RegistryServerStats; tlsStats?(): TlsFrontStats | null }
   readonly store: { countOnline(): Promise<number> }
 }
 
@@ -67,6 +68,15 @@ export function registerRegistryServerMetrics(registry: Registry, source: Regist
       }
     },
   })
+  // With --tls / --tls-only (issue 15): how connections came in.
+  if (source.server.tlsStats?.() == null) return
+  const tls = new PerScrape(() => source.server.tlsStats?.() ?? null)
+  registerCollected(registry, [
+    counterBy(`${p}tls_connections_total`, 'Connections on a TLS port, by outcome (tls: handshake done; plaintext: served in plaintext; plaintext_refused: closed unread by --tls-only; handshake_failed: no or a failed handshake; pending_refused: over the per-source cap before sorting).', 'outcome', (): Record<string, number> => {
+      const t = tls.get()
+      return t === null ? {} : { tls: t.tlsConnections, plaintext: t.plaintextConnections, plaintext_refused: t.plaintextRefused, handshake_failed: t.handshakeFailures, pending_refused: t.pendingRefused }
+    }),
+  ])
 }
 
 export function registerBeaconMetrics(registry: Registry, source: BeaconMetricsSource): void {

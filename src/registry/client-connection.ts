@@ -5,6 +5,7 @@
  */
 import { connect, type Socket } from 'node:net'
 import { encodeRegistryMessage, RegistryFrameDecoder, type JsonObject } from '../protocol/registry-framing.js'
+import { dialPinned, type RegistryTlsPin } from './tls-pin.js'
 
 /** The connection failed or closed; the request may or may not have reached the registry. */
 export class ConnectionLost extends Error {}
@@ -24,8 +25,11 @@ export class RegistryClientConnection {
     socket.on('close', () => this.lose(new ConnectionLost('connection closed by the registry')))
   }
 
-  /** Dials `host:port`, giving up after `timeoutMs`. */
-  static open(host: string, port: number, timeoutMs: number, maxMessageSize: number): Promise<RegistryClientConnection> {
+  /** Dials `host:port`, giving up after `timeoutMs`; with `tls`, over TLS with that pin (tls-pin.ts). */
+  static open(host: string, port: number, timeoutMs: number, maxMessageSize: number, tls: RegistryTlsPin | null = null): Promise<RegistryClientConnection> {
+    if (tls !== null) {
+      return dialPinned(host, port, tls, timeoutMs, (m) => new ConnectionLost(m)).then((socket) => new RegistryClientConnection(socket, maxMessageSize))
+    }
     return new Promise((resolve, reject) => {
       const socket = connect({ host, port })
       const timer = setTimeout(() => {

@@ -26,6 +26,7 @@ import { RegistryChallenge } from './challenges.js'
 import { ConnectionLost, RegistryClientConnection } from './client-connection.js'
 import { NETWORK_ERROR_HINTS, RegistryError, RegistryErrorCode, isNetworkErrorCode } from './errors.js'
 import { withSortedKeys } from './json-order.js'
+import type { RegistryTlsPin } from './tls-pin.js'
 import * as net from './network-client.js'
 import type { AuditEntry, JoinRule, NetworkInfo, NetworkNode, NetworkPolicy, NetworkRole, NetworkSummary, SignedInvite } from './network-types.js'
 
@@ -54,6 +55,8 @@ export interface RegistryClientOptions {
   /** Per request, from the moment it is queued. Default 15 s. */
   timeoutMs?: number
   reconnect?: Partial<ReconnectPolicy>
+  /** TLS with this pin for every front end (`--registry-tls --registry-fingerprint`, tls-pin.ts); absent/null = plaintext TCP. */
+  tls?: RegistryTlsPin | null
   /** Wall clock in ms for the timestamps of signed network writes; tests pass the registry's fake one. */
   now?: () => number
 }
@@ -109,6 +112,8 @@ export class RegistryClient {
   /** The front end dialled first: the one that last worked. */
   private current = 0
   private readonly identity: Identity
+  /** Kept for every (re)connection: the pin never lapses to plaintext. */
+  readonly tls: RegistryTlsPin | null
   private readonly logger: Logger
   private readonly timeoutMs: number
   private readonly policy: ReconnectPolicy
@@ -130,6 +135,7 @@ export class RegistryClient {
   constructor(options: RegistryClientOptions) {
     this.endpoints = [{ host: options.host, port: options.port }, ...(options.fallbacks ?? [])]
     this.identity = options.identity
+    this.tls = options.tls ?? null
     this.logger = (options.logger ?? nullLogger).child({ component: 'registry-client' })
     this.timeoutMs = options.timeoutMs ?? 15_000
     this.policy = { ...DEFAULT_RECONNECT_POLICY, ...options.reconnect }
@@ -438,7 +444,7 @@ export class RegistryClient {
         const index = (this.current + k) % this.endpoints.length
         const endpoint = this.endpoints[index]!
         try {
-          const connection = await RegistryClientConnection.open(endpoint.host, endpoint.port, this.policy.dialTimeoutMs, REGISTRY_MAX_MESSAGE)
+          const connection = await RegistryClientConnection.open(endpoint.host, endpoint.port, this.policy.dialTimeoutMs, REGISTRY_MAX_MESSAGE, this.tls)
           if (this.closed) {
             connection.destroy()
             throw closedError()

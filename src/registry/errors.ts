@@ -20,6 +20,10 @@ export const RegistryErrorCode = {
   LISTEN: 'PT_REGISTRY_LISTEN',
   /** The SQLite store cannot be opened or has a schema newer than this code. */
   STORE: 'PT_REGISTRY_STORE',
+  /** The registry's TLS certificate or key cannot be read, made or used (issue 15). */
+  TLS: 'PT_REGISTRY_TLS',
+  /** The registry presented a TLS certificate whose pin is not the configured one (the hint names the presented pin). */
+  TLS_PIN: 'PT_REGISTRY_TLS_PIN',
 } as const
 
 export type RegistryErrorCode = (typeof RegistryErrorCode)[keyof typeof RegistryErrorCode]

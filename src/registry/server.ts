@@ -35,6 +35,7 @@ import { DEFAULT_REGISTRY_LIMITS, type RegistryLimits } from './limits.js'
 import { errorResponse, RegistryRequestHandler, type RequestOrigin } from './request-handler.js'
 import type { RejectReason } from './request-fields.js'
 import type { RegistryStore } from './store-api.js'
+import { TlsFront, type RegistryTlsListenOptions, type TlsFrontStats } from './tls-front.js'
 
 export interface RegistryServerOptions {
   store: RegistryStore
@@ -44,6 +45,8 @@ export interface RegistryServerOptions {
   limits?: Partial<RegistryLimits>
   /** Lets `audit_log` of the trust chain (network 0) be read by whoever presents it (issue 13). */
   adminToken?: string
+  /** TLS on the listening port (tls-front.ts, issue 15): both plaintext and TLS, or TLS only. */
+  tls?: RegistryTlsListenOptions
 }
 
 export interface RegistryServerStats {
@@ -99,6 +102,7 @@ export class RegistryServer {
   /** Writes the heartbeats the store gathered, once a second. */
   private touchTimer: NodeJS.Timeout | null = null
   private frameTimer: NodeJS.Timeout | null = null
+  private readonly tlsFront: TlsFront | null
 
   constructor(options: RegistryServerOptions) {
     this.store = options.store
@@ -106,6 +110,7 @@ export class RegistryServer {
     this.limits = { ...DEFAULT_REGISTRY_LIMITS, ...options.limits }
     this.guard = new ConnectionGuard(this.limits)
     this.now = options.now ?? Date.now
+    this.tlsFront = options.tls === undefined ? null : new TlsFront({ maxPendingPerSource: this.limits.maxConnectionsPerIp, ...options.tls }, this.logger)
     this.handler = new RegistryRequestHandler({
       store: this.store,
       now: this.now,
@@ -118,7 +123,9 @@ export class RegistryServer {
   /** Starts accepting connections and the reaper. Resolves with the bound address (port 0 picks one). */
   async listen(host: string, port: number): Promise<{ host: string; port: number }> {
     if (this.server !== null) throw new Error('registry server is already listening')
-    const server = createServer({ noDelay: true }, (socket) => this.accept(socket))
+    const tlsFront = this.tlsFront
+    const accept = (socket: Socket): void => this.accept(socket)
+    const server = createServer({ noDelay: true }, tlsFront === null ? accept : (socket) => tlsFront.route(socket, accept))
     server.maxConnections = this.limits.maxConnections
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
@@ -153,6 +160,7 @@ export class RegistryServer {
     this.frameTimer = null
     const server = this.server
     this.server = null
+    this.tlsFront?.closeAll()
     for (const socket of this.sockets) socket.destroy()
     this.sockets.clear()
     if (server !== null) await new Promise<void>((resolve) => server.close(() => resolve()))
@@ -310,6 +318,11 @@ export class RegistryServer {
         socket.destroy()
       })
     })
+  }
+
+  /** TLS connection counters, or null when TLS is off. */
+  tlsStats(): TlsFrontStats | null {
+    return this.tlsFront?.stats() ?? null
   }
 
   /** Closes connections whose partial frame passed `frameDeadlineMs` (the frame timer calls this). */

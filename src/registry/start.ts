@@ -9,6 +9,7 @@ import type { RegistryLimits } from './limits.js'
 import { RegistryServer } from './server.js'
 import type { RegistryStore } from './store-api.js'
 import { SqliteRegistryStore } from './store.js'
+import type { RegistryTlsListenOptions } from './tls-front.js'
 
 export interface StartRegistryOptions {
   host: string
@@ -26,6 +27,8 @@ export interface StartRegistryOptions {
   now?: () => number
   /** The registry's admin token: reads the trust audit chain (network 0). */
   adminToken?: string
+  /** TLS on the port (issue 15): certificate, key, TLS only or both (see tls.ts for loading them). */
+  tls?: RegistryTlsListenOptions
 }
 
 export interface RunningRegistry {
@@ -45,6 +48,7 @@ export async function startRegistry(options: StartRegistryOptions): Promise<Runn
     ...(options.now ? { now: options.now } : {}),
     ...(options.limits ? { limits: options.limits } : {}),
     ...(options.adminToken !== undefined ? { adminToken: options.adminToken } : {}),
+    ...(options.tls !== undefined ? { tls: options.tls } : {}),
   })
   let address: { host: string; port: number }
   try {

@@ -132,7 +132,7 @@ test('status reports identity, endpoints (IPv6 bracketed), registry, counts and 
     uptime_s: 65,
     listen: '0.0.0.0:4000',
     public_endpoint: '[2001:db8::42]:4000',
-    registry: { address: 'registry.example:9000', front_end: 'registry.example:9000', connected: true, last_heartbeat_s_ago: 2 },
+    registry: { address: 'registry.example:9000', front_end: 'registry.example:9000', connected: true, last_heartbeat_s_ago: 2, tls_pin: null },
     beacon: { address: null },
     kdf: 'auto',
     auto_accept: false,

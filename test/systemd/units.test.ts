@@ -206,7 +206,8 @@ test('pilot-registry.service and pilot-beacon.service: no capabilities; the regi
     assert.ok(!one(unit, 'Service', 'RestrictAddressFamilies').includes('AF_NETLINK'), `${name}: no netlink`)
   }
   const registry = readUnit('pilot-registry.service').unit
-  assert.equal(one(registry, 'Service', 'ExecStart'), `${INSTALLED_BIN} registry --listen 0.0.0.0:9000 --store /var/lib/pilot-registry/registry.db`)
+  // TLS (issue 15): the certificate is made beside the store, so it lives in the StateDirectory too.
+  assert.equal(one(registry, 'Service', 'ExecStart'), `${INSTALLED_BIN} registry --listen 0.0.0.0:9000 --store /var/lib/pilot-registry/registry.db --tls`)
   assert.equal(one(registry, 'Service', 'StateDirectory'), 'pilot-registry')
   const beacon = readUnit('pilot-beacon.service').unit
   assert.equal(one(beacon, 'Service', 'ExecStart'), `${INSTALLED_BIN} beacon --listen 0.0.0.0:9001`)

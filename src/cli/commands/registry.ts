@@ -1,18 +1,19 @@
 /** `pilot-tun registry`: run a registry server in the foreground until SIGINT/SIGTERM. */
 import type { CommandModule } from 'yargs'
 import { ConfigError, DecodeError, PilotError } from '../../errors.js'
-import { parseHostPort, type HostPort } from '../../protocol/host-port.js'
+import { formatHostPort, parseHostPort, type HostPort } from '../../protocol/host-port.js'
 import { RegistryError, RegistryErrorCode } from '../../registry/errors.js'
 import { startRegistry, type RunningRegistry } from '../../registry/start.js'
 import { createCliLogger, LOG_LEVELS, type LogFormat, type LogLevel } from '../logging.js'
 import { METRICS_LISTEN_DESCRIBE, metricsListenOption, serveMetricsOrUndo } from '../metrics-listen.js'
+import { announceRegistryTls, registryPinCommand, registryTlsFromArgs, withRegistryTlsOptions, type RegistryTlsArgs } from '../registry-tls-flags.js'
 
 export { startRegistry, type RunningRegistry, type StartRegistryOptions } from '../../registry/start.js'
 
 export const DEFAULT_REGISTRY_LISTEN = '0.0.0.0:9000'
 export const DEFAULT_REGISTRY_STORE = '/var/lib/pilot-tun/registry.db'
 
-interface RegistryArgs {
+interface RegistryArgs extends RegistryTlsArgs {
   listen: string
   store: string
   'log-level': LogLevel
@@ -44,7 +45,7 @@ export const registryCommand: CommandModule<object, RegistryArgs> = {
   command: 'registry',
   describe: 'run a registry server (node directory, trust pairs, handshake relay) in the foreground',
   builder: (y) =>
-    y
+    withRegistryTlsOptions(y.command(registryPinCommand(DEFAULT_REGISTRY_STORE)))
       .option('listen', { type: 'string', default: DEFAULT_REGISTRY_LISTEN, describe: 'TCP address to listen on (HOST:PORT)' })
       .option('store', { type: 'string', default: DEFAULT_REGISTRY_STORE, describe: 'SQLite database file (created if missing)' })
       .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'log verbosity' })
@@ -59,9 +60,17 @@ export const registryCommand: CommandModule<object, RegistryArgs> = {
     const { host, port } = parseListenAddress(args.listen)
     const metricsAt = metricsListenOption(args['metrics-listen'])
     const logger = createCliLogger(args['log-level'], args['log-format'])
+    const tls = await registryTlsFromArgs(args, args.store)
     let registry: RunningRegistry
     try {
-      registry = await startRegistry({ host, port, storePath: args.store, logger, ...adminTokenOption(args['admin-token'] ?? process.env.PILOT_TUN_ADMIN_TOKEN) })
+      registry = await startRegistry({
+        host,
+        port,
+        storePath: args.store,
+        logger,
+        ...adminTokenOption(args['admin-token'] ?? process.env.PILOT_TUN_ADMIN_TOKEN),
+        ...(tls === null ? {} : { tls: tls.listen }),
+      })
     } catch (err) {
       if (err instanceof PilotError) throw err
       throw new RegistryError(RegistryErrorCode.LISTEN, `cannot listen on ${args.listen}: ${(err as Error).message}`, {
@@ -69,6 +78,7 @@ export const registryCommand: CommandModule<object, RegistryArgs> = {
       })
     }
     logger.info(`listening on ${args.listen}`, { port: registry.address.port, store: args.store })
+    announceRegistryTls(tls, args, logger, { registry: formatHostPort(registry.address.host, registry.address.port) })
     const metrics = metricsAt === null ? null : await serveMetricsOrUndo(metricsAt, { registry }, logger, () => registry.close())
     await waitForSignal()
     logger.info('shutting down')

@@ -9,6 +9,7 @@ import { formatHostPort } from '../../protocol/host-port.js'
 import { RegistryError, RegistryErrorCode } from '../../registry/errors.js'
 import { createCliLogger, LOG_LEVELS, type LogFormat, type LogLevel } from '../logging.js'
 import { METRICS_LISTEN_DESCRIBE, metricsListenOption, serveMetricsOrUndo } from '../metrics-listen.js'
+import { announceRegistryTls, registryTlsFromArgs, withRegistryTlsOptions, type RegistryTlsArgs } from '../registry-tls-flags.js'
 import { startBeacon, parseListenAddress as parseUdpListen, waitForShutdownSignal, DEFAULT_BEACON_LISTEN, PROBE_LISTEN_HELP } from './beacon.js'
 import {
   startRegistry,
@@ -19,7 +20,7 @@ import {
   DEFAULT_REGISTRY_STORE,
 } from './registry.js'
 
-interface RendezvousArgs {
+interface RendezvousArgs extends RegistryTlsArgs {
   'registry-listen': string
   'beacon-listen': string
   'beacon-probe-listen'?: string[]
@@ -34,7 +35,7 @@ export const rendezvousCommand: CommandModule<object, RendezvousArgs> = {
   command: 'rendezvous',
   describe: 'run a registry and a beacon together in the foreground (a whole rendezvous point)',
   builder: (y) =>
-    y
+    withRegistryTlsOptions(y)
       .option('registry-listen', { type: 'string', default: DEFAULT_REGISTRY_LISTEN, describe: 'registry TCP HOST:PORT' })
       .option('beacon-listen', { type: 'string', default: DEFAULT_BEACON_LISTEN, describe: 'beacon UDP HOST:PORT' })
       .option('beacon-probe-listen', { type: 'string', array: true, describe: PROBE_LISTEN_HELP })
@@ -55,6 +56,7 @@ export const rendezvousCommand: CommandModule<object, RendezvousArgs> = {
     const probeListen = (args['beacon-probe-listen'] ?? []).map((p) => parseUdpListen(p, '--beacon-probe-listen'))
     const adminToken = adminTokenOption(args['admin-token'] ?? process.env.PILOT_TUN_ADMIN_TOKEN)
     const logger = createCliLogger(args['log-level'], args['log-format'])
+    const tls = await registryTlsFromArgs(args, args.store)
     const signal = waitForShutdownSignal()
     let registry
     try {
@@ -64,6 +66,7 @@ export const rendezvousCommand: CommandModule<object, RendezvousArgs> = {
         storePath: args.store,
         logger: logger.child({ component: 'registry' }),
         ...adminToken,
+        ...(tls === null ? {} : { tls: tls.listen }),
       })
     } catch (err) {
       if (err instanceof PilotError) throw err
@@ -82,6 +85,10 @@ export const rendezvousCommand: CommandModule<object, RendezvousArgs> = {
       registry: formatHostPort(registry.address.host, registry.address.port),
       beacon: formatHostPort(beacon.local.host, beacon.local.port),
       store: args.store,
+    })
+    announceRegistryTls(tls, args, logger, {
+      registry: formatHostPort(registry.address.host, registry.address.port),
+      beacon: formatHostPort(beacon.local.host, beacon.local.port),
     })
     const started = { registry, beacon } // consts for the closure below (the lets above lose their narrowing in it)
     const stopBoth = (): Promise<unknown> => Promise.all([started.beacon.close(), started.registry.close()])

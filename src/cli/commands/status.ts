@@ -28,6 +28,7 @@ export function formatStatus(s: DaemonStatus): string {
     ['public endpoint', s.public_endpoint ?? 'unknown'],
     // With several front ends, say which one is in use.
     ['registry', reg.address.includes(',') ? `${reg.address} (${regState} to ${reg.front_end})` : `${reg.address} (${regState})`],
+    ...(reg.tls_pin ? [['registry tls', `pinned ${reg.tls_pin}`] as [string, string]] : []),
     ['beacon', s.beacon.address === null ? 'none' : s.beacon.of === undefined ? s.beacon.address : `${s.beacon.address} (by node ID, of ${s.beacon.of.join(', ')})`],
     ['tun', s.tun ? `${s.tun.interface} ${s.tun.address} (${s.tun.prefix}, mtu ${s.tun.mtu})` : 'none (--no-tun)'],
     ...(s.tun ? [['dns', s.tun.dns] as [string, string]] : []),

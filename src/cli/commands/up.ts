@@ -27,6 +27,7 @@ import { DEFAULT_CONFIG_PATH, DEFAULT_LISTEN, loadConfigFile, mergeConfig, type 
 import { createCliLogger, LOG_LEVELS, type LogFormat, type LogLevel } from '../logging.js'
 import { METRICS_LISTEN_DESCRIBE, metricsListenOption } from '../metrics-listen.js'
 import { installProcessPolicy } from '../process-policy.js'
+import { registryTlsOption, type RegistryTlsPin } from '../../registry/tls-pin.js'
 import { startIpcSocket, type RunningIpcSocket } from '../ipc-socket.js'
 import type { Daemon } from '../../daemon/daemon.js'
 import type { NetworkOps } from '../../daemon/network-ops.js'
@@ -36,6 +37,8 @@ export const DEFAULT_STATE_DIR = '/var/lib/pilot-tun'
 interface UpArgs {
   tun?: boolean
   registry?: string
+  'registry-tls'?: boolean
+  'registry-fingerprint'?: string
   beacon?: string
   listen?: string
   'state-dir'?: string
@@ -78,6 +81,8 @@ export interface UpSettings {
   prefix: string
   tun: UpTunSettings | null
   registry: string
+  /** `--registry-tls --registry-fingerprint`: the pinned certificate, null = plaintext TCP. */
+  registryTls: RegistryTlsPin | null
   beacon: string | null
   listen: string
   stateDir: string
@@ -135,6 +140,8 @@ export const upCommand: CommandModule<object, UpArgs> = {
       })
       .option('dns', { choices: ['on', 'off'] as const, describe: 'answer <hostname>.pilot AAAA on the node\'s address, port 53', defaultDescription: 'on' })
       .option('registry', { type: 'string', describe: 'registry HOST:PORT, or several front ends of one registry as HOST:PORT,HOST:PORT (tried in turn; required, here or in the config file)' })
+      .option('registry-tls', { type: 'boolean', describe: 'talk TLS to the registry (needs --registry-fingerprint)', defaultDescription: 'false' })
+      .option('registry-fingerprint', { type: 'string', describe: 'the registry certificate\'s pin: lower-case hex SHA-256 of its DER (`pilot-tun registry` prints it)' })
       .option('beacon', { type: 'string', describe: 'beacon HOST:PORT for NAT traversal and relay; several, comma-separated: this node uses list[node ID % count]' })
       .option('listen', { type: 'string', describe: 'UDP [HOST]:PORT of the tunnel socket', defaultDescription: DEFAULT_LISTEN })
       .option('state-dir', { type: 'string', describe: 'identity and trust state (created 0700)', defaultDescription: DEFAULT_STATE_DIR })
@@ -169,6 +176,8 @@ export async function resolveUpSettings(args: UpArgs): Promise<UpSettings> {
   const flags: ConfigValues = {
     tun: args.tun,
     registry: args.registry,
+    'registry-tls': args['registry-tls'],
+    'registry-fingerprint': args['registry-fingerprint'],
     beacon: args.beacon,
     listen: args.listen,
     'state-dir': args['state-dir'],
@@ -207,6 +216,7 @@ export async function resolveUpSettings(args: UpArgs): Promise<UpSettings> {
     prefix,
     tun: (c.tun ?? true) ? { interface: c.interface ?? 'pilot0', prefix, mtu, dns: (c.dns ?? 'on') === 'on' } : null,
     registry: c.registry,
+    registryTls: registryTlsOption(c['registry-tls'], c['registry-fingerprint']),
     beacon: c.beacon ?? null,
     listen: c.listen ?? DEFAULT_LISTEN,
     stateDir: c['state-dir'] ?? DEFAULT_STATE_DIR,
@@ -360,6 +370,7 @@ async function startDaemon(settings: UpSettings, logger: Logger): Promise<Daemon
   try {
     return await Daemon.start({
       registry: settings.registry,
+      ...(settings.registryTls === null ? {} : { registryTls: true, registryFingerprint: settings.registryTls.pin }),
       beacon: settings.beacon,
       listen: settings.listen,
       stateDir: settings.stateDir,
