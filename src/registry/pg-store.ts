@@ -90,11 +90,15 @@ export class PostgresRegistryStore extends PgOps implements RegistryStore {
   private writing: Map<number, number> | null = null
   private flushing: Promise<void> | null = null
   private closing: Promise<void> | null = null
+  /** Transactions run again after losing a race (serialization failure, deadlock, unique key). */
+  private retries = 0
 
   private constructor(pool: pg.Pool, location: string, options: PostgresStoreOptions, shared: Shared) {
     super(
       runOn(pool, location),
-      (fn) => shared.store!.atomically(fn),
+      // A multi-row call on its own is written to be safe at READ COMMITTED (sequences, unique
+      // keys, the audit chain's lock), which spares it SERIALIZABLE's false conflicts.
+      (fn) => shared.store!.atomically(fn, 'BEGIN'),
       (id) => shared.store!.touchedAt(id),
     )
     shared.store = this
@@ -139,13 +143,14 @@ export class PostgresRegistryStore extends PgOps implements RegistryStore {
     return new PostgresRegistryStore(pool, location, options, {})
   }
 
+  /** The caller's reads and writes at SERIALIZABLE, run again (a few times) when they lose a race. */
   transaction<T>(fn: (tx: RegistryTx) => Promise<T>): Promise<T> {
-    return this.atomically(fn)
+    return this.atomically(fn, 'BEGIN ISOLATION LEVEL SERIALIZABLE')
   }
 
-  /** One SERIALIZABLE transaction on one pooled client, run again (a few times) when it loses a race. */
-  private async atomically<T>(fn: (ops: PgOps) => Promise<T>): Promise<T> {
-    return this.withClient('BEGIN ISOLATION LEVEL SERIALIZABLE', (run) => {
+  /** One transaction on one pooled client; calls on the PgOps it hands out run inline. */
+  private async atomically<T>(fn: (ops: PgOps) => Promise<T>, begin: string): Promise<T> {
+    return this.withClient(begin, (run) => {
       const shared: { ops?: PgOps } = {}
       const ops = new PgOps(run, (inner) => inner(shared.ops!), (id) => this.touchedAt(id))
       shared.ops = ops
@@ -173,6 +178,7 @@ export class PostgresRegistryStore extends PgOps implements RegistryStore {
           broken = e
         })
         if (attempt < this.maxAttempts && isRetryable(err)) {
+          this.retries++
           await sleep(Math.floor(Math.random() * 5 * attempt) + 1)
           continue
         }
@@ -262,9 +268,9 @@ export class PostgresRegistryStore extends PgOps implements RegistryStore {
     }
   }
 
-  /** Pool statistics, for logs and tests. */
-  poolStats(): { total: number; idle: number; waiting: number } {
-    return { total: this.pool.totalCount, idle: this.pool.idleCount, waiting: this.pool.waitingCount }
+  /** Pool and retry counts, for logs, benchmarks and tests. */
+  stats(): { connections: number; idle: number; waiting: number; retries: number } {
+    return { connections: this.pool.totalCount, idle: this.pool.idleCount, waiting: this.pool.waitingCount, retries: this.retries }
   }
 
   close(): Promise<void> {
