@@ -4,6 +4,7 @@ import { ConfigError, DecodeError, PilotError } from '../../errors.js'
 import { parseHostPort, type HostPort } from '../../protocol/host-port.js'
 import { RegistryError, RegistryErrorCode } from '../../registry/errors.js'
 import { startRegistry, type RunningRegistry } from '../../registry/start.js'
+import { parseStoreFlag, sqlitePathOf, STORE_DESCRIBE } from '../store-flag.js'
 import { createCliLogger, LOG_LEVELS, type LogFormat, type LogLevel } from '../logging.js'
 import { METRICS_LISTEN_DESCRIBE, metricsListenOption, serveMetricsOrUndo } from '../metrics-listen.js'
 
@@ -46,7 +47,7 @@ export const registryCommand: CommandModule<object, RegistryArgs> = {
   builder: (y) =>
     y
       .option('listen', { type: 'string', default: DEFAULT_REGISTRY_LISTEN, describe: 'TCP address to listen on (HOST:PORT)' })
-      .option('store', { type: 'string', default: DEFAULT_REGISTRY_STORE, describe: 'SQLite database file (created if missing)' })
+      .option('store', { type: 'string', default: DEFAULT_REGISTRY_STORE, describe: STORE_DESCRIBE })
       .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'log verbosity' })
       .option('log-format', {
         choices: ['auto', 'text', 'json'] as const,
@@ -58,17 +59,18 @@ export const registryCommand: CommandModule<object, RegistryArgs> = {
   handler: async (args) => {
     const { host, port } = parseListenAddress(args.listen)
     const metricsAt = metricsListenOption(args['metrics-listen'])
+    const store = parseStoreFlag(args.store)
     const logger = createCliLogger(args['log-level'], args['log-format'])
     let registry: RunningRegistry
     try {
-      registry = await startRegistry({ host, port, storePath: args.store, logger, ...adminTokenOption(args['admin-token'] ?? process.env.PILOT_TUN_ADMIN_TOKEN) })
+      registry = await startRegistry({ host, port, storePath: sqlitePathOf(store), logger, ...adminTokenOption(args['admin-token'] ?? process.env.PILOT_TUN_ADMIN_TOKEN) })
     } catch (err) {
       if (err instanceof PilotError) throw err
       throw new RegistryError(RegistryErrorCode.LISTEN, `cannot listen on ${args.listen}: ${(err as Error).message}`, {
         hint: 'is another registry already running there, or does the port need privileges?',
       })
     }
-    logger.info(`listening on ${args.listen}`, { port: registry.address.port, store: args.store })
+    logger.info(`listening on ${args.listen}`, { port: registry.address.port, store: store.label })
     const metrics = metricsAt === null ? null : await serveMetricsOrUndo(metricsAt, { registry }, logger, () => registry.close())
     await waitForSignal()
     logger.info('shutting down')
