@@ -59,6 +59,9 @@ const Q = {
     `INSERT INTO key_index (public_key, node_id, retired, created) VALUES ($1, $2, false, $3)
      ON CONFLICT (public_key) DO UPDATE SET node_id = excluded.node_id, retired = false, created = excluded.created`,
   ),
+  // A new node's key is new to the index (the caller looked it up): a plain insert, whose unique
+  // check takes no SERIALIZABLE read lock (ON CONFLICT would, and make registrations collide).
+  insertNewKey: q('insert_new_key', 'INSERT INTO key_index (public_key, node_id, retired, created) VALUES ($1, $2, false, $3)'),
   retireKey: q('retire_key', 'UPDATE key_index SET retired = true WHERE public_key = $1'),
   setPublicKey: q('set_public_key', 'UPDATE nodes SET public_key = $1 WHERE id = $2'),
   refreshNode: q('refresh_node', 'UPDATE nodes SET owner = $2, real_addr = $3, last_seen = $4 WHERE id = $1'),
@@ -170,7 +173,7 @@ export class PgOps implements RegistryTx {
     return this.atomic(async (ops) => {
       const r = await ops.run<NodeRow>(Q.insertNode, [fields.publicKey, fields.owner, fields.realAddr, fields.now])
       const node = toNode(r.rows[0])!
-      await ops.run(Q.insertKey, [fields.publicKey, node.id, fields.now])
+      await ops.run(Q.insertNewKey, [fields.publicKey, node.id, fields.now])
       return node
     })
   }

@@ -31,7 +31,7 @@ export interface PostgresStoreOptions {
   poolSize?: number
   /** How long to wait for a connection before the call fails (ms, default 5000). */
   connectTimeoutMs?: number
-  /** Runs of a transaction that keeps losing races before its error is returned (default 8). */
+  /** Runs of a transaction that keeps losing races before its error is returned (default 30). */
   maxAttempts?: number
   logger?: Logger
 }
@@ -104,7 +104,7 @@ export class PostgresRegistryStore extends PgOps implements RegistryStore {
     shared.store = this
     this.pool = pool
     this.location = location
-    this.maxAttempts = Math.max(1, options.maxAttempts ?? 8)
+    this.maxAttempts = Math.max(1, options.maxAttempts ?? 30)
   }
 
   /** Connects, brings the schema up to date (one front end at a time) and returns the store. */
@@ -167,6 +167,12 @@ export class PostgresRegistryStore extends PgOps implements RegistryStore {
         throw storeError(err, this.location, 'unavailable')
       }
       let broken: Error | undefined
+      // A checked-out client has no pool listener: PostgreSQL going away mid-transaction would
+      // otherwise be an uncaught 'error' event. The failing query reports it; release drops the client.
+      const onError = (e: Error): void => {
+        broken = e
+      }
+      client.on('error', onError)
       try {
         const run = runOn(client, this.location)
         await run(pgQuery('', begin), [])
@@ -179,11 +185,13 @@ export class PostgresRegistryStore extends PgOps implements RegistryStore {
         })
         if (attempt < this.maxAttempts && isRetryable(err)) {
           this.retries++
-          await sleep(Math.floor(Math.random() * 5 * attempt) + 1)
+          // Full jitter, growing to at most 100 ms: racers spread out instead of colliding again.
+          await sleep(Math.floor(Math.random() * Math.min(100, 2 ** attempt)) + 1)
           continue
         }
         throw err
       } finally {
+        client.off('error', onError)
         client.release(broken)
       }
     }
