@@ -117,6 +117,8 @@ export class PostgresRegistryStore extends PgOps implements RegistryStore {
         max: options.poolSize ?? 10,
         connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
         application_name: 'pilot-tun-registry',
+        // Notice a connection whose peer vanished (host down, cable cut) instead of waiting on it.
+        keepAlive: true,
         types: TYPES,
       })
     } catch (err) {
