@@ -6,8 +6,11 @@
  */
 import { after, test } from 'node:test'
 import { PostgresRegistryStore } from '../../src/registry/pg-store.js'
+import { startRegistry, type StartRegistryOptions } from '../../src/registry/start.js'
+import * as sqliteStore from '../../src/registry/store.js'
 import { startTestPostgres } from '../util/postgres.js'
 import { registryStoreConformance } from './conformance.js'
+import { registryServerConformance } from './conformance-server.js'
 
 const pg = await startTestPostgres()
 
@@ -24,4 +27,21 @@ if ('skip' in pg) {
       return Promise.all(Array.from({ length: n }, () => PostgresRegistryStore.open(url, { poolSize: 4 })))
     },
   })
+
+  // The server takes an asynchronous store once branch store-async is merged (its SqliteRegistryStore marks it).
+  if (!('SqliteRegistryStore' in sqliteStore)) {
+    test('postgres: server-level pass', (t) => t.skip('the registry server takes an asynchronous store only with branch store-async'))
+  } else {
+    registryServerConformance('postgres', async () => {
+      const store = await PostgresRegistryStore.open(await freshDatabase(), { poolSize: 4 })
+      try {
+        const registry = await startRegistry({ host: '127.0.0.1', port: 0, store } as unknown as StartRegistryOptions)
+        if ((registry.store as unknown) !== store) throw new Error('startRegistry did not run on the given store')
+        return { port: registry.address.port, close: () => registry.close() }
+      } catch (err) {
+        await store.close()
+        throw err
+      }
+    })
+  }
 }

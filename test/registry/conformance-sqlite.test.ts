@@ -8,6 +8,8 @@ import { test } from 'node:test'
 import { openRegistryStore } from '../../src/registry/open-store.js'
 import * as sqliteStore from '../../src/registry/store.js'
 import { registryStoreConformance } from './conformance.js'
+import { registryServerConformance } from './conformance-server.js'
+import { FakeClock, startTestRegistry } from './helpers.js'
 
 // The asynchronous SQLite class arrives with branch store-async; until it is merged this file skips.
 if (!('SqliteRegistryStore' in sqliteStore)) {
@@ -17,3 +19,9 @@ if (!('SqliteRegistryStore' in sqliteStore)) {
     sharedSkip: 'one registry front end per SQLite file; several front ends share PostgreSQL',
   })
 }
+
+// The server-level pass, on the server as it is built today (startTestRegistry: SQLite in memory).
+registryServerConformance('sqlite', async () => {
+  const registry = await startTestRegistry({ clock: new FakeClock(Date.now()) })
+  return { port: registry.port, close: () => registry.close() }
+})
