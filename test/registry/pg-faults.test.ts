@@ -101,7 +101,7 @@ async function answers(store: PostgresRegistryStore): Promise<boolean> {
 }
 
 for (const fault of ['restart', 'crash'] as const) {
-  test(`PostgreSQL ${fault} mid-run: acknowledged writes survive, outage writes fail whole with PT_REGISTRY_STORE, the store reconnects`, { skip }, async () => {
+  test(`PostgreSQL ${fault} mid-run: acknowledged writes survive, outage writes fail whole with PT_REGISTRY_STORE, the store reconnects`, { skip }, async (t) => {
     const url = await server().createDatabase(`faults_${fault}`)
     const store = await PostgresRegistryStore.open(url, { poolSize: 4, connectTimeoutMs: 2_000 })
     const w = writer(store, 4)
@@ -146,6 +146,7 @@ for (const fault of ['restart', 'crash'] as const) {
       assert.equal(await store.findKey(keyOf('outage-tx')), null)
       assert.equal(new Set(nodes.map((n) => n.id)).size, nodes.length)
       assert.equal(verifyAuditChain(audit).ok, true, 'the audit chain is still one valid chain')
+      t.diagnostic(`${w.acked.size} writes acknowledged (${ackedBefore.size} before the ${fault}), ${w.failures.length} failed, ${nodes.length} nodes stored`)
     } finally {
       await w.stop()
       await server().start().catch(() => undefined)
@@ -177,5 +178,28 @@ test('three stores registering at once on one database never hand out an ID twic
     t.diagnostic(`transaction retries: ${stores.map((s) => s.stats().retries).join(', ')}`)
   } finally {
     await Promise.all(stores.map((s) => s.close()))
+  }
+})
+
+test('heartbeats gathered while PostgreSQL is down are kept and written once it is back', { skip }, async () => {
+  const url = await server().createDatabase('faults_touches')
+  const store = await PostgresRegistryStore.open(url, { poolSize: 2, connectTimeoutMs: 2_000 })
+  try {
+    const a = await store.createNode({ publicKey: keyOf('touch-a'), owner: null, realAddr: '10.0.0.1:1', now: T0 })
+    await server().halt()
+    store.touchNode(a.id, T0 + 30_000)
+    await assert.rejects(store.flushTouches(), isStoreError)
+    await server().start()
+    await until('the store answering', () => answers(store))
+    await store.flushTouches()
+    const other = await PostgresRegistryStore.open(url, { poolSize: 1 })
+    try {
+      assert.equal((await other.getNode(a.id))!.lastSeen, T0 + 30_000, 'the kept heartbeat reached the database')
+    } finally {
+      await other.close()
+    }
+  } finally {
+    await server().start().catch(() => undefined)
+    await store.close()
   }
 })
