@@ -18,7 +18,7 @@ export const RegistryErrorCode = {
   BAD_RESPONSE: 'PT_REGISTRY_BAD_RESPONSE',
   /** The server could not bind its listening address. */
   LISTEN: 'PT_REGISTRY_LISTEN',
-  /** The SQLite store cannot be opened or has a schema newer than this code. */
+  /** The store (SQLite file or PostgreSQL) cannot be opened or reached, or has a schema newer than this code. */
   STORE: 'PT_REGISTRY_STORE',
   /** The registry's TLS certificate or key cannot be read, made or used (issue 15). */
   TLS: 'PT_REGISTRY_TLS',

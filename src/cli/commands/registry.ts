@@ -4,6 +4,8 @@ import { ConfigError, DecodeError, PilotError } from '../../errors.js'
 import { formatHostPort, parseHostPort, type HostPort } from '../../protocol/host-port.js'
 import { RegistryError, RegistryErrorCode } from '../../registry/errors.js'
 import { startRegistry, type RunningRegistry } from '../../registry/start.js'
+import { parseStoreFlag, STORE_DESCRIBE } from '../store-flag.js'
+import { openRegistryStore } from '../../registry/open-store.js'
 import { createCliLogger, LOG_LEVELS, type LogFormat, type LogLevel } from '../logging.js'
 import { METRICS_LISTEN_DESCRIBE, metricsListenOption, serveMetricsOrUndo } from '../metrics-listen.js'
 import { announceRegistryTls, registryPinCommand, registryTlsFromArgs, withRegistryTlsOptions, type RegistryTlsArgs } from '../registry-tls-flags.js'
@@ -47,7 +49,7 @@ export const registryCommand: CommandModule<object, RegistryArgs> = {
   builder: (y) =>
     withRegistryTlsOptions(y.command(registryPinCommand(DEFAULT_REGISTRY_STORE)))
       .option('listen', { type: 'string', default: DEFAULT_REGISTRY_LISTEN, describe: 'TCP address to listen on (HOST:PORT)' })
-      .option('store', { type: 'string', default: DEFAULT_REGISTRY_STORE, describe: 'SQLite database file (created if missing)' })
+      .option('store', { type: 'string', default: DEFAULT_REGISTRY_STORE, describe: STORE_DESCRIBE })
       .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'log verbosity' })
       .option('log-format', {
         choices: ['auto', 'text', 'json'] as const,
@@ -59,6 +61,7 @@ export const registryCommand: CommandModule<object, RegistryArgs> = {
   handler: async (args) => {
     const { host, port } = parseListenAddress(args.listen)
     const metricsAt = metricsListenOption(args['metrics-listen'])
+    const store = parseStoreFlag(args.store)
     const logger = createCliLogger(args['log-level'], args['log-format'])
     const tls = await registryTlsFromArgs(args, args.store)
     let registry: RunningRegistry
@@ -66,7 +69,7 @@ export const registryCommand: CommandModule<object, RegistryArgs> = {
       registry = await startRegistry({
         host,
         port,
-        storePath: args.store,
+        store: await openRegistryStore(args.store, { logger }),
         logger,
         ...adminTokenOption(args['admin-token'] ?? process.env.PILOT_TUN_ADMIN_TOKEN),
         ...(tls === null ? {} : { tls: tls.listen }),
@@ -77,7 +80,7 @@ export const registryCommand: CommandModule<object, RegistryArgs> = {
         hint: 'is another registry already running there, or does the port need privileges?',
       })
     }
-    logger.info(`listening on ${args.listen}`, { port: registry.address.port, store: args.store })
+    logger.info(`listening on ${args.listen}`, { port: registry.address.port, store: store.label })
     announceRegistryTls(tls, args, logger, { registry: formatHostPort(registry.address.host, registry.address.port) })
     const metrics = metricsAt === null ? null : await serveMetricsOrUndo(metricsAt, { registry }, logger, () => registry.close())
     await waitForSignal()

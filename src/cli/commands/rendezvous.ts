@@ -7,6 +7,8 @@ import type { Argv, CommandModule } from 'yargs'
 import { PilotError } from '../../errors.js'
 import { formatHostPort } from '../../protocol/host-port.js'
 import { RegistryError, RegistryErrorCode } from '../../registry/errors.js'
+import { parseStoreFlag, STORE_DESCRIBE } from '../store-flag.js'
+import { openRegistryStore } from '../../registry/open-store.js'
 import { createCliLogger, LOG_LEVELS, type LogFormat, type LogLevel } from '../logging.js'
 import { METRICS_LISTEN_DESCRIBE, metricsListenOption, serveMetricsOrUndo } from '../metrics-listen.js'
 import { announceRegistryTls, registryTlsFromArgs, withRegistryTlsOptions, type RegistryTlsArgs } from '../registry-tls-flags.js'
@@ -39,7 +41,7 @@ export const rendezvousCommand: CommandModule<object, RendezvousArgs> = {
       .option('registry-listen', { type: 'string', default: DEFAULT_REGISTRY_LISTEN, describe: 'registry TCP HOST:PORT' })
       .option('beacon-listen', { type: 'string', default: DEFAULT_BEACON_LISTEN, describe: 'beacon UDP HOST:PORT' })
       .option('beacon-probe-listen', { type: 'string', array: true, describe: PROBE_LISTEN_HELP })
-      .option('store', { type: 'string', default: DEFAULT_REGISTRY_STORE, describe: 'registry SQLite database (created if missing)' })
+      .option('store', { type: 'string', default: DEFAULT_REGISTRY_STORE, describe: STORE_DESCRIBE })
       .option('log-level', { choices: LOG_LEVELS, default: 'info' as LogLevel, describe: 'log verbosity' })
       .option('log-format', {
         choices: ['auto', 'text', 'json'] as const,
@@ -53,6 +55,7 @@ export const rendezvousCommand: CommandModule<object, RendezvousArgs> = {
     const tcp = parseTcpListen(args['registry-listen'], '--registry-listen')
     const udp = parseUdpListen(args['beacon-listen'], '--beacon-listen')
     const metricsAt = metricsListenOption(args['metrics-listen'])
+    const store = parseStoreFlag(args.store)
     const probeListen = (args['beacon-probe-listen'] ?? []).map((p) => parseUdpListen(p, '--beacon-probe-listen'))
     const adminToken = adminTokenOption(args['admin-token'] ?? process.env.PILOT_TUN_ADMIN_TOKEN)
     const logger = createCliLogger(args['log-level'], args['log-format'])
@@ -63,7 +66,7 @@ export const rendezvousCommand: CommandModule<object, RendezvousArgs> = {
       registry = await startRegistry({
         host: tcp.host,
         port: tcp.port,
-        storePath: args.store,
+        store: await openRegistryStore(args.store, { logger }),
         logger: logger.child({ component: 'registry' }),
         ...adminToken,
         ...(tls === null ? {} : { tls: tls.listen }),
@@ -84,7 +87,7 @@ export const rendezvousCommand: CommandModule<object, RendezvousArgs> = {
     logger.info('rendezvous running', {
       registry: formatHostPort(registry.address.host, registry.address.port),
       beacon: formatHostPort(beacon.local.host, beacon.local.port),
-      store: args.store,
+      store: store.label,
     })
     announceRegistryTls(tls, args, logger, {
       registry: formatHostPort(registry.address.host, registry.address.port),
