@@ -1,27 +1,25 @@
 /**
  * Registries under test for `npm run bench:registry`, each a set of front-end
- * processes the load is spread over. Today there is one kind: the SQLite
- * registry in one child process (registry-child.ts). PostgreSQL with 1 or 3
- * front ends (issue 14) will be another `start…` function returning the same
- * `RegistryUnderTest`: several addresses and pids; the bench needs nothing else.
+ * processes (test/util/registry-front-end.ts) the load is spread over: SQLite
+ * with one front end, or PostgreSQL with one or several.
  *
  * Also: CPU seconds of a process from /proc/<pid>/stat, and a cleanup list
  * that runs on normal exit, on errors and on Ctrl-C / SIGTERM.
  */
-import { fork, type ChildProcess } from 'node:child_process'
 import { readFileSync, rmSync, statSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
+import { startFrontEnd, type FrontEnd } from '../test/util/front-ends.js'
+import { startTestPostgres } from '../test/util/postgres.js'
 import type { RegistryAddress } from './registry-load.js'
 
 export interface RegistryUnderTest {
   /** For the report, e.g. "SQLite, 1 front end". */
   label: string
   addresses: RegistryAddress[]
-  /** Every process serving the registry (front ends, and later the database). */
-  pids: number[]
-  /** Bytes the store takes on disk now, by file. */
-  storeBytes(): Record<string, number>
+  /** Every process serving the registry now (front ends, and PostgreSQL's). */
+  pids(): number[]
+  /** Bytes the store takes now, by file (SQLite) or database (PostgreSQL). */
+  storeBytes(): Promise<Record<string, number>>
   /** The server's counters (RegistryServer.stats()) and RSS, per front end. */
   stats(): Promise<Array<{ stats: Record<string, unknown>; rss: number }>>
   close(): Promise<void>
@@ -55,38 +53,15 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   })
 }
 
-/** The SQLite registry (src/registry/start.ts) in one child process, store in `dir`. */
+/** The SQLite registry (src/registry/start.ts) in one front-end process, store in `dir`. */
 export async function startSqliteRegistry(dir: string): Promise<RegistryUnderTest> {
   const storePath = join(dir, 'registry.db')
-  const childPath = fileURLToPath(new URL('./registry-child.js', import.meta.url))
-  // PILOT_REGBENCH_CHILD_ARGS: Node flags for the registry, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p".
-  const execArgv = (process.env.PILOT_REGBENCH_CHILD_ARGS ?? '').split(' ').filter((a) => a !== '')
-  const child = fork(childPath, [storePath], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv })
-  const forget = onCleanup(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-  })
-  const ready = await new Promise<{ host: string; port: number }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('registry child did not start within 20 s')), 20_000)
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      reject(new Error(`registry child exited with ${code} before listening`))
-    })
-    child.on('message', (m: { kind?: string; host?: string; port?: number }) => {
-      if (m.kind === 'ready') {
-        clearTimeout(timer)
-        resolve({ host: m.host!, port: m.port! })
-      }
-    })
-  }).catch((err: Error) => {
-    child.kill('SIGKILL')
-    forget()
-    throw err
-  })
+  const front = await startTracked(`sqlite:${storePath}`)
   return {
     label: 'SQLite, 1 front end',
-    addresses: [ready],
-    pids: [child.pid!],
-    storeBytes: () => {
+    addresses: [{ host: front.host, port: front.port }],
+    pids: () => [front.pid],
+    storeBytes: async () => {
       const sizes: Record<string, number> = {}
       for (const suffix of ['', '-wal', '-shm']) {
         try {
@@ -97,36 +72,53 @@ export async function startSqliteRegistry(dir: string): Promise<RegistryUnderTes
       }
       return sizes
     },
-    stats: async () => [await askStats(child)],
+    stats: async () => [await front.stats()],
+    close: () => front.stop(),
+  }
+}
+
+/**
+ * `frontEnds` registry processes on one throwaway PostgreSQL server of the
+ * bench's own (test/util/postgres.ts); PostgreSQL's own processes count in
+ * the registry's CPU.
+ */
+export async function startPostgresRegistry(frontEnds: number): Promise<RegistryUnderTest> {
+  const pg = await startTestPostgres()
+  if ('skip' in pg) throw new Error(`PostgreSQL: ${pg.skip}`)
+  const forgetPg = onCleanup(() => pg.kill())
+  const fronts: FrontEnd[] = []
+  try {
+    const url = await pg.createDatabase('regbench')
+    for (let i = 0; i < frontEnds; i++) fronts.push(await startTracked(url))
+  } catch (err) {
+    for (const f of fronts) await f.stop()
+    await pg.stop()
+    forgetPg()
+    throw err
+  }
+  return {
+    label: `PostgreSQL, ${frontEnds} front end${frontEnds === 1 ? '' : 's'}`,
+    addresses: fronts.map((f) => ({ host: f.host, port: f.port })),
+    pids: () => [...fronts.map((f) => f.pid), ...pg.processes()],
+    storeBytes: async () => ({ database: await pg.databaseSize('regbench') }),
+    stats: () => Promise.all(fronts.map((f) => f.stats())),
     close: async () => {
-      await stopChild(child)
-      forget()
+      await Promise.all(fronts.map((f) => f.stop()))
+      await pg.stop()
+      forgetPg()
     },
   }
 }
 
-function askStats(child: ChildProcess): Promise<{ stats: Record<string, unknown>; rss: number }> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('registry child did not answer stats within 10 s')), 10_000)
-    const onMessage = (m: { kind?: string; stats?: Record<string, unknown>; rss?: number }): void => {
-      if (m.kind !== 'stats') return
-      clearTimeout(timer)
-      child.off('message', onMessage)
-      resolve({ stats: m.stats ?? {}, rss: m.rss ?? 0 })
-    }
-    child.on('message', onMessage)
-    child.send({ kind: 'stats' })
+/** A front end that is killed on exit or Ctrl-C if still running. */
+async function startTracked(spec: string): Promise<FrontEnd> {
+  // PILOT_REGBENCH_CHILD_ARGS: Node flags for the registry, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p".
+  const execArgv = (process.env.PILOT_REGBENCH_CHILD_ARGS ?? '').split(' ').filter((a) => a !== '')
+  const front = await startFrontEnd(spec, { execArgv })
+  const forget = onCleanup(() => {
+    if (front.child.exitCode === null && front.child.signalCode === null) front.child.kill('SIGKILL')
   })
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  if (child.connected) child.send({ kind: 'stop' })
-  else child.kill('SIGTERM')
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000)
-  await exited
-  clearTimeout(timer)
+  return { ...front, stop: () => front.stop().finally(forget) }
 }
 
 const CLOCK_TICKS_PER_S = 100 // getconf CLK_TCK on Linux/x86-64 and arm64

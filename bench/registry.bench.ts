@@ -2,7 +2,7 @@
  * `npm run bench:registry`: a load benchmark of the registry (issue 14).
  *
  * For each N in PILOT_REGBENCH_NODES (default 10000; "10000,100000" runs both),
- * a fresh registry is started in a child process (registry-child.ts: the real
+ * a fresh registry is started in a child process (test/util/registry-front-end.ts: the real
  * `startRegistry`, a SQLite file in a temp dir, 127.0.0.1) and N simulated
  * nodes (registry-nodes.ts: Ed25519 keys derived from seeds) talk to it
  * through the real wire protocol over a pool of TCP connections
@@ -26,11 +26,10 @@
  * Paced rows give req/s as answers / (window + drain).
  * Then the store's size on disk per node (database + WAL).
  *
- * Only the SQLite registry with one front end exists today. The load side
- * takes a list of registry addresses (`LoadPool.open(addresses, …)`) and the
- * registry side is a `RegistryUnderTest` (registry-process.ts) with several
- * addresses and pids, so PostgreSQL with 1 and 3 front ends (issue 14) is a
- * new start function plus a `PILOT_REGBENCH_STORE` / front-end-count knob here.
+ * Each N runs against every registry in PILOT_REGBENCH_STORES (default
+ * "sqlite:1"; e.g. "sqlite:1,postgres:1,postgres:3"): SQLite with one front
+ * end, or a throwaway PostgreSQL of the bench's own with K front ends, each a
+ * process; the load's connections are spread over the front ends round-robin.
  *
  * Knobs (env): PILOT_REGBENCH_NODES (10000; comma list), PILOT_REGBENCH_WINDOW_S
  * (60), PILOT_REGBENCH_CONNS (64), PILOT_REGBENCH_DEPTH (1: lock step per
@@ -47,7 +46,7 @@ import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { LoadPool, PhaseRecord, runBatch, runClosedLoop, runPaced } from './registry-load.js'
 import { heartbeatFrame, identityFromSeedMicros, makeNodes, prng, registerFrame, reportTrustFrame, resolveFrame, setVisibilityFrame, type SimNode } from './registry-nodes.js'
-import { cpuSeconds, removeLater, startSqliteRegistry, type RegistryUnderTest } from './registry-process.js'
+import { cpuSeconds, removeLater, startPostgresRegistry, startSqliteRegistry, type RegistryUnderTest } from './registry-process.js'
 
 const HEARTBEAT_INTERVAL_S = 30
 /** A paced phase stops offering once this many seconds' worth of requests wait unanswered. */
@@ -73,6 +72,11 @@ const config = {
   saturationS: envNumber('PILOT_REGBENCH_SAT_S', 10),
   trust: process.env.PILOT_REGBENCH_TRUST,
   dir: process.env.PILOT_REGBENCH_DIR ?? tmpdir(),
+  stores: (process.env.PILOT_REGBENCH_STORES ?? 'sqlite:1').split(',').map((s) => {
+    const m = /^(sqlite|postgres):([1-9]\d*)$/.exec(s.trim())
+    if (m === null || (m[1] === 'sqlite' && m[2] !== '1')) throw new Error(`PILOT_REGBENCH_STORES: ${JSON.stringify(s)} is not sqlite:1 or postgres:K`)
+    return { kind: m[1] as 'sqlite' | 'postgres', frontEnds: Number(m[2]) }
+  }),
 }
 
 const f1 = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : '-')
@@ -103,7 +107,7 @@ class Meter {
     this.cpu0 = this.registryCpu()
   }
   private registryCpu(): number {
-    return this.registry.pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0)
+    return this.registry.pids().reduce((sum, pid) => sum + cpuSeconds(pid), 0)
   }
   read(): { wallS: number; registryCpuS: number; clientCpuS: number } {
     const own = process.cpuUsage(this.own0)
@@ -136,23 +140,30 @@ function slices(record: PhaseRecord): void {
   console.log(`    by 10 s of completion: ${parts.join(' | ')}`)
 }
 
-function storeLine(registry: RegistryUnderTest, n: number, when: string): void {
-  const sizes = registry.storeBytes()
+async function storeLine(registry: RegistryUnderTest, n: number, when: string): Promise<void> {
+  const sizes = await registry.storeBytes()
+  if (sizes.database !== undefined) {
+    console.log(`  store ${when}: PostgreSQL database ${int(sizes.database / 1024)} KiB = ${int(sizes.database / n)} bytes per node (pg_database_size)`)
+    return
+  }
   const db = sizes['registry.db'] ?? 0
   const wal = sizes['registry.db-wal'] ?? 0
   console.log(`  store ${when}: database ${int(db / 1024)} KiB + WAL ${int(wal / 1024)} KiB = ${int((db + wal) / n)} bytes per node (database alone ${int(db / n)})`)
 }
 
-async function runOne(n: number): Promise<void> {
+type StoreChoice = (typeof config.stores)[number]
+
+async function runOne(n: number, store: StoreChoice): Promise<void> {
   const trustPairs = config.trust !== undefined ? Math.floor(Number(config.trust)) : Math.min(2000, Math.floor(n / 10))
-  console.log(`\n=== ${int(n)} nodes: SQLite registry, 1 front end; ${config.conns} connections × depth ${config.depth}; window ${config.windowS} s ===`)
+  const label = store.kind === 'sqlite' ? 'SQLite registry, 1 front end' : `PostgreSQL registry, ${store.frontEnds} front end${store.frontEnds === 1 ? '' : 's'}`
+  console.log(`\n=== ${int(n)} nodes: ${label}; ${config.conns} connections × depth ${config.depth}; window ${config.windowS} s ===`)
   const dir = mkdtempSync(join(config.dir, 'pilot-regbench-'))
   const removeDir = removeLater(dir)
   let registry: RegistryUnderTest | null = null
   let pool: LoadPool | null = null
   try {
-    registry = await startSqliteRegistry(dir)
-    console.log(`  registry pid ${registry.pids.join(',')} on ${registry.addresses.map((a) => `${a.host}:${a.port}`).join(',')}, store ${dir}`)
+    registry = store.kind === 'sqlite' ? await startSqliteRegistry(dir) : await startPostgresRegistry(store.frontEnds)
+    console.log(`  registry pids ${registry.pids().join(',')} on ${registry.addresses.map((a) => `${a.host}:${a.port}`).join(',')}, store ${dir}`)
 
     let t = performance.now()
     const nodes = makeNodes(n)
@@ -183,7 +194,7 @@ async function runOne(n: number): Promise<void> {
     for (const node of nodes) node.heartbeat = heartbeatFrame(node)
     const signS = (performance.now() - t) / 1000
     console.log(`  (load side: ${int(n)} heartbeat signatures in ${f2(signS)} s, ${f1((1e6 * signS) / n)} µs each; signed once, replayed every 30 s)`)
-    storeLine(registry, n, 'after register')
+    await storeLine(registry, n, 'after register')
 
     // 2. heartbeats at one per node per 30 s
     const rate = n / HEARTBEAT_INTERVAL_S
@@ -266,11 +277,10 @@ async function runOne(n: number): Promise<void> {
     console.log(`    offered ${int(mixed.offered)} in ${f1(mixed.stoppedAtS ?? config.windowS)} s; answered ${int(mixed.answeredInWindow)} by then, ${int(mixed.leftOver)} never: ${mixKept ? 'KEPT UP' : 'FELL BEHIND'}`)
     console.log(`    (reg CPU% and µs/req of the mix rows are for heartbeats and resolves together: ${f1((1e6 * m4.registryCpuS) / Math.max(1, mixed.answered))} µs per request)`)
 
-    storeLine(registry, n, 'at the end')
-    const [front] = await registry.stats()
-    if (front !== undefined) {
+    await storeLine(registry, n, 'at the end')
+    for (const front of await registry.stats()) {
       const s = front.stats
-      console.log(`  registry: RSS ${int(front.rss / 1048576)} MiB, ${int(Number(s.requests))} requests, connections open ${String(s.connections)}, refused per IP ${String(s.connectionsRefusedPerIp)}, rejected ${JSON.stringify(s.rejected)}, reaped ${String(s.nodesReaped)}`)
+      console.log(`  front end: RSS ${int(front.rss / 1048576)} MiB, ${int(Number(s.requests))} requests, connections open ${String(s.connections)}, refused per IP ${String(s.connectionsRefusedPerIp)}, rejected ${JSON.stringify(s.rejected)}, reaped ${String(s.nodesReaped)}`)
     }
   } finally {
     pool?.close()
@@ -280,9 +290,9 @@ async function runOne(n: number): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  console.log('registry load benchmark (issue 14): SQLite store, one front end (PostgreSQL and several front ends: not yet)')
+  console.log(`registry load benchmark (issue 14): ${config.stores.map((s) => `${s.kind} × ${s.frontEnds} front end${s.frontEnds === 1 ? '' : 's'}`).join(', ')}`)
   console.log(`commit ${commit()}; ${machine()}`)
-  for (const n of config.nodes) await runOne(n)
+  for (const n of config.nodes) for (const store of config.stores) await runOne(n, store)
   console.log(`\nend: load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`)
 }
 

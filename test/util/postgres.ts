@@ -24,6 +24,10 @@ export interface TestPostgres {
   /** A URL for another database on the same server (created by `createDatabase`). */
   urlFor(database: string): string
   createDatabase(name: string): Promise<string>
+  /** Bytes the database takes (pg_database_size). */
+  databaseSize(name: string): Promise<number>
+  /** The postmaster and its children now (for CPU accounting), empty when not running. */
+  processes(): number[]
   /** Stops the server (fast shutdown); the data stays for `start()`. */
   halt(): Promise<void>
   /** Starts a halted or killed server again. */
@@ -124,6 +128,20 @@ export async function startTestPostgres(): Promise<TestPostgres | { skip: string
         await client.end()
       }
       return url(name)
+    },
+    databaseSize: async (name) => {
+      const client = new pgLib.Client({ connectionString: url('postgres') })
+      await client.connect()
+      try {
+        const r = await client.query('SELECT pg_database_size($1) AS size', [name])
+        return Number((r.rows[0] as { size: string }).size)
+      } finally {
+        await client.end()
+      }
+    },
+    processes: () => {
+      const pid = postmasterPid(data)
+      return pid === null ? [] : [pid, ...childrenOf(pid)]
     },
     halt: async () => {
       if (!running) return
