@@ -18,6 +18,8 @@ export interface RegistryUnderTest {
   addresses: RegistryAddress[]
   /** Every process serving the registry now (front ends, and PostgreSQL's). */
   pids(): number[]
+  /** CPU seconds the registry used so far, every process counted (exited PostgreSQL backends too). */
+  cpuSeconds(): number
   /** Bytes the store takes now, by file (SQLite) or database (PostgreSQL). */
   storeBytes(): Promise<Record<string, number>>
   /** The server's counters (RegistryServer.stats()) and RSS, per front end. */
@@ -61,6 +63,7 @@ export async function startSqliteRegistry(dir: string): Promise<RegistryUnderTes
     label: 'SQLite, 1 front end',
     addresses: [{ host: front.host, port: front.port }],
     pids: () => [front.pid],
+    cpuSeconds: () => cpuSeconds(front.pid),
     storeBytes: async () => {
       const sizes: Record<string, number> = {}
       for (const suffix of ['', '-wal', '-shm']) {
@@ -100,6 +103,14 @@ export async function startPostgresRegistry(frontEnds: number): Promise<Registry
     label: `PostgreSQL, ${frontEnds} front end${frontEnds === 1 ? '' : 's'}`,
     addresses: fronts.map((f) => ({ host: f.host, port: f.port })),
     pids: () => [...fronts.map((f) => f.pid), ...pg.processes()],
+    cpuSeconds: () => {
+      // The postmaster's own CPU and its waited-for children's (backends that exited), plus the live backends.
+      const [postmaster, ...backends] = pg.processes()
+      let sum = fronts.reduce((s, f) => s + cpuSeconds(f.pid), 0)
+      if (postmaster !== undefined) sum += cpuSeconds(postmaster, true)
+      for (const pid of backends) sum += cpuSeconds(pid)
+      return sum
+    },
     storeBytes: async () => ({ database: await pg.databaseSize('regbench') }),
     stats: () => Promise.all(fronts.map((f) => f.stats())),
     close: async () => {
@@ -123,11 +134,20 @@ async function startTracked(spec: string): Promise<FrontEnd> {
 
 const CLOCK_TICKS_PER_S = 100 // getconf CLK_TCK on Linux/x86-64 and arm64
 
-/** User + system CPU seconds of `pid` so far (fields 14 and 15 of /proc/<pid>/stat). */
-export function cpuSeconds(pid: number): number {
-  const text = readFileSync(`/proc/${pid}/stat`, 'utf8')
+/**
+ * User + system CPU seconds of `pid` so far (fields 14 and 15 of /proc/<pid>/stat),
+ * with `children` also those of its exited, waited-for children (16 and 17). 0 once it is gone.
+ */
+export function cpuSeconds(pid: number, children = false): number {
+  let text: string
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  } catch {
+    return 0
+  }
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S
+  const own = Number(fields[11]) + Number(fields[12])
+  return (children ? own + Number(fields[13]) + Number(fields[14]) : own) / CLOCK_TICKS_PER_S
 }
 
 /** A temp dir removed on cleanup (and by the returned function). */

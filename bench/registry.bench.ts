@@ -46,7 +46,7 @@ import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { LoadPool, PhaseRecord, runBatch, runClosedLoop, runPaced } from './registry-load.js'
 import { heartbeatFrame, identityFromSeedMicros, makeNodes, prng, registerFrame, reportTrustFrame, resolveFrame, setVisibilityFrame, type SimNode } from './registry-nodes.js'
-import { cpuSeconds, removeLater, startPostgresRegistry, startSqliteRegistry, type RegistryUnderTest } from './registry-process.js'
+import { removeLater, startPostgresRegistry, startSqliteRegistry, type RegistryUnderTest } from './registry-process.js'
 
 const HEARTBEAT_INTERVAL_S = 30
 /** A paced phase stops offering once this many seconds' worth of requests wait unanswered. */
@@ -107,7 +107,7 @@ class Meter {
     this.cpu0 = this.registryCpu()
   }
   private registryCpu(): number {
-    return this.registry.pids().reduce((sum, pid) => sum + cpuSeconds(pid), 0)
+    return this.registry.cpuSeconds()
   }
   read(): { wallS: number; registryCpuS: number; clientCpuS: number } {
     const own = process.cpuUsage(this.own0)

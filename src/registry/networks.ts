@@ -42,7 +42,7 @@ import {
 } from './network-types.js'
 import { NONCE, canonicalPolicy, createDetail, inviteFromWire, isJoinRule, isNetworkName, isNetworkRole, policyFromWire, policyToWire, auditEntryToWire } from './network-wire.js'
 import { RequestRejected, badField, readInteger, readNodeId, readOptionalString, readString, type RejectReason } from './request-fields.js'
-import type { NodeRecord, RegistryStore, RegistryTx } from './store-api.js'
+import { auditChainLock, type NodeRecord, type RegistryStore, type RegistryTx } from './store-api.js'
 
 /** A signed write's timestamp may be this far from the registry clock. */
 export const REPLAY_WINDOW_S = 300
@@ -86,6 +86,8 @@ export interface NetworkRequestsOptions<O> {
 /** A signed write that passed its signature and clock checks; `commit` applies it. */
 interface SignedWrite {
   node: NodeRecord
+  /** The network whose chain the write appends to (0 for create: a new chain). */
+  networkId: number
   signed: string
   signature: string
   nonce: string
@@ -468,17 +470,20 @@ export class NetworkRequests<O> {
     if (Math.abs(this.now() / 1000 - timestamp) > REPLAY_WINDOW_S) {
       throw refuse('PT_NETWORK_REPLAY', `timestamp ${timestamp} is more than ${REPLAY_WINDOW_S} s from the registry clock`, 'bad-field')
     }
-    return { node, signed, signature: req.signature as string, nonce }
+    return { node, networkId, signed, signature: req.signature as string, nonce }
   }
 
-  /** Runs `apply` in one transaction with the nonce's use: a refusal stores neither. */
+  /**
+   * Runs `apply` in one transaction with the nonce's use: a refusal stores neither.
+   * Writes to one network queue on its chain with several front ends; creates on one name.
+   */
   private commit<T>(write: SignedWrite, apply: (tx: RegistryTx) => Promise<T>): Promise<T> {
     return this.store.transaction(async (tx) => {
       if (!(await tx.networks.useNonce(write.node.id, write.nonce, this.now()))) {
         throw refuse('PT_NETWORK_REPLAY', 'this request was seen before (nonce already used)', 'conflict')
       }
       return apply(tx)
-    })
+    }, { serializeOn: [write.networkId === 0 ? 'network:create' : auditChainLock(write.networkId)] })
   }
 
   /**

@@ -24,7 +24,7 @@ import { RegistryError, RegistryErrorCode } from './errors.js'
 import { PgOps } from './pg-ops.js'
 import { isRetryable, pgQuery, redactPgUrl, storeError, type PgRun } from './pg-query.js'
 import { migratePgSchema, readSchemaVersion } from './pg-schema.js'
-import type { RegistryStore, RegistryTx } from './store-api.js'
+import type { RegistryStore, RegistryTx, TransactionOptions } from './store-api.js'
 
 export interface PostgresStoreOptions {
   /** Connections in the pool (default 10). */
@@ -65,6 +65,8 @@ const Q = {
   ),
   asyncCommit: pgQuery('', 'SET LOCAL synchronous_commit = off'),
 }
+
+const ADVISORY_LOCK = pgQuery('advisory_lock', "SELECT pg_advisory_lock(hashtextextended($1, 7001))")
 
 function runOn(client: Pick<PoolClient, 'query'>, location: string): PgRun {
   return async (q, values) => {
@@ -146,13 +148,13 @@ export class PostgresRegistryStore extends PgOps implements RegistryStore {
   }
 
   /** The caller's reads and writes at SERIALIZABLE, run again (a few times) when they lose a race. */
-  transaction<T>(fn: (tx: RegistryTx) => Promise<T>): Promise<T> {
-    return this.atomically(fn, 'BEGIN ISOLATION LEVEL SERIALIZABLE')
+  transaction<T>(fn: (tx: RegistryTx) => Promise<T>, options?: TransactionOptions): Promise<T> {
+    return this.atomically(fn, 'BEGIN ISOLATION LEVEL SERIALIZABLE', options?.serializeOn ?? [])
   }
 
   /** One transaction on one pooled client; calls on the PgOps it hands out run inline. */
-  private async atomically<T>(fn: (ops: PgOps) => Promise<T>, begin: string): Promise<T> {
-    return this.withClient(begin, (run) => {
+  private async atomically<T>(fn: (ops: PgOps) => Promise<T>, begin: string, locks: readonly string[] = []): Promise<T> {
+    return this.withClient(begin, locks, (run) => {
       const shared: { ops?: PgOps } = {}
       const ops = new PgOps(run, (inner) => inner(shared.ops!), (id) => this.touchedAt(id))
       shared.ops = ops
@@ -160,7 +162,9 @@ export class PostgresRegistryStore extends PgOps implements RegistryStore {
     })
   }
 
-  private async withClient<T>(begin: string, fn: (run: PgRun) => Promise<T>): Promise<T> {
+  private async withClient<T>(begin: string, locks: readonly string[], fn: (run: PgRun) => Promise<T>): Promise<T> {
+    // Sorted, so two transactions naming the same locks never wait on each other in a cycle.
+    const ordered = [...new Set(locks)].sort()
     for (let attempt = 1; ; attempt++) {
       let client: PoolClient
       try {
@@ -175,8 +179,15 @@ export class PostgresRegistryStore extends PgOps implements RegistryStore {
         broken = e
       }
       client.on('error', onError)
+      let locked = 0
       try {
         const run = runOn(client, this.location)
+        // Session locks taken before BEGIN: the serializable snapshot is then taken once the
+        // previous holder committed, so a hot chain's appenders queue instead of failing.
+        for (const name of ordered) {
+          await run(ADVISORY_LOCK, [name])
+          locked++
+        }
         await run(pgQuery('', begin), [])
         const result = await fn(run)
         await run(pgQuery('', 'COMMIT'), [])
@@ -193,6 +204,12 @@ export class PostgresRegistryStore extends PgOps implements RegistryStore {
         }
         throw err
       } finally {
+        if (locked > 0 && broken === undefined) {
+          // A broken client is dropped by release(), and its session locks with it.
+          await client.query('SELECT pg_advisory_unlock_all()').catch((e: Error) => {
+            broken = e
+          })
+        }
         client.off('error', onError)
         client.release(broken)
       }
@@ -228,7 +245,7 @@ export class PostgresRegistryStore extends PgOps implements RegistryStore {
     this.writing = batch
     const ids = [...batch.keys()].sort((a, b) => a - b)
     const times = ids.map((id) => batch.get(id)!)
-    const write = this.withClient('BEGIN', async (run) => {
+    const write = this.withClient('BEGIN', [], async (run) => {
       await run(Q.asyncCommit, [])
       await run(Q.touch, [ids, times])
     })

@@ -51,7 +51,7 @@ import {
   type RejectReason,
 } from './request-fields.js'
 import { RegistryError, RegistryErrorCode } from './errors.js'
-import type { NodeRecord, RegistryStore, RegistryTx } from './store-api.js'
+import { auditChainLock, type NodeRecord, type RegistryStore, type RegistryTx } from './store-api.js'
 import { establishIfMutual, mayResolve } from './trust-rules.js'
 import { NetworkRequests } from './networks.js'
 
@@ -70,6 +70,8 @@ export interface HandledRequest {
 }
 
 const POLO_SCORE_LIMIT = 0x7fffffff
+/** Trust changes append to chain 0: with several front ends they queue on it (store-api.ts). */
+const TRUST_CHAIN = { serializeOn: [auditChainLock(0)] }
 /** What a request hears when the database failed under it (the server carries on). */
 export const STORE_UNAVAILABLE = 'registry store unavailable'
 
@@ -309,7 +311,7 @@ export class RegistryRequestHandler {
       const pair = await establishIfMutual(tx, node.id, peer.id, now)
       // Chain 0 records the changes only: a repeated report that changes nothing adds no entry.
       if (added || (pair && !hadPair)) await this.networks.recordTrust(tx, node, 'trust', peer.id, pair ? 'pair' : 'report', req.signature as string)
-    })
+    }, TRUST_CHAIN)
     return { type: 'report_trust_ok' }
   }
 
@@ -320,7 +322,7 @@ export class RegistryRequestHandler {
     await this.store.transaction(async (tx) => {
       if (!(await tx.removeTrust(node.id, peer.id))) throw new RequestRejected('not-found', 'no trust to revoke')
       await this.networks.recordTrust(tx, node, 'revoke', peer.id, '', req.signature as string)
-    })
+    }, TRUST_CHAIN)
     return { type: 'revoke_trust_ok' }
   }
 

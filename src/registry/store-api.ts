@@ -110,11 +110,26 @@ export interface RegistryTx {
 
 export type StoreKind = 'sqlite' | 'postgres'
 
+export interface TransactionOptions {
+  serializeOn?: readonly string[]
+}
+
+/** The lock name of network `n`'s audit chain (0: the trust chain). */
+export function auditChainLock(networkId: number): string {
+  return `audit:${networkId}`
+}
+
 export interface RegistryStore extends RegistryTx {
   readonly kind: StoreKind
   /** Where it is, for logs and `status`: the file, or the PostgreSQL URL without its password. */
   readonly location: string
-  transaction<T>(fn: (tx: RegistryTx) => Promise<T>): Promise<T>
+  /**
+   * `options.serializeOn`: names of what the transaction contends on (an audit chain,
+   * `auditChainLock(n)`). PostgreSQL takes a session advisory lock on each, in order,
+   * before BEGIN, so contenders queue instead of failing each other's serializable
+   * snapshots again and again; SQLite (one writer already) ignores them.
+   */
+  transaction<T>(fn: (tx: RegistryTx) => Promise<T>, options?: TransactionOptions): Promise<T>
   /** A heartbeat's last_seen: gathered in memory (visible to this front end's reads) and written by flushTouches. */
   touchNode(id: number, now: number): void
   /** Writes gathered heartbeats in one transaction (the server calls it every second). */

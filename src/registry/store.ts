@@ -20,7 +20,7 @@
  */
 import { SqliteCore } from './sqlite-core.js'
 import { runNow, SqliteTx, SqliteTxBase } from './sqlite-tx.js'
-import type { RegistryStore, RegistryTx } from './store-api.js'
+import type { RegistryStore, RegistryTx, TransactionOptions } from './store-api.js'
 
 export type {
   BeaconRecord,
@@ -93,7 +93,7 @@ export class SqliteRegistryStore extends SqliteTxBase implements RegistryStore {
     else this.locked = false
   }
 
-  async transaction<T>(fn: (tx: RegistryTx) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: RegistryTx) => Promise<T>, _options?: TransactionOptions): Promise<T> {
     await this.lock()
     const tx = new SqliteTx(this.core)
     try {

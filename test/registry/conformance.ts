@@ -45,7 +45,7 @@ const NET: Omit<NetworkRecord, 'id'> = {
 }
 
 /** A trust entry that verifyAuditChain accepts: `report_trust:<actor>:<subject>` signed by the actor. */
-function trustEntry(id: Identity, actor: number, subject: number, time = T0): NewAuditEntry {
+export function trustEntry(id: Identity, actor: number, subject: number, time = T0): NewAuditEntry {
   const signed = `report_trust:${actor}:${subject}`
   return {
     networkId: 0,

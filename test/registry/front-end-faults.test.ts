@@ -6,6 +6,7 @@
  * are skipped, with the reason, when PostgreSQL is not installed.
  */
 import { after, before, test } from 'node:test'
+// Each test has a timeout: a hung step fails it instead of holding the whole run.
 import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -53,7 +54,7 @@ async function waitFor(what: string, cond: () => Promise<boolean> | boolean, tim
   assert.fail(`timed out waiting for ${what}`)
 }
 
-test('three front ends: one killed during registrations; clients carry on through the others and no node ID is handed out twice', async (t) => {
+test('three front ends: one killed during registrations; clients carry on through the others and no node ID is handed out twice', { timeout: 120_000 }, async (t) => {
   if (skip !== false) return t.skip(skip)
   const url = await pg!.createDatabase('killfe')
   const fronts = await Promise.all([0, 1, 2].map(() => startFrontEnd(url)))
@@ -94,7 +95,7 @@ test('three front ends: one killed during registrations; clients carry on throug
   }
 })
 
-test('daemons on a list of front ends keep their registration when theirs is killed', async (t) => {
+test('daemons on a list of front ends keep their registration when theirs is killed', { timeout: 120_000 }, async (t) => {
   if (skip !== false) return t.skip(skip)
   const url = await pg!.createDatabase('daemons')
   const fronts = await Promise.all([0, 1, 2].map(() => startFrontEnd(url)))
@@ -134,7 +135,7 @@ test('daemons on a list of front ends keep their registration when theirs is kil
   }
 })
 
-test('PostgreSQL restarted under load: front ends stay up and reconnect, and no acknowledged write is lost', async (t) => {
+test('PostgreSQL restarted under load: front ends stay up and reconnect, and no acknowledged write is lost', { timeout: 120_000 }, async (t) => {
   if (skip !== false) return t.skip(skip)
   const url = await pg!.createDatabase('restart')
   const fronts = await Promise.all([0, 1].map(() => startFrontEnd(url)))

@@ -1,7 +1,8 @@
 /**
  * PostgreSQL-only behaviour of the registry store (issue 14): schema
  * versions, a database from newer code refused, the password kept out of
- * `location`, a closed store answering PT_REGISTRY_STORE.
+ * `location`, a closed store answering PT_REGISTRY_STORE, a hot audit chain
+ * queued on its lock.
  */
 import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -9,6 +10,11 @@ import pg from 'pg'
 import { PostgresRegistryStore } from '../../src/registry/pg-store.js'
 import { PG_SCHEMA_VERSION } from '../../src/registry/pg-schema.js'
 import { startTestPostgres, type TestPostgres } from '../util/postgres.js'
+import { Identity } from '../../src/crypto/identity.js'
+import { verifyAuditChain } from '../../src/registry/audit-chain.js'
+import { RegistryError, RegistryErrorCode } from '../../src/registry/errors.js'
+import { auditChainLock } from '../../src/registry/store-api.js'
+import { trustEntry } from './conformance.js'
 
 const server = await startTestPostgres()
 const skip = 'skip' in server ? server.skip : undefined
@@ -62,4 +68,30 @@ test('location hides the password; a closed store answers PT_REGISTRY_STORE; clo
   await store.close()
   await store.close()
   await assert.rejects(store.countOnline(), { code: 'PT_REGISTRY_STORE' })
+})
+
+test('transactions that serialize on a hot audit chain queue on its lock instead of failing each other (one attempt each)', { skip }, async () => {
+  const url = await db().createDatabase('pg_hot_chain')
+  // One attempt: a transaction that loses a serializable race fails at once, so only queueing saves it.
+  const stores = await Promise.all([0, 1, 2].map(() => PostgresRegistryStore.open(url, { maxAttempts: 1, poolSize: 8 })))
+  const alice = Identity.generate()
+  const append = (s: PostgresRegistryStore, i: number, serializeOn?: string[]): Promise<unknown> =>
+    s.transaction(async (tx) => {
+      await tx.countOnline()
+      return tx.networks.appendAudit(trustEntry(alice, 1, i + 2))
+    }, serializeOn === undefined ? {} : { serializeOn })
+  try {
+    // Without the lock, concurrent appenders read the same head: at one attempt each, some fail.
+    const bare = await Promise.allSettled(Array.from({ length: 24 }, (_, i) => append(stores[i % 3]!, i)))
+    const failed = bare.filter((r) => r.status === 'rejected')
+    assert.ok(failed.length > 0, 'with no lock, one attempt is not enough for every appender')
+    for (const r of failed) assert.equal(((r as PromiseRejectedResult).reason as RegistryError).code, RegistryErrorCode.STORE)
+    // With it, every one of 45 goes through, and the chain stays one valid chain.
+    await Promise.all(Array.from({ length: 45 }, (_, i) => append(stores[i % 3]!, 100 + i, [auditChainLock(0)])))
+    const chain = await stores[0]!.networks.listAudit(0, 0, 1_000)
+    assert.equal(chain.length, 24 - failed.length + 45)
+    assert.equal(verifyAuditChain(chain).ok, true)
+  } finally {
+    await Promise.all(stores.map((s) => s.close()))
+  }
 })

@@ -19,6 +19,7 @@
  */
 import { rmSync } from 'node:fs'
 import { basename, dirname } from 'node:path'
+import { nullLogger, type Logger } from '../../src/logger.js'
 import { openRegistryStore } from '../../src/registry/open-store.js'
 import { startRegistry, type RunningRegistry } from '../../src/registry/start.js'
 
@@ -61,9 +62,17 @@ if (spec === undefined || process.send === undefined || !Number.isInteger(port))
   process.exit(2)
 }
 
-openRegistryStore(spec)
+/** With PILOT_FRONT_END_LOG=1, errors and warnings on stderr (a failed request says why there). */
+const logger: Logger = process.env.PILOT_FRONT_END_LOG !== '1' ? nullLogger : {
+  ...nullLogger,
+  warn: (message, fields) => console.error(`registry-front-end ${process.pid} warn: ${message} ${JSON.stringify(fields ?? {})}`),
+  error: (message, fields) => console.error(`registry-front-end ${process.pid} error: ${message} ${JSON.stringify(fields ?? {})}`),
+  child: () => logger,
+}
+
+openRegistryStore(spec, { logger })
   .then((store) =>
-    startRegistry({ host: '127.0.0.1', port, store, limits: { registrationsPerMinute: 1_000_000_000 } }).catch(async (err: Error) => {
+    startRegistry({ host: '127.0.0.1', port, store, logger, limits: { registrationsPerMinute: 1_000_000_000 } }).catch(async (err: Error) => {
       await store.close()
       throw err
     }),
