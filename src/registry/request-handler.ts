@@ -194,6 +194,9 @@ export class RegistryRequestHandler {
       return claimRegistration(tx, current, { realAddr, owner: owner ?? null, now }, origin.connection)
     })
 
+    // The node's signed requests follow at once (heartbeats every 30 s): import its key now, so the
+    // first round of heartbeats after a mass registration costs no more than the later ones.
+    this.keyCache.get(publicKey)
     const response: JsonObject = {
       type: 'register_ok',
       node_id: node.id,
