@@ -12,7 +12,7 @@
  */
 import type Database from 'better-sqlite3'
 import { auditEntryHash } from './audit-chain.js'
-import { AUDIT_GENESIS, type AuditAction, type AuditEntry, type JoinRule, type NetworkPolicy, type NetworkRole } from './network-types.js'
+import { AUDIT_GENESIS, storedPorts, type AuditAction, type AuditEntry, type JoinRule, type NetworkPolicy, type NetworkRole } from './network-types.js'
 
 export interface NetworkRecord {
   id: number
@@ -288,13 +288,7 @@ function toInvite(r: InviteRow | undefined): InviteRecord | null {
 
 function toNetwork(r: NetworkRow | undefined): NetworkRecord | null {
   if (r === undefined) return null
-  let ports: number[] = []
-  try {
-    const v: unknown = JSON.parse(r.allowed_ports)
-    if (Array.isArray(v)) ports = v.filter((p): p is number => typeof p === 'number')
-  } catch {
-    ports = []
-  }
+  const ports = storedPorts(r.allowed_ports)
   return {
     id: r.id,
     name: r.name,

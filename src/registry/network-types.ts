@@ -128,3 +128,13 @@ export const AUDIT_GENESIS = '0'.repeat(64)
 export type AuditVerification =
   | { ok: true; entries: number; head: string }
   | { ok: false; entries: number; firstBroken: number; reason: string }
+
+/** A network's `allowed_ports` as both stores keep it (JSON text); anything unreadable is no ports. */
+export function storedPorts(text: string): number[] {
+  try {
+    const v: unknown = JSON.parse(text)
+    return Array.isArray(v) ? v.filter((p): p is number => typeof p === 'number') : []
+  } catch {
+    return []
+  }
+}

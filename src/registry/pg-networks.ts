@@ -9,7 +9,7 @@
  * retried by `transaction` (pg-store.ts) with a fresh snapshot.
  */
 import { auditEntryHash } from './audit-chain.js'
-import { AUDIT_GENESIS, MAX_NETWORK_ID, type AuditAction, type AuditEntry, type JoinRule, type NetworkPolicy, type NetworkRole } from './network-types.js'
+import { AUDIT_GENESIS, storedPorts, MAX_NETWORK_ID, type AuditAction, type AuditEntry, type JoinRule, type NetworkPolicy, type NetworkRole } from './network-types.js'
 import { pgQuery, type PgRun } from './pg-query.js'
 import type { InviteRecord, MemberRecord, NetworkRecord, NetworkTx, NewAuditEntry } from './store-api.js'
 
@@ -299,13 +299,7 @@ function toInvite(r: InviteRow | undefined): InviteRecord | null {
 
 function toNetwork(r: NetworkRow | undefined): NetworkRecord | null {
   if (r === undefined) return null
-  let ports: number[] = []
-  try {
-    const v: unknown = JSON.parse(r.allowed_ports)
-    if (Array.isArray(v)) ports = v.filter((p): p is number => typeof p === 'number')
-  } catch {
-    ports = []
-  }
+  const ports = storedPorts(r.allowed_ports)
   return {
     id: r.id,
     name: r.name,
