@@ -12,7 +12,7 @@
  */
 import type Database from 'better-sqlite3'
 import { auditEntryHash } from './audit-chain.js'
-import { AUDIT_GENESIS, storedPorts, type AuditAction, type AuditEntry, type JoinRule, type NetworkPolicy, type NetworkRole } from './network-types.js'
+import { AUDIT_GENESIS, auditEntryFromRow, storedPorts, type AuditRow, type AuditEntry, type JoinRule, type NetworkPolicy, type NetworkRole } from './network-types.js'
 
 export interface NetworkRecord {
   id: number
@@ -57,20 +57,6 @@ interface NetworkRow {
   created: number
 }
 
-interface AuditRow {
-  network_id: number
-  seq: number
-  time: number
-  actor: number
-  actor_key: string
-  action: AuditAction
-  subject: number
-  detail: string
-  signed: string
-  signature: string
-  prev: string
-  hash: string
-}
 
 export class NetworkStore {
   private readonly s: ReturnType<typeof prepare>
@@ -246,20 +232,7 @@ export class NetworkStore {
 
   /** Up to `limit` entries of chain `networkId` after `afterSeq`, in order. */
   listAudit(networkId: number, afterSeq: number, limit: number): AuditEntry[] {
-    return (this.s.listAudit.all(networkId, afterSeq, limit) as AuditRow[]).map((r) => ({
-      seq: r.seq,
-      networkId: r.network_id,
-      time: r.time,
-      actor: r.actor,
-      actorKey: r.actor_key,
-      action: r.action,
-      subject: r.subject,
-      detail: r.detail,
-      signed: r.signed,
-      signature: r.signature,
-      prev: r.prev,
-      hash: r.hash,
-    }))
+    return (this.s.listAudit.all(networkId, afterSeq, limit) as AuditRow[]).map(auditEntryFromRow)
   }
 }
 

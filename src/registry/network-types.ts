@@ -138,3 +138,36 @@ export function storedPorts(text: string): number[] {
     return []
   }
 }
+
+/** An audit entry as both stores keep it (one row per entry, the same columns). */
+export interface AuditRow {
+  network_id: number
+  seq: number
+  time: number
+  actor: number
+  actor_key: string
+  action: AuditAction
+  subject: number
+  detail: string
+  signed: string
+  signature: string
+  prev: string
+  hash: string
+}
+
+export function auditEntryFromRow(r: AuditRow): AuditEntry {
+  return {
+    seq: r.seq,
+    networkId: r.network_id,
+    time: r.time,
+    actor: r.actor,
+    actorKey: r.actor_key,
+    action: r.action,
+    subject: r.subject,
+    detail: r.detail,
+    signed: r.signed,
+    signature: r.signature,
+    prev: r.prev,
+    hash: r.hash,
+  }
+}

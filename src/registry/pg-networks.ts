@@ -9,7 +9,7 @@
  * retried by `transaction` (pg-store.ts) with a fresh snapshot.
  */
 import { auditEntryHash } from './audit-chain.js'
-import { AUDIT_GENESIS, storedPorts, MAX_NETWORK_ID, type AuditAction, type AuditEntry, type JoinRule, type NetworkPolicy, type NetworkRole } from './network-types.js'
+import { AUDIT_GENESIS, auditEntryFromRow, storedPorts, type AuditRow, MAX_NETWORK_ID, type AuditEntry, type JoinRule, type NetworkPolicy, type NetworkRole } from './network-types.js'
 import { pgQuery, type PgRun } from './pg-query.js'
 import type { InviteRecord, MemberRecord, NetworkRecord, NetworkTx, NewAuditEntry } from './store-api.js'
 
@@ -38,20 +38,6 @@ interface InviteRow {
   used: boolean
 }
 
-interface AuditRow {
-  network_id: number
-  seq: number
-  time: number
-  actor: number
-  actor_key: string
-  action: AuditAction
-  subject: number
-  detail: string
-  signed: string
-  signature: string
-  prev: string
-  hash: string
-}
 
 function q(name: string, text: string) {
   return pgQuery(`ptn_${name}`, text)
@@ -267,20 +253,7 @@ export class PgNetworks implements NetworkTx {
 
   async listAudit(networkId: number, afterSeq: number, limit: number): Promise<AuditEntry[]> {
     const r = await this.run<AuditRow>(Q.listAudit, [networkId, afterSeq, limit < 0 ? null : limit])
-    return r.rows.map((x) => ({
-      seq: x.seq,
-      networkId: x.network_id,
-      time: x.time,
-      actor: x.actor,
-      actorKey: x.actor_key,
-      action: x.action,
-      subject: x.subject,
-      detail: x.detail,
-      signed: x.signed,
-      signature: x.signature,
-      prev: x.prev,
-      hash: x.hash,
-    }))
+    return r.rows.map(auditEntryFromRow)
   }
 }
 

@@ -51,7 +51,7 @@ import {
   type RejectReason,
 } from './request-fields.js'
 import { RegistryError, RegistryErrorCode } from './errors.js'
-import { auditChainLock, type NodeRecord, type RegistryStore, type RegistryTx } from './store-api.js'
+import { auditChainLock, type NodeRecord, type RegistryStore } from './store-api.js'
 import { establishIfMutual, mayResolve } from './trust-rules.js'
 import { NetworkRequests } from './networks.js'
 
